@@ -1,0 +1,39 @@
+//! The pruner stage: decides whether a running trial should stop early.
+
+use crate::history::History;
+use crate::trial::FrozenTrial;
+
+/// Decides from the study's history whether `trial` (running, with its intermediate values so
+/// far) is unpromising enough to stop.
+///
+/// A pruner that stops any trial whose last report is below a floor:
+///
+/// ```
+/// use lepton_core::{FrozenTrial, History, Pruner};
+///
+/// struct Floor(f64);
+///
+/// impl Pruner for Floor {
+///     fn should_prune(&self, _: &History, trial: &FrozenTrial) -> bool {
+///         trial.last_step().is_some_and(|(_, v)| v < self.0)
+///     }
+/// }
+///
+/// let mut t = FrozenTrial::new(0);
+/// t.intermediate_values.insert(1, 0.2);
+/// assert!(Floor(0.5).should_prune(&History::default(), &t));
+/// ```
+pub trait Pruner: Send + Sync {
+    /// Whether `trial` should stop now.
+    fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool;
+}
+
+/// The pruner that never prunes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NopPruner;
+
+impl Pruner for NopPruner {
+    fn should_prune(&self, _: &History, _: &FrozenTrial) -> bool {
+        false
+    }
+}

@@ -1,0 +1,103 @@
+//! The storage stage: the study's source of truth.
+
+use crate::error::Result;
+use crate::param::{Distribution, ParamValue};
+use crate::trial::{Direction, FrozenTrial, TrialState};
+
+/// Where studies and their trials live. Every write is immediate, so a study can always be
+/// resumed from its storage; implementations must be safe to share between worker threads.
+///
+/// Illegal changes (finishing a finished trial, writing to an unknown study or trial) are
+/// refused with a typed error and change nothing.
+///
+/// A storage that keeps one study in a `Mutex`:
+///
+/// ```
+/// use std::sync::Mutex;
+/// use lepton_core::*;
+///
+/// #[derive(Default)]
+/// struct OneStudy(Mutex<Vec<FrozenTrial>>);
+///
+/// impl Storage for OneStudy {
+///     fn create_study(&self, _: &str, _: Direction) -> Result<()> { Ok(()) }
+///     fn study_direction(&self, _: &str) -> Result<Direction> { Ok(Direction::Minimize) }
+///     fn study_names(&self) -> Result<Vec<String>> { Ok(vec!["only".into()]) }
+///     fn create_trial(&self, _: &str) -> Result<u64> {
+///         let mut t = self.0.lock().unwrap();
+///         let n = t.len() as u64;
+///         t.push(FrozenTrial::new(n));
+///         Ok(n)
+///     }
+///     fn set_param(&self, s: &str, n: u64, name: &str, d: &Distribution, v: &ParamValue) -> Result<()> {
+///         let mut t = self.0.lock().unwrap();
+///         let t = t.get_mut(n as usize).ok_or(Error::UnknownTrial { study: s.into(), number: n })?;
+///         t.distributions.insert(name.into(), d.clone());
+///         t.params.insert(name.into(), v.clone());
+///         Ok(())
+///     }
+///     fn set_user_attr(&self, s: &str, n: u64, k: &str, v: &ParamValue) -> Result<()> {
+///         let mut t = self.0.lock().unwrap();
+///         let t = t.get_mut(n as usize).ok_or(Error::UnknownTrial { study: s.into(), number: n })?;
+///         t.user_attrs.insert(k.into(), v.clone());
+///         Ok(())
+///     }
+///     fn report(&self, s: &str, n: u64, step: u64, v: f64) -> Result<()> {
+///         let mut t = self.0.lock().unwrap();
+///         let t = t.get_mut(n as usize).ok_or(Error::UnknownTrial { study: s.into(), number: n })?;
+///         t.intermediate_values.insert(step, v);
+///         Ok(())
+///     }
+///     fn finish_trial(&self, s: &str, n: u64, state: TrialState, v: Option<f64>) -> Result<()> {
+///         let mut t = self.0.lock().unwrap();
+///         let t = t.get_mut(n as usize).ok_or(Error::UnknownTrial { study: s.into(), number: n })?;
+///         if t.state.is_finished() {
+///             return Err(Error::IllegalTransition { number: n, from: t.state, to: state });
+///         }
+///         t.state = state;
+///         t.value = v;
+///         Ok(())
+///     }
+///     fn trials(&self, _: &str) -> Result<Vec<FrozenTrial>> { Ok(self.0.lock().unwrap().clone()) }
+/// }
+///
+/// let s = OneStudy::default();
+/// let n = s.create_trial("only")?;
+/// s.finish_trial("only", n, TrialState::Complete, Some(1.0))?;
+/// assert!(s.finish_trial("only", n, TrialState::Complete, Some(2.0)).is_err());
+/// # Ok::<(), lepton_core::Error>(())
+/// ```
+pub trait Storage: Send + Sync {
+    /// Creates an empty study; [`Error::StudyExists`](crate::Error::StudyExists) if the name is
+    /// taken.
+    fn create_study(&self, name: &str, direction: Direction) -> Result<()>;
+    /// The direction of an existing study.
+    fn study_direction(&self, name: &str) -> Result<Direction>;
+    /// The names of every study.
+    fn study_names(&self) -> Result<Vec<String>>;
+    /// Creates a running trial and returns its number (unique and contiguous from 0).
+    fn create_trial(&self, study: &str) -> Result<u64>;
+    /// Records a suggested parameter of a running trial.
+    fn set_param(
+        &self,
+        study: &str,
+        number: u64,
+        name: &str,
+        distribution: &Distribution,
+        value: &ParamValue,
+    ) -> Result<()>;
+    /// Records a user attribute of a running trial.
+    fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()>;
+    /// Records an intermediate value of a running trial.
+    fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()>;
+    /// Moves a running trial to a finished state, with its value for complete trials.
+    fn finish_trial(
+        &self,
+        study: &str,
+        number: u64,
+        state: TrialState,
+        value: Option<f64>,
+    ) -> Result<()>;
+    /// Every trial of a study, in number order.
+    fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>>;
+}

@@ -1,0 +1,276 @@
+//! Trials: the live handle an objective suggests parameters on, and the frozen record of one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::context::TrialContext;
+use crate::error::{Error, Result};
+use crate::history::History;
+use crate::param::{Distribution, ParamValue, Scale};
+use crate::pruner::Pruner;
+use crate::sampler::Sampler;
+use crate::storage::Storage;
+
+/// Whether the objective is minimised or maximised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Lower is better (losses, errors).
+    #[default]
+    Minimize,
+    /// Higher is better (accuracy).
+    Maximize,
+}
+
+impl Direction {
+    /// Whether `a` is strictly better than `b` in this direction.
+    pub fn is_better(self, a: f64, b: f64) -> bool {
+        match self {
+            Direction::Minimize => a < b,
+            Direction::Maximize => a > b,
+        }
+    }
+}
+
+/// The life-cycle of a trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialState {
+    /// Asked and not yet told.
+    Running,
+    /// Finished with a value.
+    Complete,
+    /// Stopped early by a pruner.
+    Pruned,
+    /// The objective returned an error, a non-finite value, or panicked.
+    Failed,
+    /// Enqueued with fixed parameters, waiting for a worker.
+    Waiting,
+}
+
+impl TrialState {
+    /// Whether the trial can no longer change.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            TrialState::Complete | TrialState::Pruned | TrialState::Failed
+        )
+    }
+}
+
+/// A trial's record as the storage holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrozenTrial {
+    /// Number, unique and contiguous within a study, from 0.
+    pub number: u64,
+    /// Life-cycle state.
+    pub state: TrialState,
+    /// Suggested parameter values by name.
+    pub params: BTreeMap<String, ParamValue>,
+    /// The distribution each parameter was drawn from.
+    pub distributions: BTreeMap<String, Distribution>,
+    /// Final objective value, for complete trials.
+    pub value: Option<f64>,
+    /// Intermediate values reported during training, by step.
+    pub intermediate_values: BTreeMap<u64, f64>,
+    /// Free-form facts the objective recorded (best epoch, validation loss, ...).
+    #[serde(default)]
+    pub user_attrs: BTreeMap<String, ParamValue>,
+}
+
+impl FrozenTrial {
+    /// A new running trial with no parameters.
+    pub fn new(number: u64) -> Self {
+        FrozenTrial {
+            number,
+            state: TrialState::Running,
+            params: BTreeMap::new(),
+            distributions: BTreeMap::new(),
+            value: None,
+            intermediate_values: BTreeMap::new(),
+            user_attrs: BTreeMap::new(),
+        }
+    }
+
+    /// The last reported intermediate value and its step.
+    pub fn last_step(&self) -> Option<(u64, f64)> {
+        self.intermediate_values
+            .last_key_value()
+            .map(|(s, v)| (*s, *v))
+    }
+}
+
+/// The live handle of one trial: an objective suggests its parameters here and reports
+/// progress through it (it is the [`TrialContext`] a study hands to training).
+///
+/// A `Trial` is created by a study's `ask`; every suggestion is written to the study's storage
+/// straight away, so a crash loses nothing already decided.
+pub struct Trial {
+    study: String,
+    record: FrozenTrial,
+    fixed: BTreeMap<String, ParamValue>,
+    history: Arc<History>,
+    sampler: Arc<dyn Sampler>,
+    pruner: Arc<dyn Pruner>,
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Trial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trial")
+            .field("study", &self.study)
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trial {
+    /// Binds a freshly created trial to its study's sampler, pruner and storage. Studies call
+    /// this; users get trials from `Study::ask`.
+    pub fn new(
+        study: impl Into<String>,
+        number: u64,
+        history: Arc<History>,
+        sampler: Arc<dyn Sampler>,
+        pruner: Arc<dyn Pruner>,
+        storage: Arc<dyn Storage>,
+    ) -> Self {
+        Trial {
+            study: study.into(),
+            record: FrozenTrial::new(number),
+            fixed: BTreeMap::new(),
+            history,
+            sampler,
+            pruner,
+            storage,
+        }
+    }
+
+    /// Fixes parameter values in advance (an enqueued configuration): `suggest` returns these
+    /// instead of sampling, after checking that each lies in its distribution.
+    pub fn with_fixed_params(mut self, fixed: BTreeMap<String, ParamValue>) -> Self {
+        self.fixed = fixed;
+        self
+    }
+
+    /// The trial's number within its study.
+    pub fn number(&self) -> u64 {
+        self.record.number
+    }
+
+    /// The study this trial belongs to.
+    pub fn study(&self) -> &str {
+        &self.study
+    }
+
+    /// The parameters suggested so far.
+    pub fn params(&self) -> &BTreeMap<String, ParamValue> {
+        &self.record.params
+    }
+
+    /// The trial's record as it stands.
+    pub fn record(&self) -> &FrozenTrial {
+        &self.record
+    }
+
+    /// Suggests a value for `name` from `distribution` (define-by-run). Asking again for the
+    /// same name with the same distribution returns the same value.
+    pub fn suggest(&mut self, name: &str, distribution: &Distribution) -> Result<ParamValue> {
+        distribution.validate(name)?;
+        if let Some(existing) = self.record.distributions.get(name) {
+            if existing != distribution {
+                return Err(Error::ParamConflict {
+                    name: name.to_owned(),
+                });
+            }
+            if let Some(v) = self.record.params.get(name) {
+                return Ok(v.clone());
+            }
+        }
+        let value = match self.fixed.get(name) {
+            Some(v) if distribution.contains(v) => v.clone(),
+            Some(v) => {
+                return Err(Error::InvalidParameter {
+                    name: name.to_owned(),
+                    reason: format!("enqueued value `{v}` is outside {distribution:?}"),
+                });
+            }
+            None => {
+                let v =
+                    self.sampler
+                        .sample(&self.history, self.record.number, name, distribution)?;
+                if !distribution.contains(&v) {
+                    return Err(Error::InvalidParameter {
+                        name: name.to_owned(),
+                        reason: format!("the sampler proposed `{v}`, outside {distribution:?}"),
+                    });
+                }
+                v
+            }
+        };
+        self.storage
+            .set_param(&self.study, self.record.number, name, distribution, &value)?;
+        self.record
+            .distributions
+            .insert(name.to_owned(), distribution.clone());
+        self.record.params.insert(name.to_owned(), value.clone());
+        Ok(value)
+    }
+
+    /// Records a fact about this trial (kept in the storage, not used by samplers).
+    pub fn set_user_attr(&mut self, key: &str, value: impl Into<ParamValue>) -> Result<()> {
+        let value = value.into();
+        self.storage
+            .set_user_attr(&self.study, self.record.number, key, &value)?;
+        self.record.user_attrs.insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    /// Suggests a real number in `[low, high]`.
+    pub fn suggest_float(&mut self, name: &str, low: f64, high: f64, scale: Scale) -> Result<f64> {
+        let v = self.suggest(name, &Distribution::float(low, high, scale))?;
+        v.as_f64().ok_or_else(|| wrong_type(name, &v))
+    }
+
+    /// Suggests an integer in `[low, high]`.
+    pub fn suggest_int(&mut self, name: &str, low: i64, high: i64, scale: Scale) -> Result<i64> {
+        let v = self.suggest(name, &Distribution::int(low, high, scale))?;
+        v.as_i64().ok_or_else(|| wrong_type(name, &v))
+    }
+
+    /// Suggests one of `choices`.
+    pub fn suggest_categorical<T: Into<ParamValue> + Clone>(
+        &mut self,
+        name: &str,
+        choices: &[T],
+    ) -> Result<ParamValue> {
+        self.suggest(name, &Distribution::categorical(choices.iter().cloned()))
+    }
+}
+
+fn wrong_type(name: &str, v: &ParamValue) -> Error {
+    Error::InvalidParameter {
+        name: name.to_owned(),
+        reason: format!("value `{v}` has the wrong type"),
+    }
+}
+
+impl TrialContext for Trial {
+    fn report(&mut self, step: u64, value: f64) -> Result<()> {
+        if !value.is_finite() {
+            return Err(Error::InvalidInput(format!(
+                "trial {} reported a non-finite value {value} at step {step}",
+                self.record.number
+            )));
+        }
+        self.storage
+            .report(&self.study, self.record.number, step, value)?;
+        self.record.intermediate_values.insert(step, value);
+        Ok(())
+    }
+
+    fn should_prune(&self) -> bool {
+        self.pruner.should_prune(&self.history, &self.record)
+    }
+}

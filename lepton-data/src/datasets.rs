@@ -1,0 +1,75 @@
+//! Small classic data sets compiled into the crate, so examples need no download and no path.
+//! Provenance and licences: `data/README.md` in this crate.
+
+use crate::csv_loader::CsvLoader;
+use crate::error::Result;
+use crate::tabular::TabularDataset;
+
+fn embedded(name: &str, text: &'static str) -> Result<TabularDataset> {
+    CsvLoader::new(format!("<embedded {name}>")).load_from(text.as_bytes())
+}
+
+/// Fisher's iris: 150 flowers, 4 measurements, 3 species.
+pub fn iris() -> Result<TabularDataset> {
+    embedded("iris.csv", include_str!("../data/iris.csv"))
+}
+
+/// Wine recognition: 178 wines, 13 chemical measurements, 3 cultivars.
+pub fn wine() -> Result<TabularDataset> {
+    embedded("wine.csv", include_str!("../data/wine.csv"))
+}
+
+/// Breast cancer Wisconsin (diagnostic): 569 tumours, 30 features, malignant (0) or benign (1).
+pub fn breast_cancer() -> Result<TabularDataset> {
+    embedded(
+        "breast_cancer.csv",
+        include_str!("../data/breast_cancer.csv"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lepton_core::Dataset;
+
+    #[test]
+    fn shapes_and_classes() {
+        for (d, rows, width, classes) in [
+            (iris().unwrap(), 150, 4, 3),
+            (wine().unwrap(), 178, 13, 3),
+            (breast_cancer().unwrap(), 569, 30, 2),
+        ] {
+            assert_eq!(d.len(), rows);
+            assert_eq!(d.n_features(), width);
+            assert_eq!(d.schema().n_classes(), Some(classes));
+        }
+    }
+
+    #[test]
+    fn embedded_copies_match_the_shared_data_when_present() {
+        let Ok(dir) = std::env::var("LEPTON_DATA_DIR") else {
+            eprintln!("LEPTON_DATA_DIR unset: skipping the comparison with the shared data");
+            return;
+        };
+        // A relative LEPTON_DATA_DIR is relative to the workspace root, not this crate.
+        let dir = if std::path::Path::new(&dir).is_absolute() {
+            dir
+        } else {
+            format!("{}/../{dir}", env!("CARGO_MANIFEST_DIR"))
+        };
+        for (name, d) in [
+            ("iris", iris()),
+            ("wine", wine()),
+            ("breast_cancer", breast_cancer()),
+        ] {
+            let shared = CsvLoader::new(format!("{dir}/tabular/{name}.csv"))
+                .load()
+                .unwrap();
+            assert_eq!(
+                d.unwrap().feature_values(),
+                shared.feature_values(),
+                "{name}"
+            );
+        }
+    }
+}

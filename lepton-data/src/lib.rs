@@ -1,0 +1,26 @@
+//! Lepton's data stage: load tabular data, scale it, split it.
+//!
+//! ```
+//! use lepton_core::Dataset;
+//! use lepton_data::{datasets, stratified_split, StandardScaler};
+//!
+//! let wine = datasets::wine()?;
+//! let (train, test) = stratified_split(&wine, 0.2, 7)?;
+//! let scaler = StandardScaler.fit(&train)?;          // fitted on training rows only
+//! let (train, test) = (scaler.transform(&train)?, scaler.transform(&test)?);
+//! assert_eq!(train.len() + test.len(), 178);
+//! # Ok::<(), lepton_data::DataError>(())
+//! ```
+
+mod csv_loader;
+pub mod datasets;
+mod error;
+mod split;
+mod standard_scaler;
+mod tabular;
+
+pub use csv_loader::CsvLoader;
+pub use error::{DataError, Result};
+pub use split::{stratified_kfold, stratified_split};
+pub use standard_scaler::{FittedStandardScaler, StandardScaler};
+pub use tabular::TabularDataset;

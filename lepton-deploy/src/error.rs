@@ -1,0 +1,59 @@
+//! lepton-deploy's error type.
+
+/// What can go wrong while saving, loading or deploying an artifact.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The manifest is not valid JSON of the expected shape.
+    #[error("{path}: invalid manifest: {message}")]
+    Manifest {
+        /// The manifest file.
+        path: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// The artifact was written by a newer or unknown format.
+    #[error("artifact format {found} is not supported (this build reads format {supported})")]
+    UnsupportedFormat {
+        /// The artifact's format version.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A file's content does not match the checksum the manifest records.
+    #[error("{file}: checksum mismatch (manifest {expected}, file {found}): tampered or truncated")]
+    Checksum {
+        /// The file.
+        file: String,
+        /// SHA-256 in the manifest.
+        expected: String,
+        /// SHA-256 of the file.
+        found: String,
+    },
+    /// A model or registry name that is not allowed.
+    #[error("invalid name `{0}`: use 1 to 64 letters, digits, `-` or `_`")]
+    InvalidName(String),
+    /// A lepton-core error.
+    #[error(transparent)]
+    Core(#[from] lepton_core::Error),
+}
+
+impl From<DeployError> for lepton_core::Error {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::Core(core) => core,
+            other => lepton_core::Error::stage(other),
+        }
+    }
+}
+
+/// `Result` with [`DeployError`].
+pub type Result<T, E = DeployError> = std::result::Result<T, E>;

@@ -1,0 +1,63 @@
+//! Backends as types: each exists only with its Cargo feature, so asking for a backend that
+//! is not compiled in fails at compile time, not at run time.
+
+use burn::tensor::Device;
+
+/// A compute backend Lepton can train on; maps to a burn [`Device`].
+pub trait Backend: Send + Sync + 'static {
+    /// Human-readable name, used in logs and artifacts.
+    const NAME: &'static str;
+    /// The burn device this backend runs on (without autodiff).
+    fn device() -> Device;
+}
+
+/// The default CPU backend: burn's pure-Rust `flex`, multi-threaded with rayon and SIMD.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu;
+
+impl Backend for Cpu {
+    const NAME: &'static str = "cpu-flex";
+    fn device() -> Device {
+        Device::flex()
+    }
+}
+
+/// burn's deprecated `ndarray` CPU backend, kept for comparison benchmarks.
+#[cfg(feature = "ndarray")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NdArray;
+
+#[cfg(feature = "ndarray")]
+impl Backend for NdArray {
+    const NAME: &'static str = "cpu-ndarray";
+    #[allow(deprecated)] // deprecated upstream in favour of flex; benchmarked against it here
+    fn device() -> Device {
+        Device::ndarray()
+    }
+}
+
+/// A GPU (or software adapter) through wgpu: Vulkan, Metal, DirectX or WebGPU.
+#[cfg(feature = "wgpu")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wgpu;
+
+#[cfg(feature = "wgpu")]
+impl Backend for Wgpu {
+    const NAME: &'static str = "wgpu";
+    fn device() -> Device {
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+    }
+}
+
+/// The first CUDA GPU.
+#[cfg(feature = "cuda")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cuda;
+
+#[cfg(feature = "cuda")]
+impl Backend for Cuda {
+    const NAME: &'static str = "cuda";
+    fn device() -> Device {
+        Device::cuda(0)
+    }
+}

@@ -1,0 +1,34 @@
+//! Lepton's model stage: burn networks behind the core `Model` / `Predict` traits.
+//!
+//! The backend is a type parameter ([`Cpu`] by default; [`Wgpu`], [`Cuda`] and the deprecated
+//! [`NdArray`] with their Cargo features), turned into a burn `Device` inside:
+//!
+//! ```no_run
+//! use lepton_core::{DetachedContext, Model};
+//! use lepton_data::{datasets, stratified_split};
+//! use lepton_models::{Cpu, MlpClassifier, MlpConfig};
+//!
+//! let wine = datasets::wine()?;
+//! let (train, valid) = stratified_split(&wine, 0.2, 0)?;
+//! let model = MlpClassifier::<Cpu>::new(MlpConfig::default())?;
+//! let fitted = model.fit(&train, &valid, &mut DetachedContext::new())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod backend;
+mod error;
+mod mlp;
+mod mlp_space;
+mod training;
+
+#[cfg(feature = "cuda")]
+pub use backend::Cuda;
+#[cfg(feature = "ndarray")]
+pub use backend::NdArray;
+#[cfg(feature = "wgpu")]
+pub use backend::Wgpu;
+pub use backend::{Backend, Cpu};
+pub use error::{ModelError, Result};
+pub use mlp::{FittedMlp, MlpClassifier, MlpConfig};
+pub use mlp_space::MlpSpace;
+pub use training::TrainingSummary;

@@ -1,0 +1,176 @@
+//! The MLP classifier on real data: it learns, it saves and restores exactly, it refuses bad
+//! input, it can be pruned.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
+
+use lepton_core::{DetachedContext, Error, Features, Model, Predict, Result, TrialContext};
+use lepton_data::{StandardScaler, TabularDataset, datasets, stratified_split};
+use lepton_models::{Cpu, FittedMlp, MlpClassifier, MlpConfig, ModelError};
+
+fn scaled_iris() -> (TabularDataset, TabularDataset) {
+    let iris = datasets::iris().unwrap();
+    let (train, valid) = stratified_split(&iris, 0.3, 0).unwrap();
+    let scaler = StandardScaler.fit(&train).unwrap();
+    (
+        scaler.transform(&train).unwrap(),
+        scaler.transform(&valid).unwrap(),
+    )
+}
+
+fn quick() -> MlpConfig {
+    MlpConfig::default()
+        .with_learning_rate(1e-2)
+        .with_max_epochs(60)
+        .with_patience(15)
+        .with_seed(3)
+}
+
+fn accuracy(model: &impl Predict, data: &TabularDataset) -> f64 {
+    let x = Features::new(data.feature_values(), data.n_features()).unwrap();
+    let p = model.predict(x).unwrap();
+    let hits = p
+        .iter()
+        .zip(data.targets())
+        .filter(|(p, t)| matches!(t, lepton_core::Target::Class(c) if p.class() == Some(*c)))
+        .count();
+    hits as f64 / p.len() as f64
+}
+
+#[test]
+fn learns_iris_and_reports_every_epoch() {
+    let (train, valid) = scaled_iris();
+    let mut ctx = DetachedContext::new();
+    let fitted = MlpClassifier::<Cpu>::new(quick())
+        .unwrap()
+        .fit(&train, &valid, &mut ctx)
+        .unwrap();
+    let s = fitted.summary();
+    assert_eq!(ctx.reports().len(), s.epochs_run);
+    assert!(s.best_epoch >= 1 && s.best_epoch <= s.epochs_run);
+    let acc = accuracy(&fitted, &valid);
+    assert!(acc >= 0.9, "validation accuracy {acc}");
+    assert_eq!(Some(acc), s.best_valid_accuracy);
+}
+
+#[test]
+fn saved_weights_restore_identical_predictions() {
+    let (train, valid) = scaled_iris();
+    let fitted = MlpClassifier::<Cpu>::new(quick().with_depth(2))
+        .unwrap()
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let bytes = fitted.weights_to_bytes().unwrap();
+    let restored = FittedMlp::<Cpu>::from_weights(
+        fitted.config().clone(),
+        fitted.n_features(),
+        fitted.n_classes(),
+        fitted.summary().clone(),
+        bytes.clone(),
+    )
+    .unwrap();
+    let x = Features::new(valid.feature_values(), 4).unwrap();
+    assert_eq!(fitted.predict(x).unwrap(), restored.predict(x).unwrap());
+
+    // Weights for another shape of network are refused, not silently mis-loaded.
+    let wrong = FittedMlp::<Cpu>::from_weights(
+        fitted.config().clone().with_hidden_width(7),
+        4,
+        3,
+        fitted.summary().clone(),
+        bytes.clone(),
+    );
+    assert!(matches!(wrong, Err(ModelError::Weights(_))), "{wrong:?}");
+    let garbage = FittedMlp::<Cpu>::from_weights(
+        fitted.config().clone(),
+        4,
+        3,
+        fitted.summary().clone(),
+        b"not burnpack".to_vec(),
+    );
+    assert!(matches!(garbage, Err(ModelError::Weights(_))));
+}
+
+#[test]
+fn predict_refuses_the_wrong_width() {
+    let (train, valid) = scaled_iris();
+    let fitted = MlpClassifier::<Cpu>::new(quick().with_max_epochs(2))
+        .unwrap()
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let x = Features::new(&[0.0; 6], 3).unwrap();
+    assert!(matches!(fitted.predict(x), Err(Error::InvalidInput(_))));
+}
+
+#[test]
+fn bad_hyper_parameters_fail_before_training() {
+    for config in [
+        MlpConfig::default().with_dropout(1.0),
+        MlpConfig::default().with_dropout(f64::NAN),
+        MlpConfig::default().with_learning_rate(0.0),
+        MlpConfig::default().with_batch_size(0),
+        MlpConfig::default().with_hidden_width(0),
+        MlpConfig::default().with_max_epochs(0),
+    ] {
+        let e = MlpClassifier::<Cpu>::new(config).unwrap_err();
+        assert!(
+            matches!(e, ModelError::Core(Error::InvalidParameter { .. })),
+            "{e:?}"
+        );
+    }
+    let unknown = [("momentum".to_string(), 0.9.into())].into_iter().collect();
+    assert!(MlpConfig::default().with_params(&unknown).is_err());
+}
+
+#[test]
+fn one_class_data_is_refused() {
+    let d = lepton_data::CsvLoader::new("one.csv")
+        .load_from(&b"x,target\n1,a\n2,a\n"[..])
+        .unwrap();
+    let e = MlpClassifier::<Cpu>::new(quick())
+        .unwrap()
+        .train(&d, &d, &mut DetachedContext::new())
+        .unwrap_err();
+    assert!(matches!(e, ModelError::InvalidData(_)), "{e:?}");
+}
+
+#[test]
+fn a_diverging_run_fails_cleanly() {
+    let d = lepton_data::CsvLoader::new("huge.csv")
+        .load_from(&b"x,target\n3.4e38,a\n-3.4e38,b\n3.3e38,a\n-3.3e38,b\n"[..])
+        .unwrap();
+    let e = MlpClassifier::<Cpu>::new(
+        quick()
+            .with_learning_rate(1.0)
+            .with_hidden_width(512)
+            .with_depth(3),
+    )
+    .unwrap()
+    .train(&d, &d, &mut DetachedContext::new())
+    .unwrap_err();
+    assert!(matches!(e, ModelError::Diverged { .. }), "{e:?}");
+}
+
+/// Prunes as soon as anything is reported.
+struct PruneAtOnce(usize);
+
+impl TrialContext for PruneAtOnce {
+    fn report(&mut self, _: u64, _: f64) -> Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+    fn should_prune(&self) -> bool {
+        self.0 > 0
+    }
+}
+
+#[test]
+fn training_stops_when_pruned() {
+    let (train, valid) = scaled_iris();
+    let mut ctx = PruneAtOnce(0);
+    let e = MlpClassifier::<Cpu>::new(quick())
+        .unwrap()
+        .fit(&train, &valid, &mut ctx)
+        .unwrap_err();
+    assert!(matches!(e, Error::Pruned { step: 1 }), "{e:?}");
+    assert_eq!(ctx.0, 1);
+}

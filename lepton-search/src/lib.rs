@@ -1,0 +1,26 @@
+//! Lepton's search stage: studies that ask samplers for trials and keep them in a storage.
+//!
+//! ```
+//! use lepton_search::{RandomSampler, Study};
+//! use lepton_core::{Direction, Scale};
+//!
+//! let study = Study::builder("quadratic")
+//!     .with_direction(Direction::Minimize)
+//!     .with_sampler(RandomSampler::new(42))
+//!     .build()?;
+//! study.optimize(50, |trial| {
+//!     let x = trial.suggest_float("x", -10.0, 10.0, Scale::Linear)?;
+//!     Ok((x - 2.0).powi(2))
+//! })?;
+//! let best = study.best_trial()?.expect("50 complete trials");
+//! assert!(best.value.unwrap() < 1.0);
+//! # Ok::<(), lepton_core::Error>(())
+//! ```
+
+pub mod samplers;
+pub mod storage;
+mod study;
+
+pub use samplers::RandomSampler;
+pub use storage::InMemoryStorage;
+pub use study::{Study, StudyBuilder};

@@ -1,0 +1,230 @@
+//! The in-memory storage: the default for tests and quick runs.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use lepton_core::{
+    Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
+};
+
+#[derive(Debug)]
+struct StudyRecord {
+    direction: Direction,
+    trials: Vec<FrozenTrial>,
+}
+
+/// Keeps every study in the process's memory, behind one mutex. Lost when the process ends.
+#[derive(Debug, Default)]
+pub struct InMemoryStorage {
+    studies: Mutex<BTreeMap<String, StudyRecord>>,
+}
+
+impl InMemoryStorage {
+    /// An empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, StudyRecord>> {
+        // A panic elsewhere while holding the lock leaves the data consistent (every write is
+        // a single assignment), so a poisoned lock is still safe to use.
+        self.studies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn with_running<T>(
+        &self,
+        study: &str,
+        number: u64,
+        f: impl FnOnce(&mut FrozenTrial) -> T,
+    ) -> Result<T> {
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let trial = record
+            .trials
+            .get_mut(number as usize)
+            .ok_or_else(|| Error::UnknownTrial {
+                study: study.to_owned(),
+                number,
+            })?;
+        if trial.state != TrialState::Running {
+            return Err(Error::IllegalTransition {
+                number,
+                from: trial.state,
+                to: TrialState::Running,
+            });
+        }
+        Ok(f(trial))
+    }
+}
+
+impl Storage for InMemoryStorage {
+    fn create_study(&self, name: &str, direction: Direction) -> Result<()> {
+        let mut studies = self.lock();
+        if studies.contains_key(name) {
+            return Err(Error::StudyExists(name.to_owned()));
+        }
+        studies.insert(
+            name.to_owned(),
+            StudyRecord {
+                direction,
+                trials: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn study_direction(&self, name: &str) -> Result<Direction> {
+        self.lock()
+            .get(name)
+            .map(|s| s.direction)
+            .ok_or_else(|| Error::UnknownStudy(name.to_owned()))
+    }
+
+    fn study_names(&self) -> Result<Vec<String>> {
+        Ok(self.lock().keys().cloned().collect())
+    }
+
+    fn create_trial(&self, study: &str) -> Result<u64> {
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let number = record.trials.len() as u64;
+        record.trials.push(FrozenTrial::new(number));
+        Ok(number)
+    }
+
+    fn set_param(
+        &self,
+        study: &str,
+        number: u64,
+        name: &str,
+        distribution: &Distribution,
+        value: &ParamValue,
+    ) -> Result<()> {
+        distribution.validate(name)?;
+        if !distribution.contains(value) {
+            return Err(Error::InvalidParameter {
+                name: name.to_owned(),
+                reason: format!("`{value}` is outside {distribution:?}"),
+            });
+        }
+        self.with_running(study, number, |t| {
+            t.distributions
+                .insert(name.to_owned(), distribution.clone());
+            t.params.insert(name.to_owned(), value.clone());
+        })
+    }
+
+    fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
+        self.with_running(study, number, |t| {
+            t.user_attrs.insert(key.to_owned(), value.clone());
+        })
+    }
+
+    fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
+        if !value.is_finite() {
+            return Err(Error::InvalidInput(format!(
+                "intermediate value {value} is not finite"
+            )));
+        }
+        self.with_running(study, number, |t| {
+            t.intermediate_values.insert(step, value);
+        })
+    }
+
+    fn finish_trial(
+        &self,
+        study: &str,
+        number: u64,
+        state: TrialState,
+        value: Option<f64>,
+    ) -> Result<()> {
+        let refuse = |from| Error::IllegalTransition {
+            number,
+            from,
+            to: state,
+        };
+        if !state.is_finished() {
+            return Err(refuse(TrialState::Running));
+        }
+        if state == TrialState::Complete && !value.is_some_and(f64::is_finite) {
+            return Err(Error::InvalidInput(format!(
+                "a complete trial needs a finite value, got {value:?}"
+            )));
+        }
+        self.with_running(study, number, |t| {
+            t.state = state;
+            t.value = value;
+        })
+        .map_err(|e| match e {
+            Error::IllegalTransition { from, .. } => refuse(from),
+            other => other,
+        })
+    }
+
+    fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {
+        self.lock()
+            .get(study)
+            .map(|s| s.trials.clone())
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lepton_core::Scale;
+
+    #[test]
+    fn trial_lifecycle() {
+        let s = InMemoryStorage::new();
+        s.create_study("a", Direction::Maximize).unwrap();
+        assert!(matches!(
+            s.create_study("a", Direction::Minimize),
+            Err(Error::StudyExists(_))
+        ));
+        assert_eq!(s.create_trial("a").unwrap(), 0);
+        assert_eq!(s.create_trial("a").unwrap(), 1);
+        let d = Distribution::float(0.0, 1.0, Scale::Linear);
+        s.set_param("a", 0, "x", &d, &ParamValue::Float(0.5))
+            .unwrap();
+        assert!(
+            s.set_param("a", 0, "x", &d, &ParamValue::Float(2.0))
+                .is_err()
+        );
+        s.report("a", 0, 1, 0.25).unwrap();
+        s.set_user_attr("a", 0, "note", &ParamValue::from("hi"))
+            .unwrap();
+        assert!(s.report("a", 0, 2, f64::NAN).is_err());
+        s.finish_trial("a", 0, TrialState::Complete, Some(0.9))
+            .unwrap();
+        // A finished trial cannot change any more, and nothing it holds is lost.
+        assert!(matches!(
+            s.finish_trial("a", 0, TrialState::Failed, None),
+            Err(Error::IllegalTransition {
+                from: TrialState::Complete,
+                to: TrialState::Failed,
+                ..
+            })
+        ));
+        assert!(s.report("a", 0, 3, 0.1).is_err());
+        assert!(
+            s.finish_trial("a", 1, TrialState::Complete, Some(f64::NAN))
+                .is_err()
+        );
+        assert!(s.finish_trial("a", 1, TrialState::Running, None).is_err());
+        let trials = s.trials("a").unwrap();
+        assert_eq!(trials[0].value, Some(0.9));
+        assert_eq!(trials[0].intermediate_values.get(&1), Some(&0.25));
+        assert_eq!(trials[0].user_attrs["note"], ParamValue::from("hi"));
+        assert_eq!(trials[1].state, TrialState::Running);
+        assert!(matches!(s.trials("b"), Err(Error::UnknownStudy(_))));
+        assert!(s.create_trial("b").is_err());
+        assert!(s.finish_trial("a", 7, TrialState::Failed, None).is_err());
+    }
+}
