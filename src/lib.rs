@@ -11,6 +11,28 @@
 //! | [`search`] | samplers, studies, storages |
 //! | [`models`] | burn models and training |
 //! | [`deploy`] | artifacts and deployment |
+//!
+//! A search over an MLP's hyper-parameters on wine (the README's example):
+//!
+//! ```
+//! use lepton::prelude::*;
+//!
+//! let wine = datasets::wine()?;
+//! let (train, valid) = stratified_split(&wine, 0.25, 0)?;
+//! let scaler = StandardScaler.fit(&train)?; // fitted on training rows only
+//! let (train_s, valid_s) = (scaler.transform(&train)?, scaler.transform(&valid)?);
+//!
+//! let study = Study::builder("wine").with_direction(Direction::Maximize).build()?;
+//! study.optimize(10, |trial| {
+//!     MlpSpace.suggest(trial)?;                               // lr, width, depth, dropout, batch
+//!     let config = MlpConfig::default().with_params(trial.params())?;
+//!     let fitted = MlpClassifier::<Cpu>::new(config)?.train(&train_s, &valid_s, trial)?;
+//!     Ok(fitted.summary().best_valid_accuracy.unwrap_or(0.0)) // reported per epoch to the trial
+//! })?;
+//! let best = study.best_trial()?.ok_or("no complete trial")?;
+//! assert!(best.value.unwrap_or(0.0) > 0.9);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub use lepton_core as core;
 pub use lepton_data as data;

@@ -87,6 +87,32 @@ pub enum DataError {
         /// The header's columns, comma-separated.
         available: String,
     },
+    /// An IDX file whose header or content is wrong.
+    #[error("{path}: {message}")]
+    Idx {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file whose SHA-256 is not the published one.
+    #[error("{path}: SHA-256 {found} is not the expected {expected}")]
+    Checksum {
+        /// The file.
+        path: String,
+        /// The published digest.
+        expected: String,
+        /// The file's digest.
+        found: String,
+    },
+    /// A data set whose files are not on this machine.
+    #[error("{name} not found: {hint}")]
+    DatasetMissing {
+        /// The data set.
+        name: String,
+        /// Where it was looked for and how to provide it.
+        hint: String,
+    },
     /// A class with too few samples to be split between both sides.
     #[error("cannot stratify: class `{class}` has {count} sample(s), at least 2 are needed")]
     CannotStratify {

@@ -1,4 +1,4 @@
-//! Lepton's data stage: load tabular data, scale it, split it.
+//! Lepton's data stage: load tabular data (CSV) and images (IDX, MNIST), scale, split.
 //!
 //! ```
 //! use lepton_core::Dataset;
@@ -15,12 +15,16 @@
 mod csv_loader;
 pub mod datasets;
 mod error;
+mod idx;
+mod image;
 mod split;
 mod standard_scaler;
 mod tabular;
 
 pub use csv_loader::CsvLoader;
 pub use error::{DataError, Result};
+pub use idx::{IdxArray, parse_idx, read_idx};
+pub use image::ImageDataset;
 pub use split::{stratified_kfold, stratified_split};
 pub use standard_scaler::{FittedStandardScaler, StandardScaler};
 pub use tabular::TabularDataset;

@@ -4,6 +4,25 @@
 use burn::tensor::Device;
 
 /// A compute backend Lepton can train on; maps to a burn [`Device`].
+///
+/// A user's own backend type, here pinning flex under another name:
+///
+/// ```
+/// use burn::tensor::Device;
+/// use lepton_models::{Backend, MlpClassifier, MlpConfig};
+///
+/// struct MyCpu;
+///
+/// impl Backend for MyCpu {
+///     const NAME: &'static str = "my-cpu";
+///     fn device() -> Device {
+///         Device::flex()
+///     }
+/// }
+///
+/// let model = MlpClassifier::<MyCpu>::new(MlpConfig::default())?;
+/// # Ok::<(), lepton_models::ModelError>(())
+/// ```
 pub trait Backend: Send + Sync + 'static {
     /// Human-readable name, used in logs and artifacts.
     const NAME: &'static str;

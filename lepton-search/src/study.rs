@@ -277,6 +277,15 @@ mod tests {
     }
 
     #[test]
+    fn studies_and_trials_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Study>();
+        send_sync::<Trial>();
+        send_sync::<InMemoryStorage>();
+        send_sync::<RandomSampler>();
+    }
+
+    #[test]
     fn random_search_is_reproducible() {
         let run = |seed| {
             let study = Study::builder("s")

@@ -1,5 +1,10 @@
-//! Small classic data sets compiled into the crate, so examples need no download and no path.
-//! Provenance and licences: `data/README.md` in this crate.
+//! Data sets by name: small classic tables compiled into the crate (no download, no path;
+//! provenance and licences in this crate's `data/README.md`), and MNIST read from a local
+//! directory and verified.
+
+mod mnist;
+
+pub use mnist::{MnistSplit, mnist, mnist_dirs, mnist_from_dir};
 
 use crate::csv_loader::CsvLoader;
 use crate::error::Result;
@@ -11,19 +16,19 @@ fn embedded(name: &str, text: &'static str) -> Result<TabularDataset> {
 
 /// Fisher's iris: 150 flowers, 4 measurements, 3 species.
 pub fn iris() -> Result<TabularDataset> {
-    embedded("iris.csv", include_str!("../data/iris.csv"))
+    embedded("iris.csv", include_str!("../../data/iris.csv"))
 }
 
 /// Wine recognition: 178 wines, 13 chemical measurements, 3 cultivars.
 pub fn wine() -> Result<TabularDataset> {
-    embedded("wine.csv", include_str!("../data/wine.csv"))
+    embedded("wine.csv", include_str!("../../data/wine.csv"))
 }
 
 /// Breast cancer Wisconsin (diagnostic): 569 tumours, 30 features, malignant (0) or benign (1).
 pub fn breast_cancer() -> Result<TabularDataset> {
     embedded(
         "breast_cancer.csv",
-        include_str!("../data/breast_cancer.csv"),
+        include_str!("../../data/breast_cancer.csv"),
     )
 }
 

@@ -1,0 +1,137 @@
+//! Greyscale images with class labels, pixels normalised to `[0, 1]`.
+
+use lepton_core::{Dataset, Schema, Target, Task};
+
+use crate::error::{DataError, Result};
+
+/// Images of one size with a class each; pixels are stored as `f32` in `[0, 1]`, row-major per
+/// image, so a sample's features are its pixels (the [`Dataset`] view) and its shape is known
+/// for convolutional models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageDataset {
+    schema: Schema,
+    height: usize,
+    width: usize,
+    pixels: Vec<f32>,
+    labels: Vec<usize>,
+}
+
+impl ImageDataset {
+    /// Builds a dataset from 8-bit greyscale images (`count x height x width` bytes) and their
+    /// labels, each below `classes.len()`.
+    pub fn from_u8(
+        height: usize,
+        width: usize,
+        images: &[u8],
+        labels: &[u8],
+        classes: Vec<String>,
+    ) -> Result<Self> {
+        let size = height * width;
+        if size == 0 {
+            return Err(DataError::InvalidInput(format!(
+                "images of {height}x{width} pixels"
+            )));
+        }
+        if images.len() != size * labels.len() {
+            return Err(DataError::InvalidInput(format!(
+                "{} pixel bytes for {} labels of {height}x{width} images",
+                images.len(),
+                labels.len()
+            )));
+        }
+        if let Some((i, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| usize::from(**l) >= classes.len())
+        {
+            return Err(DataError::InvalidInput(format!(
+                "image {i} has label {l}, but there are {} classes",
+                classes.len()
+            )));
+        }
+        let schema = Schema {
+            features: (0..size).map(|p| format!("px{p}")).collect(),
+            target: "label".into(),
+            task: Task::Classification { classes },
+        };
+        Ok(ImageDataset {
+            schema,
+            height,
+            width,
+            pixels: images.iter().map(|&p| f32::from(p) / 255.0).collect(),
+            labels: labels.iter().map(|&l| usize::from(l)).collect(),
+        })
+    }
+
+    /// Image height in pixels.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Image width in pixels.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// All pixels, image after image.
+    pub fn pixels(&self) -> &[f32] {
+        &self.pixels
+    }
+
+    /// All labels, in order.
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    /// How many images each class has.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.schema.n_classes().unwrap_or(0)];
+        for &l in &self.labels {
+            counts[l] += 1;
+        }
+        counts
+    }
+}
+
+impl Dataset for ImageDataset {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn features(&self, index: usize) -> Option<&[f32]> {
+        let size = self.height * self.width;
+        self.pixels.get(index * size..(index + 1) * size)
+    }
+
+    fn target(&self, index: usize) -> Option<Target> {
+        self.labels.get(index).map(|&l| Target::Class(l))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_and_checks_shapes() {
+        let d = ImageDataset::from_u8(
+            1,
+            2,
+            &[0, 255, 51, 0],
+            &[1, 0],
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap();
+        assert_eq!(d.features(0), Some(&[0.0, 1.0][..]));
+        assert_eq!(d.features(1), Some(&[0.2, 0.0][..]));
+        assert_eq!(d.target(0), Some(Target::Class(1)));
+        assert_eq!(d.class_counts(), vec![1, 1]);
+        assert!(ImageDataset::from_u8(1, 2, &[0, 1, 2], &[0, 0], vec!["a".into()]).is_err());
+        assert!(ImageDataset::from_u8(1, 1, &[0], &[3], vec!["a".into()]).is_err());
+        assert!(ImageDataset::from_u8(0, 1, &[], &[], vec!["a".into()]).is_err());
+    }
+}
