@@ -20,10 +20,13 @@ use crate::tabular::TabularDataset;
 /// ```
 #[derive(Debug, Clone)]
 pub struct CsvLoader {
-    path: String,
+    pub(crate) path: String,
     target: String,
     regression: bool,
-    delimiter: u8,
+    pub(crate) delimiter: u8,
+    pub(crate) has_header: bool,
+    pub(crate) missing_tokens: Vec<String>,
+    pub(crate) types: std::collections::BTreeMap<String, crate::table::ColumnType>,
 }
 
 impl CsvLoader {
@@ -34,7 +37,39 @@ impl CsvLoader {
             target: "target".into(),
             regression: false,
             delimiter: b',',
+            has_header: true,
+            missing_tokens: ["", "NA", "N/A", "?", "null", "NaN"]
+                .map(String::from)
+                .to_vec(),
+            types: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Whether the first row names the columns (default `true`). Without a header, columns
+    /// are named `c0`, `c1`, ... (`read_table` only).
+    pub fn with_header(mut self, has_header: bool) -> Self {
+        self.has_header = has_header;
+        self
+    }
+
+    /// The texts that mean "missing" (default `""`, `NA`, `N/A`, `?`, `null`, `NaN`; compared
+    /// after trimming, ignoring case) (`read_table` only).
+    pub fn with_missing_tokens<S: Into<String>>(
+        mut self,
+        tokens: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.missing_tokens = tokens.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Forces a column's type instead of inferring it (`read_table` only).
+    pub fn with_column_type(
+        mut self,
+        column: impl Into<String>,
+        ty: crate::table::ColumnType,
+    ) -> Self {
+        self.types.insert(column.into(), ty);
+        self
     }
 
     /// Sets the target column's name (default `target`).
@@ -193,7 +228,7 @@ impl CsvLoader {
         }
     }
 
-    fn csv_error(&self, e: &csv::Error) -> DataError {
+    pub(crate) fn csv_error(&self, e: &csv::Error) -> DataError {
         DataError::Csv {
             path: self.path.clone(),
             line: e.position().map_or(0, |p| p.line()),
@@ -203,7 +238,7 @@ impl CsvLoader {
 }
 
 /// Distinct labels, numerically ordered when they are all numbers, else lexically.
-fn sorted_labels(raw: &[&str]) -> Vec<String> {
+pub(crate) fn sorted_labels(raw: &[&str]) -> Vec<String> {
     let distinct: BTreeSet<&str> = raw.iter().copied().collect();
     let mut labels: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
     if labels.iter().all(|l| l.parse::<f64>().is_ok()) {

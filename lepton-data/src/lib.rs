@@ -13,18 +13,26 @@
 //! ```
 
 mod csv_loader;
+mod csv_table;
 pub mod datasets;
 mod error;
 mod idx;
 mod image;
+mod preprocessor;
 mod split;
 mod standard_scaler;
+mod table;
 mod tabular;
 
 pub use csv_loader::CsvLoader;
 pub use error::{DataError, Result};
 pub use idx::{IdxArray, parse_idx, read_idx};
 pub use image::ImageDataset;
+pub use preprocessor::{
+    CategoricalEncoding, Clipping, FittedPreprocessor, Imputation, Preprocessor, Scaling,
+    TargetKind, UnknownCategory,
+};
 pub use split::{stratified_kfold, stratified_split};
 pub use standard_scaler::{FittedStandardScaler, StandardScaler};
+pub use table::{Column, ColumnType, Table};
 pub use tabular::TabularDataset;

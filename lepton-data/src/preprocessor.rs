@@ -1,0 +1,745 @@
+//! The preprocessor: cleaning, encoding and scaling composed into one fitted, serialisable
+//! transform from a raw [`Table`] to a numeric [`TabularDataset`]. It is fitted on training
+//! rows only and is exactly what serving applies to incoming rows.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use lepton_core::{Schema, Target, Task};
+
+use crate::error::{DataError, Result};
+use crate::table::{Column, ColumnType, Table};
+use crate::tabular::TabularDataset;
+
+/// How missing numbers are filled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Imputation {
+    /// The training mean.
+    Mean,
+    /// The training median (robust to outliers; the default).
+    Median,
+    /// The most frequent training value.
+    MostFrequent,
+    /// A fixed value.
+    Constant(f64),
+}
+
+/// How numbers are scaled after filling and clipping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scaling {
+    /// Left as they are.
+    None,
+    /// Zero mean, unit variance (the default).
+    Standard,
+    /// Into `[0, 1]` over the training range.
+    MinMax,
+    /// Zero median, unit inter-quartile range.
+    Robust,
+}
+
+/// What one-hot encoding does with a category not seen at fit time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnknownCategory {
+    /// Refuse the row.
+    Error,
+    /// Encode it as all zeros (the default).
+    Ignore,
+    /// Count it in an extra `other` column.
+    Other,
+}
+
+/// How text categories become numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CategoricalEncoding {
+    /// One 0/1 column per category (the default).
+    OneHot(UnknownCategory),
+    /// One column holding the category's index in sorted order (unknown categories refused).
+    Ordinal,
+}
+
+/// Outlier clipping of numeric columns, with bounds learnt from the training rows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Clipping {
+    /// No clipping (the default).
+    None,
+    /// Clip to the training quantiles `low` and `high` (e.g. 0.01 and 0.99).
+    Quantile(f64, f64),
+    /// Clip to `[Q1 - k IQR, Q3 + k IQR]` (Tukey's fences use k = 1.5).
+    Iqr(f64),
+}
+
+/// What the target holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetKind {
+    /// Class labels (any text, numbers or booleans), label-encoded.
+    Classification,
+    /// Real numbers.
+    Regression,
+}
+
+/// The configuration of a preprocessing pipeline. `Preprocessor::default()` is the automatic
+/// pipeline: per column type, median imputation with missing-value indicators and standard
+/// scaling for numbers, most-frequent imputation and one-hot encoding for categories and
+/// booleans, and removal of constant or entirely missing columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    /// Filling of missing numbers.
+    pub imputation: Imputation,
+    /// Whether a 0/1 column marks each value that was missing (for columns with any missing
+    /// training value).
+    pub missing_indicators: bool,
+    /// Scaling of numeric columns.
+    pub scaling: Scaling,
+    /// Encoding of categorical columns.
+    pub categorical: CategoricalEncoding,
+    /// Outlier clipping of numeric columns.
+    pub clipping: Clipping,
+    /// Drop a column when its most frequent value covers at least this share of the training
+    /// rows (1.0 drops only constant columns; 0.99 also near-constant ones).
+    pub constant_share: f64,
+}
+
+impl Default for Preprocessor {
+    fn default() -> Self {
+        Preprocessor {
+            imputation: Imputation::Median,
+            missing_indicators: true,
+            scaling: Scaling::Standard,
+            categorical: CategoricalEncoding::OneHot(UnknownCategory::Ignore),
+            clipping: Clipping::None,
+            constant_share: 1.0,
+        }
+    }
+}
+
+/// One input column's fitted transform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Step {
+    Numeric {
+        fill: f64,
+        indicator: bool,
+        clip: Option<(f64, f64)>,
+        center: f64,
+        scale: f64,
+    },
+    Boolean {
+        fill: bool,
+        indicator: bool,
+    },
+    OneHot {
+        categories: Vec<String>,
+        fill: String,
+        indicator: bool,
+        unknown: UnknownCategory,
+    },
+    Ordinal {
+        categories: Vec<String>,
+        fill: String,
+        indicator: bool,
+    },
+    Dropped {
+        reason: String,
+    },
+}
+
+/// A fitted [`Preprocessor`]: per input column, the learnt fill value, clipping bounds,
+/// scaling and categories; plus the target's labels. Serialisable, so it travels in model
+/// artifacts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedPreprocessor {
+    inputs: Vec<(String, ColumnType, Step)>,
+    target: String,
+    task: Task,
+    features: Vec<String>,
+}
+
+impl Preprocessor {
+    /// Checks the configuration's numbers.
+    fn check(&self) -> Result<()> {
+        let bad = |m: String| Err(DataError::InvalidInput(m));
+        if !(self.constant_share > 0.0 && self.constant_share <= 1.0) {
+            return bad(format!(
+                "constant_share {} is outside (0, 1]",
+                self.constant_share
+            ));
+        }
+        match self.clipping {
+            Clipping::Quantile(lo, hi) if !(0.0 <= lo && lo < hi && hi <= 1.0) => bad(format!(
+                "clipping quantiles ({lo}, {hi}) must satisfy 0 <= low < high <= 1"
+            )),
+            Clipping::Iqr(k) if !(k.is_finite() && k >= 0.0) => {
+                bad(format!("IQR factor {k} must be >= 0"))
+            }
+            _ => match self.imputation {
+                Imputation::Constant(c) if !c.is_finite() => {
+                    bad(format!("fill value {c} is not finite"))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Learns every step from `train` (training rows only) for predicting column `target`.
+    pub fn fit(&self, train: &Table, target: &str, kind: TargetKind) -> Result<FittedPreprocessor> {
+        self.check()?;
+        let target_column = train
+            .column(target)
+            .ok_or_else(|| DataError::MissingTarget {
+                path: train.source().to_owned(),
+                column: target.to_owned(),
+                available: train.names().join(", "),
+            })?;
+        let task = match kind {
+            TargetKind::Regression => {
+                if target_column.column_type() != ColumnType::Numeric {
+                    return Err(DataError::InvalidInput(format!(
+                        "{}: regression needs a numeric target, `{target}` is {:?}",
+                        train.source(),
+                        target_column.column_type()
+                    )));
+                }
+                Task::Regression
+            }
+            TargetKind::Classification => Task::Classification {
+                classes: crate::csv_loader::sorted_labels(
+                    &target_texts(train.source(), target, target_column)?
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                ),
+            },
+        };
+        let mut inputs = Vec::new();
+        let mut features = Vec::new();
+        for (name, column) in train.names().iter().zip(train.columns()) {
+            if name == target {
+                continue;
+            }
+            let step = self.fit_column(column);
+            match &step {
+                Step::Dropped { reason } => {
+                    tracing::info!(column = %name, reason, "column dropped")
+                }
+                step => features.extend(output_names(name, step)),
+            }
+            inputs.push((name.clone(), column.column_type(), step));
+        }
+        if features.is_empty() {
+            return Err(DataError::InvalidInput(format!(
+                "{}: no usable feature column is left after cleaning",
+                train.source()
+            )));
+        }
+        Ok(FittedPreprocessor {
+            inputs,
+            target: target.to_owned(),
+            task,
+            features,
+        })
+    }
+
+    fn fit_column(&self, column: &Column) -> Step {
+        let n = column.len();
+        let missing = column.missing();
+        if missing == n {
+            return Step::Dropped {
+                reason: "all values missing".into(),
+            };
+        }
+        let indicator = self.missing_indicators && missing > 0;
+        let texts = match column {
+            Column::Numeric(v) => v
+                .iter()
+                .flatten()
+                .map(|x| x.to_bits().to_string())
+                .collect(),
+            Column::Categorical(v) => v.iter().flatten().cloned().collect(),
+            Column::Boolean(v) => v
+                .iter()
+                .flatten()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>(),
+        };
+        let (mode, mode_count) = most_frequent(&texts);
+        if mode_count as f64 >= self.constant_share * (n - missing) as f64
+            && !(missing > 0 && indicator)
+        {
+            return Step::Dropped {
+                reason: format!(
+                    "constant: one value covers {mode_count} of {} rows",
+                    n - missing
+                ),
+            };
+        }
+        match column {
+            Column::Numeric(v) => {
+                let mut present: Vec<f64> = v.iter().flatten().copied().collect();
+                present.sort_by(f64::total_cmp);
+                let fill = match self.imputation {
+                    Imputation::Mean => present.iter().sum::<f64>() / present.len() as f64,
+                    Imputation::Median => quantile(&present, 0.5),
+                    Imputation::MostFrequent => f64::from_bits(mode.parse().unwrap_or(0)),
+                    Imputation::Constant(c) => c,
+                };
+                let clip = match self.clipping {
+                    Clipping::None => None,
+                    Clipping::Quantile(lo, hi) => {
+                        Some((quantile(&present, lo), quantile(&present, hi)))
+                    }
+                    Clipping::Iqr(k) => {
+                        let (q1, q3) = (quantile(&present, 0.25), quantile(&present, 0.75));
+                        Some((q1 - k * (q3 - q1), q3 + k * (q3 - q1)))
+                    }
+                };
+                let filled: Vec<f64> = v
+                    .iter()
+                    .map(|x| {
+                        let x = x.unwrap_or(fill);
+                        clip.map_or(x, |(lo, hi)| x.clamp(lo, hi))
+                    })
+                    .collect();
+                let (center, scale) = scaling(self.scaling, &filled);
+                Step::Numeric {
+                    fill,
+                    indicator,
+                    clip,
+                    center,
+                    scale,
+                }
+            }
+            Column::Boolean(_) => Step::Boolean {
+                fill: mode == "true",
+                indicator,
+            },
+            Column::Categorical(_) => {
+                let mut categories: Vec<String> = texts.clone();
+                categories.sort();
+                categories.dedup();
+                match self.categorical {
+                    CategoricalEncoding::OneHot(unknown) => Step::OneHot {
+                        categories,
+                        fill: mode,
+                        indicator,
+                        unknown,
+                    },
+                    CategoricalEncoding::Ordinal => Step::Ordinal {
+                        categories,
+                        fill: mode,
+                        indicator,
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl FittedPreprocessor {
+    /// The output feature names, in order.
+    pub fn features(&self) -> &[String] {
+        &self.features
+    }
+
+    /// The raw input columns this preprocessor expects (the target excluded), with types.
+    pub fn inputs(&self) -> Vec<(&str, ColumnType)> {
+        self.inputs
+            .iter()
+            .map(|(n, t, _)| (n.as_str(), *t))
+            .collect()
+    }
+
+    /// Input columns that were dropped, with the reason.
+    pub fn dropped(&self) -> Vec<(&str, &str)> {
+        self.inputs
+            .iter()
+            .filter_map(|(n, _, s)| match s {
+                Step::Dropped { reason } => Some((n.as_str(), reason.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The target column's name.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The task, with the class labels for classification.
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// The schema of the datasets [`transform`](Self::transform) produces.
+    pub fn schema(&self) -> Schema {
+        Schema {
+            features: self.features.clone(),
+            target: self.target.clone(),
+            task: self.task.clone(),
+        }
+    }
+
+    /// Transforms a table with the target column into a numeric dataset.
+    pub fn transform(&self, table: &Table) -> Result<TabularDataset> {
+        let features = self.transform_features_checked(table, true)?;
+        let column = table
+            .column(&self.target)
+            .ok_or_else(|| DataError::MissingTarget {
+                path: table.source().to_owned(),
+                column: self.target.clone(),
+                available: table.names().join(", "),
+            })?;
+        let targets = match &self.task {
+            Task::Regression => match column {
+                Column::Numeric(v) => v
+                    .iter()
+                    .enumerate()
+                    .map(|(row, x)| {
+                        x.map(Target::Value)
+                            .ok_or_else(|| missing_target(table.source(), &self.target, row))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                other => {
+                    return Err(DataError::InvalidInput(format!(
+                        "{}: target `{}` is {:?}, expected numeric",
+                        table.source(),
+                        self.target,
+                        other.column_type()
+                    )));
+                }
+            },
+            Task::Classification { classes } => {
+                let index: BTreeMap<&str, usize> = classes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.as_str(), i))
+                    .collect();
+                target_texts(table.source(), &self.target, column)?
+                    .iter()
+                    .enumerate()
+                    .map(|(row, label)| {
+                        index.get(label.as_str()).map(|&i| Target::Class(i)).ok_or_else(|| {
+                            DataError::InvalidInput(format!(
+                                "{}, row {row}: class `{label}` of `{}` was not seen at fit time",
+                                table.source(),
+                                self.target
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        TabularDataset::new(self.schema(), features, targets)
+    }
+
+    /// Transforms the feature columns of a table (no target needed: serving) into row-major
+    /// values. The table must have exactly the fitted input columns, with their types.
+    pub fn transform_features(&self, table: &Table) -> Result<Vec<f32>> {
+        self.transform_features_checked(table, false)
+    }
+
+    /// Transforms one raw record given as text by column name (as a JSON body or a CSV row
+    /// would give it); missing values use the default missing-value tokens.
+    pub fn transform_record(&self, record: &BTreeMap<String, String>) -> Result<Vec<f32>> {
+        let mut columns = Vec::with_capacity(self.inputs.len());
+        for (name, ty, _) in &self.inputs {
+            let text = record.get(name).ok_or_else(|| {
+                DataError::InvalidInput(format!("record: missing column `{name}`"))
+            })?;
+            let t = text.trim();
+            let missing = ["", "NA", "N/A", "?", "null", "NaN"]
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(t));
+            let bad = |what: &str| {
+                DataError::InvalidInput(format!("record, column `{name}`: `{t}` is not {what}"))
+            };
+            let column = match ty {
+                ColumnType::Numeric => Column::Numeric(vec![if missing {
+                    None
+                } else {
+                    Some(
+                        t.parse::<f64>()
+                            .ok()
+                            .filter(|x| x.is_finite())
+                            .ok_or_else(|| bad("a finite number"))?,
+                    )
+                }]),
+                ColumnType::Boolean => Column::Boolean(vec![if missing {
+                    None
+                } else {
+                    Some(match t.to_ascii_lowercase().as_str() {
+                        "true" | "yes" => true,
+                        "false" | "no" => false,
+                        _ => return Err(bad("a boolean")),
+                    })
+                }]),
+                ColumnType::Categorical => {
+                    Column::Categorical(vec![(!missing).then(|| t.to_owned())])
+                }
+            };
+            columns.push((name.clone(), column));
+        }
+        if let Some(extra) = record
+            .keys()
+            .find(|k| !self.inputs.iter().any(|(n, _, _)| n == *k))
+        {
+            return Err(DataError::InvalidInput(format!(
+                "record: unexpected column `{extra}`"
+            )));
+        }
+        self.transform_features(&Table::new("record", columns)?)
+    }
+
+    fn transform_features_checked(&self, table: &Table, allow_target: bool) -> Result<Vec<f32>> {
+        for name in table.names() {
+            let known = self.inputs.iter().any(|(n, _, _)| n == name);
+            let is_target = allow_target && *name == self.target;
+            if !(known || is_target) {
+                return Err(DataError::InvalidInput(format!(
+                    "{}: unexpected column `{name}` (fitted on: {})",
+                    table.source(),
+                    self.inputs
+                        .iter()
+                        .map(|(n, _, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let rows = table.n_rows();
+        let width = self.features.len();
+        let mut out = vec![0f32; rows * width];
+        let mut offset = 0;
+        for (name, ty, step) in &self.inputs {
+            let column = table.column(name).ok_or_else(|| {
+                DataError::InvalidInput(format!("{}: missing column `{name}`", table.source()))
+            })?;
+            if column.column_type() != *ty {
+                return Err(DataError::InvalidInput(format!(
+                    "{}: column `{name}` is {:?}, fitted as {ty:?}",
+                    table.source(),
+                    column.column_type()
+                )));
+            }
+            let used = encode(table.source(), name, column, step, &mut out, width, offset)?;
+            offset += used;
+        }
+        Ok(out)
+    }
+}
+
+/// Writes `column` encoded by `step` into `out` (row-major, `width` wide) from `offset`;
+/// returns how many output columns it used.
+fn encode(
+    source: &str,
+    name: &str,
+    column: &Column,
+    step: &Step,
+    out: &mut [f32],
+    width: usize,
+    offset: usize,
+) -> Result<usize> {
+    let mut set = |row: usize, j: usize, v: f64| out[row * width + offset + j] = v as f32;
+    Ok(match (step, column) {
+        (Step::Dropped { .. }, _) => 0,
+        (
+            Step::Numeric {
+                fill,
+                indicator,
+                clip,
+                center,
+                scale,
+            },
+            Column::Numeric(v),
+        ) => {
+            for (row, x) in v.iter().enumerate() {
+                let mut value = x.unwrap_or(*fill);
+                if let Some((lo, hi)) = clip {
+                    value = value.clamp(*lo, *hi);
+                }
+                set(row, 0, (value - center) / scale);
+                if *indicator {
+                    set(row, 1, f64::from(u8::from(x.is_none())));
+                }
+            }
+            1 + usize::from(*indicator)
+        }
+        (Step::Boolean { fill, indicator }, Column::Boolean(v)) => {
+            for (row, x) in v.iter().enumerate() {
+                set(row, 0, f64::from(u8::from(x.unwrap_or(*fill))));
+                if *indicator {
+                    set(row, 1, f64::from(u8::from(x.is_none())));
+                }
+            }
+            1 + usize::from(*indicator)
+        }
+        (
+            Step::OneHot {
+                categories,
+                fill,
+                indicator,
+                unknown,
+            },
+            Column::Categorical(v),
+        ) => {
+            let k = categories.len();
+            let other = usize::from(*unknown == UnknownCategory::Other);
+            for (row, x) in v.iter().enumerate() {
+                let value = x.as_deref().unwrap_or(fill);
+                match categories.binary_search_by(|c| c.as_str().cmp(value)) {
+                    Ok(i) => set(row, i, 1.0),
+                    Err(_) => match unknown {
+                        UnknownCategory::Error => {
+                            return Err(DataError::InvalidInput(format!(
+                                "{source}, row {row}, column `{name}`: category `{value}` was not seen at fit time"
+                            )));
+                        }
+                        UnknownCategory::Ignore => {}
+                        UnknownCategory::Other => set(row, k, 1.0),
+                    },
+                }
+                if *indicator {
+                    set(row, k + other, f64::from(u8::from(x.is_none())));
+                }
+            }
+            k + other + usize::from(*indicator)
+        }
+        (
+            Step::Ordinal {
+                categories,
+                fill,
+                indicator,
+            },
+            Column::Categorical(v),
+        ) => {
+            for (row, x) in v.iter().enumerate() {
+                let value = x.as_deref().unwrap_or(fill);
+                let i = categories.binary_search_by(|c| c.as_str().cmp(value)).map_err(|_| {
+                    DataError::InvalidInput(format!(
+                        "{source}, row {row}, column `{name}`: category `{value}` was not seen at fit time"
+                    ))
+                })?;
+                set(row, 0, i as f64);
+                if *indicator {
+                    set(row, 1, f64::from(u8::from(x.is_none())));
+                }
+            }
+            1 + usize::from(*indicator)
+        }
+        (_, other) => {
+            return Err(DataError::InvalidInput(format!(
+                "{source}: column `{name}` is {:?}, which its fitted step cannot encode",
+                other.column_type()
+            )));
+        }
+    })
+}
+
+fn output_names(name: &str, step: &Step) -> Vec<String> {
+    let mut names = Vec::new();
+    let indicator = match step {
+        Step::Numeric { indicator, .. }
+        | Step::Boolean { indicator, .. }
+        | Step::Ordinal { indicator, .. } => {
+            names.push(name.to_owned());
+            *indicator
+        }
+        Step::OneHot {
+            categories,
+            indicator,
+            unknown,
+            ..
+        } => {
+            names.extend(categories.iter().map(|c| format!("{name}={c}")));
+            if *unknown == UnknownCategory::Other {
+                names.push(format!("{name}=<other>"));
+            }
+            *indicator
+        }
+        Step::Dropped { .. } => false,
+    };
+    if indicator {
+        names.push(format!("{name}:missing"));
+    }
+    names
+}
+
+/// The target's values as label texts; a missing label is an error naming its row.
+fn target_texts(source: &str, target: &str, column: &Column) -> Result<Vec<String>> {
+    let text = |row: usize, v: Option<String>| v.ok_or_else(|| missing_target(source, target, row));
+    match column {
+        Column::Categorical(v) => v
+            .iter()
+            .enumerate()
+            .map(|(r, x)| text(r, x.clone()))
+            .collect(),
+        Column::Boolean(v) => v
+            .iter()
+            .enumerate()
+            .map(|(r, x)| text(r, x.map(|b| b.to_string())))
+            .collect(),
+        Column::Numeric(v) => v
+            .iter()
+            .enumerate()
+            .map(|(r, x)| {
+                text(
+                    r,
+                    x.map(|x| {
+                        if x.fract() == 0.0 {
+                            format!("{x:.0}")
+                        } else {
+                            x.to_string()
+                        }
+                    }),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn missing_target(source: &str, target: &str, row: usize) -> DataError {
+    DataError::InvalidInput(format!(
+        "{source}, row {row}: the target `{target}` is missing"
+    ))
+}
+
+fn most_frequent(values: &[String]) -> (String, usize) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in values {
+        *counts.entry(v).or_default() += 1;
+    }
+    // The smallest value among the most frequent ones, so ties resolve the same way every time.
+    counts.into_iter().fold((String::new(), 0), |best, (v, c)| {
+        if c > best.1 { (v.to_owned(), c) } else { best }
+    })
+}
+
+/// The `q` quantile of sorted values, interpolated linearly (numpy's default).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn scaling(kind: Scaling, values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let guard = |s: f64| if s > 1e-12 { s } else { 1.0 };
+    match kind {
+        Scaling::None => (0.0, 1.0),
+        Scaling::Standard => {
+            let mean = values.iter().sum::<f64>() / n;
+            let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+            (mean, guard(var.sqrt()))
+        }
+        Scaling::MinMax => {
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (min, guard(max - min))
+        }
+        Scaling::Robust => {
+            let mut sorted = values.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let iqr = quantile(&sorted, 0.75) - quantile(&sorted, 0.25);
+            (quantile(&sorted, 0.5), guard(iqr))
+        }
+    }
+}
