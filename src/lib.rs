@@ -2,7 +2,8 @@
 //!
 //! This facade re-exports the stage crates and ties them together where they meet: a
 //! [`TabularPredictor`] is a fitted preprocessor plus a fitted model, saved as one
-//! [`ModelArtifact`](lepton_deploy::ModelArtifact) and loaded back for serving.
+//! [`ModelArtifact`](lepton_deploy::ModelArtifact) and loaded back for serving, and
+//! [`TabularAutoMl`] searches, refits and returns one from a raw table.
 //!
 //! | crate | stage |
 //! |---|---|
@@ -27,7 +28,7 @@
 //!     MlpSpace.suggest(trial)?;                               // lr, width, depth, dropout, batch
 //!     let config = MlpConfig::default().with_params(trial.params())?;
 //!     let fitted = MlpClassifier::<Cpu>::new(config)?.train(&train_s, &valid_s, trial)?;
-//!     Ok(fitted.summary().best_valid_accuracy.unwrap_or(0.0)) // reported per epoch to the trial
+//!     Ok(fitted.summary().best_valid_score.unwrap_or(0.0)) // reported per epoch to the trial
 //! })?;
 //! let best = study.best_trial()?.ok_or("no complete trial")?;
 //! assert!(best.value.unwrap_or(0.0) > 0.9);
@@ -40,23 +41,26 @@ pub use lepton_deploy as deploy;
 pub use lepton_models as models;
 pub use lepton_search as search;
 
+mod automl;
 mod error;
 mod predictor;
 
+pub use automl::{TabularAutoMl, TabularRun, attr};
 pub use error::{Error, Result};
-pub use predictor::TabularPredictor;
+pub use predictor::{Scores, TabularPredictor};
 
 /// The types most programs use.
 pub mod prelude {
-    pub use crate::{Error as LeptonError, TabularPredictor};
+    pub use crate::{Error as LeptonError, TabularAutoMl, TabularPredictor};
     pub use lepton_core::{
         Dataset, Deployer, DetachedContext, Direction, Distribution, Features, Model, ParamValue,
         Predict, Prediction, Scale, SearchSpace, Trial, TrialContext, TrialState,
     };
     pub use lepton_data::{
-        CsvLoader, StandardScaler, TabularDataset, datasets, stratified_kfold, stratified_split,
+        CsvLoader, Preprocessor, StandardScaler, Table, TabularDataset, TargetKind, datasets,
+        stratified_kfold, stratified_split,
     };
     pub use lepton_deploy::{LocalRegistryDeployer, ModelArtifact};
-    pub use lepton_models::{Cpu, MlpClassifier, MlpConfig, MlpSpace};
+    pub use lepton_models::{Cpu, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace};
     pub use lepton_search::{InMemoryStorage, RandomSampler, Study};
 }

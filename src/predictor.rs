@@ -5,68 +5,86 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use lepton_core::{Features, Predict, Prediction, Schema, Task};
-use lepton_data::FittedStandardScaler;
+use lepton_core::{Dataset, Features, Predict, Prediction, Schema, Target, Task};
+use lepton_data::{FittedPreprocessor, Table};
 use lepton_deploy::ModelArtifact;
-use lepton_models::{Backend, Cpu, FittedMlp, MlpConfig, TrainingSummary};
+use lepton_models::{Backend, Cpu, FittedMlp, Head, MlpConfig, TrainingSummary};
 
 use crate::error::{Error, Result};
 
 /// The model family name recorded in artifacts of this predictor.
-const FAMILY: &str = "mlp-classifier";
+const FAMILY: &str = "mlp";
 
-/// What an artifact's `model_config` holds for an MLP classifier.
+/// What an artifact's `model_config` holds for an MLP.
 #[derive(Debug, Serialize, Deserialize)]
 struct MlpArtifactConfig {
     config: MlpConfig,
     n_features: usize,
-    n_classes: usize,
+    head: Head,
     summary: TrainingSummary,
 }
 
-/// Raw rows in, labels out: the preprocessor fitted on the training rows, then the model.
-/// This is exactly what serving runs, and it saves to and loads from a model artifact.
+/// Held-out scores of a predictor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Share of rows whose class is right (classification).
+    pub accuracy: Option<f64>,
+    /// Coefficient of determination (regression).
+    pub r2: Option<f64>,
+    /// Root mean squared error (regression).
+    pub rmse: Option<f64>,
+}
+
+/// Raw rows in, predictions out: the preprocessor fitted on the training rows, then the
+/// model. This is exactly what serving runs, and it saves to and loads from a model artifact.
 #[derive(Debug, Clone)]
 pub struct TabularPredictor<B: Backend = Cpu> {
-    schema: Schema,
-    scaler: FittedStandardScaler,
+    preprocessor: FittedPreprocessor,
     model: FittedMlp<B>,
 }
 
 impl<B: Backend> TabularPredictor<B> {
-    /// Joins a fitted scaler and model; refuses parts fitted on different columns.
-    pub fn new(schema: Schema, scaler: FittedStandardScaler, model: FittedMlp<B>) -> Result<Self> {
-        let classes = match &schema.task {
-            Task::Classification { classes } => classes.len(),
-            Task::Regression => {
-                return Err(Error::IncompatibleArtifact(
-                    "the MLP classifier needs a classification schema".into(),
-                ));
-            }
+    /// Joins a fitted preprocessor and model; refuses a model that does not fit the
+    /// preprocessor's output width or task.
+    pub fn new(preprocessor: FittedPreprocessor, model: FittedMlp<B>) -> Result<Self> {
+        let width = preprocessor.features().len();
+        let head_ok = match (preprocessor.task(), model.head()) {
+            (Task::Classification { classes }, Head::Classes { count }) => classes.len() == count,
+            (Task::Regression, Head::Value { .. }) => true,
+            _ => false,
         };
-        if scaler.features() != schema.features.as_slice()
-            || model.n_features() != schema.features.len()
-            || model.n_classes() != classes
-        {
+        if model.n_features() != width || !head_ok {
             return Err(Error::IncompatibleArtifact(format!(
-                "schema has {} features and {classes} classes, the scaler {} features, \
-                 the model {} features and {} classes",
-                schema.features.len(),
-                scaler.features().len(),
+                "the preprocessor makes {width} features for {:?}, the model takes {} features \
+                 with head {:?}",
+                preprocessor.task(),
                 model.n_features(),
-                model.n_classes()
+                model.head()
             )));
         }
         Ok(TabularPredictor {
-            schema,
-            scaler,
+            preprocessor,
             model,
         })
     }
 
-    /// The raw input columns, the target and the class labels.
-    pub fn schema(&self) -> &Schema {
-        &self.schema
+    /// The raw input columns (with the target and the task) this predictor expects.
+    pub fn input_schema(&self) -> Schema {
+        Schema {
+            features: self
+                .preprocessor
+                .inputs()
+                .iter()
+                .map(|(n, _)| (*n).to_owned())
+                .collect(),
+            target: self.preprocessor.target().to_owned(),
+            task: self.preprocessor.task().clone(),
+        }
+    }
+
+    /// The fitted preprocessor.
+    pub fn preprocessor(&self) -> &FittedPreprocessor {
+        &self.preprocessor
     }
 
     /// The fitted model.
@@ -74,20 +92,41 @@ impl<B: Backend> TabularPredictor<B> {
         &self.model
     }
 
-    /// Predicts raw, unscaled rows (row-major, in the schema's column order).
-    pub fn predict_rows(&self, raw: &[f32]) -> Result<Vec<Prediction>> {
-        let width = self.schema.features.len();
-        Features::new(raw, width)?;
-        let scaled = self.scaler.transform_rows(raw)?;
-        Ok(self.model.predict(Features::new(&scaled, width)?)?)
+    /// Predicts every row of a raw table (with or without its target column).
+    pub fn predict_table(&self, table: &Table) -> Result<Vec<Prediction>> {
+        let has_target = table.column(self.preprocessor.target()).is_some();
+        let features = if has_target {
+            self.preprocessor
+                .transform(table)?
+                .feature_values()
+                .to_vec()
+        } else {
+            self.preprocessor.transform_features(table)?
+        };
+        self.predict_features(&features)
     }
 
-    /// Predicts raw rows and returns their class labels.
-    pub fn predict_labels(&self, raw: &[f32]) -> Result<Vec<String>> {
-        let Task::Classification { classes } = &self.schema.task else {
+    /// Predicts raw records given as text by column name (a JSON body, a CSV row).
+    pub fn predict_records(&self, records: &[BTreeMap<String, String>]) -> Result<Vec<Prediction>> {
+        let mut features = Vec::with_capacity(records.len() * self.model.n_features());
+        for record in records {
+            features.extend(self.preprocessor.transform_record(record)?);
+        }
+        self.predict_features(&features)
+    }
+
+    fn predict_features(&self, features: &[f32]) -> Result<Vec<Prediction>> {
+        Ok(self
+            .model
+            .predict(Features::new(features, self.model.n_features())?)?)
+    }
+
+    /// The original class labels of classification predictions.
+    pub fn labels(&self, predictions: &[Prediction]) -> Result<Vec<String>> {
+        let Task::Classification { classes } = self.preprocessor.task() else {
             return Err(Error::IncompatibleArtifact("not a classification".into()));
         };
-        self.predict_rows(raw)?
+        predictions
             .iter()
             .map(|p| {
                 p.class()
@@ -97,19 +136,62 @@ impl<B: Backend> TabularPredictor<B> {
             .collect()
     }
 
+    /// Scores the predictor on a held-out table that has the target column.
+    pub fn score(&self, table: &Table) -> Result<Scores> {
+        let data = self.preprocessor.transform(table)?;
+        let predictions = self.predict_features(data.feature_values())?;
+        let n = data.len().max(1) as f64;
+        let mut scores = Scores {
+            accuracy: None,
+            r2: None,
+            rmse: None,
+        };
+        match self.preprocessor.task() {
+            Task::Classification { .. } => {
+                let hits = predictions
+                    .iter()
+                    .zip(data.targets())
+                    .filter(|(p, t)| matches!(t, Target::Class(c) if p.class() == Some(*c)))
+                    .count();
+                scores.accuracy = Some(hits as f64 / n);
+            }
+            Task::Regression => {
+                let ys: Vec<f64> = data
+                    .targets()
+                    .iter()
+                    .map(|t| match t {
+                        Target::Value(v) => *v,
+                        Target::Class(c) => *c as f64,
+                    })
+                    .collect();
+                let mean = ys.iter().sum::<f64>() / n;
+                let (mut sse, mut sst) = (0.0, 0.0);
+                for (p, y) in predictions.iter().zip(&ys) {
+                    if let Prediction::Value(v) = p {
+                        sse += (v - y).powi(2);
+                    }
+                    sst += (y - mean).powi(2);
+                }
+                scores.rmse = Some((sse / n).sqrt());
+                scores.r2 = Some(if sst > 0.0 { 1.0 - sse / sst } else { 0.0 });
+            }
+        }
+        Ok(scores)
+    }
+
     /// Packs the predictor into an artifact with its evaluation `metrics`.
     pub fn to_artifact(&self, metrics: BTreeMap<String, f64>) -> Result<ModelArtifact> {
         let config = MlpArtifactConfig {
             config: self.model.config().clone(),
             n_features: self.model.n_features(),
-            n_classes: self.model.n_classes(),
+            head: self.model.head(),
             summary: self.model.summary().clone(),
         };
         Ok(ModelArtifact::new(
             FAMILY,
             &config,
-            &self.scaler,
-            self.schema.clone(),
+            &self.preprocessor,
+            self.input_schema(),
             metrics,
             self.model.weights_to_bytes()?,
         )?)
@@ -129,15 +211,17 @@ impl<B: Backend> TabularPredictor<B> {
         let model = FittedMlp::from_weights(
             c.config,
             c.n_features,
-            c.n_classes,
+            c.head,
             c.summary,
             artifact.weights().to_vec(),
         )?;
-        Self::new(
-            manifest.input_schema.clone(),
-            artifact.preprocessor()?,
-            model,
-        )
+        let predictor = Self::new(artifact.preprocessor()?, model)?;
+        if predictor.input_schema() != manifest.input_schema {
+            return Err(Error::IncompatibleArtifact(
+                "the manifest's input schema disagrees with its preprocessor".into(),
+            ));
+        }
+        Ok(predictor)
     }
 
     /// Saves the predictor as an artifact directory.
@@ -149,14 +233,5 @@ impl<B: Backend> TabularPredictor<B> {
     /// Loads a predictor from an artifact directory, verifying it.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         Self::from_artifact(&ModelArtifact::load(dir)?)
-    }
-}
-
-impl<B: Backend> Predict for TabularPredictor<B> {
-    fn predict(&self, x: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
-        self.predict_rows(x.values()).map_err(|e| match e {
-            Error::Core(core) => core,
-            other => lepton_core::Error::stage(other),
-        })
     }
 }

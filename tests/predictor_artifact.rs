@@ -8,25 +8,30 @@ use std::collections::BTreeMap;
 use lepton::prelude::*;
 use lepton::{Error, deploy::DeployError};
 
-fn fitted() -> (TabularPredictor, TabularDataset) {
-    let iris = datasets::iris().unwrap();
-    let (train, test) = stratified_split(&iris, 0.3, 0).unwrap();
-    let scaler = StandardScaler.fit(&train).unwrap();
+fn fitted() -> (TabularPredictor, Table) {
+    let iris = datasets::table("iris").unwrap();
+    let (labels, classes) = iris.class_indices("target").unwrap();
+    let (train_rows, test_rows) =
+        lepton::data::stratified_holdout_indices(&labels, &classes, 0.3, 0).unwrap();
+    let (train, test) = (
+        iris.select(&train_rows).unwrap(),
+        iris.select(&test_rows).unwrap(),
+    );
+    let p = Preprocessor::default()
+        .fit(&train, "target", TargetKind::Classification)
+        .unwrap();
     let config = MlpConfig::default()
         .with_learning_rate(1e-2)
         .with_max_epochs(30);
     let model = MlpClassifier::<Cpu>::new(config)
         .unwrap()
         .train(
-            &scaler.transform(&train).unwrap(),
-            &scaler.transform(&test).unwrap(),
+            &p.transform(&train).unwrap(),
+            &p.transform(&test).unwrap(),
             &mut DetachedContext::new(),
         )
         .unwrap();
-    (
-        TabularPredictor::new(iris.schema().clone(), scaler, model).unwrap(),
-        test,
-    )
+    (TabularPredictor::new(p, model).unwrap(), test)
 }
 
 #[test]
@@ -37,23 +42,37 @@ fn reloaded_predictor_predicts_identically() {
         .save(dir.path(), BTreeMap::from([("acc".into(), 1.0)]))
         .unwrap();
     let loaded = TabularPredictor::<Cpu>::load(dir.path()).unwrap();
-    let raw = test.feature_values();
-    assert_eq!(
-        predictor.predict_rows(raw).unwrap(),
-        loaded.predict_rows(raw).unwrap()
-    );
-    let labels = loaded.predict_labels(raw).unwrap();
+    let before = predictor.predict_table(&test).unwrap();
+    assert_eq!(before, loaded.predict_table(&test).unwrap());
+    let labels = loaded.labels(&before).unwrap();
     assert!(labels.iter().all(|l| ["0", "1", "2"].contains(&l.as_str())));
+    assert!(predictor.score(&test).unwrap().accuracy.unwrap() > 0.8);
 }
 
 #[test]
-fn bad_rows_are_refused() {
+fn records_by_column_name_are_validated() {
     let (predictor, _) = fitted();
+    let schema = predictor.input_schema();
+    assert_eq!(schema.features.len(), 4);
+    let record: BTreeMap<String, String> = schema
+        .features
+        .iter()
+        .zip(["5.1", "3.5", "1.4", "0.2"])
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    let p = predictor
+        .predict_records(std::slice::from_ref(&record))
+        .unwrap();
+    assert_eq!(predictor.labels(&p).unwrap(), ["0"], "a textbook setosa");
+    let mut bad = record.clone();
+    bad.insert(schema.features[0].clone(), "NaN-ish".into());
+    assert!(predictor.predict_records(&[bad]).is_err());
+    let mut extra = record;
+    extra.insert("colour".into(), "blue".into());
     assert!(matches!(
-        predictor.predict_rows(&[1.0, 2.0, 3.0]),
-        Err(Error::Core(lepton::core::Error::InvalidInput(_)))
+        predictor.predict_records(&[extra]),
+        Err(Error::Data(_))
     ));
-    assert!(predictor.predict_rows(&[1.0, f32::NAN, 3.0, 4.0]).is_err());
 }
 
 #[test]
@@ -64,7 +83,11 @@ fn tampered_and_foreign_artifacts_are_refused() {
     let manifest = dir.path().join("manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
 
-    std::fs::write(&manifest, text.replace("mlp-classifier", "cnn")).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"model_family\": \"mlp\"", "\"model_family\": \"cnn\""),
+    )
+    .unwrap();
     assert!(matches!(
         TabularPredictor::<Cpu>::load(dir.path()),
         Err(Error::IncompatibleArtifact(_))

@@ -32,7 +32,10 @@ pub use preprocessor::{
     CategoricalEncoding, Clipping, FittedPreprocessor, Imputation, Preprocessor, Scaling,
     TargetKind, UnknownCategory,
 };
-pub use split::{stratified_kfold, stratified_split};
+pub use split::{
+    SplitIndices, group_kfold_indices, holdout_indices, holdout_split, kfold_indices,
+    stratified_holdout_indices, stratified_kfold, stratified_kfold_indices, stratified_split,
+};
 pub use standard_scaler::{FittedStandardScaler, StandardScaler};
 pub use table::{Column, ColumnType, Table};
 pub use tabular::TabularDataset;

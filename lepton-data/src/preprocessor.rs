@@ -664,7 +664,7 @@ fn output_names(name: &str, step: &Step) -> Vec<String> {
 }
 
 /// The target's values as label texts; a missing label is an error naming its row.
-fn target_texts(source: &str, target: &str, column: &Column) -> Result<Vec<String>> {
+pub(crate) fn target_texts(source: &str, target: &str, column: &Column) -> Result<Vec<String>> {
     let text = |row: usize, v: Option<String>| v.ok_or_else(|| missing_target(source, target, row));
     match column {
         Column::Categorical(v) => v

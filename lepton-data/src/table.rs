@@ -160,6 +160,32 @@ impl Table {
         })
     }
 
+    /// The class index of every row of column `target` and the class labels (sorted as
+    /// [`Preprocessor`](crate::Preprocessor) sorts them), for stratified splits of raw tables.
+    /// A missing label is an error naming its row.
+    pub fn class_indices(&self, target: &str) -> Result<(Vec<usize>, Vec<String>)> {
+        let column = self
+            .column(target)
+            .ok_or_else(|| DataError::MissingTarget {
+                path: self.source.clone(),
+                column: target.to_owned(),
+                available: self.names.join(", "),
+            })?;
+        let texts = crate::preprocessor::target_texts(&self.source, target, column)?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let classes = crate::csv_loader::sorted_labels(&refs);
+        let index: std::collections::HashMap<&str, usize> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let labels = refs
+            .iter()
+            .map(|t| index.get(t).copied().unwrap_or(0))
+            .collect();
+        Ok((labels, classes))
+    }
+
     /// Row indices without an exact duplicate earlier in the table (missing values compare
     /// equal to each other). Logs how many rows were duplicates.
     pub fn distinct_rows(&self) -> Vec<usize> {

@@ -17,6 +17,7 @@
 
 mod backend;
 mod error;
+mod fitted_mlp;
 mod mlp;
 mod mlp_space;
 mod training;
@@ -29,6 +30,7 @@ pub use backend::NdArray;
 pub use backend::Wgpu;
 pub use backend::{Backend, Cpu};
 pub use error::{ModelError, Result};
-pub use mlp::{FittedMlp, MlpClassifier, MlpConfig};
+pub use fitted_mlp::{FittedMlp, Head};
+pub use mlp::{MlpClassifier, MlpConfig, MlpRegressor};
 pub use mlp_space::MlpSpace;
 pub use training::TrainingSummary;

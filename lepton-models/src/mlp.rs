@@ -1,4 +1,5 @@
-//! The multi-layer perceptron classifier.
+//! The multi-layer perceptron: its configuration, its network, and the classifier and
+//! regressor built on them.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -7,17 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::store::ModuleRecord;
-use burn::tensor::activation::{relu, softmax};
-use burn::tensor::{Bytes, Device, Tensor, TensorData};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
 
-use lepton_core::{Dataset, Error, Features, Model, ParamValue, Predict, Prediction, TrialContext};
+use lepton_core::{Dataset, Error, Model, ParamValue, Task, TrialContext};
 
 use crate::backend::{Backend, Cpu};
 use crate::error::{ModelError, Result};
-use crate::training::{ClassRows, ClassifierNet, TrainingSetup, TrainingSummary, train_classifier};
+use crate::fitted_mlp::{FittedMlp, Head};
+use crate::training::{Net, Rows, Standardise, TrainingSetup, train};
 
-/// The hyper-parameters of an [`MlpClassifier`]. Serialisable; checked before any work starts.
+/// The hyper-parameters of an [`MlpClassifier`] or [`MlpRegressor`]. Serialisable; checked
+/// before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlpConfig {
     /// Units in each hidden layer (1..=4096).
@@ -183,7 +185,7 @@ impl MlpConfig {
         }
     }
 
-    fn init(&self, n_features: usize, n_classes: usize, device: &Device) -> MlpNet {
+    pub(crate) fn init(&self, n_features: usize, outputs: usize, device: &Device) -> MlpNet {
         let mut hidden = Vec::with_capacity(self.depth);
         let mut width_in = n_features;
         for _ in 0..self.depth {
@@ -192,13 +194,13 @@ impl MlpConfig {
         }
         MlpNet {
             hidden,
-            output: LinearConfig::new(width_in, n_classes).init(device),
+            output: LinearConfig::new(width_in, outputs).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
 }
 
-/// The burn network: `depth` x (linear, ReLU, dropout), then a linear layer to the logits.
+/// The burn network: `depth` x (linear, ReLU, dropout), then a linear layer to the outputs.
 #[derive(Module, Debug)]
 pub(crate) struct MlpNet {
     hidden: Vec<Linear>,
@@ -206,7 +208,7 @@ pub(crate) struct MlpNet {
     dropout: Dropout,
 }
 
-impl ClassifierNet for MlpNet {
+impl Net for MlpNet {
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let mut x = x;
         for layer in &self.hidden {
@@ -216,205 +218,148 @@ impl ClassifierNet for MlpNet {
     }
 }
 
-/// An MLP classifier to be trained on backend `B`: the [`Model`] of tabular classification.
-#[derive(Debug, Clone)]
-pub struct MlpClassifier<B: Backend = Cpu> {
-    config: MlpConfig,
-    backend: PhantomData<B>,
-}
-
-impl<B: Backend> MlpClassifier<B> {
-    /// A classifier with a checked configuration.
-    pub fn new(config: MlpConfig) -> Result<Self> {
-        config.check()?;
-        Ok(MlpClassifier {
-            config,
-            backend: PhantomData,
-        })
+/// Trains an MLP on backend `B` for the task of the training data's schema.
+fn fit_mlp<B: Backend>(
+    config: &MlpConfig,
+    train_data: &dyn Dataset,
+    valid: &dyn Dataset,
+    ctx: &mut dyn TrialContext,
+) -> Result<FittedMlp<B>> {
+    let schema = train_data.schema();
+    if valid.schema() != schema && !valid.is_empty() {
+        return Err(ModelError::InvalidData(
+            "training and validation data have different schemas".into(),
+        ));
     }
-
-    /// The configuration.
-    pub fn config(&self) -> &MlpConfig {
-        &self.config
-    }
-
-    /// Trains on `train`, validating on `valid` (which may be empty: then exactly
-    /// `max_epochs` epochs run and the last weights are kept).
-    pub fn train(
-        &self,
-        train: &dyn Dataset,
-        valid: &dyn Dataset,
-        ctx: &mut dyn TrialContext,
-    ) -> Result<FittedMlp<B>> {
-        let schema = train.schema();
-        let n_features = schema.features.len();
-        let n_classes = match schema.n_classes() {
-            Some(k) if k >= 2 => k,
-            Some(k) => {
+    let n_features = schema.features.len();
+    let (head, train_rows, valid_rows) = match &schema.task {
+        Task::Classification { classes } => {
+            let k = classes.len();
+            if k < 2 {
                 return Err(ModelError::InvalidData(format!(
                     "classification needs at least 2 classes, the data has {k}"
                 )));
             }
-            None => {
-                return Err(ModelError::InvalidData(
-                    "the MLP classifier needs a classification target".into(),
-                ));
+            (
+                Head::Classes { count: k },
+                Rows::classes(train_data, n_features, k)?,
+                Rows::classes(valid, n_features, k)?,
+            )
+        }
+        Task::Regression => {
+            let scale = standardise(train_data)?;
+            (
+                Head::Value {
+                    mean: scale.mean,
+                    sd: scale.sd,
+                },
+                Rows::values(train_data, n_features, scale)?,
+                Rows::values(valid, n_features, scale)?,
+            )
+        }
+    };
+    let device = B::device();
+    device.seed(config.seed);
+    let net = config.init(n_features, head.outputs(), &device);
+    let (net, summary) = train(net, &train_rows, &valid_rows, &config.setup(), &device, ctx)?;
+    Ok(FittedMlp::new(
+        net,
+        config.clone(),
+        n_features,
+        head,
+        summary,
+        device,
+    ))
+}
+
+/// The mean and standard deviation of the training targets (sd 1 for a constant target).
+fn standardise(d: &dyn Dataset) -> Result<Standardise> {
+    let ys: Vec<f64> = (0..d.len())
+        .filter_map(|i| match d.target(i) {
+            Some(lepton_core::Target::Value(v)) => Some(v),
+            _ => None,
+        })
+        .collect();
+    if ys.is_empty() {
+        return Err(ModelError::InvalidData("no training targets".into()));
+    }
+    let n = ys.len() as f64;
+    let mean = ys.iter().sum::<f64>() / n;
+    let sd = (ys.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / n).sqrt();
+    Ok(Standardise {
+        mean,
+        sd: if sd > 1e-12 { sd } else { 1.0 },
+    })
+}
+
+macro_rules! mlp_model {
+    ($name:ident, $task:literal, $check:pat, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct $name<B: Backend = Cpu> {
+            config: MlpConfig,
+            backend: PhantomData<B>,
+        }
+
+        impl<B: Backend> $name<B> {
+            /// A model with a checked configuration.
+            pub fn new(config: MlpConfig) -> Result<Self> {
+                config.check()?;
+                Ok($name {
+                    config,
+                    backend: PhantomData,
+                })
             }
-        };
-        if valid.schema() != schema && !valid.is_empty() {
-            return Err(ModelError::InvalidData(
-                "training and validation data have different schemas".into(),
-            ));
-        }
-        let train_rows = ClassRows::from_dataset(train, n_features, n_classes)?;
-        let valid_rows = ClassRows::from_dataset(valid, n_features, n_classes)?;
-        let device = B::device();
-        device.seed(self.config.seed);
-        let net = self.config.init(n_features, n_classes, &device);
-        let (net, summary) = train_classifier(
-            net,
-            &train_rows,
-            &valid_rows,
-            &self.config.setup(),
-            &device,
-            ctx,
-        )?;
-        Ok(FittedMlp {
-            net,
-            config: self.config.clone(),
-            n_features,
-            n_classes,
-            summary,
-            device,
-            backend: PhantomData,
-        })
-    }
-}
 
-impl<B: Backend> Model for MlpClassifier<B> {
-    type Fitted = FittedMlp<B>;
+            /// The configuration.
+            pub fn config(&self) -> &MlpConfig {
+                &self.config
+            }
 
-    fn fit(
-        &self,
-        train: &dyn Dataset,
-        valid: &dyn Dataset,
-        ctx: &mut dyn TrialContext,
-    ) -> lepton_core::Result<FittedMlp<B>> {
-        Ok(self.train(train, valid, ctx)?)
-    }
-}
-
-/// A trained MLP, ready to predict; its weights can be saved and restored exactly.
-#[derive(Debug, Clone)]
-pub struct FittedMlp<B: Backend = Cpu> {
-    net: MlpNet,
-    config: MlpConfig,
-    n_features: usize,
-    n_classes: usize,
-    summary: TrainingSummary,
-    device: Device,
-    backend: PhantomData<B>,
-}
-
-impl<B: Backend> FittedMlp<B> {
-    /// The configuration it was trained with.
-    pub fn config(&self) -> &MlpConfig {
-        &self.config
-    }
-
-    /// What happened during training.
-    pub fn summary(&self) -> &TrainingSummary {
-        &self.summary
-    }
-
-    /// Input width.
-    pub fn n_features(&self) -> usize {
-        self.n_features
-    }
-
-    /// Number of classes.
-    pub fn n_classes(&self) -> usize {
-        self.n_classes
-    }
-
-    /// The weights in burn's burnpack format.
-    pub fn weights_to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes = self
-            .net
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
-        Ok(bytes.to_vec())
-    }
-
-    /// Rebuilds a fitted MLP from its configuration, shape and saved weights; refuses weights
-    /// that do not fit the network the configuration describes.
-    pub fn from_weights(
-        config: MlpConfig,
-        n_features: usize,
-        n_classes: usize,
-        summary: TrainingSummary,
-        weights: Vec<u8>,
-    ) -> Result<Self> {
-        config.check()?;
-        if n_features == 0 || n_classes < 2 {
-            return Err(ModelError::Weights(format!(
-                "{n_features} features and {n_classes} classes do not make a classifier"
-            )));
-        }
-        let device = B::device();
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
-        let net = config
-            .init(n_features, n_classes, &device)
-            .try_load_record(record)
-            .map_err(|e| ModelError::Weights(e.to_string()))?
-            .valid();
-        Ok(FittedMlp {
-            net,
-            config,
-            n_features,
-            n_classes,
-            summary,
-            device,
-            backend: PhantomData,
-        })
-    }
-}
-
-impl<B: Backend> Predict for FittedMlp<B> {
-    fn predict(&self, x: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
-        if x.n_features() != self.n_features {
-            return Err(Error::InvalidInput(format!(
-                "rows have {} features, the model expects {}",
-                x.n_features(),
-                self.n_features
-            )));
-        }
-        let mut out = Vec::with_capacity(x.n_rows());
-        for chunk in x.values().chunks(1024 * self.n_features) {
-            let rows = chunk.len() / self.n_features;
-            let input = Tensor::<2>::from_data(
-                TensorData::new(chunk.to_vec(), [rows, self.n_features]),
-                &self.device,
-            );
-            let probs = softmax(self.net.forward(input), 1)
-                .into_data()
-                .try_into_vec::<f32>()
-                .map_err(|e| Error::stage(ModelError::Weights(format!("{e:?}"))))?;
-            for p in probs.chunks(self.n_classes) {
-                let index = p
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or(0, |(i, _)| i);
-                out.push(Prediction::Class {
-                    index,
-                    probabilities: p.to_vec(),
-                });
+            /// Trains on `train`, validating on `valid` (which may be empty: then exactly
+            /// `max_epochs` epochs run and the last weights are kept).
+            pub fn train(
+                &self,
+                train: &dyn Dataset,
+                valid: &dyn Dataset,
+                ctx: &mut dyn TrialContext,
+            ) -> Result<FittedMlp<B>> {
+                if !matches!(train.schema().task, $check) {
+                    return Err(ModelError::InvalidData(format!(
+                        "the {} needs a {} target",
+                        stringify!($name),
+                        $task
+                    )));
+                }
+                fit_mlp(&self.config, train, valid, ctx)
             }
         }
-        Ok(out)
-    }
+
+        impl<B: Backend> Model for $name<B> {
+            type Fitted = FittedMlp<B>;
+
+            fn fit(
+                &self,
+                train: &dyn Dataset,
+                valid: &dyn Dataset,
+                ctx: &mut dyn TrialContext,
+            ) -> lepton_core::Result<FittedMlp<B>> {
+                Ok(self.train(train, valid, ctx)?)
+            }
+        }
+    };
 }
+
+mlp_model!(
+    MlpClassifier,
+    "classification",
+    Task::Classification { .. },
+    "An MLP classifier trained on backend `B` (cross-entropy, scored by accuracy)."
+);
+mlp_model!(
+    MlpRegressor,
+    "regression",
+    Task::Regression,
+    "An MLP regressor trained on backend `B` (squared error of the standardised target, \
+     scored by R²)."
+);

@@ -1,6 +1,7 @@
-//! The supervised training loop shared by Lepton's burn classifiers: Adam, shuffled
+//! The supervised training loop shared by Lepton's burn networks: Adam, shuffled
 //! mini-batches, per-epoch validation reported to the trial, early stopping that keeps the
-//! best weights, and pruning.
+//! best weights, and pruning. Classification minimises cross-entropy and scores accuracy;
+//! regression minimises the squared error of standardised targets and scores R².
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -16,8 +17,8 @@ use lepton_core::{Dataset, Error, Target, TrialContext};
 
 use crate::error::{ModelError, Result};
 
-/// A network that maps a batch of feature rows to class logits.
-pub(crate) trait ClassifierNet: Module {
+/// A network that maps a batch of feature rows to outputs (class logits or one value).
+pub(crate) trait Net: Module {
     fn forward(&self, x: Tensor<2>) -> Tensor<2>;
 }
 
@@ -38,71 +39,137 @@ pub struct TrainingSummary {
     pub epochs_run: usize,
     /// The epoch whose weights were kept (the last one when there is no validation set).
     pub best_epoch: usize,
-    /// Validation accuracy of the kept weights, when there was a validation set.
-    pub best_valid_accuracy: Option<f64>,
-    /// Validation cross-entropy of the kept weights, when there was a validation set.
+    /// Validation score of the kept weights (accuracy for classification, R² for
+    /// regression), when there was a validation set. This is what is reported per epoch.
+    pub best_valid_score: Option<f64>,
+    /// Validation loss of the kept weights (cross-entropy, or mean squared error of the
+    /// standardised target), when there was a validation set.
     pub best_valid_loss: Option<f64>,
     /// Mean training loss of the last epoch.
     pub final_train_loss: f64,
 }
 
-/// A dataset flattened for batching: row-major features and class indices.
-pub(crate) struct ClassRows {
+/// Targets ready for batching.
+pub(crate) enum Targets {
+    /// Class indices.
+    Classes(Vec<i64>),
+    /// Standardised real values.
+    Values(Vec<f32>),
+}
+
+/// A dataset flattened for batching: row-major features and targets.
+pub(crate) struct Rows {
     pub x: Vec<f32>,
-    pub y: Vec<i64>,
+    pub targets: Targets,
     pub width: usize,
 }
 
-impl ClassRows {
-    pub fn from_dataset(d: &dyn Dataset, width: usize, n_classes: usize) -> Result<Self> {
-        let mut x = Vec::with_capacity(d.len() * width);
+/// Where the targets of a regression are moved to before training: `(y - mean) / sd`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Standardise {
+    pub mean: f64,
+    pub sd: f64,
+}
+
+impl Rows {
+    /// Rows of class targets below `n_classes`.
+    pub fn classes(d: &dyn Dataset, width: usize, n_classes: usize) -> Result<Self> {
         let mut y = Vec::with_capacity(d.len());
-        for i in 0..d.len() {
-            let row = d
-                .features(i)
-                .ok_or_else(|| ModelError::InvalidData(format!("row {i} is missing")))?;
-            if row.len() != width {
-                return Err(ModelError::InvalidData(format!(
-                    "row {i} has {} features, the model expects {width}",
-                    row.len()
-                )));
+        let x = features(d, width, |i, t| match t {
+            Some(Target::Class(c)) if c < n_classes => {
+                y.push(c as i64);
+                Ok(())
             }
-            match d.target(i) {
-                Some(Target::Class(c)) if c < n_classes => y.push(c as i64),
-                other => {
-                    return Err(ModelError::InvalidData(format!(
-                        "row {i}: target {other:?} is not one of {n_classes} classes"
-                    )));
-                }
+            other => Err(ModelError::InvalidData(format!(
+                "row {i}: target {other:?} is not one of {n_classes} classes"
+            ))),
+        })?;
+        Ok(Rows {
+            x,
+            targets: Targets::Classes(y),
+            width,
+        })
+    }
+
+    /// Rows of real targets, standardised by `scale`.
+    pub fn values(d: &dyn Dataset, width: usize, scale: Standardise) -> Result<Self> {
+        let mut y = Vec::with_capacity(d.len());
+        let x = features(d, width, |i, t| match t {
+            Some(Target::Value(v)) if v.is_finite() => {
+                y.push(((v - scale.mean) / scale.sd) as f32);
+                Ok(())
             }
-            x.extend_from_slice(row);
-        }
-        Ok(ClassRows { x, y, width })
+            other => Err(ModelError::InvalidData(format!(
+                "row {i}: target {other:?} is not a finite number"
+            ))),
+        })?;
+        Ok(Rows {
+            x,
+            targets: Targets::Values(y),
+            width,
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.y.len()
+        self.x.len() / self.width.max(1)
     }
 
-    fn batch(&self, rows: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    fn inputs(&self, rows: &[usize], device: &Device) -> Tensor<2> {
         let mut xb = Vec::with_capacity(rows.len() * self.width);
-        let mut yb = Vec::with_capacity(rows.len());
         for &r in rows {
             xb.extend_from_slice(&self.x[r * self.width..(r + 1) * self.width]);
-            yb.push(self.y[r]);
         }
-        (
-            Tensor::from_data(TensorData::new(xb, [rows.len(), self.width]), device),
-            Tensor::from_data(TensorData::new(yb, [rows.len()]), device),
-        )
+        Tensor::from_data(TensorData::new(xb, [rows.len(), self.width]), device)
+    }
+
+    /// Mean loss of `out` against the targets of `rows`.
+    fn loss(&self, out: Tensor<2>, rows: &[usize], device: &Device) -> Tensor<1> {
+        match &self.targets {
+            Targets::Classes(y) => {
+                let yb: Vec<i64> = rows.iter().map(|&r| y[r]).collect();
+                let yb = Tensor::<1, Int>::from_data(TensorData::new(yb, [rows.len()]), device);
+                CrossEntropyLossConfig::new()
+                    .init(device)
+                    .forward(out, yb)
+                    .mean()
+            }
+            Targets::Values(y) => {
+                let yb: Vec<f32> = rows.iter().map(|&r| y[r]).collect();
+                let yb = Tensor::<2>::from_data(TensorData::new(yb, [rows.len(), 1]), device);
+                (out - yb).powf_scalar(2.0).mean()
+            }
+        }
     }
 }
 
-/// Trains `net` (created on `device`) and returns it in inference mode on `device`.
-pub(crate) fn train_classifier<M: ClassifierNet>(
+/// Collects features of width `width`, handing each row's target to `take`.
+fn features(
+    d: &dyn Dataset,
+    width: usize,
+    mut take: impl FnMut(usize, Option<Target>) -> Result<()>,
+) -> Result<Vec<f32>> {
+    let mut x = Vec::with_capacity(d.len() * width);
+    for i in 0..d.len() {
+        let row = d
+            .features(i)
+            .ok_or_else(|| ModelError::InvalidData(format!("row {i} is missing")))?;
+        if row.len() != width {
+            return Err(ModelError::InvalidData(format!(
+                "row {i} has {} features, the model expects {width}",
+                row.len()
+            )));
+        }
+        take(i, d.target(i))?;
+        x.extend_from_slice(row);
+    }
+    Ok(x)
+}
+
+/// Trains `net` and returns it in inference mode on `device`.
+pub(crate) fn train<M: Net>(
     net: M,
-    train: &ClassRows,
-    valid: &ClassRows,
+    train: &Rows,
+    valid: &Rows,
     setup: &TrainingSetup,
     device: &Device,
     ctx: &mut dyn TrialContext,
@@ -114,15 +181,14 @@ pub(crate) fn train_classifier<M: ClassifierNet>(
     // `train` turns gradient tracking on: a net built on a plain device has none.
     let mut net = net.fork(&ad).train();
     let mut optim = AdamConfig::new().init();
-    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let mut rng = StdRng::seed_from_u64(setup.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
 
-    let mut best: Option<(M, f64, f64, usize)> = None; // (weights, accuracy, loss, epoch)
+    let mut best: Option<(M, f64, f64, usize)> = None; // (weights, score, loss, epoch)
     let mut summary = TrainingSummary {
         epochs_run: 0,
         best_epoch: 0,
-        best_valid_accuracy: None,
+        best_valid_score: None,
         best_valid_loss: None,
         final_train_loss: f64::NAN,
     };
@@ -131,8 +197,7 @@ pub(crate) fn train_classifier<M: ClassifierNet>(
         let mut loss_sum = 0.0;
         let mut batches = 0usize;
         for rows in order.chunks(setup.batch_size) {
-            let (x, y) = train.batch(rows, &ad);
-            let loss = loss_fn.forward(net.forward(x), y).mean();
+            let loss = train.loss(net.forward(train.inputs(rows, &ad)), rows, &ad);
             let value = f64::from(loss.clone().into_scalar::<f32>());
             if !value.is_finite() {
                 return Err(ModelError::Diverged { epoch, loss: value });
@@ -149,24 +214,24 @@ pub(crate) fn train_classifier<M: ClassifierNet>(
             continue;
         }
         let inference = net.valid();
-        let (accuracy, loss) = evaluate(&inference, valid, device);
-        if !loss.is_finite() {
+        let (score, loss) = evaluate(&inference, valid, device);
+        if !loss.is_finite() || !score.is_finite() {
             return Err(ModelError::Diverged { epoch, loss });
         }
         tracing::debug!(
             epoch,
             train_loss = summary.final_train_loss,
-            valid_accuracy = accuracy,
+            valid_score = score,
             valid_loss = loss,
             "epoch done"
         );
-        ctx.report(epoch as u64, accuracy)?;
+        ctx.report(epoch as u64, score)?;
         let improved = match &best {
             None => true,
-            Some((_, a, l, _)) => accuracy > *a || (accuracy == *a && loss < *l),
+            Some((_, s, l, _)) => score > *s || (score == *s && loss < *l),
         };
         if improved {
-            best = Some((inference, accuracy, loss, epoch));
+            best = Some((inference, score, loss, epoch));
         }
         if ctx.should_prune() {
             return Err(Error::Pruned { step: epoch as u64 }.into());
@@ -179,9 +244,9 @@ pub(crate) fn train_classifier<M: ClassifierNet>(
         }
     }
     Ok(match best {
-        Some((weights, accuracy, loss, epoch)) => {
+        Some((weights, score, loss, epoch)) => {
             summary.best_epoch = epoch;
-            summary.best_valid_accuracy = Some(accuracy);
+            summary.best_valid_score = Some(score);
             summary.best_valid_loss = Some(loss);
             (weights, summary)
         }
@@ -192,19 +257,34 @@ pub(crate) fn train_classifier<M: ClassifierNet>(
     })
 }
 
-/// Accuracy and mean cross-entropy of `net` (in inference mode) on `data`.
-fn evaluate<M: ClassifierNet>(net: &M, data: &ClassRows, device: &Device) -> (f64, f64) {
+/// The score (accuracy or R²) and mean loss of `net` (in inference mode) on `data`.
+fn evaluate<M: Net>(net: &M, data: &Rows, device: &Device) -> (f64, f64) {
     let rows: Vec<usize> = (0..data.len()).collect();
-    let (mut correct, mut loss_sum) = (0usize, 0.0f64);
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let (mut hits, mut loss_sum) = (0usize, 0.0f64);
     for chunk in rows.chunks(1024) {
-        let (x, y) = data.batch(chunk, device);
-        let logits = net.forward(x);
-        let loss = loss_fn.forward(logits.clone(), y.clone()).mean();
+        let out = net.forward(data.inputs(chunk, device));
+        let loss = data.loss(out.clone(), chunk, device);
         loss_sum += f64::from(loss.into_scalar::<f32>()) * chunk.len() as f64;
-        let hits = logits.argmax(1).flatten::<1>(0, 1).equal(y);
-        correct += hits.int().sum().into_scalar::<i64>() as usize;
+        if let Targets::Classes(y) = &data.targets {
+            let yb: Vec<i64> = chunk.iter().map(|&r| y[r]).collect();
+            let yb = Tensor::<1, Int>::from_data(TensorData::new(yb, [chunk.len()]), device);
+            let correct = out.argmax(1).flatten::<1>(0, 1).equal(yb).int().sum();
+            hits += correct.into_scalar::<i64>() as usize;
+        }
     }
     let n = data.len() as f64;
-    (correct as f64 / n, loss_sum / n)
+    let loss = loss_sum / n;
+    let score = match &data.targets {
+        Targets::Classes(_) => hits as f64 / n,
+        Targets::Values(y) => {
+            // R² = 1 - SSE / SST, both on the standardised scale (R² is scale-free).
+            let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            let sst = y
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>();
+            if sst > 0.0 { 1.0 - loss * n / sst } else { 0.0 }
+        }
+    };
+    (score, loss)
 }

@@ -5,7 +5,7 @@
 
 use lepton_core::{DetachedContext, Error, Features, Model, Predict, Result, TrialContext};
 use lepton_data::{StandardScaler, TabularDataset, datasets, stratified_split};
-use lepton_models::{Cpu, FittedMlp, MlpClassifier, MlpConfig, ModelError};
+use lepton_models::{Cpu, FittedMlp, Head, MlpClassifier, MlpConfig, MlpRegressor, ModelError};
 
 fn scaled_iris() -> (TabularDataset, TabularDataset) {
     let iris = datasets::iris().unwrap();
@@ -49,7 +49,7 @@ fn learns_iris_and_reports_every_epoch() {
     assert!(s.best_epoch >= 1 && s.best_epoch <= s.epochs_run);
     let acc = accuracy(&fitted, &valid);
     assert!(acc >= 0.9, "validation accuracy {acc}");
-    assert_eq!(Some(acc), s.best_valid_accuracy);
+    assert_eq!(Some(acc), s.best_valid_score);
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn saved_weights_restore_identical_predictions() {
     let restored = FittedMlp::<Cpu>::from_weights(
         fitted.config().clone(),
         fitted.n_features(),
-        fitted.n_classes(),
+        fitted.head(),
         fitted.summary().clone(),
         bytes.clone(),
     )
@@ -75,7 +75,7 @@ fn saved_weights_restore_identical_predictions() {
     let wrong = FittedMlp::<Cpu>::from_weights(
         fitted.config().clone().with_hidden_width(7),
         4,
-        3,
+        Head::Classes { count: 3 },
         fitted.summary().clone(),
         bytes.clone(),
     );
@@ -83,7 +83,7 @@ fn saved_weights_restore_identical_predictions() {
     let garbage = FittedMlp::<Cpu>::from_weights(
         fitted.config().clone(),
         4,
-        3,
+        Head::Classes { count: 3 },
         fitted.summary().clone(),
         b"not burnpack".to_vec(),
     );
@@ -173,4 +173,53 @@ fn training_stops_when_pruned() {
         .unwrap_err();
     assert!(matches!(e, Error::Pruned { step: 1 }), "{e:?}");
     assert_eq!(ctx.0, 1);
+}
+
+#[test]
+fn regressor_learns_a_linear_function_and_restores() {
+    // y = 3 a - 2 b + 10, a and b on a grid: an MLP should explain nearly all of it.
+    let mut text = String::from("a,b,y\n");
+    for i in 0..120 {
+        let (a, b) = ((i % 12) as f64 / 6.0 - 1.0, (i / 12) as f64 / 5.0 - 1.0);
+        text.push_str(&format!("{a},{b},{}\n", 3.0 * a - 2.0 * b + 10.0));
+    }
+    let d = lepton_data::CsvLoader::new("lin.csv")
+        .with_target("y")
+        .with_regression(true)
+        .load_from(text.as_bytes())
+        .unwrap();
+    let (train, valid) = lepton_data::holdout_split(&d, 0.25, 0).unwrap();
+    let fitted = MlpRegressor::<Cpu>::new(quick().with_max_epochs(150).with_dropout(0.0))
+        .unwrap()
+        .fit(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let r2 = fitted.summary().best_valid_score.unwrap();
+    assert!(r2 > 0.95, "R² {r2}");
+    assert!(matches!(fitted.head(), Head::Value { mean, .. } if (mean - 10.0).abs() < 1.0));
+    let x = Features::new(valid.feature_values(), 2).unwrap();
+    let p = fitted.predict(x).unwrap();
+    assert!(matches!(p[0], lepton_core::Prediction::Value(_)));
+    let restored = FittedMlp::<Cpu>::from_weights(
+        fitted.config().clone(),
+        2,
+        fitted.head(),
+        fitted.summary().clone(),
+        fitted.weights_to_bytes().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(restored.predict(x).unwrap(), p);
+    // The classifier refuses a regression target and the regressor a classification one.
+    assert!(
+        MlpClassifier::<Cpu>::new(quick())
+            .unwrap()
+            .train(&train, &valid, &mut DetachedContext::new())
+            .is_err()
+    );
+    let (iris_train, iris_valid) = scaled_iris();
+    assert!(
+        MlpRegressor::<Cpu>::new(quick())
+            .unwrap()
+            .train(&iris_train, &iris_valid, &mut DetachedContext::new())
+            .is_err()
+    );
 }

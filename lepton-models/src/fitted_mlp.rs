@@ -1,0 +1,191 @@
+//! A trained MLP: prediction, and saving and restoring its weights exactly.
+
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bytes, Device, Tensor, TensorData};
+
+use lepton_core::{Error, Features, Predict, Prediction};
+
+use crate::backend::{Backend, Cpu};
+use crate::error::{ModelError, Result};
+use crate::mlp::{MlpConfig, MlpNet};
+use crate::training::{Net, TrainingSummary};
+
+/// What the network's outputs mean.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Head {
+    /// Logits of `count` classes.
+    Classes {
+        /// Number of classes.
+        count: usize,
+    },
+    /// One standardised value: the prediction is `output * sd + mean`.
+    Value {
+        /// Training target mean.
+        mean: f64,
+        /// Training target standard deviation.
+        sd: f64,
+    },
+}
+
+impl Head {
+    /// Width of the output layer.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Head::Classes { count } => *count,
+            Head::Value { .. } => 1,
+        }
+    }
+}
+
+/// A trained MLP, ready to predict; its weights can be saved and restored exactly.
+#[derive(Debug, Clone)]
+pub struct FittedMlp<B: Backend = Cpu> {
+    net: MlpNet,
+    config: MlpConfig,
+    n_features: usize,
+    head: Head,
+    summary: TrainingSummary,
+    device: Device,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> FittedMlp<B> {
+    pub(crate) fn new(
+        net: MlpNet,
+        config: MlpConfig,
+        n_features: usize,
+        head: Head,
+        summary: TrainingSummary,
+        device: Device,
+    ) -> Self {
+        FittedMlp {
+            net,
+            config,
+            n_features,
+            head,
+            summary,
+            device,
+            backend: PhantomData,
+        }
+    }
+
+    /// The configuration it was trained with.
+    pub fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+
+    /// What happened during training.
+    pub fn summary(&self) -> &TrainingSummary {
+        &self.summary
+    }
+
+    /// Input width.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// What the outputs mean (classes, or a value and its scale).
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The weights in burn's burnpack format.
+    pub fn weights_to_bytes(&self) -> Result<Vec<u8>> {
+        let bytes = self
+            .net
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Rebuilds a fitted MLP from its configuration, shape and saved weights; refuses weights
+    /// that do not fit the network the configuration describes.
+    pub fn from_weights(
+        config: MlpConfig,
+        n_features: usize,
+        head: Head,
+        summary: TrainingSummary,
+        weights: Vec<u8>,
+    ) -> Result<Self> {
+        config.check()?;
+        let head_ok = match head {
+            Head::Classes { count } => count >= 2,
+            Head::Value { mean, sd } => mean.is_finite() && sd.is_finite() && sd > 0.0,
+        };
+        if n_features == 0 || !head_ok {
+            return Err(ModelError::Weights(format!(
+                "{n_features} features and head {head:?} do not make a model"
+            )));
+        }
+        let device = B::device();
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
+            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        let net = config
+            .init(n_features, head.outputs(), &device)
+            .try_load_record(record)
+            .map_err(|e| ModelError::Weights(e.to_string()))?
+            .valid();
+        Ok(Self::new(net, config, n_features, head, summary, device))
+    }
+}
+
+impl<B: Backend> Predict for FittedMlp<B> {
+    fn predict(&self, x: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
+        if x.n_features() != self.n_features {
+            return Err(Error::InvalidInput(format!(
+                "rows have {} features, the model expects {}",
+                x.n_features(),
+                self.n_features
+            )));
+        }
+        let mut out = Vec::with_capacity(x.n_rows());
+        for chunk in x.values().chunks(1024 * self.n_features) {
+            let rows = chunk.len() / self.n_features;
+            let input = Tensor::<2>::from_data(
+                TensorData::new(chunk.to_vec(), [rows, self.n_features]),
+                &self.device,
+            );
+            let output = self.net.forward(input);
+            let output = match self.head {
+                Head::Classes { .. } => softmax(output, 1),
+                Head::Value { .. } => output,
+            };
+            let values = output
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::stage(ModelError::Weights(format!("{e:?}"))))?;
+            match self.head {
+                Head::Classes { count } => {
+                    for p in values.chunks(count) {
+                        let index = p
+                            .iter()
+                            .enumerate()
+                            .max_by(|a, b| a.1.total_cmp(b.1))
+                            .map_or(0, |(i, _)| i);
+                        out.push(Prediction::Class {
+                            index,
+                            probabilities: p.to_vec(),
+                        });
+                    }
+                }
+                Head::Value { mean, sd } => {
+                    out.extend(
+                        values
+                            .iter()
+                            .map(|&v| Prediction::Value(f64::from(v) * sd + mean)),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}
