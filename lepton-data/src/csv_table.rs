@@ -27,20 +27,26 @@ impl CsvLoader {
             .flexible(true)
             .delimiter(self.delimiter)
             .from_reader(reader);
-        let mut records = csv.records();
-        let first = match records.next() {
-            None => {
-                return Err(DataError::Empty {
-                    path: self.path.clone(),
-                    what: "the file is empty",
-                });
-            }
-            Some(r) => r.map_err(|e| self.csv_error(&e))?,
-        };
-        let width = first.len();
+        let mut record = csv::ByteRecord::new();
+        let more = csv
+            .read_byte_record(&mut record)
+            .map_err(|e| self.csv_error(&e))?;
+        if !more {
+            return Err(DataError::Empty {
+                path: self.path.clone(),
+                what: "the file is empty",
+            });
+        }
+        let width = record.len();
+        let mut columns: Vec<RawColumn> = (0..width).map(|_| RawColumn::default()).collect();
+        let mut lines: Vec<u64> = Vec::new();
         let names: Vec<String> = if self.has_header {
-            first.iter().map(|c| c.trim().to_owned()).collect()
+            let line = record.position().map_or(1, |p| p.line());
+            (0..width)
+                .map(|j| Ok(self.utf8(&record[j], line, j)?.trim().to_owned()))
+                .collect::<Result<_>>()?
         } else {
+            self.push_row(&record, width, &mut columns, &mut lines)?;
             (0..width).map(|i| format!("c{i}")).collect()
         };
         for name in self.types.keys() {
@@ -51,36 +57,11 @@ impl CsvLoader {
                 )));
             }
         }
-        let mut cells: Vec<Vec<Option<String>>> = vec![Vec::new(); width];
-        let mut lines: Vec<u64> = Vec::new();
-        let mut push =
-            |record: &csv::StringRecord, cells: &mut Vec<Vec<Option<String>>>| -> Result<()> {
-                let line = record.position().map_or(0, |p| p.line());
-                if record.len() != width {
-                    return Err(DataError::RaggedRow {
-                        path: self.path.clone(),
-                        line,
-                        expected: width,
-                        found: record.len(),
-                    });
-                }
-                for (j, field) in record.iter().enumerate() {
-                    let field = field.trim();
-                    let missing = self
-                        .missing_tokens
-                        .iter()
-                        .any(|t| t.eq_ignore_ascii_case(field));
-                    cells[j].push((!missing).then(|| field.to_owned()));
-                }
-                lines.push(line);
-                Ok(())
-            };
-        if !self.has_header {
-            push(&first, &mut cells)?;
-        }
-        for record in records {
-            let record = record.map_err(|e| self.csv_error(&e))?;
-            push(&record, &mut cells)?;
+        while csv
+            .read_byte_record(&mut record)
+            .map_err(|e| self.csv_error(&e))?
+        {
+            self.push_row(&record, width, &mut columns, &mut lines)?;
         }
         if lines.is_empty() {
             return Err(DataError::Empty {
@@ -88,42 +69,150 @@ impl CsvLoader {
                 what: "the file has no data rows",
             });
         }
-        let mut columns = Vec::with_capacity(width);
-        for (name, values) in names.into_iter().zip(cells) {
-            let ty = self
-                .types
-                .get(&name)
-                .copied()
-                .unwrap_or_else(|| infer(&values));
-            let column = convert(&values, ty).map_err(|row| {
-                let value = values[row].clone().unwrap_or_default();
-                match ty {
-                    ColumnType::Numeric => DataError::NotNumeric {
-                        path: self.path.clone(),
-                        line: lines[row],
-                        column: name.clone(),
-                        value,
-                    },
-                    _ => DataError::InvalidInput(format!(
-                        "{}, line {}, column `{name}`: `{value}` is not a boolean",
-                        self.path, lines[row]
-                    )),
+        // Typing and parsing is per column: spread the columns over the cores.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(width.max(1));
+        let jobs: Vec<(usize, &String, &RawColumn)> = names
+            .iter()
+            .zip(&columns)
+            .enumerate()
+            .map(|(j, (n, c))| (j, n, c))
+            .collect();
+        let mut typed: Vec<Option<Result<Column>>> = (0..width).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let jobs = &jobs;
+                    let lines = &lines;
+                    scope.spawn(move || {
+                        jobs.iter()
+                            .filter(|(j, _, _)| j % threads == t)
+                            .map(|(j, name, raw)| (*j, self.type_column(name, raw, lines)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Ok(done) = h.join() {
+                    for (j, c) in done {
+                        typed[j] = Some(c);
+                    }
                 }
-            })?;
+            }
+        });
+        let mut out = Vec::with_capacity(width);
+        for (name, column) in names.into_iter().zip(typed) {
+            let column = column.ok_or_else(|| {
+                DataError::InvalidInput(format!("{}: column `{name}` was not parsed", self.path))
+            })??;
             if column.missing() == column.len() {
                 tracing::info!(column = %name, "column is entirely missing");
             }
-            columns.push((name, column));
+            out.push((name, column));
         }
-        Table::new(self.path.clone(), columns)
+        Table::new(self.path.clone(), out)
+    }
+
+    fn utf8<'a>(&self, bytes: &'a [u8], line: u64, column: usize) -> Result<&'a str> {
+        std::str::from_utf8(bytes).map_err(|e| DataError::Csv {
+            path: self.path.clone(),
+            line,
+            message: format!("field {} is not valid UTF-8: {e}", column + 1),
+        })
+    }
+
+    fn push_row(
+        &self,
+        record: &csv::ByteRecord,
+        width: usize,
+        columns: &mut [RawColumn],
+        lines: &mut Vec<u64>,
+    ) -> Result<()> {
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != width {
+            return Err(DataError::RaggedRow {
+                path: self.path.clone(),
+                line,
+                expected: width,
+                found: record.len(),
+            });
+        }
+        for (j, field) in record.iter().enumerate() {
+            let text = self.utf8(field, line, j)?.trim();
+            let missing = self
+                .missing_tokens
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(text));
+            columns[j].push(if missing { None } else { Some(text) });
+        }
+        lines.push(line);
+        Ok(())
+    }
+
+    fn type_column(&self, name: &str, raw: &RawColumn, lines: &[u64]) -> Result<Column> {
+        let ty = self.types.get(name).copied().unwrap_or_else(|| infer(raw));
+        convert(raw, ty).map_err(|row| {
+            let value = raw.get(row).unwrap_or_default().to_owned();
+            match ty {
+                ColumnType::Numeric => DataError::NotNumeric {
+                    path: self.path.clone(),
+                    line: lines[row],
+                    column: name.to_owned(),
+                    value,
+                },
+                _ => DataError::InvalidInput(format!(
+                    "{}, line {}, column `{name}`: `{value}` is not a boolean",
+                    self.path, lines[row]
+                )),
+            }
+        })
+    }
+}
+
+/// One column's texts in a single buffer (no allocation per cell); `None` is missing.
+#[derive(Default)]
+struct RawColumn {
+    text: String,
+    /// End offset of each cell in `text`, or `None` for a missing cell.
+    ends: Vec<Option<usize>>,
+}
+
+impl RawColumn {
+    fn push(&mut self, cell: Option<&str>) {
+        match cell {
+            None => self.ends.push(None),
+            Some(s) => {
+                self.text.push_str(s);
+                self.ends.push(Some(self.text.len()));
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Option<&str>> {
+        let mut start = 0usize;
+        self.ends.iter().map(move |end| {
+            end.map(|e| {
+                let s = &self.text[start..e];
+                start = e;
+                s
+            })
+        })
+    }
+
+    fn get(&self, row: usize) -> Option<&str> {
+        self.iter().nth(row).flatten()
     }
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "yes" => Some(true),
-        "false" | "no" => Some(false),
-        _ => None,
+    let is = |word: &str| s.eq_ignore_ascii_case(word);
+    if is("true") || is("yes") {
+        Some(true)
+    } else if is("false") || is("no") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -131,14 +220,14 @@ fn parse_number(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
-fn infer(values: &[Option<String>]) -> ColumnType {
-    let present = || values.iter().flatten();
-    if present().next().is_none() {
+fn infer(values: &RawColumn) -> ColumnType {
+    let mut present = values.iter().flatten().peekable();
+    let Some(first) = present.peek().copied() else {
         return ColumnType::Numeric;
-    }
-    if present().all(|v| parse_bool(v).is_some()) {
+    };
+    if parse_bool(first).is_some() && values.iter().flatten().all(|v| parse_bool(v).is_some()) {
         ColumnType::Boolean
-    } else if present().all(|v| parse_number(v).is_some()) {
+    } else if values.iter().flatten().all(|v| parse_number(v).is_some()) {
         ColumnType::Numeric
     } else {
         ColumnType::Categorical
@@ -146,9 +235,9 @@ fn infer(values: &[Option<String>]) -> ColumnType {
 }
 
 /// Converts the texts to `ty`; on failure returns the row of the first bad value.
-fn convert(values: &[Option<String>], ty: ColumnType) -> std::result::Result<Column, usize> {
+fn convert(values: &RawColumn, ty: ColumnType) -> std::result::Result<Column, usize> {
     fn each<T>(
-        values: &[Option<String>],
+        values: &RawColumn,
         parse: impl Fn(&str) -> Option<T>,
     ) -> std::result::Result<Vec<Option<T>>, usize> {
         values
@@ -163,7 +252,9 @@ fn convert(values: &[Option<String>], ty: ColumnType) -> std::result::Result<Col
     Ok(match ty {
         ColumnType::Numeric => Column::Numeric(each(values, parse_number)?),
         ColumnType::Boolean => Column::Boolean(each(values, parse_bool)?),
-        ColumnType::Categorical => Column::Categorical(values.to_vec()),
+        ColumnType::Categorical => {
+            Column::Categorical(values.iter().map(|v| v.map(str::to_owned)).collect())
+        }
     })
 }
 
@@ -282,6 +373,7 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = CsvLoader::new("fuzz").read_table_from(&bytes[..]);

@@ -28,6 +28,8 @@ pub use csv_loader::CsvLoader;
 pub use error::{DataError, Result};
 pub use idx::{IdxArray, parse_idx, read_idx};
 pub use image::ImageDataset;
+/// The ndarray version `TabularDataset::from_ndarray` takes.
+pub use ndarray;
 pub use preprocessor::{
     CategoricalEncoding, Clipping, FittedPreprocessor, Imputation, Preprocessor, Scaling,
     TargetKind, UnknownCategory,

@@ -210,13 +210,43 @@ impl Preprocessor {
                 ),
             },
         };
+        // Columns are fitted independently: spread them over the cores.
+        let jobs: Vec<(&String, &Column)> = train
+            .names()
+            .iter()
+            .zip(train.columns())
+            .filter(|(name, _)| *name != target)
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, jobs.len().max(1));
+        let mut steps: Vec<Option<Step>> = (0..jobs.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let jobs = &jobs;
+                    scope.spawn(move || {
+                        (t..jobs.len())
+                            .step_by(threads)
+                            .map(|j| (j, self.fit_column(jobs[j].0, jobs[j].1)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Ok(done) = h.join() {
+                    for (j, step) in done {
+                        steps[j] = Some(step);
+                    }
+                }
+            }
+        });
         let mut inputs = Vec::new();
         let mut features = Vec::new();
-        for (name, column) in train.names().iter().zip(train.columns()) {
-            if name == target {
-                continue;
-            }
-            let step = self.fit_column(column);
+        for ((name, column), step) in jobs.into_iter().zip(steps) {
+            let step = step.ok_or_else(|| {
+                DataError::InvalidInput(format!("column `{name}` could not be fitted"))
+            })?;
             match &step {
                 Step::Dropped { reason } => {
                     tracing::info!(column = %name, reason, "column dropped")
@@ -239,7 +269,7 @@ impl Preprocessor {
         })
     }
 
-    fn fit_column(&self, column: &Column) -> Step {
+    fn fit_column(&self, name: &str, column: &Column) -> Step {
         let n = column.len();
         let missing = column.missing();
         if missing == n {
@@ -248,38 +278,38 @@ impl Preprocessor {
             };
         }
         let indicator = self.missing_indicators && missing > 0;
-        let texts = match column {
-            Column::Numeric(v) => v
-                .iter()
-                .flatten()
-                .map(|x| x.to_bits().to_string())
-                .collect(),
-            Column::Categorical(v) => v.iter().flatten().cloned().collect(),
-            Column::Boolean(v) => v
-                .iter()
-                .flatten()
-                .map(|b| b.to_string())
-                .collect::<Vec<_>>(),
+        // A column whose present values are (nearly) all one value carries no signal, unless
+        // its missing values do (then the indicator is kept).
+        let is_constant = |mode_count: usize| {
+            mode_count as f64 >= self.constant_share * (n - missing) as f64 && !indicator
         };
-        let (mode, mode_count) = most_frequent(&texts);
-        if mode_count as f64 >= self.constant_share * (n - missing) as f64
-            && !(missing > 0 && indicator)
-        {
-            return Step::Dropped {
-                reason: format!(
-                    "constant: one value covers {mode_count} of {} rows",
-                    n - missing
-                ),
-            };
-        }
         match column {
             Column::Numeric(v) => {
                 let mut present: Vec<f64> = v.iter().flatten().copied().collect();
-                present.sort_by(f64::total_cmp);
+                // Sorting a million values per column dominates fitting; the default pipeline
+                // (constant columns only, median fill, no clipping) needs no sort.
+                let needs_sort = self.constant_share < 1.0
+                    || self.imputation == Imputation::MostFrequent
+                    || self.clipping != Clipping::None;
+                let (mode, mode_count) = if needs_sort {
+                    present.sort_unstable_by(f64::total_cmp);
+                    longest_run(&present)
+                } else {
+                    let (min, max) = present
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                            (lo.min(x), hi.max(x))
+                        });
+                    (min, if min == max { present.len() } else { 1 })
+                };
+                if is_constant(mode_count) {
+                    return constant(mode_count, n - missing);
+                }
                 let fill = match self.imputation {
                     Imputation::Mean => present.iter().sum::<f64>() / present.len() as f64,
-                    Imputation::Median => quantile(&present, 0.5),
-                    Imputation::MostFrequent => f64::from_bits(mode.parse().unwrap_or(0)),
+                    Imputation::Median if needs_sort => quantile(&present, 0.5),
+                    Imputation::Median => median_unsorted(&mut present),
+                    Imputation::MostFrequent => mode,
                     Imputation::Constant(c) => c,
                 };
                 let clip = match self.clipping {
@@ -292,14 +322,17 @@ impl Preprocessor {
                         Some((q1 - k * (q3 - q1), q3 + k * (q3 - q1)))
                     }
                 };
-                let filled: Vec<f64> = v
-                    .iter()
-                    .map(|x| {
-                        let x = x.unwrap_or(fill);
-                        clip.map_or(x, |(lo, hi)| x.clamp(lo, hi))
-                    })
-                    .collect();
-                let (center, scale) = scaling(self.scaling, &filled);
+                let clipped = clip.map_or(0, |(lo, hi)| {
+                    present.iter().filter(|x| **x < lo || **x > hi).count()
+                });
+                tracing::info!(
+                    column = name,
+                    imputed = missing,
+                    clipped,
+                    fill,
+                    "numeric column"
+                );
+                let (center, scale) = scaling(self.scaling, v, fill, clip);
                 Step::Numeric {
                     fill,
                     indicator,
@@ -308,30 +341,83 @@ impl Preprocessor {
                     scale,
                 }
             }
-            Column::Boolean(_) => Step::Boolean {
-                fill: mode == "true",
-                indicator,
-            },
-            Column::Categorical(_) => {
-                let mut categories: Vec<String> = texts.clone();
-                categories.sort();
-                categories.dedup();
+            Column::Boolean(v) => {
+                let trues = v.iter().flatten().filter(|b| **b).count();
+                let falses = n - missing - trues;
+                // Ties go to `false`, as `false` sorts first.
+                let (fill, mode_count) = if trues > falses {
+                    (true, trues)
+                } else {
+                    (false, falses)
+                };
+                if is_constant(mode_count) {
+                    return constant(mode_count, n - missing);
+                }
+                tracing::info!(column = name, imputed = missing, fill, "boolean column");
+                Step::Boolean { fill, indicator }
+            }
+            Column::Categorical(v) => {
+                let mut counts: std::collections::HashMap<&str, usize> =
+                    std::collections::HashMap::new();
+                for s in v.iter().flatten() {
+                    *counts.entry(s.as_str()).or_default() += 1;
+                }
+                let mut categories: Vec<(&str, usize)> = counts.into_iter().collect();
+                categories.sort_unstable();
+                // The most frequent category; ties go to the one that sorts first.
+                let (mode, mode_count) =
+                    categories.iter().fold(
+                        ("", 0),
+                        |best, &(c, k)| if k > best.1 { (c, k) } else { best },
+                    );
+                if is_constant(mode_count) {
+                    return constant(mode_count, n - missing);
+                }
+                let fill = mode.to_owned();
+                let categories: Vec<String> =
+                    categories.into_iter().map(|(c, _)| c.to_owned()).collect();
+                tracing::info!(
+                    column = name,
+                    imputed = missing,
+                    categories = categories.len(),
+                    "categorical column"
+                );
                 match self.categorical {
                     CategoricalEncoding::OneHot(unknown) => Step::OneHot {
                         categories,
-                        fill: mode,
+                        fill,
                         indicator,
                         unknown,
                     },
                     CategoricalEncoding::Ordinal => Step::Ordinal {
                         categories,
-                        fill: mode,
+                        fill,
                         indicator,
                     },
                 }
             }
         }
     }
+}
+
+fn constant(mode_count: usize, present: usize) -> Step {
+    Step::Dropped {
+        reason: format!("constant: one value covers {mode_count} of {present} rows"),
+    }
+}
+
+/// The value with the longest run in sorted values (the smallest on ties) and its length.
+fn longest_run(sorted: &[f64]) -> (f64, usize) {
+    let mut best = (f64::NAN, 0usize);
+    let mut i = 0;
+    while i < sorted.len() {
+        let j = sorted[i..].partition_point(|x| x.total_cmp(&sorted[i]).is_eq()) + i;
+        if j - i > best.1 {
+            best = (sorted[i], j - i);
+        }
+        i = j;
+    }
+    best
 }
 
 impl FittedPreprocessor {
@@ -408,24 +494,36 @@ impl FittedPreprocessor {
                 }
             },
             Task::Classification { classes } => {
-                let index: BTreeMap<&str, usize> = classes
+                let index: std::collections::HashMap<&str, usize> = classes
                     .iter()
                     .enumerate()
                     .map(|(i, c)| (c.as_str(), i))
                     .collect();
-                target_texts(table.source(), &self.target, column)?
-                    .iter()
-                    .enumerate()
-                    .map(|(row, label)| {
-                        index.get(label.as_str()).map(|&i| Target::Class(i)).ok_or_else(|| {
-                            DataError::InvalidInput(format!(
-                                "{}, row {row}: class `{label}` of `{}` was not seen at fit time",
-                                table.source(),
-                                self.target
-                            ))
-                        })
+                let class = |row: usize, label: &str| {
+                    index.get(label).map(|&i| Target::Class(i)).ok_or_else(|| {
+                        DataError::InvalidInput(format!(
+                            "{}, row {row}: class `{label}` of `{}` was not seen at fit time",
+                            table.source(),
+                            self.target
+                        ))
                     })
-                    .collect::<Result<Vec<_>>>()?
+                };
+                match column {
+                    // Text labels are looked up in place, without copying a million strings.
+                    Column::Categorical(v) => v
+                        .iter()
+                        .enumerate()
+                        .map(|(row, label)| match label {
+                            Some(l) => class(row, l),
+                            None => Err(missing_target(table.source(), &self.target, row)),
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                    other => target_texts(table.source(), &self.target, other)?
+                        .iter()
+                        .enumerate()
+                        .map(|(row, label)| class(row, label))
+                        .collect::<Result<Vec<_>>>()?,
+                }
             }
         };
         TabularDataset::new(self.schema(), features, targets)
@@ -702,15 +800,16 @@ fn missing_target(source: &str, target: &str, row: usize) -> DataError {
     ))
 }
 
-fn most_frequent(values: &[String]) -> (String, usize) {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for v in values {
-        *counts.entry(v).or_default() += 1;
+/// The median of unsorted values (reordering them), interpolated as [`quantile`] does.
+fn median_unsorted(values: &mut [f64]) -> f64 {
+    let pos = 0.5 * (values.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let (_, &mut a, right) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    if hi == lo {
+        return a;
     }
-    // The smallest value among the most frequent ones, so ties resolve the same way every time.
-    counts.into_iter().fold((String::new(), 0), |best, (v, c)| {
-        if c > best.1 { (v.to_owned(), c) } else { best }
-    })
+    let b = right.iter().copied().fold(f64::INFINITY, f64::min);
+    a + (b - a) * (pos - lo as f64)
 }
 
 /// The `q` quantile of sorted values, interpolated linearly (numpy's default).
@@ -720,26 +819,66 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-fn scaling(kind: Scaling, values: &[f64]) -> (f64, f64) {
+/// The center and scale of `values` after filling missing ones with `fill` and clipping.
+fn scaling(
+    kind: Scaling,
+    values: &[Option<f64>],
+    fill: f64,
+    clip: Option<(f64, f64)>,
+) -> (f64, f64) {
+    let filled = || {
+        values.iter().map(move |x| {
+            let x = x.unwrap_or(fill);
+            clip.map_or(x, |(lo, hi)| x.clamp(lo, hi))
+        })
+    };
     let n = values.len() as f64;
     let guard = |s: f64| if s > 1e-12 { s } else { 1.0 };
     match kind {
         Scaling::None => (0.0, 1.0),
         Scaling::Standard => {
-            let mean = values.iter().sum::<f64>() / n;
-            let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+            let mean = filled().sum::<f64>() / n;
+            let var = filled().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
             (mean, guard(var.sqrt()))
         }
         Scaling::MinMax => {
-            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let min = filled().fold(f64::INFINITY, f64::min);
+            let max = filled().fold(f64::NEG_INFINITY, f64::max);
             (min, guard(max - min))
         }
         Scaling::Robust => {
-            let mut sorted = values.to_vec();
-            sorted.sort_by(f64::total_cmp);
+            let mut sorted: Vec<f64> = filled().collect();
+            sorted.sort_unstable_by(f64::total_cmp);
             let iqr = quantile(&sorted, 0.75) - quantile(&sorted, 0.25);
             (quantile(&sorted, 0.5), guard(iqr))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn median_without_sorting_matches_the_sorted_quantile(
+            mut v in proptest::collection::vec(-1e6f64..1e6, 1..50)
+        ) {
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            prop_assert_eq!(median_unsorted(&mut v), quantile(&sorted, 0.5));
+        }
+
+        #[test]
+        fn longest_run_finds_the_mode(v in proptest::collection::vec(0u8..5, 1..40)) {
+            let mut sorted: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+            sorted.sort_by(f64::total_cmp);
+            let (mode, count) = longest_run(&sorted);
+            let counts: Vec<usize> = (0..5u8).map(|k| v.iter().filter(|&&x| x == k).count()).collect();
+            let best = *counts.iter().max().unwrap();
+            prop_assert_eq!(count, best);
+            prop_assert_eq!(mode, counts.iter().position(|&c| c == best).unwrap() as f64);
         }
     }
 }

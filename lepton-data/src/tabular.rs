@@ -55,6 +55,34 @@ impl TabularDataset {
         })
     }
 
+    /// Builds a dataset from rows of features (each as long as the schema's feature list).
+    pub fn from_rows(schema: Schema, rows: Vec<Vec<f32>>, targets: Vec<Target>) -> Result<Self> {
+        let width = schema.features.len();
+        if let Some((i, row)) = rows.iter().enumerate().find(|(_, r)| r.len() != width) {
+            return Err(DataError::InvalidInput(format!(
+                "row {i} has {} values, the schema {width} features",
+                row.len()
+            )));
+        }
+        TabularDataset::new(schema, rows.concat(), targets)
+    }
+
+    /// Builds a dataset from a `[rows, features]` array (any memory layout).
+    pub fn from_ndarray(
+        schema: Schema,
+        features: ndarray::ArrayView2<'_, f32>,
+        targets: Vec<Target>,
+    ) -> Result<Self> {
+        if features.ncols() != schema.features.len() {
+            return Err(DataError::InvalidInput(format!(
+                "the array has {} columns, the schema {} features",
+                features.ncols(),
+                schema.features.len()
+            )));
+        }
+        TabularDataset::new(schema, features.iter().copied().collect(), targets)
+    }
+
     /// Number of feature columns.
     pub fn n_features(&self) -> usize {
         self.schema.features.len()
@@ -124,5 +152,60 @@ impl Dataset for TabularDataset {
 
     fn target(&self, index: usize) -> Option<Target> {
         self.targets.get(index).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema {
+            features: vec!["a".into(), "b".into()],
+            target: "y".into(),
+            task: Task::Classification {
+                classes: vec!["no".into(), "yes".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn in_memory_constructors_agree() {
+        let targets = vec![Target::Class(0), Target::Class(1)];
+        let rows = TabularDataset::from_rows(
+            schema(),
+            vec![vec![1.0, 2.0], vec![3.0, 4.0]],
+            targets.clone(),
+        )
+        .unwrap();
+        let array = ndarray::array![[1.0f32, 2.0], [3.0, 4.0]];
+        let from_array =
+            TabularDataset::from_ndarray(schema(), array.view(), targets.clone()).unwrap();
+        assert_eq!(rows, from_array);
+        // A transposed (column-major) view still reads row by row.
+        let t = ndarray::array![[1.0f32, 3.0], [2.0, 4.0]];
+        assert_eq!(
+            TabularDataset::from_ndarray(schema(), t.t(), targets.clone()).unwrap(),
+            rows
+        );
+        assert!(
+            TabularDataset::from_rows(schema(), vec![vec![1.0]], vec![Target::Class(0)]).is_err()
+        );
+        assert!(
+            TabularDataset::from_rows(schema(), vec![vec![1.0, f32::NAN]], vec![Target::Class(0)])
+                .is_err()
+        );
+        assert!(
+            TabularDataset::from_rows(schema(), vec![vec![1.0, 2.0]], vec![Target::Class(5)])
+                .is_err()
+        );
+        assert!(
+            TabularDataset::from_ndarray(
+                schema(),
+                ndarray::Array2::zeros((1, 3)).view(),
+                vec![Target::Class(0)]
+            )
+            .is_err()
+        );
     }
 }

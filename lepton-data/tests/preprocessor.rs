@@ -345,3 +345,15 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    /// Row validation at serving time never panics, whatever the record holds.
+    #[test]
+    fn arbitrary_records_never_panic(
+        record in proptest::collection::btree_map("[a-z]{1,6}|age|city|member|const|empty", ".{0,8}", 0..8)
+    ) {
+        let p = Preprocessor::default().fit(&messy(), "label", TargetKind::Classification).unwrap();
+        let _ = p.transform_record(&record);
+    }
+}

@@ -16,6 +16,7 @@
 //! ```
 
 mod backend;
+pub mod batch;
 mod error;
 mod fitted_mlp;
 mod mlp;
