@@ -21,6 +21,7 @@ use crate::trial::{Direction, FrozenTrial, TrialState};
 ///
 /// impl Storage for OneStudy {
 ///     fn create_study(&self, _: &str, _: Direction) -> Result<()> { Ok(()) }
+///     fn delete_study(&self, _: &str) -> Result<()> { Ok(self.0.lock().unwrap().clear()) }
 ///     fn study_direction(&self, _: &str) -> Result<Direction> { Ok(Direction::Minimize) }
 ///     fn study_names(&self) -> Result<Vec<String>> { Ok(vec!["only".into()]) }
 ///     fn create_trial(&self, _: &str) -> Result<u64> {
@@ -71,6 +72,8 @@ pub trait Storage: Send + Sync {
     /// Creates an empty study; [`Error::StudyExists`](crate::Error::StudyExists) if the name is
     /// taken.
     fn create_study(&self, name: &str, direction: Direction) -> Result<()>;
+    /// Deletes a study and all its trials.
+    fn delete_study(&self, name: &str) -> Result<()>;
     /// The direction of an existing study.
     fn study_direction(&self, name: &str) -> Result<Direction>;
     /// The names of every study.

@@ -77,6 +77,13 @@ impl Storage for InMemoryStorage {
         Ok(())
     }
 
+    fn delete_study(&self, name: &str) -> Result<()> {
+        self.lock()
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| Error::UnknownStudy(name.to_owned()))
+    }
+
     fn study_direction(&self, name: &str) -> Result<Direction> {
         self.lock()
             .get(name)
@@ -179,6 +186,11 @@ impl Storage for InMemoryStorage {
 mod tests {
     use super::*;
     use lepton_core::Scale;
+
+    #[test]
+    fn passes_the_conformance_suite() {
+        crate::storage::conformance::run(&InMemoryStorage::new()).unwrap();
+    }
 
     #[test]
     fn trial_lifecycle() {

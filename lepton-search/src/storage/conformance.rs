@@ -1,0 +1,340 @@
+//! The storage conformance suite (Optuna's `StorageTestCase` idea): every storage, Lepton's
+//! or a user's, must pass it. Each check returns the first violated expectation as an error
+//! message instead of panicking, so it can run inside any test harness.
+//!
+//! ```
+//! use lepton_search::storage::{InMemoryStorage, conformance};
+//!
+//! conformance::run(&InMemoryStorage::new()).map_err(|e| e.to_string())?;
+//! # Ok::<(), String>(())
+//! ```
+
+use std::collections::BTreeSet;
+
+use lepton_core::{Direction, Distribution, Error, ParamValue, Scale, Storage, TrialState};
+
+/// What a storage did wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage conformance: {0}")]
+pub struct Violation(pub String);
+
+fn expect(ok: bool, what: &str) -> Result<(), Violation> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Violation(what.to_owned()))
+    }
+}
+
+fn no_error<T>(r: lepton_core::Result<T>, what: &str) -> Result<T, Violation> {
+    r.map_err(|e| Violation(format!("{what}: unexpected error {e}")))
+}
+
+/// Runs every check against `storage`, which must start empty of the studies it creates
+/// (their names start with `conformance-`).
+pub fn run(storage: &dyn Storage) -> Result<(), Violation> {
+    studies(storage)?;
+    lifecycle(storage)?;
+    illegal_changes(storage)?;
+    concurrent_numbers(storage)?;
+    Ok(())
+}
+
+/// Create, look up, list and delete studies.
+pub fn studies(s: &dyn Storage) -> Result<(), Violation> {
+    no_error(
+        s.create_study("conformance-a", Direction::Maximize),
+        "create a study",
+    )?;
+    expect(
+        matches!(
+            s.create_study("conformance-a", Direction::Minimize),
+            Err(Error::StudyExists(_))
+        ),
+        "creating a study twice is refused with StudyExists",
+    )?;
+    expect(
+        no_error(s.study_direction("conformance-a"), "read a direction")? == Direction::Maximize,
+        "the direction is kept",
+    )?;
+    expect(
+        no_error(s.study_names(), "list studies")?.contains(&"conformance-a".to_owned()),
+        "a created study is listed",
+    )?;
+    expect(
+        matches!(s.trials("conformance-none"), Err(Error::UnknownStudy(_))),
+        "an unknown study is refused with UnknownStudy",
+    )?;
+    expect(
+        s.create_trial("conformance-none").is_err(),
+        "no trial in an unknown study",
+    )?;
+    no_error(s.create_trial("conformance-a"), "create a trial")?;
+    no_error(s.delete_study("conformance-a"), "delete a study")?;
+    expect(
+        !no_error(s.study_names(), "list studies")?.contains(&"conformance-a".to_owned()),
+        "a deleted study is gone",
+    )?;
+    expect(
+        s.delete_study("conformance-a").is_err(),
+        "deleting twice is refused",
+    )?;
+    no_error(
+        s.create_study("conformance-a", Direction::Minimize),
+        "re-create a study",
+    )?;
+    expect(
+        no_error(s.trials("conformance-a"), "list trials")?.is_empty(),
+        "a re-created study starts without the old trials",
+    )?;
+    no_error(s.delete_study("conformance-a"), "clean up")
+}
+
+/// A trial's whole life: numbers, params, reports, attributes, completion.
+pub fn lifecycle(s: &dyn Storage) -> Result<(), Violation> {
+    let study = "conformance-life";
+    no_error(s.create_study(study, Direction::Minimize), "create")?;
+    for expected in 0..3 {
+        expect(
+            no_error(s.create_trial(study), "create a trial")? == expected,
+            "trial numbers are contiguous from 0",
+        )?;
+    }
+    let d = Distribution::float(1e-4, 1.0, Scale::Log);
+    let c = Distribution::categorical(["relu", "tanh"]);
+    no_error(
+        s.set_param(study, 1, "lr", &d, &ParamValue::Float(0.01)),
+        "set a float",
+    )?;
+    no_error(
+        s.set_param(study, 1, "act", &c, &ParamValue::from("tanh")),
+        "set a choice",
+    )?;
+    no_error(s.report(study, 1, 1, 0.5), "report step 1")?;
+    no_error(s.report(study, 1, 2, 0.25), "report step 2")?;
+    no_error(
+        s.set_user_attr(study, 1, "note", &ParamValue::Int(7)),
+        "set an attribute",
+    )?;
+    no_error(
+        s.finish_trial(study, 1, TrialState::Complete, Some(0.2)),
+        "complete",
+    )?;
+    no_error(
+        s.finish_trial(study, 0, TrialState::Pruned, Some(0.9)),
+        "prune",
+    )?;
+    no_error(s.finish_trial(study, 2, TrialState::Failed, None), "fail")?;
+    let trials = no_error(s.trials(study), "list trials")?;
+    expect(trials.len() == 3, "three trials are listed")?;
+    expect(
+        trials.iter().map(|t| t.number).collect::<Vec<_>>() == [0, 1, 2],
+        "trials come in number order",
+    )?;
+    let t = &trials[1];
+    expect(
+        t.state == TrialState::Complete && t.value == Some(0.2),
+        "state and value are kept",
+    )?;
+    expect(
+        t.params.get("lr") == Some(&ParamValue::Float(0.01)),
+        "a float param is kept exactly",
+    )?;
+    expect(
+        t.params.get("act") == Some(&ParamValue::from("tanh")),
+        "a choice is kept",
+    )?;
+    expect(
+        t.distributions.get("lr") == Some(&d),
+        "a distribution is kept",
+    )?;
+    expect(
+        t.intermediate_values
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect::<Vec<_>>()
+            == [(1, 0.5), (2, 0.25)],
+        "intermediate values are kept by step",
+    )?;
+    expect(
+        t.user_attrs.get("note") == Some(&ParamValue::Int(7)),
+        "attributes are kept",
+    )?;
+    expect(
+        trials[0].state == TrialState::Pruned,
+        "a pruned state is kept",
+    )?;
+    expect(
+        trials[2].state == TrialState::Failed && trials[2].value.is_none(),
+        "a failed trial has no value",
+    )?;
+    no_error(s.delete_study(study), "clean up")
+}
+
+/// Changes that must be refused, leaving the stored data as it was.
+pub fn illegal_changes(s: &dyn Storage) -> Result<(), Violation> {
+    let study = "conformance-illegal";
+    no_error(s.create_study(study, Direction::Minimize), "create")?;
+    let n = no_error(s.create_trial(study), "create a trial")?;
+    let d = Distribution::int(1, 3, Scale::Linear);
+    expect(
+        s.set_param(study, n, "k", &d, &ParamValue::Int(9)).is_err(),
+        "a value outside its distribution is refused",
+    )?;
+    expect(
+        s.set_param(
+            study,
+            n,
+            "k",
+            &Distribution::int(3, 1, Scale::Linear),
+            &ParamValue::Int(2),
+        )
+        .is_err(),
+        "an invalid distribution is refused",
+    )?;
+    expect(
+        s.report(study, n, 1, f64::NAN).is_err(),
+        "a NaN report is refused",
+    )?;
+    expect(
+        s.finish_trial(study, n, TrialState::Complete, Some(f64::INFINITY))
+            .is_err(),
+        "completing with a non-finite value is refused",
+    )?;
+    expect(
+        s.finish_trial(study, n, TrialState::Complete, None)
+            .is_err(),
+        "completing without a value is refused",
+    )?;
+    expect(
+        s.finish_trial(study, n, TrialState::Running, None).is_err(),
+        "finishing into Running is refused",
+    )?;
+    expect(
+        matches!(s.report(study, 99, 1, 0.1), Err(Error::UnknownTrial { .. })),
+        "an unknown trial is refused with UnknownTrial",
+    )?;
+    no_error(
+        s.finish_trial(study, n, TrialState::Complete, Some(1.0)),
+        "complete",
+    )?;
+    expect(
+        matches!(
+            s.finish_trial(study, n, TrialState::Failed, None),
+            Err(Error::IllegalTransition {
+                from: TrialState::Complete,
+                ..
+            })
+        ),
+        "finishing a finished trial is refused with IllegalTransition",
+    )?;
+    expect(
+        s.set_param(study, n, "k", &d, &ParamValue::Int(1)).is_err(),
+        "a finished trial takes no params",
+    )?;
+    expect(
+        s.report(study, n, 5, 0.1).is_err(),
+        "a finished trial takes no reports",
+    )?;
+    let t = no_error(s.trials(study), "list")?;
+    expect(
+        t[0].value == Some(1.0) && t[0].params.is_empty() && t[0].intermediate_values.is_empty(),
+        "refused changes leave no trace",
+    )?;
+    no_error(s.delete_study(study), "clean up")
+}
+
+/// Trial numbers stay unique and contiguous when threads create trials at once.
+pub fn concurrent_numbers(s: &dyn Storage) -> Result<(), Violation> {
+    let study = "conformance-threads";
+    no_error(s.create_study(study, Direction::Minimize), "create")?;
+    let numbers: Vec<lepton_core::Result<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| (0..25).map(|_| s.create_trial(study)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let numbers: BTreeSet<u64> = numbers
+        .into_iter()
+        .map(|r| no_error(r, "create a trial from a thread"))
+        .collect::<Result<_, _>>()?;
+    expect(
+        numbers == (0..100).collect(),
+        "100 concurrent trials get the numbers 0 to 99",
+    )?;
+    no_error(s.delete_study(study), "clean up")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::InMemoryStorage;
+    use lepton_core::FrozenTrial;
+
+    /// A storage that forgets to refuse finishing a finished trial, and overwrites its value.
+    struct Lenient(InMemoryStorage);
+
+    impl Storage for Lenient {
+        fn create_study(&self, n: &str, d: Direction) -> lepton_core::Result<()> {
+            self.0.create_study(n, d)
+        }
+        fn delete_study(&self, n: &str) -> lepton_core::Result<()> {
+            self.0.delete_study(n)
+        }
+        fn study_direction(&self, n: &str) -> lepton_core::Result<Direction> {
+            self.0.study_direction(n)
+        }
+        fn study_names(&self) -> lepton_core::Result<Vec<String>> {
+            self.0.study_names()
+        }
+        fn create_trial(&self, s: &str) -> lepton_core::Result<u64> {
+            self.0.create_trial(s)
+        }
+        fn set_param(
+            &self,
+            s: &str,
+            n: u64,
+            name: &str,
+            d: &Distribution,
+            v: &ParamValue,
+        ) -> lepton_core::Result<()> {
+            self.0.set_param(s, n, name, d, v)
+        }
+        fn set_user_attr(
+            &self,
+            s: &str,
+            n: u64,
+            k: &str,
+            v: &ParamValue,
+        ) -> lepton_core::Result<()> {
+            self.0.set_user_attr(s, n, k, v)
+        }
+        fn report(&self, s: &str, n: u64, step: u64, v: f64) -> lepton_core::Result<()> {
+            self.0.report(s, n, step, v)
+        }
+        fn finish_trial(
+            &self,
+            s: &str,
+            n: u64,
+            state: TrialState,
+            v: Option<f64>,
+        ) -> lepton_core::Result<()> {
+            match self.0.finish_trial(s, n, state, v) {
+                Err(Error::IllegalTransition { .. }) => Ok(()),
+                other => other,
+            }
+        }
+        fn trials(&self, s: &str) -> lepton_core::Result<Vec<FrozenTrial>> {
+            self.0.trials(s)
+        }
+    }
+
+    #[test]
+    fn a_lenient_storage_fails_the_suite() {
+        let e = run(&Lenient(InMemoryStorage::new())).unwrap_err();
+        assert!(e.0.contains("is refused"), "{e}");
+    }
+}

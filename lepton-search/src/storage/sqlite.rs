@@ -1,0 +1,574 @@
+//! SQLite storage: the embedded default for a persistent study on one machine.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use lepton_core::{
+    Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
+};
+
+/// The schema version this build writes; older files are migrated, newer ones refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE studies (
+    name TEXT PRIMARY KEY,
+    direction TEXT NOT NULL
+);
+CREATE TABLE trials (
+    study TEXT NOT NULL REFERENCES studies(name) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (study, number)
+);
+CREATE TABLE params (
+    study TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    distribution TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (study, number, name),
+    FOREIGN KEY (study, number) REFERENCES trials(study, number) ON DELETE CASCADE
+);
+CREATE TABLE intermediate_values (
+    study TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (study, number, step),
+    FOREIGN KEY (study, number) REFERENCES trials(study, number) ON DELETE CASCADE
+);
+CREATE TABLE user_attrs (
+    study TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (study, number, key),
+    FOREIGN KEY (study, number) REFERENCES trials(study, number) ON DELETE CASCADE
+);
+";
+
+/// Errors of the SQLite storage, wrapped into `lepton_core::Error::Stage`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqliteError {
+    /// SQLite refused an operation.
+    #[error("sqlite ({path}): {source}")]
+    Sqlite {
+        /// The database file.
+        path: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer Lepton.
+    #[error("{path}: schema version {found} is newer than this build's {SCHEMA_VERSION}")]
+    NewerSchema {
+        /// The database file.
+        path: String,
+        /// The file's schema version.
+        found: i64,
+    },
+    /// A stored value that does not parse.
+    #[error("{path}: corrupt record: {message}")]
+    Corrupt {
+        /// The database file.
+        path: String,
+        /// What failed to parse.
+        message: String,
+    },
+}
+
+/// A study storage in one SQLite file (WAL mode, a busy timeout, every write in a
+/// transaction), so a study survives crashes and several threads or processes can share it.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    path: String,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path` and migrates its schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().display().to_string();
+        let conn = Connection::open(&path).map_err(|e| sql(&path, e))?;
+        Self::init(path, conn)
+    }
+
+    /// A private database in memory (for tests).
+    pub fn in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(|e| sql(":memory:", e))?;
+        Self::init(":memory:".into(), conn)
+    }
+
+    fn init(path: String, mut conn: Connection) -> Result<Self> {
+        let e = |err| sql(&path, err);
+        conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(e)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .map_err(e)?;
+        let version: Option<i64> = tx
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(e)?;
+        match version.unwrap_or(0) {
+            0 => {
+                tx.execute_batch(SCHEMA_V1).map_err(e)?;
+                tx.execute(
+                    "INSERT INTO schema_version (version) VALUES (?1)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(e)?;
+            }
+            SCHEMA_VERSION => {}
+            found => {
+                return Err(Error::stage(SqliteError::NewerSchema { path, found }));
+            }
+        }
+        tx.commit().map_err(e)?;
+        Ok(SqliteStorage {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock rolls back the open transaction (it is dropped), so
+        // the connection is still consistent.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` in an immediate (write-locking) transaction, committed only if `f` succeeds.
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| sql(&self.path, e))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| sql(&self.path, e))?;
+        Ok(out)
+    }
+
+    fn corrupt(&self, message: String) -> Error {
+        Error::stage(SqliteError::Corrupt {
+            path: self.path.clone(),
+            message,
+        })
+    }
+
+    /// Fails unless trial `number` of `study` exists and is running.
+    fn running(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        study: &str,
+        number: u64,
+        to: TrialState,
+    ) -> Result<()> {
+        let state: Option<String> = tx
+            .query_row(
+                "SELECT state FROM trials WHERE study = ?1 AND number = ?2",
+                params![study, number as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))?;
+        let Some(state) = state else {
+            if !self.study_exists(tx, study)? {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            return Err(Error::UnknownTrial {
+                study: study.to_owned(),
+                number,
+            });
+        };
+        let from = parse_state(&state).ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
+        if from != TrialState::Running {
+            return Err(Error::IllegalTransition { number, from, to });
+        }
+        Ok(())
+    }
+
+    fn study_exists(&self, conn: &Connection, study: &str) -> Result<bool> {
+        conn.query_row("SELECT 1 FROM studies WHERE name = ?1", [study], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| sql(&self.path, e))
+    }
+}
+
+fn sql(path: &str, source: rusqlite::Error) -> Error {
+    Error::stage(SqliteError::Sqlite {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn state_name(s: TrialState) -> &'static str {
+    match s {
+        TrialState::Running => "running",
+        TrialState::Complete => "complete",
+        TrialState::Pruned => "pruned",
+        TrialState::Failed => "failed",
+        TrialState::Waiting => "waiting",
+    }
+}
+
+fn parse_state(s: &str) -> Option<TrialState> {
+    Some(match s {
+        "running" => TrialState::Running,
+        "complete" => TrialState::Complete,
+        "pruned" => TrialState::Pruned,
+        "failed" => TrialState::Failed,
+        "waiting" => TrialState::Waiting,
+        _ => return None,
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(Error::stage)
+}
+
+impl Storage for SqliteStorage {
+    fn create_study(&self, name: &str, direction: Direction) -> Result<()> {
+        self.write(|tx| {
+            if self.study_exists(tx, name)? {
+                return Err(Error::StudyExists(name.to_owned()));
+            }
+            let d = match direction {
+                Direction::Minimize => "minimize",
+                Direction::Maximize => "maximize",
+            };
+            tx.execute(
+                "INSERT INTO studies (name, direction) VALUES (?1, ?2)",
+                params![name, d],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(())
+        })
+    }
+
+    fn delete_study(&self, name: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx
+                .execute("DELETE FROM studies WHERE name = ?1", [name])
+                .map_err(|e| sql(&self.path, e))?;
+            if n == 0 {
+                return Err(Error::UnknownStudy(name.to_owned()));
+            }
+            Ok(())
+        })
+    }
+
+    fn study_direction(&self, name: &str) -> Result<Direction> {
+        let conn = self.lock();
+        let d: Option<String> = conn
+            .query_row(
+                "SELECT direction FROM studies WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))?;
+        match d.as_deref() {
+            None => Err(Error::UnknownStudy(name.to_owned())),
+            Some("minimize") => Ok(Direction::Minimize),
+            Some("maximize") => Ok(Direction::Maximize),
+            Some(other) => Err(self.corrupt(format!("direction `{other}`"))),
+        }
+    }
+
+    fn study_names(&self) -> Result<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT name FROM studies ORDER BY name")
+            .map_err(|e| sql(&self.path, e))?;
+        let names = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(names)
+    }
+
+    fn create_trial(&self, study: &str) -> Result<u64> {
+        self.write(|tx| {
+            if !self.study_exists(tx, study)? {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            // The immediate transaction holds the write lock, so no other writer can take the
+            // same number between the read and the insert.
+            let number: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study = ?1",
+                    [study],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sql(&self.path, e))?;
+            tx.execute(
+                "INSERT INTO trials (study, number, state) VALUES (?1, ?2, 'running')",
+                params![study, number],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(number as u64)
+        })
+    }
+
+    fn set_param(
+        &self,
+        study: &str,
+        number: u64,
+        name: &str,
+        distribution: &Distribution,
+        value: &ParamValue,
+    ) -> Result<()> {
+        distribution.validate(name)?;
+        if !distribution.contains(value) {
+            return Err(Error::InvalidParameter {
+                name: name.to_owned(),
+                reason: format!("`{value}` is outside {distribution:?}"),
+            });
+        }
+        let (d, v) = (json(distribution)?, json(value)?);
+        self.write(|tx| {
+            self.running(tx, study, number, TrialState::Running)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO params (study, number, name, distribution, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![study, number as i64, name, d, v],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(())
+        })
+    }
+
+    fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
+        let v = json(value)?;
+        self.write(|tx| {
+            self.running(tx, study, number, TrialState::Running)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO user_attrs (study, number, key, value) VALUES (?1, ?2, ?3, ?4)",
+                params![study, number as i64, key, v],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(())
+        })
+    }
+
+    fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
+        if !value.is_finite() {
+            return Err(Error::InvalidInput(format!(
+                "intermediate value {value} is not finite"
+            )));
+        }
+        self.write(|tx| {
+            self.running(tx, study, number, TrialState::Running)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO intermediate_values (study, number, step, value) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![study, number as i64, step as i64, value],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(())
+        })
+    }
+
+    fn finish_trial(
+        &self,
+        study: &str,
+        number: u64,
+        state: TrialState,
+        value: Option<f64>,
+    ) -> Result<()> {
+        if !state.is_finished() {
+            return Err(Error::IllegalTransition {
+                number,
+                from: TrialState::Running,
+                to: state,
+            });
+        }
+        if state == TrialState::Complete && !value.is_some_and(f64::is_finite) {
+            return Err(Error::InvalidInput(format!(
+                "a complete trial needs a finite value, got {value:?}"
+            )));
+        }
+        self.write(|tx| {
+            self.running(tx, study, number, state)?;
+            tx.execute(
+                "UPDATE trials SET state = ?3, value = ?4 WHERE study = ?1 AND number = ?2",
+                params![
+                    study,
+                    number as i64,
+                    state_name(state),
+                    value.filter(|v| v.is_finite())
+                ],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(())
+        })
+    }
+
+    fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {
+        let conn = self.lock();
+        if !self.study_exists(&conn, study)? {
+            return Err(Error::UnknownStudy(study.to_owned()));
+        }
+        let e = |err| sql(&self.path, err);
+        let mut trials: Vec<FrozenTrial> = Vec::new();
+        let mut stmt = conn
+            .prepare("SELECT number, state, value FROM trials WHERE study = ?1 ORDER BY number")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([study], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<f64>>(2)?,
+                ))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (number, state, value) = row.map_err(e)?;
+            let mut t = FrozenTrial::new(number as u64);
+            t.state =
+                parse_state(&state).ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
+            t.value = value;
+            trials.push(t);
+        }
+        // Numbers are contiguous from 0, so a trial's number is its index.
+        let count = trials.len();
+        let index = move |n: i64| usize::try_from(n).ok().filter(|&i| i < count);
+        let mut stmt = conn
+            .prepare("SELECT number, name, distribution, value FROM params WHERE study = ?1")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([study], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (n, name, d, v) = row.map_err(e)?;
+            let i = index(n).ok_or_else(|| self.corrupt(format!("param of missing trial {n}")))?;
+            let d: Distribution =
+                serde_json::from_str(&d).map_err(|err| self.corrupt(err.to_string()))?;
+            let v: ParamValue =
+                serde_json::from_str(&v).map_err(|err| self.corrupt(err.to_string()))?;
+            trials[i].distributions.insert(name.clone(), d);
+            trials[i].params.insert(name, v);
+        }
+        let mut stmt = conn
+            .prepare("SELECT number, step, value FROM intermediate_values WHERE study = ?1")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([study], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                ))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (n, step, v) = row.map_err(e)?;
+            let i = index(n).ok_or_else(|| self.corrupt(format!("report of missing trial {n}")))?;
+            trials[i].intermediate_values.insert(step as u64, v);
+        }
+        let mut stmt = conn
+            .prepare("SELECT number, key, value FROM user_attrs WHERE study = ?1")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([study], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (n, key, v) = row.map_err(e)?;
+            let i =
+                index(n).ok_or_else(|| self.corrupt(format!("attribute of missing trial {n}")))?;
+            let v: ParamValue =
+                serde_json::from_str(&v).map_err(|err| self.corrupt(err.to_string()))?;
+            trials[i].user_attrs.insert(key, v);
+        }
+        Ok(trials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::conformance;
+
+    #[test]
+    fn passes_the_conformance_suite_in_memory_and_on_disk() {
+        conformance::run(&SqliteStorage::in_memory().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        conformance::run(&SqliteStorage::open(dir.path().join("s.db")).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_study_survives_reopening_and_two_handles_share_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("study.db");
+        {
+            let s = SqliteStorage::open(&path).unwrap();
+            s.create_study("s", Direction::Maximize).unwrap();
+            let n = s.create_trial("s").unwrap();
+            s.report("s", n, 1, 0.5).unwrap();
+            s.finish_trial("s", n, TrialState::Complete, Some(0.5))
+                .unwrap();
+        }
+        let (a, b) = (
+            SqliteStorage::open(&path).unwrap(),
+            SqliteStorage::open(&path).unwrap(),
+        );
+        assert_eq!(a.trials("s").unwrap()[0].value, Some(0.5));
+        let numbers: Vec<u64> = std::thread::scope(|scope| {
+            let ha = scope.spawn(|| {
+                (0..20)
+                    .map(|_| a.create_trial("s").unwrap())
+                    .collect::<Vec<_>>()
+            });
+            let hb = scope.spawn(|| {
+                (0..20)
+                    .map(|_| b.create_trial("s").unwrap())
+                    .collect::<Vec<_>>()
+            });
+            let mut all = ha.join().unwrap();
+            all.extend(hb.join().unwrap());
+            all
+        });
+        let mut sorted = numbers.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..41).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        drop(SqliteStorage::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("INSERT INTO schema_version (version) VALUES (99)", [])
+            .unwrap();
+        drop(conn);
+        let e = SqliteStorage::open(&path).unwrap_err();
+        assert!(e.to_string().contains("schema version 99"), "{e}");
+    }
+}
