@@ -22,5 +22,5 @@ pub mod storage;
 mod study;
 
 pub use samplers::RandomSampler;
-pub use storage::{InMemoryStorage, SqliteStorage};
+pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};
 pub use study::{Study, StudyBuilder};

@@ -2,7 +2,9 @@
 
 pub mod conformance;
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::InMemoryStorage;
+pub use postgres::{PG_SCHEMA_VERSION, PostgresError, PostgresStorage};
 pub use sqlite::{SCHEMA_VERSION, SqliteError, SqliteStorage};

@@ -213,7 +213,7 @@ fn sql(path: &str, source: rusqlite::Error) -> Error {
     })
 }
 
-fn state_name(s: TrialState) -> &'static str {
+pub(crate) fn state_name(s: TrialState) -> &'static str {
     match s {
         TrialState::Running => "running",
         TrialState::Complete => "complete",
@@ -223,7 +223,7 @@ fn state_name(s: TrialState) -> &'static str {
     }
 }
 
-fn parse_state(s: &str) -> Option<TrialState> {
+pub(crate) fn parse_state(s: &str) -> Option<TrialState> {
     Some(match s {
         "running" => TrialState::Running,
         "complete" => TrialState::Complete,

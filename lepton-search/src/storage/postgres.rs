@@ -1,0 +1,520 @@
+//! PostgreSQL storage: one study shared by workers on many machines, around a real database.
+
+use std::time::Duration;
+
+use postgres::{NoTls, Transaction};
+use r2d2::{CustomizeConnection, Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+
+use lepton_core::{
+    Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
+};
+
+use super::sqlite::{parse_state, state_name};
+
+/// The schema version this build writes; older databases are migrated, newer ones refused.
+pub const PG_SCHEMA_VERSION: i32 = 1;
+
+/// Serialises concurrent migrations (a transaction-scoped advisory lock).
+const MIGRATION_LOCK: i64 = 0x6c65_7074_6f6e; // "lepton"
+
+const SCHEMA_V1: &str = "
+CREATE TABLE lepton_studies (
+    name TEXT PRIMARY KEY,
+    direction TEXT NOT NULL,
+    next_number BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE lepton_trials (
+    study TEXT NOT NULL REFERENCES lepton_studies(name) ON DELETE CASCADE,
+    number BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    PRIMARY KEY (study, number)
+);
+CREATE TABLE lepton_params (
+    study TEXT NOT NULL,
+    number BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    distribution TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (study, number, name),
+    FOREIGN KEY (study, number) REFERENCES lepton_trials(study, number) ON DELETE CASCADE
+);
+CREATE TABLE lepton_intermediate_values (
+    study TEXT NOT NULL,
+    number BIGINT NOT NULL,
+    step BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (study, number, step),
+    FOREIGN KEY (study, number) REFERENCES lepton_trials(study, number) ON DELETE CASCADE
+);
+CREATE TABLE lepton_user_attrs (
+    study TEXT NOT NULL,
+    number BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (study, number, key),
+    FOREIGN KEY (study, number) REFERENCES lepton_trials(study, number) ON DELETE CASCADE
+);
+";
+
+/// Errors of the PostgreSQL storage, wrapped into `lepton_core::Error::Stage`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresError {
+    /// The server refused an operation or could not be reached.
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// No pooled connection could be had.
+    #[error("postgres connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The database was written by a newer Lepton.
+    #[error("schema version {0} is newer than this build's {PG_SCHEMA_VERSION}")]
+    NewerSchema(i32),
+    /// A stored value that does not parse.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// A schema name that is not a plain identifier.
+    #[error("invalid schema name `{0}`: use letters, digits and `_`")]
+    InvalidSchema(String),
+}
+
+fn pg(e: impl Into<PostgresError>) -> Error {
+    Error::stage(e.into())
+}
+
+/// Sets each pooled connection's search path to the storage's schema.
+#[derive(Debug)]
+struct SearchPath(String);
+
+impl CustomizeConnection<postgres::Client, postgres::Error> for SearchPath {
+    fn on_acquire(&self, conn: &mut postgres::Client) -> std::result::Result<(), postgres::Error> {
+        conn.batch_execute(&format!("SET search_path TO {}", self.0))
+    }
+}
+
+/// A study storage in a PostgreSQL database, shared by any number of worker processes on any
+/// number of machines. Trial numbers come from a per-study counter updated in the same
+/// transaction as the insert, so they stay unique and contiguous under concurrency; every
+/// write checks the trial's state under a row lock.
+#[derive(Debug)]
+pub struct PostgresStorage {
+    pool: Pool<PostgresConnectionManager<NoTls>>,
+}
+
+impl PostgresStorage {
+    /// Connects to `url` (e.g. `postgres://postgres@127.0.0.1:5432/test`) and migrates the
+    /// schema in the `public` schema.
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::connect_in_schema(url, "public")
+    }
+
+    /// Like [`connect`](Self::connect), with the tables in database schema `schema` (created
+    /// if missing): several independent storages can share one database.
+    pub fn connect_in_schema(url: &str, schema: &str) -> Result<Self> {
+        if schema.is_empty()
+            || !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(pg(PostgresError::InvalidSchema(schema.to_owned())));
+        }
+        let config: postgres::Config = url.parse().map_err(pg)?;
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = Pool::builder()
+            .max_size(4)
+            .connection_timeout(Duration::from_secs(30))
+            .connection_customizer(Box::new(SearchPath(schema.to_owned())))
+            .build_unchecked(manager);
+        let storage = PostgresStorage { pool };
+        let mut conn = storage.conn()?;
+        conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .map_err(pg)?;
+        let mut tx = conn.transaction().map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS lepton_schema_version (version INTEGER NOT NULL)",
+        )
+        .map_err(pg)?;
+        let version: Option<i32> = tx
+            .query_one("SELECT MAX(version) FROM lepton_schema_version", &[])
+            .map_err(pg)?
+            .get(0);
+        match version.unwrap_or(0) {
+            0 => {
+                tx.batch_execute(SCHEMA_V1).map_err(pg)?;
+                tx.execute(
+                    "INSERT INTO lepton_schema_version (version) VALUES ($1)",
+                    &[&PG_SCHEMA_VERSION],
+                )
+                .map_err(pg)?;
+            }
+            PG_SCHEMA_VERSION => {}
+            found => return Err(pg(PostgresError::NewerSchema(found))),
+        }
+        tx.commit().map_err(pg)?;
+        drop(conn);
+        Ok(storage)
+    }
+
+    fn conn(&self) -> Result<PooledConnection<PostgresConnectionManager<NoTls>>> {
+        self.pool.get().map_err(pg)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg)?;
+        let out = f(&mut tx)?;
+        tx.commit().map_err(pg)?;
+        Ok(out)
+    }
+}
+
+/// Fails unless trial `number` of `study` exists and is running; locks its row.
+fn running(tx: &mut Transaction<'_>, study: &str, number: u64, to: TrialState) -> Result<()> {
+    let row = tx
+        .query_opt(
+            "SELECT state FROM lepton_trials WHERE study = $1 AND number = $2 FOR UPDATE",
+            &[&study, &(number as i64)],
+        )
+        .map_err(pg)?;
+    let Some(row) = row else {
+        if !study_exists(tx, study)? {
+            return Err(Error::UnknownStudy(study.to_owned()));
+        }
+        return Err(Error::UnknownTrial {
+            study: study.to_owned(),
+            number,
+        });
+    };
+    let state: String = row.get(0);
+    let from = parse_state(&state).ok_or_else(|| pg(PostgresError::Corrupt(state.clone())))?;
+    if from != TrialState::Running {
+        return Err(Error::IllegalTransition { number, from, to });
+    }
+    Ok(())
+}
+
+fn study_exists(tx: &mut Transaction<'_>, study: &str) -> Result<bool> {
+    Ok(tx
+        .query_opt("SELECT 1 FROM lepton_studies WHERE name = $1", &[&study])
+        .map_err(pg)?
+        .is_some())
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(Error::stage)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| pg(PostgresError::Corrupt(e.to_string())))
+}
+
+impl Storage for PostgresStorage {
+    fn create_study(&self, name: &str, direction: Direction) -> Result<()> {
+        let d = match direction {
+            Direction::Minimize => "minimize",
+            Direction::Maximize => "maximize",
+        };
+        self.write(|tx| {
+            let inserted = tx
+                .execute(
+                    "INSERT INTO lepton_studies (name, direction) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &d],
+                )
+                .map_err(pg)?;
+            if inserted == 0 {
+                return Err(Error::StudyExists(name.to_owned()));
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_study(&self, name: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx
+                .execute("DELETE FROM lepton_studies WHERE name = $1", &[&name])
+                .map_err(pg)?;
+            if n == 0 {
+                return Err(Error::UnknownStudy(name.to_owned()));
+            }
+            Ok(())
+        })
+    }
+
+    fn study_direction(&self, name: &str) -> Result<Direction> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT direction FROM lepton_studies WHERE name = $1",
+                &[&name],
+            )
+            .map_err(pg)?
+            .ok_or_else(|| Error::UnknownStudy(name.to_owned()))?;
+        match row.get::<_, &str>(0) {
+            "minimize" => Ok(Direction::Minimize),
+            "maximize" => Ok(Direction::Maximize),
+            other => Err(pg(PostgresError::Corrupt(format!("direction `{other}`")))),
+        }
+    }
+
+    fn study_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .conn()?
+            .query("SELECT name FROM lepton_studies ORDER BY name", &[])
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn create_trial(&self, study: &str) -> Result<u64> {
+        self.write(|tx| {
+            // The counter's row lock orders concurrent creators; a rolled-back transaction
+            // rolls back its increment too, so numbers stay contiguous.
+            let row = tx
+                .query_opt(
+                    "UPDATE lepton_studies SET next_number = next_number + 1 WHERE name = $1 \
+                     RETURNING next_number - 1",
+                    &[&study],
+                )
+                .map_err(pg)?
+                .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+            let number: i64 = row.get(0);
+            tx.execute(
+                "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'running')",
+                &[&study, &number],
+            )
+            .map_err(pg)?;
+            Ok(number as u64)
+        })
+    }
+
+    fn set_param(
+        &self,
+        study: &str,
+        number: u64,
+        name: &str,
+        distribution: &Distribution,
+        value: &ParamValue,
+    ) -> Result<()> {
+        distribution.validate(name)?;
+        if !distribution.contains(value) {
+            return Err(Error::InvalidParameter {
+                name: name.to_owned(),
+                reason: format!("`{value}` is outside {distribution:?}"),
+            });
+        }
+        let (d, v) = (json(distribution)?, json(value)?);
+        self.write(|tx| {
+            running(tx, study, number, TrialState::Running)?;
+            tx.execute(
+                "INSERT INTO lepton_params (study, number, name, distribution, value) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (study, number, name) \
+                 DO UPDATE SET distribution = EXCLUDED.distribution, value = EXCLUDED.value",
+                &[&study, &(number as i64), &name, &d, &v],
+            )
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
+        let v = json(value)?;
+        self.write(|tx| {
+            running(tx, study, number, TrialState::Running)?;
+            tx.execute(
+                "INSERT INTO lepton_user_attrs (study, number, key, value) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (study, number, key) DO UPDATE SET value = EXCLUDED.value",
+                &[&study, &(number as i64), &key, &v],
+            )
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
+        if !value.is_finite() {
+            return Err(Error::InvalidInput(format!(
+                "intermediate value {value} is not finite"
+            )));
+        }
+        self.write(|tx| {
+            running(tx, study, number, TrialState::Running)?;
+            tx.execute(
+                "INSERT INTO lepton_intermediate_values (study, number, step, value) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (study, number, step) \
+                 DO UPDATE SET value = EXCLUDED.value",
+                &[&study, &(number as i64), &(step as i64), &value],
+            )
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn finish_trial(
+        &self,
+        study: &str,
+        number: u64,
+        state: TrialState,
+        value: Option<f64>,
+    ) -> Result<()> {
+        if !state.is_finished() {
+            return Err(Error::IllegalTransition {
+                number,
+                from: TrialState::Running,
+                to: state,
+            });
+        }
+        if state == TrialState::Complete && !value.is_some_and(f64::is_finite) {
+            return Err(Error::InvalidInput(format!(
+                "a complete trial needs a finite value, got {value:?}"
+            )));
+        }
+        let value = value.filter(|v| v.is_finite());
+        self.write(|tx| {
+            running(tx, study, number, state)?;
+            tx.execute(
+                "UPDATE lepton_trials SET state = $3, value = $4 WHERE study = $1 AND number = $2",
+                &[&study, &(number as i64), &state_name(state), &value],
+            )
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {
+        // One repeatable-read snapshot, so the four reads agree with each other.
+        let mut conn = self.conn()?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(pg)?;
+        if !study_exists(&mut tx, study)? {
+            return Err(Error::UnknownStudy(study.to_owned()));
+        }
+        let mut trials: Vec<FrozenTrial> = Vec::new();
+        for row in tx
+            .query(
+                "SELECT number, state, value FROM lepton_trials WHERE study = $1 ORDER BY number",
+                &[&study],
+            )
+            .map_err(pg)?
+        {
+            let mut t = FrozenTrial::new(row.get::<_, i64>(0) as u64);
+            let state: &str = row.get(1);
+            t.state = parse_state(state).ok_or_else(|| pg(PostgresError::Corrupt(state.into())))?;
+            t.value = row.get(2);
+            trials.push(t);
+        }
+        let count = trials.len();
+        let index = move |n: i64| {
+            usize::try_from(n)
+                .ok()
+                .filter(|&i| i < count)
+                .ok_or_else(|| pg(PostgresError::Corrupt(format!("row of missing trial {n}"))))
+        };
+        for row in tx
+            .query(
+                "SELECT number, name, distribution, value FROM lepton_params WHERE study = $1",
+                &[&study],
+            )
+            .map_err(pg)?
+        {
+            let i = index(row.get(0))?;
+            let name: String = row.get(1);
+            trials[i]
+                .distributions
+                .insert(name.clone(), parse(row.get(2))?);
+            trials[i].params.insert(name, parse(row.get(3))?);
+        }
+        for row in tx
+            .query(
+                "SELECT number, step, value FROM lepton_intermediate_values WHERE study = $1",
+                &[&study],
+            )
+            .map_err(pg)?
+        {
+            let i = index(row.get(0))?;
+            trials[i]
+                .intermediate_values
+                .insert(row.get::<_, i64>(1) as u64, row.get(2));
+        }
+        for row in tx
+            .query(
+                "SELECT number, key, value FROM lepton_user_attrs WHERE study = $1",
+                &[&study],
+            )
+            .map_err(pg)?
+        {
+            let i = index(row.get(0))?;
+            trials[i].user_attrs.insert(row.get(1), parse(row.get(2))?);
+        }
+        tx.commit().map_err(pg)?;
+        Ok(trials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::conformance;
+
+    /// A storage in a fresh schema of the test server, dropped afterwards.
+    fn with_test_storage(f: impl FnOnce(&PostgresStorage, &str)) {
+        let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
+            eprintln!("LEPTON_TEST_POSTGRES_URL unset: skipping the PostgreSQL storage test");
+            return;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let schema = format!("lepton_test_{}_{nanos}", std::process::id());
+        let storage = PostgresStorage::connect_in_schema(&url, &schema).unwrap();
+        f(&storage, &url);
+        let mut client = postgres::Client::connect(&url, NoTls).unwrap();
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
+
+    #[test]
+    fn passes_the_conformance_suite() {
+        with_test_storage(|s, _| conformance::run(s).unwrap());
+    }
+
+    #[test]
+    fn workers_on_separate_connections_share_a_study() {
+        with_test_storage(|s, url| {
+            s.create_study("shared", Direction::Minimize).unwrap();
+            let schema: String = s
+                .conn()
+                .unwrap()
+                .query_one("SELECT current_schema()", &[])
+                .unwrap()
+                .get(0);
+            let other = PostgresStorage::connect_in_schema(url, &schema).unwrap();
+            let n = other.create_trial("shared").unwrap();
+            other
+                .finish_trial("shared", n, TrialState::Complete, Some(1.5))
+                .unwrap();
+            assert_eq!(s.trials("shared").unwrap()[0].value, Some(1.5));
+            assert!(
+                s.finish_trial("shared", n, TrialState::Failed, None)
+                    .is_err()
+            );
+        });
+    }
+
+    #[test]
+    fn bad_urls_and_schema_names_are_typed_errors() {
+        assert!(PostgresStorage::connect("not a url").is_err());
+        assert!(
+            PostgresStorage::connect_in_schema("postgres://x@127.0.0.1:1/x", "a;drop").is_err()
+        );
+    }
+}
