@@ -4,7 +4,9 @@ pub mod conformance;
 mod memory;
 mod postgres;
 mod sqlite;
+mod url;
 
 pub use memory::InMemoryStorage;
 pub use postgres::{PG_SCHEMA_VERSION, PostgresError, PostgresStorage};
 pub use sqlite::{SCHEMA_VERSION, SqliteError, SqliteStorage};
+pub use url::open;

@@ -1,0 +1,92 @@
+//! The `lepton` command line on a real SQLite study.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
+
+use std::process::Command;
+use std::sync::Arc;
+
+use lepton::core::{Direction, Scale, TrialContext};
+use lepton::search::{SqliteStorage, Study};
+
+fn lepton(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn list_show_best_and_export_a_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let study = Study::builder("quad")
+        .with_direction(Direction::Minimize)
+        .with_storage(Arc::new(SqliteStorage::open(&path).unwrap()))
+        .build()
+        .unwrap();
+    study
+        .optimize(5, |t| {
+            let x = t.suggest_float("x", -2.0, 2.0, Scale::Linear)?;
+            t.report(1, x.abs())?;
+            if t.number() == 3 {
+                return Err(lepton::core::Error::Pruned { step: 1 });
+            }
+            Ok(x * x)
+        })
+        .unwrap();
+    let url = format!("sqlite://{}", path.display());
+
+    let (ok, out, _) = lepton(&["study", "list", "--storage", &url]);
+    assert!(ok && out.starts_with("quad\tMinimize\t5 trials"), "{out}");
+
+    let (ok, out, _) = lepton(&["study", "show", "--storage", &url, "--study", "quad"]);
+    assert!(
+        ok && out.lines().count() == 5 && out.contains("Pruned"),
+        "{out}"
+    );
+
+    let (ok, out, _) = lepton(&["study", "export", "--storage", &url, "--study", "quad"]);
+    assert!(ok);
+    let trials: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(trials.len(), 5);
+    assert_eq!(trials[3]["state"], "pruned");
+    assert!(trials[0]["params"]["x"].is_number());
+    assert!(trials[0]["intermediate_values"]["1"].is_number());
+
+    let (ok, out, _) = lepton(&[
+        "study",
+        "export",
+        "--storage",
+        &url,
+        "--study",
+        "quad",
+        "--format",
+        "csv",
+    ]);
+    assert!(ok);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("number,state,value,param:x,intermediate_values")
+    );
+    assert_eq!(lines.count(), 5);
+
+    let (ok, out, _) = lepton(&["study", "best", "--storage", &url, "--study", "quad"]);
+    let best: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let expected = study.best_trial().unwrap().unwrap();
+    assert!(ok);
+    assert_eq!(best["number"], expected.number);
+}
+
+#[test]
+fn bad_storage_urls_and_studies_fail_with_a_message() {
+    let (ok, _, err) = lepton(&["study", "list", "--storage", "mysql://nope"]);
+    assert!(!ok && err.contains("unknown storage URL"), "{err}");
+    let (ok, _, err) = lepton(&["study", "show", "--storage", "memory:", "--study", "none"]);
+    assert!(!ok && err.contains("unknown study"), "{err}");
+}
