@@ -49,6 +49,9 @@ use crate::trial::{Direction, FrozenTrial, TrialState};
 ///         t.intermediate_values.insert(step, v);
 ///         Ok(())
 ///     }
+///     // This storage keeps no clock: no trial ever goes stale.
+///     fn heartbeat(&self, _: &str, _: u64) -> Result<()> { Ok(()) }
+///     fn fail_stale_trials(&self, _: &str, _: std::time::Duration) -> Result<Vec<u64>> { Ok(vec![]) }
 ///     fn finish_trial(&self, s: &str, n: u64, state: TrialState, v: Option<f64>) -> Result<()> {
 ///         let mut t = self.0.lock().unwrap();
 ///         let t = t.get_mut(n as usize).ok_or(Error::UnknownTrial { study: s.into(), number: n })?;
@@ -93,6 +96,12 @@ pub trait Storage: Send + Sync {
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()>;
     /// Records an intermediate value of a running trial.
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()>;
+    /// Records that the worker running trial `number` is alive (creation counts as the first
+    /// heartbeat).
+    fn heartbeat(&self, study: &str, number: u64) -> Result<()>;
+    /// Marks failed every running trial whose last heartbeat is older than `grace` (its worker
+    /// is presumed dead) and returns their numbers.
+    fn fail_stale_trials(&self, study: &str, grace: std::time::Duration) -> Result<Vec<u64>>;
     /// Moves a running trial to a finished state, with its value for complete trials.
     fn finish_trial(
         &self,

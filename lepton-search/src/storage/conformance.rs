@@ -37,6 +37,7 @@ pub fn run(storage: &dyn Storage) -> Result<(), Violation> {
     lifecycle(storage)?;
     illegal_changes(storage)?;
     concurrent_numbers(storage)?;
+    heartbeats(storage)?;
     Ok(())
 }
 
@@ -244,6 +245,60 @@ pub fn illegal_changes(s: &dyn Storage) -> Result<(), Violation> {
     no_error(s.delete_study(study), "clean up")
 }
 
+/// Heartbeats keep a running trial alive; trials without one past the grace period fail.
+pub fn heartbeats(s: &dyn Storage) -> Result<(), Violation> {
+    let study = "conformance-heartbeats";
+    no_error(s.create_study(study, Direction::Minimize), "create")?;
+    let silent = no_error(s.create_trial(study), "create a trial")?;
+    let done = no_error(s.create_trial(study), "create a trial")?;
+    let alive = no_error(s.create_trial(study), "create a trial")?;
+    no_error(
+        s.finish_trial(study, done, TrialState::Complete, Some(1.0)),
+        "complete",
+    )?;
+    no_error(s.heartbeat(study, silent), "beat a running trial")?;
+    expect(
+        s.heartbeat(study, done).is_err(),
+        "a finished trial takes no heartbeat",
+    )?;
+    expect(
+        s.heartbeat(study, 99).is_err(),
+        "an unknown trial takes no heartbeat",
+    )?;
+    expect(
+        no_error(
+            s.fail_stale_trials(study, std::time::Duration::from_secs(3600)),
+            "sweep",
+        )?
+        .is_empty(),
+        "nothing is stale within the grace period",
+    )?;
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    no_error(s.heartbeat(study, alive), "beat again")?;
+    let failed = no_error(
+        s.fail_stale_trials(study, std::time::Duration::from_secs(1)),
+        "sweep",
+    )?;
+    expect(
+        failed == [silent],
+        "only the silent running trial is failed",
+    )?;
+    let trials = no_error(s.trials(study), "list")?;
+    expect(
+        trials[silent as usize].state == TrialState::Failed,
+        "a stale trial is failed",
+    )?;
+    expect(
+        trials[done as usize].state == TrialState::Complete,
+        "a finished trial is untouched",
+    )?;
+    expect(
+        trials[alive as usize].state == TrialState::Running,
+        "a beating trial keeps running",
+    )?;
+    no_error(s.delete_study(study), "clean up")
+}
+
 /// Trial numbers stay unique and contiguous when threads create trials at once.
 pub fn concurrent_numbers(s: &dyn Storage) -> Result<(), Violation> {
     let study = "conformance-threads";
@@ -314,6 +369,16 @@ mod tests {
         }
         fn report(&self, s: &str, n: u64, step: u64, v: f64) -> lepton_core::Result<()> {
             self.0.report(s, n, step, v)
+        }
+        fn heartbeat(&self, s: &str, n: u64) -> lepton_core::Result<()> {
+            self.0.heartbeat(s, n)
+        }
+        fn fail_stale_trials(
+            &self,
+            s: &str,
+            grace: std::time::Duration,
+        ) -> lepton_core::Result<Vec<u64>> {
+            self.0.fail_stale_trials(s, grace)
         }
         fn finish_trial(
             &self,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
@@ -11,6 +12,8 @@ use lepton_core::{
 struct StudyRecord {
     direction: Direction,
     trials: Vec<FrozenTrial>,
+    /// Last heartbeat of each trial, by number.
+    beats: Vec<Instant>,
 }
 
 /// Keeps every study in the process's memory, behind one mutex. Lost when the process ends.
@@ -72,6 +75,7 @@ impl Storage for InMemoryStorage {
             StudyRecord {
                 direction,
                 trials: Vec::new(),
+                beats: Vec::new(),
             },
         );
         Ok(())
@@ -102,6 +106,7 @@ impl Storage for InMemoryStorage {
             .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
         let number = record.trials.len() as u64;
         record.trials.push(FrozenTrial::new(number));
+        record.beats.push(Instant::now());
         Ok(number)
     }
 
@@ -131,6 +136,33 @@ impl Storage for InMemoryStorage {
         self.with_running(study, number, |t| {
             t.user_attrs.insert(key.to_owned(), value.clone());
         })
+    }
+
+    fn heartbeat(&self, study: &str, number: u64) -> Result<()> {
+        self.with_running(study, number, |_| ())?;
+        let mut studies = self.lock();
+        if let Some(beat) = studies
+            .get_mut(study)
+            .and_then(|s| s.beats.get_mut(number as usize))
+        {
+            *beat = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn fail_stale_trials(&self, study: &str, grace: Duration) -> Result<Vec<u64>> {
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let mut failed = Vec::new();
+        for (trial, beat) in record.trials.iter_mut().zip(&record.beats) {
+            if trial.state == TrialState::Running && beat.elapsed() > grace {
+                trial.state = TrialState::Failed;
+                failed.push(trial.number);
+            }
+        }
+        Ok(failed)
     }
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {

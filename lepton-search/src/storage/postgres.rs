@@ -13,10 +13,17 @@ use lepton_core::{
 use super::sqlite::{parse_state, state_name};
 
 /// The schema version this build writes; older databases are migrated, newer ones refused.
-pub const PG_SCHEMA_VERSION: i32 = 1;
+pub const PG_SCHEMA_VERSION: i32 = 2;
 
 /// Serialises concurrent migrations (a transaction-scoped advisory lock).
 const MIGRATION_LOCK: i64 = 0x6c65_7074_6f6e; // "lepton"
+
+/// Version 2: a heartbeat per trial, on the server's clock (so workers' clocks never matter).
+const SCHEMA_V2: &str =
+    "ALTER TABLE lepton_trials ADD COLUMN heartbeat TIMESTAMPTZ NOT NULL DEFAULT now();";
+
+/// The migrations, in order: migration `i` takes a database from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE lepton_studies (
@@ -141,17 +148,17 @@ impl PostgresStorage {
             .query_one("SELECT MAX(version) FROM lepton_schema_version", &[])
             .map_err(pg)?
             .get(0);
-        match version.unwrap_or(0) {
-            0 => {
-                tx.batch_execute(SCHEMA_V1).map_err(pg)?;
-                tx.execute(
-                    "INSERT INTO lepton_schema_version (version) VALUES ($1)",
-                    &[&PG_SCHEMA_VERSION],
-                )
-                .map_err(pg)?;
-            }
-            PG_SCHEMA_VERSION => {}
-            found => return Err(pg(PostgresError::NewerSchema(found))),
+        let found = version.unwrap_or(0);
+        if found > PG_SCHEMA_VERSION {
+            return Err(pg(PostgresError::NewerSchema(found)));
+        }
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+            tx.batch_execute(migration).map_err(pg)?;
+            tx.execute(
+                "INSERT INTO lepton_schema_version (version) VALUES ($1)",
+                &[&(from as i32 + 1)],
+            )
+            .map_err(pg)?;
         }
         tx.commit().map_err(pg)?;
         drop(conn);
@@ -332,6 +339,39 @@ impl Storage for PostgresStorage {
             )
             .map_err(pg)?;
             Ok(())
+        })
+    }
+
+    fn heartbeat(&self, study: &str, number: u64) -> Result<()> {
+        self.write(|tx| {
+            running(tx, study, number, TrialState::Running)?;
+            tx.execute(
+                "UPDATE lepton_trials SET heartbeat = now() WHERE study = $1 AND number = $2",
+                &[&study, &(number as i64)],
+            )
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn fail_stale_trials(&self, study: &str, grace: Duration) -> Result<Vec<u64>> {
+        self.write(|tx| {
+            if !study_exists(tx, study)? {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            let mut numbers: Vec<u64> = tx
+                .query(
+                    "UPDATE lepton_trials SET state = 'failed' WHERE study = $1 \
+                     AND state = 'running' AND heartbeat < now() - make_interval(secs => $2) \
+                     RETURNING number",
+                    &[&study, &grace.as_secs_f64()],
+                )
+                .map_err(pg)?
+                .iter()
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .collect();
+            numbers.sort_unstable();
+            Ok(numbers)
         })
     }
 

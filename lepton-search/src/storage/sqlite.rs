@@ -11,7 +11,13 @@ use lepton_core::{
 };
 
 /// The schema version this build writes; older files are migrated, newer ones refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Version 2: a heartbeat per trial (milliseconds since the Unix epoch).
+const SCHEMA_V2: &str = "ALTER TABLE trials ADD COLUMN heartbeat_ms INTEGER NOT NULL DEFAULT 0;";
+
+/// The migrations, in order: migration `i` takes a file from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE studies (
@@ -119,19 +125,18 @@ impl SqliteStorage {
         let version: Option<i64> = tx
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .map_err(e)?;
-        match version.unwrap_or(0) {
-            0 => {
-                tx.execute_batch(SCHEMA_V1).map_err(e)?;
-                tx.execute(
-                    "INSERT INTO schema_version (version) VALUES (?1)",
-                    [SCHEMA_VERSION],
-                )
-                .map_err(e)?;
-            }
-            SCHEMA_VERSION => {}
-            found => {
-                return Err(Error::stage(SqliteError::NewerSchema { path, found }));
-            }
+        let found = version.unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(Error::stage(SqliteError::NewerSchema { path, found }));
+        }
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+            tx.execute_batch(migration).map_err(e)?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [from as i64 + 1],
+            )
+            .map_err(e)?;
+            tracing::info!(path = %path, version = from + 1, "migrated the study database");
         }
         tx.commit().map_err(e)?;
         Ok(SqliteStorage {
@@ -204,6 +209,13 @@ impl SqliteStorage {
             .map(|r| r.is_some())
             .map_err(|e| sql(&self.path, e))
     }
+}
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn sql(path: &str, source: rusqlite::Error) -> Error {
@@ -314,8 +326,9 @@ impl Storage for SqliteStorage {
                 )
                 .map_err(|e| sql(&self.path, e))?;
             tx.execute(
-                "INSERT INTO trials (study, number, state) VALUES (?1, ?2, 'running')",
-                params![study, number],
+                "INSERT INTO trials (study, number, state, heartbeat_ms) \
+                 VALUES (?1, ?2, 'running', ?3)",
+                params![study, number, now_ms()],
             )
             .map_err(|e| sql(&self.path, e))?;
             Ok(number as u64)
@@ -360,6 +373,42 @@ impl Storage for SqliteStorage {
             )
             .map_err(|e| sql(&self.path, e))?;
             Ok(())
+        })
+    }
+
+    fn heartbeat(&self, study: &str, number: u64) -> Result<()> {
+        self.write(|tx| {
+            self.running(tx, study, number, TrialState::Running)?;
+            tx.execute(
+                "UPDATE trials SET heartbeat_ms = ?3 WHERE study = ?1 AND number = ?2",
+                params![study, number as i64, now_ms()],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(())
+        })
+    }
+
+    fn fail_stale_trials(&self, study: &str, grace: Duration) -> Result<Vec<u64>> {
+        let cutoff = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            if !self.study_exists(tx, study)? {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            let mut stmt = tx
+                .prepare(
+                    "UPDATE trials SET state = 'failed' \
+                     WHERE study = ?1 AND state = 'running' AND heartbeat_ms < ?2 RETURNING number",
+                )
+                .map_err(|e| sql(&self.path, e))?;
+            let mut numbers = stmt
+                .query_map(params![study, cutoff], |r| r.get::<_, i64>(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+                .map_err(|e| sql(&self.path, e))?;
+            numbers.sort_unstable();
+            if !numbers.is_empty() {
+                tracing::warn!(study, trials = ?numbers, "failed trials whose workers stopped beating");
+            }
+            Ok(numbers.into_iter().map(|n| n as u64).collect())
         })
     }
 
@@ -557,6 +606,33 @@ mod tests {
         let mut sorted = numbers.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (1..41).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_keeping_its_trials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
+                .unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO schema_version VALUES (1);
+                 INSERT INTO studies VALUES ('old', 'minimize');
+                 INSERT INTO trials (study, number, state, value) VALUES ('old', 0, 'complete', 2.5);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStorage::open(&path).unwrap();
+        assert_eq!(s.trials("old").unwrap()[0].value, Some(2.5));
+        let n = s.create_trial("old").unwrap();
+        s.heartbeat("old", n).unwrap();
+        let version: i64 = s
+            .lock()
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]
