@@ -2,6 +2,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use lepton_core::{
     Direction, Error, FrozenTrial, History, NopPruner, Pruner, Result, Sampler, Storage, Trial,
@@ -19,6 +21,7 @@ pub struct StudyBuilder {
     sampler: Arc<dyn Sampler>,
     pruner: Arc<dyn Pruner>,
     storage: Arc<dyn Storage>,
+    heartbeat: Option<Duration>,
 }
 
 impl StudyBuilder {
@@ -46,6 +49,13 @@ impl StudyBuilder {
         self
     }
 
+    /// Makes `optimize` refresh the running trial's heartbeat every `interval`, so that a
+    /// sweep with [`Study::fail_stale_trials`] fails only trials whose worker died.
+    pub fn with_heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = Some(interval);
+        self
+    }
+
     /// Creates the study in its storage, or loads it if it exists with the same direction.
     pub fn build(self) -> Result<Study> {
         match self.storage.create_study(&self.name, self.direction) {
@@ -70,6 +80,7 @@ impl StudyBuilder {
             sampler: self.sampler,
             pruner: self.pruner,
             storage: self.storage,
+            heartbeat: self.heartbeat,
         })
     }
 }
@@ -82,6 +93,7 @@ pub struct Study {
     sampler: Arc<dyn Sampler>,
     pruner: Arc<dyn Pruner>,
     storage: Arc<dyn Storage>,
+    heartbeat: Option<Duration>,
 }
 
 impl std::fmt::Debug for Study {
@@ -102,6 +114,7 @@ impl Study {
             sampler: Arc::new(RandomSampler::default()),
             pruner: Arc::new(NopPruner),
             storage: Arc::new(InMemoryStorage::new()),
+            heartbeat: None,
         }
     }
 
@@ -176,12 +189,52 @@ impl Study {
             let mut trial = self.ask()?;
             let span = tracing::info_span!("trial", number = trial.number());
             let _enter = span.enter();
-            let outcome = catch_unwind(AssertUnwindSafe(|| objective(&mut trial)))
-                .unwrap_or_else(|panic| Err(Error::stage(panic_message(&panic))));
-            let state = self.tell(trial, outcome)?;
-            tracing::debug!(?state, "trial finished");
+            let number = trial.number();
+            let outcome = self.beating_while(number, || {
+                catch_unwind(AssertUnwindSafe(|| objective(&mut trial)))
+                    .unwrap_or_else(|panic| Err(Error::stage(panic_message(&panic))))
+            });
+            match self.tell(trial, outcome) {
+                Ok(state) => tracing::debug!(?state, "trial finished"),
+                // A sweep failed this trial while it ran (its heartbeat was late): the result
+                // is dropped and the study goes on.
+                Err(Error::IllegalTransition { from, .. }) => {
+                    tracing::warn!(
+                        trial = number,
+                        ?from,
+                        "trial was finished elsewhere; result dropped"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
+    }
+
+    /// Runs `work`, refreshing trial `number`'s heartbeat meanwhile when the study has one.
+    fn beating_while<T>(&self, number: u64, work: impl FnOnce() -> T) -> T {
+        let Some(interval) = self.heartbeat else {
+            return work();
+        };
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    if let Err(e) = self.storage.heartbeat(&self.name, number) {
+                        tracing::warn!(trial = number, error = %e, "heartbeat failed");
+                    }
+                }
+            });
+            let out = work();
+            drop(stop);
+            out
+        })
+    }
+
+    /// Fails the running trials whose heartbeat is older than `grace` (their workers are
+    /// presumed dead) and returns their numbers.
+    pub fn fail_stale_trials(&self, grace: Duration) -> Result<Vec<u64>> {
+        self.storage.fail_stale_trials(&self.name, grace)
     }
 
     /// Every trial of the study, in number order.
@@ -283,6 +336,44 @@ mod tests {
         send_sync::<Trial>();
         send_sync::<InMemoryStorage>();
         send_sync::<RandomSampler>();
+    }
+
+    #[test]
+    fn heartbeats_keep_a_slow_trial_alive_and_silence_gets_it_failed() {
+        for beat in [Some(Duration::from_millis(100)), None] {
+            let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+            let mut builder = Study::builder("slow").with_storage(Arc::clone(&storage));
+            if let Some(b) = beat {
+                builder = builder.with_heartbeat(b);
+            }
+            let study = builder.build().unwrap();
+            let sweeper = Study::builder("slow")
+                .with_storage(Arc::clone(&storage))
+                .build()
+                .unwrap();
+            let swept = std::thread::scope(|scope| {
+                let sweep = scope.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(800));
+                    sweeper
+                        .fail_stale_trials(Duration::from_millis(500))
+                        .unwrap()
+                });
+                study
+                    .optimize(1, |_| {
+                        std::thread::sleep(Duration::from_millis(1200));
+                        Ok(1.0)
+                    })
+                    .unwrap();
+                sweep.join().unwrap()
+            });
+            let state = study.trials().unwrap()[0].state;
+            if beat.is_some() {
+                assert_eq!((swept, state), (vec![], TrialState::Complete));
+            } else {
+                // The silent trial was failed by the sweep; its late result was dropped.
+                assert_eq!((swept, state), (vec![0], TrialState::Failed));
+            }
+        }
     }
 
     #[test]
