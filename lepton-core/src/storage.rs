@@ -1,5 +1,7 @@
 //! The storage stage: the study's source of truth.
 
+use std::collections::BTreeMap;
+
 use crate::error::Result;
 use crate::param::{Distribution, ParamValue};
 use crate::trial::{Direction, FrozenTrial, TrialState};
@@ -49,6 +51,12 @@ use crate::trial::{Direction, FrozenTrial, TrialState};
 ///         t.intermediate_values.insert(step, v);
 ///         Ok(())
 ///     }
+///     // This storage has no queue: nothing is ever waiting.
+///     fn enqueue_trial(&self, _: &str, _: &std::collections::BTreeMap<String, ParamValue>) -> Result<u64> {
+///         Err(Error::InvalidInput("no queue".into()))
+///     }
+///     fn claim_waiting_trial(&self, _: &str)
+///         -> Result<Option<(u64, std::collections::BTreeMap<String, ParamValue>)>> { Ok(None) }
 ///     // This storage keeps no clock: no trial ever goes stale.
 ///     fn heartbeat(&self, _: &str, _: u64) -> Result<()> { Ok(()) }
 ///     fn fail_stale_trials(&self, _: &str, _: std::time::Duration) -> Result<Vec<u64>> { Ok(vec![]) }
@@ -96,6 +104,15 @@ pub trait Storage: Send + Sync {
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()>;
     /// Records an intermediate value of a running trial.
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()>;
+    /// Creates a waiting trial whose parameters are fixed in advance (a known-good
+    /// configuration to try) and returns its number.
+    fn enqueue_trial(&self, study: &str, params: &BTreeMap<String, ParamValue>) -> Result<u64>;
+    /// Moves the oldest waiting trial to running and returns its number and fixed parameters;
+    /// each waiting trial is claimed exactly once, whatever the number of workers.
+    fn claim_waiting_trial(
+        &self,
+        study: &str,
+    ) -> Result<Option<(u64, BTreeMap<String, ParamValue>)>>;
     /// Records that the worker running trial `number` is alive (creation counts as the first
     /// heartbeat).
     fn heartbeat(&self, study: &str, number: u64) -> Result<()>;

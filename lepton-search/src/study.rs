@@ -1,13 +1,14 @@
 //! A study: ask-and-tell over a sampler, a pruner and a storage.
 
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use lepton_core::{
-    Direction, Error, FrozenTrial, History, NopPruner, Pruner, Result, Sampler, Storage, Trial,
-    TrialState,
+    Direction, Error, FrozenTrial, History, NopPruner, ParamValue, Pruner, Result, Sampler,
+    Storage, Trial, TrialState,
 };
 
 use crate::samplers::RandomSampler;
@@ -128,13 +129,17 @@ impl Study {
         self.direction
     }
 
-    /// Creates a running trial; suggest its parameters, then [`tell`](Self::tell) its outcome.
+    /// Creates a running trial (an enqueued one first, with its fixed parameters); suggest its
+    /// parameters, then [`tell`](Self::tell) its outcome.
     pub fn ask(&self) -> Result<Trial> {
         let history = Arc::new(History::new(
             self.direction,
             self.storage.trials(&self.name)?,
         ));
-        let number = self.storage.create_trial(&self.name)?;
+        let (number, fixed) = match self.storage.claim_waiting_trial(&self.name)? {
+            Some(claimed) => claimed,
+            None => (self.storage.create_trial(&self.name)?, BTreeMap::new()),
+        };
         Ok(Trial::new(
             self.name.clone(),
             number,
@@ -142,7 +147,14 @@ impl Study {
             Arc::clone(&self.sampler),
             Arc::clone(&self.pruner),
             Arc::clone(&self.storage),
-        ))
+        )
+        .with_fixed_params(fixed))
+    }
+
+    /// Enqueues a known-good configuration: the next `ask` (by any worker) returns a trial
+    /// whose suggestions for these names return these values.
+    pub fn enqueue(&self, params: BTreeMap<String, ParamValue>) -> Result<u64> {
+        self.storage.enqueue_trial(&self.name, &params)
     }
 
     /// Records a trial's outcome: a finite value completes it, [`Error::Pruned`] prunes it,
@@ -374,6 +386,28 @@ mod tests {
                 assert_eq!((swept, state), (vec![0], TrialState::Failed));
             }
         }
+    }
+
+    #[test]
+    fn enqueued_configurations_are_tried_first() {
+        let study = Study::builder("q").build().unwrap();
+        study
+            .enqueue(BTreeMap::from([("x".to_owned(), ParamValue::Float(0.25))]))
+            .unwrap();
+        study
+            .optimize(3, |t| t.suggest_float("x", 0.0, 1.0, Scale::Linear))
+            .unwrap();
+        let trials = study.trials().unwrap();
+        assert_eq!(trials[0].params["x"], ParamValue::Float(0.25));
+        assert_eq!(trials.len(), 3);
+        // An enqueued value outside the objective's range fails that trial only.
+        study
+            .enqueue(BTreeMap::from([("x".to_owned(), ParamValue::Float(7.0))]))
+            .unwrap();
+        study
+            .optimize(1, |t| t.suggest_float("x", 0.0, 1.0, Scale::Linear))
+            .unwrap();
+        assert_eq!(study.trials().unwrap()[3].state, TrialState::Failed);
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub fn run(storage: &dyn Storage) -> Result<(), Violation> {
     illegal_changes(storage)?;
     concurrent_numbers(storage)?;
     heartbeats(storage)?;
+    queue(storage)?;
     Ok(())
 }
 
@@ -299,6 +300,77 @@ pub fn heartbeats(s: &dyn Storage) -> Result<(), Violation> {
     no_error(s.delete_study(study), "clean up")
 }
 
+/// Enqueued trials wait with their fixed parameters and are each claimed exactly once.
+pub fn queue(s: &dyn Storage) -> Result<(), Violation> {
+    let study = "conformance-queue";
+    no_error(s.create_study(study, Direction::Minimize), "create")?;
+    let fixed = std::collections::BTreeMap::from([("lr".to_owned(), ParamValue::Float(0.01))]);
+    let first = no_error(s.enqueue_trial(study, &fixed), "enqueue")?;
+    let running = no_error(s.create_trial(study), "create a trial")?;
+    expect(
+        (first, running) == (0, 1),
+        "enqueued trials take numbers like any trial",
+    )?;
+    let t = no_error(s.trials(study), "list")?;
+    expect(t[0].state == TrialState::Waiting, "an enqueued trial waits")?;
+    let claimed = no_error(s.claim_waiting_trial(study), "claim")?;
+    expect(
+        claimed == Some((0, fixed)),
+        "the claim returns the trial and its parameters",
+    )?;
+    expect(
+        no_error(s.trials(study), "list")?[0].state == TrialState::Running,
+        "a claimed trial runs",
+    )?;
+    expect(
+        no_error(s.claim_waiting_trial(study), "claim")?.is_none(),
+        "nothing is left to claim",
+    )?;
+    expect(
+        s.claim_waiting_trial("conformance-none").is_err(),
+        "an unknown study has no queue",
+    )?;
+    let empty = std::collections::BTreeMap::new();
+    for _ in 0..20 {
+        no_error(s.enqueue_trial(study, &empty), "enqueue")?;
+    }
+    let claims: Vec<lepton_core::Result<Option<(u64, _)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        match s.claim_waiting_trial(study) {
+                            Ok(None) => break mine,
+                            other => {
+                                let stop = other.is_err();
+                                mine.push(other);
+                                if stop {
+                                    break mine;
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let numbers: Vec<u64> = claims
+        .into_iter()
+        .map(|c| no_error(c, "claim from a thread").map(|c| c.map_or(u64::MAX, |(n, _)| n)))
+        .collect::<Result<_, _>>()?;
+    let distinct: BTreeSet<u64> = numbers.iter().copied().collect();
+    expect(
+        numbers.len() == 20 && distinct == (2..22).collect(),
+        "20 waiting trials are claimed once each by 4 workers",
+    )?;
+    no_error(s.delete_study(study), "clean up")
+}
+
 /// Trial numbers stay unique and contiguous when threads create trials at once.
 pub fn concurrent_numbers(s: &dyn Storage) -> Result<(), Violation> {
     let study = "conformance-threads";
@@ -372,6 +444,21 @@ mod tests {
         }
         fn heartbeat(&self, s: &str, n: u64) -> lepton_core::Result<()> {
             self.0.heartbeat(s, n)
+        }
+        fn enqueue_trial(
+            &self,
+            s: &str,
+            p: &std::collections::BTreeMap<String, ParamValue>,
+        ) -> lepton_core::Result<u64> {
+            self.0.enqueue_trial(s, p)
+        }
+        #[allow(clippy::type_complexity)]
+        fn claim_waiting_trial(
+            &self,
+            s: &str,
+        ) -> lepton_core::Result<Option<(u64, std::collections::BTreeMap<String, ParamValue>)>>
+        {
+            self.0.claim_waiting_trial(s)
         }
         fn fail_stale_trials(
             &self,

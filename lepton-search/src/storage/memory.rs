@@ -14,6 +14,8 @@ struct StudyRecord {
     trials: Vec<FrozenTrial>,
     /// Last heartbeat of each trial, by number.
     beats: Vec<Instant>,
+    /// Fixed parameters of trials enqueued and not yet claimed.
+    queue: BTreeMap<u64, BTreeMap<String, ParamValue>>,
 }
 
 /// Keeps every study in the process's memory, behind one mutex. Lost when the process ends.
@@ -76,6 +78,7 @@ impl Storage for InMemoryStorage {
                 direction,
                 trials: Vec::new(),
                 beats: Vec::new(),
+                queue: BTreeMap::new(),
             },
         );
         Ok(())
@@ -136,6 +139,37 @@ impl Storage for InMemoryStorage {
         self.with_running(study, number, |t| {
             t.user_attrs.insert(key.to_owned(), value.clone());
         })
+    }
+
+    fn enqueue_trial(&self, study: &str, params: &BTreeMap<String, ParamValue>) -> Result<u64> {
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let number = record.trials.len() as u64;
+        let mut trial = FrozenTrial::new(number);
+        trial.state = TrialState::Waiting;
+        record.trials.push(trial);
+        record.beats.push(Instant::now());
+        record.queue.insert(number, params.clone());
+        Ok(number)
+    }
+
+    fn claim_waiting_trial(
+        &self,
+        study: &str,
+    ) -> Result<Option<(u64, BTreeMap<String, ParamValue>)>> {
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let Some((number, params)) = record.queue.pop_first() else {
+            return Ok(None);
+        };
+        let i = number as usize;
+        record.trials[i].state = TrialState::Running;
+        record.beats[i] = Instant::now();
+        Ok(Some((number, params)))
     }
 
     fn heartbeat(&self, study: &str, number: u64) -> Result<()> {

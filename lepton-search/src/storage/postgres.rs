@@ -13,7 +13,7 @@ use lepton_core::{
 use super::sqlite::{parse_state, state_name};
 
 /// The schema version this build writes; older databases are migrated, newer ones refused.
-pub const PG_SCHEMA_VERSION: i32 = 2;
+pub const PG_SCHEMA_VERSION: i32 = 3;
 
 /// Serialises concurrent migrations (a transaction-scoped advisory lock).
 const MIGRATION_LOCK: i64 = 0x6c65_7074_6f6e; // "lepton"
@@ -22,8 +22,19 @@ const MIGRATION_LOCK: i64 = 0x6c65_7074_6f6e; // "lepton"
 const SCHEMA_V2: &str =
     "ALTER TABLE lepton_trials ADD COLUMN heartbeat TIMESTAMPTZ NOT NULL DEFAULT now();";
 
+/// Version 3: fixed parameters of enqueued (waiting) trials.
+const SCHEMA_V3: &str = "
+CREATE TABLE lepton_enqueued_params (
+    study TEXT NOT NULL,
+    number BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (study, number, name),
+    FOREIGN KEY (study, number) REFERENCES lepton_trials(study, number) ON DELETE CASCADE
+);";
+
 /// The migrations, in order: migration `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE lepton_studies (
@@ -203,6 +214,21 @@ fn running(tx: &mut Transaction<'_>, study: &str, number: u64, to: TrialState) -
     Ok(())
 }
 
+/// Takes the next trial number of `study` from its counter. The counter's row lock orders
+/// concurrent creators; a rolled-back transaction rolls back its increment too, so numbers
+/// stay contiguous.
+fn next_number(tx: &mut Transaction<'_>, study: &str) -> Result<i64> {
+    let row = tx
+        .query_opt(
+            "UPDATE lepton_studies SET next_number = next_number + 1 WHERE name = $1 \
+             RETURNING next_number - 1",
+            &[&study],
+        )
+        .map_err(pg)?
+        .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+    Ok(row.get(0))
+}
+
 fn study_exists(tx: &mut Transaction<'_>, study: &str) -> Result<bool> {
     Ok(tx
         .query_opt("SELECT 1 FROM lepton_studies WHERE name = $1", &[&study])
@@ -279,17 +305,7 @@ impl Storage for PostgresStorage {
 
     fn create_trial(&self, study: &str) -> Result<u64> {
         self.write(|tx| {
-            // The counter's row lock orders concurrent creators; a rolled-back transaction
-            // rolls back its increment too, so numbers stay contiguous.
-            let row = tx
-                .query_opt(
-                    "UPDATE lepton_studies SET next_number = next_number + 1 WHERE name = $1 \
-                     RETURNING next_number - 1",
-                    &[&study],
-                )
-                .map_err(pg)?
-                .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
-            let number: i64 = row.get(0);
+            let number = next_number(tx, study)?;
             tx.execute(
                 "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'running')",
                 &[&study, &number],
@@ -339,6 +355,74 @@ impl Storage for PostgresStorage {
             )
             .map_err(pg)?;
             Ok(())
+        })
+    }
+
+    fn enqueue_trial(
+        &self,
+        study: &str,
+        params: &std::collections::BTreeMap<String, ParamValue>,
+    ) -> Result<u64> {
+        let values: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), json(v)?)))
+            .collect::<Result<_>>()?;
+        self.write(|tx| {
+            let number = next_number(tx, study)?;
+            tx.execute(
+                "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'waiting')",
+                &[&study, &number],
+            )
+            .map_err(pg)?;
+            for (name, value) in &values {
+                tx.execute(
+                    "INSERT INTO lepton_enqueued_params (study, number, name, value) \
+                     VALUES ($1, $2, $3, $4)",
+                    &[&study, &number, name, value],
+                )
+                .map_err(pg)?;
+            }
+            Ok(number as u64)
+        })
+    }
+
+    fn claim_waiting_trial(
+        &self,
+        study: &str,
+    ) -> Result<Option<(u64, std::collections::BTreeMap<String, ParamValue>)>> {
+        self.write(|tx| {
+            if !study_exists(tx, study)? {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            // SKIP LOCKED: concurrent workers each take a different waiting trial, none waits.
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT number FROM lepton_trials WHERE study = $1 AND state = 'waiting' \
+                     ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    &[&study],
+                )
+                .map_err(pg)?
+            else {
+                return Ok(None);
+            };
+            let number: i64 = row.get(0);
+            tx.execute(
+                "UPDATE lepton_trials SET state = 'running', heartbeat = now() \
+                 WHERE study = $1 AND number = $2",
+                &[&study, &number],
+            )
+            .map_err(pg)?;
+            let mut fixed = std::collections::BTreeMap::new();
+            for row in tx
+                .query(
+                    "SELECT name, value FROM lepton_enqueued_params WHERE study = $1 AND number = $2",
+                    &[&study, &number],
+                )
+                .map_err(pg)?
+            {
+                fixed.insert(row.get::<_, String>(0), parse(row.get(1))?);
+            }
+            Ok(Some((number as u64, fixed)))
         })
     }
 

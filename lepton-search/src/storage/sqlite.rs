@@ -11,13 +11,24 @@ use lepton_core::{
 };
 
 /// The schema version this build writes; older files are migrated, newer ones refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 2: a heartbeat per trial (milliseconds since the Unix epoch).
 const SCHEMA_V2: &str = "ALTER TABLE trials ADD COLUMN heartbeat_ms INTEGER NOT NULL DEFAULT 0;";
 
+/// Version 3: fixed parameters of enqueued (waiting) trials.
+const SCHEMA_V3: &str = "
+CREATE TABLE enqueued_params (
+    study TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (study, number, name),
+    FOREIGN KEY (study, number) REFERENCES trials(study, number) ON DELETE CASCADE
+);";
+
 /// The migrations, in order: migration `i` takes a file from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE studies (
@@ -203,6 +214,19 @@ impl SqliteStorage {
         Ok(())
     }
 
+    /// The next trial number of `study` (inside a write transaction, which holds the lock).
+    fn next_number(&self, tx: &rusqlite::Transaction<'_>, study: &str) -> Result<i64> {
+        if !self.study_exists(tx, study)? {
+            return Err(Error::UnknownStudy(study.to_owned()));
+        }
+        tx.query_row(
+            "SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study = ?1",
+            [study],
+            |r| r.get(0),
+        )
+        .map_err(|e| sql(&self.path, e))
+    }
+
     fn study_exists(&self, conn: &Connection, study: &str) -> Result<bool> {
         conn.query_row("SELECT 1 FROM studies WHERE name = ?1", [study], |_| Ok(()))
             .optional()
@@ -313,18 +337,7 @@ impl Storage for SqliteStorage {
 
     fn create_trial(&self, study: &str) -> Result<u64> {
         self.write(|tx| {
-            if !self.study_exists(tx, study)? {
-                return Err(Error::UnknownStudy(study.to_owned()));
-            }
-            // The immediate transaction holds the write lock, so no other writer can take the
-            // same number between the read and the insert.
-            let number: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study = ?1",
-                    [study],
-                    |r| r.get(0),
-                )
-                .map_err(|e| sql(&self.path, e))?;
+            let number = self.next_number(tx, study)?;
             tx.execute(
                 "INSERT INTO trials (study, number, state, heartbeat_ms) \
                  VALUES (?1, ?2, 'running', ?3)",
@@ -373,6 +386,79 @@ impl Storage for SqliteStorage {
             )
             .map_err(|e| sql(&self.path, e))?;
             Ok(())
+        })
+    }
+
+    fn enqueue_trial(
+        &self,
+        study: &str,
+        params: &std::collections::BTreeMap<String, ParamValue>,
+    ) -> Result<u64> {
+        let values: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), json(v)?)))
+            .collect::<Result<_>>()?;
+        self.write(|tx| {
+            let number = self.next_number(tx, study)?;
+            tx.execute(
+                "INSERT INTO trials (study, number, state, heartbeat_ms) \
+                 VALUES (?1, ?2, 'waiting', ?3)",
+                params![study, number, now_ms()],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            for (name, value) in &values {
+                tx.execute(
+                    "INSERT INTO enqueued_params (study, number, name, value) VALUES (?1, ?2, ?3, ?4)",
+                    params![study, number, name, value],
+                )
+                .map_err(|e| sql(&self.path, e))?;
+            }
+            Ok(number as u64)
+        })
+    }
+
+    fn claim_waiting_trial(
+        &self,
+        study: &str,
+    ) -> Result<Option<(u64, std::collections::BTreeMap<String, ParamValue>)>> {
+        self.write(|tx| {
+            if !self.study_exists(tx, study)? {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            // The immediate transaction holds the write lock: no other worker can claim the
+            // same trial between the read and the update.
+            let number: Option<i64> = tx
+                .query_row(
+                    "SELECT MIN(number) FROM trials WHERE study = ?1 AND state = 'waiting'",
+                    [study],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sql(&self.path, e))?;
+            let Some(number) = number else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE trials SET state = 'running', heartbeat_ms = ?3 \
+                 WHERE study = ?1 AND number = ?2",
+                params![study, number, now_ms()],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            let mut stmt = tx
+                .prepare("SELECT name, value FROM enqueued_params WHERE study = ?1 AND number = ?2")
+                .map_err(|e| sql(&self.path, e))?;
+            let rows = stmt
+                .query_map(params![study, number], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| sql(&self.path, e))?;
+            let mut fixed = std::collections::BTreeMap::new();
+            for (name, value) in rows {
+                let v: ParamValue =
+                    serde_json::from_str(&value).map_err(|err| self.corrupt(err.to_string()))?;
+                fixed.insert(name, v);
+            }
+            Ok(Some((number as u64, fixed)))
         })
     }
 
