@@ -38,5 +38,5 @@ pub use param::{Distribution, ParamValue, Scale};
 pub use pruner::{NopPruner, Pruner};
 pub use sampler::Sampler;
 pub use space::{DeclaredSpace, SearchSpace};
-pub use storage::Storage;
+pub use storage::{Storage, check_finish, check_param, check_report};
 pub use trial::{Direction, FrozenTrial, Trial, TrialState};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::param::{Distribution, ParamValue};
 use crate::trial::{Direction, FrozenTrial, TrialState};
 
@@ -129,4 +129,47 @@ pub trait Storage: Send + Sync {
     ) -> Result<()>;
     /// Every trial of a study, in number order.
     fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>>;
+}
+
+/// The checks every storage makes before writing a parameter: a valid distribution and a
+/// value inside it. Storages call this so that the rule lives in one place.
+pub fn check_param(name: &str, distribution: &Distribution, value: &ParamValue) -> Result<()> {
+    distribution.validate(name)?;
+    if !distribution.contains(value) {
+        return Err(Error::InvalidParameter {
+            name: name.to_owned(),
+            reason: format!("`{value}` is outside {distribution:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// The check every storage makes before recording an intermediate value: it must be finite.
+pub fn check_report(value: f64) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "intermediate value {value} is not finite"
+        )))
+    }
+}
+
+/// The checks every storage makes before finishing trial `number`: the new state is a finished
+/// one, and a complete trial has a finite value. (That the trial is still running is the
+/// storage's own check, against what it holds.)
+pub fn check_finish(number: u64, state: TrialState, value: Option<f64>) -> Result<()> {
+    if !state.is_finished() {
+        return Err(Error::IllegalTransition {
+            number,
+            from: TrialState::Running,
+            to: state,
+        });
+    }
+    if state == TrialState::Complete && !value.is_some_and(f64::is_finite) {
+        return Err(Error::InvalidInput(format!(
+            "a complete trial needs a finite value, got {value:?}"
+        )));
+    }
+    Ok(())
 }

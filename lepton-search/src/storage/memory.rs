@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
+    check_finish, check_param, check_report,
 };
 
 #[derive(Debug)]
@@ -121,13 +122,7 @@ impl Storage for InMemoryStorage {
         distribution: &Distribution,
         value: &ParamValue,
     ) -> Result<()> {
-        distribution.validate(name)?;
-        if !distribution.contains(value) {
-            return Err(Error::InvalidParameter {
-                name: name.to_owned(),
-                reason: format!("`{value}` is outside {distribution:?}"),
-            });
-        }
+        check_param(name, distribution, value)?;
         self.with_running(study, number, |t| {
             t.distributions
                 .insert(name.to_owned(), distribution.clone());
@@ -200,11 +195,7 @@ impl Storage for InMemoryStorage {
     }
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
-        if !value.is_finite() {
-            return Err(Error::InvalidInput(format!(
-                "intermediate value {value} is not finite"
-            )));
-        }
+        check_report(value)?;
         self.with_running(study, number, |t| {
             t.intermediate_values.insert(step, value);
         })
@@ -217,19 +208,12 @@ impl Storage for InMemoryStorage {
         state: TrialState,
         value: Option<f64>,
     ) -> Result<()> {
+        check_finish(number, state, value)?;
         let refuse = |from| Error::IllegalTransition {
             number,
             from,
             to: state,
         };
-        if !state.is_finished() {
-            return Err(refuse(TrialState::Running));
-        }
-        if state == TrialState::Complete && !value.is_some_and(f64::is_finite) {
-            return Err(Error::InvalidInput(format!(
-                "a complete trial needs a finite value, got {value:?}"
-            )));
-        }
         self.with_running(study, number, |t| {
             t.state = state;
             t.value = value;

@@ -8,6 +8,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
+    check_finish, check_param, check_report,
 };
 
 use super::sqlite::{parse_state, state_name};
@@ -323,13 +324,7 @@ impl Storage for PostgresStorage {
         distribution: &Distribution,
         value: &ParamValue,
     ) -> Result<()> {
-        distribution.validate(name)?;
-        if !distribution.contains(value) {
-            return Err(Error::InvalidParameter {
-                name: name.to_owned(),
-                reason: format!("`{value}` is outside {distribution:?}"),
-            });
-        }
+        check_param(name, distribution, value)?;
         let (d, v) = (json(distribution)?, json(value)?);
         self.write(|tx| {
             running(tx, study, number, TrialState::Running)?;
@@ -460,11 +455,7 @@ impl Storage for PostgresStorage {
     }
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
-        if !value.is_finite() {
-            return Err(Error::InvalidInput(format!(
-                "intermediate value {value} is not finite"
-            )));
-        }
+        check_report(value)?;
         self.write(|tx| {
             running(tx, study, number, TrialState::Running)?;
             tx.execute(
@@ -485,18 +476,7 @@ impl Storage for PostgresStorage {
         state: TrialState,
         value: Option<f64>,
     ) -> Result<()> {
-        if !state.is_finished() {
-            return Err(Error::IllegalTransition {
-                number,
-                from: TrialState::Running,
-                to: state,
-            });
-        }
-        if state == TrialState::Complete && !value.is_some_and(f64::is_finite) {
-            return Err(Error::InvalidInput(format!(
-                "a complete trial needs a finite value, got {value:?}"
-            )));
-        }
+        check_finish(number, state, value)?;
         let value = value.filter(|v| v.is_finite());
         self.write(|tx| {
             running(tx, study, number, state)?;

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
+    check_finish, check_param, check_report,
 };
 
 /// The schema version this build writes; older files are migrated, newer ones refused.
@@ -356,13 +357,7 @@ impl Storage for SqliteStorage {
         distribution: &Distribution,
         value: &ParamValue,
     ) -> Result<()> {
-        distribution.validate(name)?;
-        if !distribution.contains(value) {
-            return Err(Error::InvalidParameter {
-                name: name.to_owned(),
-                reason: format!("`{value}` is outside {distribution:?}"),
-            });
-        }
+        check_param(name, distribution, value)?;
         let (d, v) = (json(distribution)?, json(value)?);
         self.write(|tx| {
             self.running(tx, study, number, TrialState::Running)?;
@@ -499,11 +494,7 @@ impl Storage for SqliteStorage {
     }
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
-        if !value.is_finite() {
-            return Err(Error::InvalidInput(format!(
-                "intermediate value {value} is not finite"
-            )));
-        }
+        check_report(value)?;
         self.write(|tx| {
             self.running(tx, study, number, TrialState::Running)?;
             tx.execute(
@@ -523,18 +514,7 @@ impl Storage for SqliteStorage {
         state: TrialState,
         value: Option<f64>,
     ) -> Result<()> {
-        if !state.is_finished() {
-            return Err(Error::IllegalTransition {
-                number,
-                from: TrialState::Running,
-                to: state,
-            });
-        }
-        if state == TrialState::Complete && !value.is_some_and(f64::is_finite) {
-            return Err(Error::InvalidInput(format!(
-                "a complete trial needs a finite value, got {value:?}"
-            )));
-        }
+        check_finish(number, state, value)?;
         self.write(|tx| {
             self.running(tx, study, number, state)?;
             tx.execute(
