@@ -24,6 +24,21 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The stored name (`minimize`, `maximize`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Minimize => "minimize",
+            Direction::Maximize => "maximize",
+        }
+    }
+
+    /// The direction a stored name means, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Direction::Minimize, Direction::Maximize]
+            .into_iter()
+            .find(|d| d.as_str() == name)
+    }
+
     /// Whether `a` is strictly better than `b` in this direction.
     pub fn is_better(self, a: f64, b: f64) -> bool {
         match self {
@@ -50,6 +65,25 @@ pub enum TrialState {
 }
 
 impl TrialState {
+    /// The stored name (`running`, `complete`, ...), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Pruned => "pruned",
+            TrialState::Failed => "failed",
+            TrialState::Waiting => "waiting",
+        }
+    }
+
+    /// The state a stored name means, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        use TrialState::*;
+        [Running, Complete, Pruned, Failed, Waiting]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
     /// Whether the trial can no longer change.
     pub fn is_finished(self) -> bool {
         matches!(
@@ -272,5 +306,29 @@ impl TrialContext for Trial {
 
     fn should_prune(&self) -> bool {
         self.pruner.should_prune(&self.history, &self.record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_are_serde_names_and_parse_back() {
+        use TrialState::*;
+        for state in [Running, Complete, Pruned, Failed, Waiting] {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+            assert_eq!(TrialState::parse(state.as_str()), Some(state));
+        }
+        for d in [Direction::Minimize, Direction::Maximize] {
+            assert_eq!(
+                serde_json::to_string(&d).unwrap(),
+                format!("\"{}\"", d.as_str())
+            );
+            assert_eq!(Direction::parse(d.as_str()), Some(d));
+        }
+        assert_eq!(TrialState::parse("done"), None);
+        assert_eq!(Direction::parse("up"), None);
     }
 }

@@ -11,8 +11,6 @@ use lepton_core::{
     check_finish, check_param, check_report,
 };
 
-use super::sqlite::{parse_state, state_name};
-
 /// The schema version this build writes; older databases are migrated, newer ones refused.
 pub const PG_SCHEMA_VERSION: i32 = 3;
 
@@ -208,7 +206,8 @@ fn running(tx: &mut Transaction<'_>, study: &str, number: u64, to: TrialState) -
         });
     };
     let state: String = row.get(0);
-    let from = parse_state(&state).ok_or_else(|| pg(PostgresError::Corrupt(state.clone())))?;
+    let from =
+        TrialState::parse(&state).ok_or_else(|| pg(PostgresError::Corrupt(state.clone())))?;
     if from != TrialState::Running {
         return Err(Error::IllegalTransition { number, from, to });
     }
@@ -247,10 +246,7 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 
 impl Storage for PostgresStorage {
     fn create_study(&self, name: &str, direction: Direction) -> Result<()> {
-        let d = match direction {
-            Direction::Minimize => "minimize",
-            Direction::Maximize => "maximize",
-        };
+        let d = direction.as_str();
         self.write(|tx| {
             let inserted = tx
                 .execute(
@@ -287,11 +283,9 @@ impl Storage for PostgresStorage {
             )
             .map_err(pg)?
             .ok_or_else(|| Error::UnknownStudy(name.to_owned()))?;
-        match row.get::<_, &str>(0) {
-            "minimize" => Ok(Direction::Minimize),
-            "maximize" => Ok(Direction::Maximize),
-            other => Err(pg(PostgresError::Corrupt(format!("direction `{other}`")))),
-        }
+        let name: &str = row.get(0);
+        Direction::parse(name)
+            .ok_or_else(|| pg(PostgresError::Corrupt(format!("direction `{name}`"))))
     }
 
     fn study_names(&self) -> Result<Vec<String>> {
@@ -482,7 +476,7 @@ impl Storage for PostgresStorage {
             running(tx, study, number, state)?;
             tx.execute(
                 "UPDATE lepton_trials SET state = $3, value = $4 WHERE study = $1 AND number = $2",
-                &[&study, &(number as i64), &state_name(state), &value],
+                &[&study, &(number as i64), &state.as_str(), &value],
             )
             .map_err(pg)?;
             Ok(())
@@ -511,7 +505,8 @@ impl Storage for PostgresStorage {
         {
             let mut t = FrozenTrial::new(row.get::<_, i64>(0) as u64);
             let state: &str = row.get(1);
-            t.state = parse_state(state).ok_or_else(|| pg(PostgresError::Corrupt(state.into())))?;
+            t.state =
+                TrialState::parse(state).ok_or_else(|| pg(PostgresError::Corrupt(state.into())))?;
             t.value = row.get(2);
             trials.push(t);
         }

@@ -208,7 +208,8 @@ impl SqliteStorage {
                 number,
             });
         };
-        let from = parse_state(&state).ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
+        let from =
+            TrialState::parse(&state).ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
         if from != TrialState::Running {
             return Err(Error::IllegalTransition { number, from, to });
         }
@@ -250,27 +251,6 @@ fn sql(path: &str, source: rusqlite::Error) -> Error {
     })
 }
 
-pub(crate) fn state_name(s: TrialState) -> &'static str {
-    match s {
-        TrialState::Running => "running",
-        TrialState::Complete => "complete",
-        TrialState::Pruned => "pruned",
-        TrialState::Failed => "failed",
-        TrialState::Waiting => "waiting",
-    }
-}
-
-pub(crate) fn parse_state(s: &str) -> Option<TrialState> {
-    Some(match s {
-        "running" => TrialState::Running,
-        "complete" => TrialState::Complete,
-        "pruned" => TrialState::Pruned,
-        "failed" => TrialState::Failed,
-        "waiting" => TrialState::Waiting,
-        _ => return None,
-    })
-}
-
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(Error::stage)
 }
@@ -281,10 +261,7 @@ impl Storage for SqliteStorage {
             if self.study_exists(tx, name)? {
                 return Err(Error::StudyExists(name.to_owned()));
             }
-            let d = match direction {
-                Direction::Minimize => "minimize",
-                Direction::Maximize => "maximize",
-            };
+            let d = direction.as_str();
             tx.execute(
                 "INSERT INTO studies (name, direction) VALUES (?1, ?2)",
                 params![name, d],
@@ -318,9 +295,9 @@ impl Storage for SqliteStorage {
             .map_err(|e| sql(&self.path, e))?;
         match d.as_deref() {
             None => Err(Error::UnknownStudy(name.to_owned())),
-            Some("minimize") => Ok(Direction::Minimize),
-            Some("maximize") => Ok(Direction::Maximize),
-            Some(other) => Err(self.corrupt(format!("direction `{other}`"))),
+            Some(name) => {
+                Direction::parse(name).ok_or_else(|| self.corrupt(format!("direction `{name}`")))
+            }
         }
     }
 
@@ -522,7 +499,7 @@ impl Storage for SqliteStorage {
                 params![
                     study,
                     number as i64,
-                    state_name(state),
+                    state.as_str(),
                     value.filter(|v| v.is_finite())
                 ],
             )
@@ -553,8 +530,8 @@ impl Storage for SqliteStorage {
         for row in rows {
             let (number, state, value) = row.map_err(e)?;
             let mut t = FrozenTrial::new(number as u64);
-            t.state =
-                parse_state(&state).ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
+            t.state = TrialState::parse(&state)
+                .ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
             t.value = value;
             trials.push(t);
         }
