@@ -4,6 +4,7 @@ pub mod conformance;
 mod memory;
 mod postgres;
 mod sqlite;
+mod trial_rows;
 mod url;
 
 pub use memory::InMemoryStorage;

@@ -6,6 +6,7 @@ use postgres::{NoTls, Transaction};
 use r2d2::{CustomizeConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
+use super::trial_rows::TrialRows;
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
     check_finish, check_param, check_report,
@@ -495,66 +496,47 @@ impl Storage for PostgresStorage {
         if !study_exists(&mut tx, study)? {
             return Err(Error::UnknownStudy(study.to_owned()));
         }
-        let mut trials: Vec<FrozenTrial> = Vec::new();
-        for row in tx
+        let corrupt = |message: String| pg(PostgresError::Corrupt(message));
+        let mut rows = TrialRows::default();
+        for r in tx
             .query(
                 "SELECT number, state, value FROM lepton_trials WHERE study = $1 ORDER BY number",
                 &[&study],
             )
             .map_err(pg)?
         {
-            let mut t = FrozenTrial::new(row.get::<_, i64>(0) as u64);
-            let state: &str = row.get(1);
-            t.state =
-                TrialState::parse(state).ok_or_else(|| pg(PostgresError::Corrupt(state.into())))?;
-            t.value = row.get(2);
-            trials.push(t);
+            rows.trial(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
         }
-        let count = trials.len();
-        let index = move |n: i64| {
-            usize::try_from(n)
-                .ok()
-                .filter(|&i| i < count)
-                .ok_or_else(|| pg(PostgresError::Corrupt(format!("row of missing trial {n}"))))
-        };
-        for row in tx
+        for r in tx
             .query(
                 "SELECT number, name, distribution, value FROM lepton_params WHERE study = $1",
                 &[&study],
             )
             .map_err(pg)?
         {
-            let i = index(row.get(0))?;
-            let name: String = row.get(1);
-            trials[i]
-                .distributions
-                .insert(name.clone(), parse(row.get(2))?);
-            trials[i].params.insert(name, parse(row.get(3))?);
+            rows.param(r.get(0), r.get(1), r.get(2), r.get(3))
+                .map_err(corrupt)?;
         }
-        for row in tx
+        for r in tx
             .query(
                 "SELECT number, step, value FROM lepton_intermediate_values WHERE study = $1",
                 &[&study],
             )
             .map_err(pg)?
         {
-            let i = index(row.get(0))?;
-            trials[i]
-                .intermediate_values
-                .insert(row.get::<_, i64>(1) as u64, row.get(2));
+            rows.report(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
         }
-        for row in tx
+        for r in tx
             .query(
                 "SELECT number, key, value FROM lepton_user_attrs WHERE study = $1",
                 &[&study],
             )
             .map_err(pg)?
         {
-            let i = index(row.get(0))?;
-            trials[i].user_attrs.insert(row.get(1), parse(row.get(2))?);
+            rows.attr(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
         }
         tx.commit().map_err(pg)?;
-        Ok(trials)
+        Ok(rows.into_trials())
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::trial_rows::TrialRows;
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
     check_finish, check_param, check_report,
@@ -514,91 +515,51 @@ impl Storage for SqliteStorage {
             return Err(Error::UnknownStudy(study.to_owned()));
         }
         let e = |err| sql(&self.path, err);
-        let mut trials: Vec<FrozenTrial> = Vec::new();
+        let corrupt = |message: String| self.corrupt(message);
+        let mut rows = TrialRows::default();
         let mut stmt = conn
             .prepare("SELECT number, state, value FROM trials WHERE study = ?1 ORDER BY number")
             .map_err(e)?;
-        let rows = stmt
-            .query_map([study], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<f64>>(2)?,
-                ))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (number, state, value) = row.map_err(e)?;
-            let mut t = FrozenTrial::new(number as u64);
-            t.state = TrialState::parse(&state)
-                .ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
-            t.value = value;
-            trials.push(t);
+        let mut query = stmt.query([study]).map_err(e)?;
+        while let Some(r) = query.next().map_err(e)? {
+            rows.trial(
+                r.get(0).map_err(e)?,
+                &r.get::<_, String>(1).map_err(e)?,
+                r.get(2).map_err(e)?,
+            )
+            .map_err(corrupt)?;
         }
-        // Numbers are contiguous from 0, so a trial's number is its index.
-        let count = trials.len();
-        let index = move |n: i64| usize::try_from(n).ok().filter(|&i| i < count);
         let mut stmt = conn
             .prepare("SELECT number, name, distribution, value FROM params WHERE study = ?1")
             .map_err(e)?;
-        let rows = stmt
-            .query_map([study], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (n, name, d, v) = row.map_err(e)?;
-            let i = index(n).ok_or_else(|| self.corrupt(format!("param of missing trial {n}")))?;
-            let d: Distribution =
-                serde_json::from_str(&d).map_err(|err| self.corrupt(err.to_string()))?;
-            let v: ParamValue =
-                serde_json::from_str(&v).map_err(|err| self.corrupt(err.to_string()))?;
-            trials[i].distributions.insert(name.clone(), d);
-            trials[i].params.insert(name, v);
+        let mut query = stmt.query([study]).map_err(e)?;
+        while let Some(r) = query.next().map_err(e)? {
+            let (d, v): (String, String) = (r.get(2).map_err(e)?, r.get(3).map_err(e)?);
+            rows.param(r.get(0).map_err(e)?, r.get(1).map_err(e)?, &d, &v)
+                .map_err(corrupt)?;
         }
         let mut stmt = conn
             .prepare("SELECT number, step, value FROM intermediate_values WHERE study = ?1")
             .map_err(e)?;
-        let rows = stmt
-            .query_map([study], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, f64>(2)?,
-                ))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (n, step, v) = row.map_err(e)?;
-            let i = index(n).ok_or_else(|| self.corrupt(format!("report of missing trial {n}")))?;
-            trials[i].intermediate_values.insert(step as u64, v);
+        let mut query = stmt.query([study]).map_err(e)?;
+        while let Some(r) = query.next().map_err(e)? {
+            rows.report(
+                r.get(0).map_err(e)?,
+                r.get(1).map_err(e)?,
+                r.get(2).map_err(e)?,
+            )
+            .map_err(corrupt)?;
         }
         let mut stmt = conn
             .prepare("SELECT number, key, value FROM user_attrs WHERE study = ?1")
             .map_err(e)?;
-        let rows = stmt
-            .query_map([study], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (n, key, v) = row.map_err(e)?;
-            let i =
-                index(n).ok_or_else(|| self.corrupt(format!("attribute of missing trial {n}")))?;
-            let v: ParamValue =
-                serde_json::from_str(&v).map_err(|err| self.corrupt(err.to_string()))?;
-            trials[i].user_attrs.insert(key, v);
+        let mut query = stmt.query([study]).map_err(e)?;
+        while let Some(r) = query.next().map_err(e)? {
+            let v: String = r.get(2).map_err(e)?;
+            rows.attr(r.get(0).map_err(e)?, r.get(1).map_err(e)?, &v)
+                .map_err(corrupt)?;
         }
-        Ok(trials)
+        Ok(rows.into_trials())
     }
 }
 
