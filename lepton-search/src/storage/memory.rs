@@ -43,7 +43,7 @@ impl InMemoryStorage {
         &self,
         study: &str,
         number: u64,
-        f: impl FnOnce(&mut FrozenTrial) -> T,
+        f: impl FnOnce(&mut FrozenTrial, &mut Instant) -> T,
     ) -> Result<T> {
         let mut studies = self.lock();
         let record = studies
@@ -63,7 +63,7 @@ impl InMemoryStorage {
                 to: TrialState::Running,
             });
         }
-        Ok(f(trial))
+        Ok(f(trial, &mut record.beats[number as usize]))
     }
 }
 
@@ -123,7 +123,7 @@ impl Storage for InMemoryStorage {
         value: &ParamValue,
     ) -> Result<()> {
         check_param(name, distribution, value)?;
-        self.with_running(study, number, |t| {
+        self.with_running(study, number, |t, _| {
             t.distributions
                 .insert(name.to_owned(), distribution.clone());
             t.params.insert(name.to_owned(), value.clone());
@@ -131,7 +131,7 @@ impl Storage for InMemoryStorage {
     }
 
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
-        self.with_running(study, number, |t| {
+        self.with_running(study, number, |t, _| {
             t.user_attrs.insert(key.to_owned(), value.clone());
         })
     }
@@ -168,15 +168,7 @@ impl Storage for InMemoryStorage {
     }
 
     fn heartbeat(&self, study: &str, number: u64) -> Result<()> {
-        self.with_running(study, number, |_| ())?;
-        let mut studies = self.lock();
-        if let Some(beat) = studies
-            .get_mut(study)
-            .and_then(|s| s.beats.get_mut(number as usize))
-        {
-            *beat = Instant::now();
-        }
-        Ok(())
+        self.with_running(study, number, |_, beat| *beat = Instant::now())
     }
 
     fn fail_stale_trials(&self, study: &str, grace: Duration) -> Result<Vec<u64>> {
@@ -196,7 +188,7 @@ impl Storage for InMemoryStorage {
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
         check_report(value)?;
-        self.with_running(study, number, |t| {
+        self.with_running(study, number, |t, _| {
             t.intermediate_values.insert(step, value);
         })
     }
@@ -214,7 +206,7 @@ impl Storage for InMemoryStorage {
             from,
             to: state,
         };
-        self.with_running(study, number, |t| {
+        self.with_running(study, number, |t, _| {
             t.state = state;
             t.value = value;
         })
