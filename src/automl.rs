@@ -112,8 +112,9 @@ impl TabularAutoMl {
             .with_direction(Direction::Maximize)
             .with_sampler(RandomSampler::new(self.seed))
             .build()?;
-        for _ in 0..self.trials {
-            study.optimize(1, |trial| {
+        study.optimize_with(
+            self.trials,
+            |trial| {
                 MlpSpace.suggest(trial)?;
                 let config = MlpConfig::default()
                     .with_seed(self.seed + trial.number())
@@ -138,11 +139,9 @@ impl TabularAutoMl {
                 trial.set_user_attr("best_epoch", (epochs / k).round() as i64)?;
                 trial.set_user_attr("valid_loss", loss / k)?;
                 Ok(score / k)
-            })?;
-            if let Some(last) = study.trials()?.last() {
-                on_trial(last);
-            }
-        }
+            },
+            &mut on_trial,
+        )?;
 
         let trials = study.trials()?;
         let mut leaderboard: Vec<FrozenTrial> = trials

@@ -160,6 +160,11 @@ impl Study {
     /// Records a trial's outcome: a finite value completes it, [`Error::Pruned`] prunes it,
     /// any other error or a non-finite value fails it. Returns the state it ended in.
     pub fn tell(&self, trial: Trial, outcome: Result<f64>) -> Result<TrialState> {
+        Ok(self.finish(trial, outcome)?.state)
+    }
+
+    /// [`tell`](Self::tell), returning the trial's final record.
+    fn finish(&self, trial: Trial, outcome: Result<f64>) -> Result<FrozenTrial> {
         let number = trial.number();
         let (state, value) = match outcome {
             Ok(v) if v.is_finite() => (TrialState::Complete, Some(v)),
@@ -185,15 +190,33 @@ impl Study {
         };
         self.storage
             .finish_trial(&self.name, number, state, value)?;
-        Ok(state)
+        let mut record = trial.record().clone();
+        record.state = state;
+        record.value = value;
+        Ok(record)
     }
 
     /// Runs `n_trials` trials of `objective` one after another. A trial whose objective
     /// returns an error, a non-finite value or panics is marked failed and the study goes on;
     /// only a storage error stops it.
-    pub fn optimize<F>(&self, n_trials: usize, mut objective: F) -> Result<()>
+    pub fn optimize<F>(&self, n_trials: usize, objective: F) -> Result<()>
     where
         F: FnMut(&mut Trial) -> Result<f64>,
+    {
+        self.optimize_with(n_trials, objective, |_| {})
+    }
+
+    /// [`optimize`](Self::optimize), handing every finished trial's record to `on_trial`
+    /// (progress display, logging) without reading the storage again.
+    pub fn optimize_with<F, O>(
+        &self,
+        n_trials: usize,
+        mut objective: F,
+        mut on_trial: O,
+    ) -> Result<()>
+    where
+        F: FnMut(&mut Trial) -> Result<f64>,
+        O: FnMut(&FrozenTrial),
     {
         let span = tracing::info_span!("study", name = %self.name);
         let _enter = span.enter();
@@ -206,8 +229,11 @@ impl Study {
                 catch_unwind(AssertUnwindSafe(|| objective(&mut trial)))
                     .unwrap_or_else(|panic| Err(Error::stage(panic_message(&panic))))
             });
-            match self.tell(trial, outcome) {
-                Ok(state) => tracing::debug!(?state, "trial finished"),
+            match self.finish(trial, outcome) {
+                Ok(record) => {
+                    tracing::debug!(state = ?record.state, "trial finished");
+                    on_trial(&record);
+                }
                 // A sweep failed this trial while it ran (its heartbeat was late): the result
                 // is dropped and the study goes on.
                 Err(Error::IllegalTransition { from, .. }) => {
@@ -408,6 +434,28 @@ mod tests {
             .optimize(1, |t| t.suggest_float("x", 0.0, 1.0, Scale::Linear))
             .unwrap();
         assert_eq!(study.trials().unwrap()[3].state, TrialState::Failed);
+    }
+
+    #[test]
+    fn optimize_with_hands_over_the_stored_records() {
+        let study = Study::builder("s").build().unwrap();
+        let mut seen = Vec::new();
+        study
+            .optimize_with(
+                4,
+                |t| {
+                    let x = t.suggest_float("x", 0.0, 1.0, Scale::Linear)?;
+                    t.report(1, x)?;
+                    match t.number() {
+                        1 => Err(Error::Pruned { step: 1 }),
+                        2 => Ok(f64::NAN),
+                        _ => Ok(x),
+                    }
+                },
+                |record| seen.push(record.clone()),
+            )
+            .unwrap();
+        assert_eq!(seen, study.trials().unwrap());
     }
 
     #[test]
