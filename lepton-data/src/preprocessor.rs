@@ -832,15 +832,10 @@ fn scaling(
             clip.map_or(x, |(lo, hi)| x.clamp(lo, hi))
         })
     };
-    let n = values.len() as f64;
     let guard = |s: f64| if s > 1e-12 { s } else { 1.0 };
     match kind {
         Scaling::None => (0.0, 1.0),
-        Scaling::Standard => {
-            let mean = filled().sum::<f64>() / n;
-            let var = filled().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-            (mean, guard(var.sqrt()))
-        }
+        Scaling::Standard => crate::standard_scaler::mean_and_scale(filled()),
         Scaling::MinMax => {
             let min = filled().fold(f64::INFINITY, f64::min);
             let max = filled().fold(f64::NEG_INFINITY, f64::max);

@@ -22,25 +22,10 @@ impl StandardScaler {
             ));
         }
         let w = train.n_features();
-        let mut mean = vec![0.0f64; w];
-        let mut m2 = vec![0.0f64; w];
-        // Welford's update: stable for large offsets (proline in wine is ~1000).
-        for (k, row) in train.feature_values().chunks_exact(w).enumerate() {
-            for (j, &x) in row.iter().enumerate() {
-                let x = f64::from(x);
-                let delta = x - mean[j];
-                mean[j] += delta / (k + 1) as f64;
-                m2[j] += delta * (x - mean[j]);
-            }
-        }
-        let scale = m2
-            .iter()
-            .map(|&s| {
-                let sd = (s / n as f64).sqrt();
-                // A constant column stays constant (at 0) rather than dividing by zero.
-                if sd > 1e-12 { sd } else { 1.0 }
-            })
-            .collect();
+        let values = train.feature_values();
+        let (mean, scale) = (0..w)
+            .map(|j| mean_and_scale(values.iter().skip(j).step_by(w).map(|&x| f64::from(x))))
+            .unzip();
         tracing::debug!(features = w, rows = n, "fitted standard scaler");
         Ok(FittedStandardScaler {
             features: train.schema().features.clone(),
@@ -48,6 +33,22 @@ impl StandardScaler {
             scale,
         })
     }
+}
+
+/// The mean and standard deviation of `values` (population, Welford's update: stable for
+/// large offsets such as wine's proline, around 1000), with a standard deviation of 1 for a
+/// constant column, which then stays constant (at 0) rather than being divided by zero.
+/// Shared by [`StandardScaler`] and the preprocessor's standard scaling.
+pub(crate) fn mean_and_scale(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut n, mut mean, mut m2) = (0usize, 0.0f64, 0.0f64);
+    for x in values {
+        n += 1;
+        let delta = x - mean;
+        mean += delta / n as f64;
+        m2 += delta * (x - mean);
+    }
+    let sd = if n > 0 { (m2 / n as f64).sqrt() } else { 0.0 };
+    (mean, if sd > 1e-12 { sd } else { 1.0 })
 }
 
 /// A fitted [`StandardScaler`]: per-feature means and scales, serialisable so that it travels
