@@ -1,17 +1,29 @@
 //! A read-only view of a study's past trials, the only thing samplers and pruners see.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::param::Distribution;
 use crate::trial::{Direction, FrozenTrial, TrialState};
 
 /// The trials of a study as they stood when a trial was asked, and the study's direction.
+///
+/// Trials are shared (`Arc`), so taking a view of a long study costs a reference count per
+/// trial, not a copy of every record.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     direction: Direction,
-    trials: Vec<FrozenTrial>,
+    trials: Vec<Arc<FrozenTrial>>,
 }
 
 impl History {
     /// A view over `trials` for a study optimised in `direction`.
     pub fn new(direction: Direction, trials: Vec<FrozenTrial>) -> Self {
+        Self::shared(direction, trials.into_iter().map(Arc::new).collect())
+    }
+
+    /// A view over trials already shared with a storage.
+    pub fn shared(direction: Direction, trials: Vec<Arc<FrozenTrial>>) -> Self {
         History { direction, trials }
     }
 
@@ -21,7 +33,7 @@ impl History {
     }
 
     /// Every trial, in number order.
-    pub fn trials(&self) -> &[FrozenTrial] {
+    pub fn trials(&self) -> &[Arc<FrozenTrial>] {
         &self.trials
     }
 
@@ -29,6 +41,7 @@ impl History {
     pub fn completed(&self) -> impl Iterator<Item = &FrozenTrial> {
         self.trials
             .iter()
+            .map(|t| &**t)
             .filter(|t| t.state == TrialState::Complete && t.value.is_some())
     }
 
@@ -45,5 +58,71 @@ impl History {
             }
         }
         best
+    }
+
+    /// The parameters every finished (complete or pruned) trial has, each with one
+    /// distribution throughout: the space a joint sampler can model (Optuna's intersection
+    /// search space). Empty before the first trial finishes.
+    pub fn intersection_space(&self) -> BTreeMap<String, Distribution> {
+        let mut space: Option<BTreeMap<String, Distribution>> = None;
+        for t in self
+            .trials
+            .iter()
+            .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+        {
+            match &mut space {
+                None => space = Some(t.distributions.clone()),
+                Some(s) => s.retain(|name, d| t.distributions.get(name) == Some(d)),
+            }
+        }
+        space.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::param::{ParamValue, Scale};
+
+    fn trial(number: u64, state: TrialState, params: &[(&str, Distribution)]) -> FrozenTrial {
+        let mut t = FrozenTrial::new(number);
+        t.state = state;
+        for (name, d) in params {
+            t.params.insert((*name).into(), d.from_internal(0.0));
+            t.distributions.insert((*name).into(), d.clone());
+        }
+        t
+    }
+
+    #[test]
+    fn intersection_keeps_common_parameters_with_one_distribution() {
+        let x = Distribution::float(0.0, 1.0, Scale::Linear);
+        let y = Distribution::int(0, 4, Scale::Linear);
+        let y_wide = Distribution::int(0, 8, Scale::Linear);
+        let c = Distribution::categorical(["a"]);
+        let h = History::new(
+            Direction::Minimize,
+            vec![
+                trial(
+                    0,
+                    TrialState::Complete,
+                    &[("x", x.clone()), ("y", y.clone()), ("c", c.clone())],
+                ),
+                trial(1, TrialState::Pruned, &[("x", x.clone()), ("y", y)]),
+                trial(
+                    2,
+                    TrialState::Complete,
+                    &[("x", x.clone()), ("y", y_wide.clone()), ("c", c)],
+                ),
+                // Running and failed trials do not narrow the space.
+                trial(3, TrialState::Running, &[("y", y_wide.clone())]),
+                trial(4, TrialState::Failed, &[]),
+            ],
+        );
+        let space = h.intersection_space();
+        assert_eq!(space.len(), 1);
+        assert_eq!(space.get("x"), Some(&x));
+        assert!(History::default().intersection_space().is_empty());
+        assert_eq!(ParamValue::Float(0.0), x.from_internal(0.0));
     }
 }

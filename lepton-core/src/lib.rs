@@ -36,7 +36,7 @@ pub use history::History;
 pub use model::{Features, Model, Predict, Prediction};
 pub use param::{Distribution, ParamValue, Scale};
 pub use pruner::{NopPruner, Pruner};
-pub use sampler::Sampler;
+pub use sampler::{JointSample, Sampler};
 pub use space::{DeclaredSpace, SearchSpace};
 pub use storage::{Storage, check_finish, check_param, check_report};
 pub use trial::{Direction, FrozenTrial, Trial, TrialState};

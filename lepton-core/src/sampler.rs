@@ -1,13 +1,28 @@
 //! The sampler stage: proposes parameter values.
 
+use std::collections::BTreeMap;
+
 use crate::error::Result;
 use crate::history::History;
 use crate::param::{Distribution, ParamValue};
 
-/// Proposes a value for one parameter of one trial, from a read-only view of the study.
+/// Values a sampler decided jointly for a new trial, with the distribution each was drawn
+/// from. A trial uses a value when the objective suggests that name with that distribution.
+pub type JointSample = BTreeMap<String, (Distribution, ParamValue)>;
+
+/// Proposes parameter values from a read-only view of the study.
 ///
-/// A sampler never sees the study itself, only its [`History`]; it must be deterministic for a
-/// given seed, history, trial number and parameter name, so that sequential studies reproduce.
+/// A sampler never sees the study itself, only its [`History`]. It works in two steps, as
+/// Optuna's do:
+///
+/// 1. when a trial is asked, [`sample_joint`](Sampler::sample_joint) may decide values for
+///    several parameters at once (a Gaussian process, CMA-ES, multivariate TPE, a Sobol point
+///    model the parameters together); the default decides none;
+/// 2. every parameter the objective suggests that the joint step did not decide (a new
+///    parameter, a conditional one) goes to [`sample`](Sampler::sample), one at a time.
+///
+/// Both must be deterministic for a given seed, history and trial number, so that sequential
+/// studies reproduce.
 ///
 /// A minimal sampler that always proposes the middle of the range:
 ///
@@ -39,4 +54,11 @@ pub trait Sampler: Send + Sync {
         name: &str,
         distribution: &Distribution,
     ) -> Result<ParamValue>;
+
+    /// Values decided together for trial `trial_number`, before the objective runs. The
+    /// default decides nothing, leaving every parameter to [`sample`](Sampler::sample).
+    fn sample_joint(&self, history: &History, trial_number: u64) -> Result<JointSample> {
+        let _ = (history, trial_number);
+        Ok(JointSample::new())
+    }
 }

@@ -1,6 +1,7 @@
 //! The storage stage: the study's source of truth.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::param::{Distribution, ParamValue};
@@ -129,6 +130,13 @@ pub trait Storage: Send + Sync {
     ) -> Result<()>;
     /// Every trial of a study, in number order.
     fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>>;
+
+    /// Every trial of a study, shared rather than copied: what a study reads before each
+    /// `ask`. The default wraps [`trials`](Storage::trials); a storage that keeps its trials
+    /// in memory can hand out its own references and make a long study's `ask` cheap.
+    fn trials_shared(&self, study: &str) -> Result<Vec<Arc<FrozenTrial>>> {
+        Ok(self.trials(study)?.into_iter().map(Arc::new).collect())
+    }
 }
 
 /// The checks every storage makes before writing a parameter: a valid distribution and a

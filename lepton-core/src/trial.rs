@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::history::History;
 use crate::param::{Distribution, ParamValue, Scale};
 use crate::pruner::Pruner;
-use crate::sampler::Sampler;
+use crate::sampler::{JointSample, Sampler};
 use crate::storage::Storage;
 
 /// Whether the objective is minimised or maximised.
@@ -144,6 +144,7 @@ pub struct Trial {
     study: String,
     record: FrozenTrial,
     fixed: BTreeMap<String, ParamValue>,
+    joint: JointSample,
     history: Arc<History>,
     sampler: Arc<dyn Sampler>,
     pruner: Arc<dyn Pruner>,
@@ -174,6 +175,7 @@ impl Trial {
             study: study.into(),
             record: FrozenTrial::new(number),
             fixed: BTreeMap::new(),
+            joint: JointSample::new(),
             history,
             sampler,
             pruner,
@@ -185,6 +187,13 @@ impl Trial {
     /// instead of sampling, after checking that each lies in its distribution.
     pub fn with_fixed_params(mut self, fixed: BTreeMap<String, ParamValue>) -> Self {
         self.fixed = fixed;
+        self
+    }
+
+    /// Values a sampler decided jointly for this trial (see [`Sampler::sample_joint`]):
+    /// `suggest` returns one when the name and the distribution match.
+    pub fn with_joint_sample(mut self, joint: JointSample) -> Self {
+        self.joint = joint;
         self
     }
 
@@ -231,9 +240,15 @@ impl Trial {
                 });
             }
             None => {
-                let v =
-                    self.sampler
-                        .sample(&self.history, self.record.number, name, distribution)?;
+                let v = match self.joint.get(name) {
+                    Some((d, v)) if d == distribution => v.clone(),
+                    _ => self.sampler.sample(
+                        &self.history,
+                        self.record.number,
+                        name,
+                        distribution,
+                    )?,
+                };
                 if !distribution.contains(&v) {
                     return Err(Error::InvalidParameter {
                         name: name.to_owned(),

@@ -7,8 +7,8 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use lepton_core::{
-    Direction, Error, FrozenTrial, History, NopPruner, ParamValue, Pruner, Result, Sampler,
-    Storage, Trial, TrialState,
+    Direction, Error, FrozenTrial, History, JointSample, NopPruner, ParamValue, Pruner, Result,
+    Sampler, Storage, Trial, TrialState,
 };
 
 use crate::samplers::RandomSampler;
@@ -132,13 +132,27 @@ impl Study {
     /// Creates a running trial (an enqueued one first, with its fixed parameters); suggest its
     /// parameters, then [`tell`](Self::tell) its outcome.
     pub fn ask(&self) -> Result<Trial> {
-        let history = Arc::new(History::new(
+        let history = Arc::new(History::shared(
             self.direction,
-            self.storage.trials(&self.name)?,
+            self.storage.trials_shared(&self.name)?,
         ));
         let (number, fixed) = match self.storage.claim_waiting_trial(&self.name)? {
             Some(claimed) => claimed,
             None => (self.storage.create_trial(&self.name)?, BTreeMap::new()),
+        };
+        // An enqueued configuration is tried as given; only a fresh trial is modelled jointly.
+        let joint = if fixed.is_empty() {
+            match self.sampler.sample_joint(&history, number) {
+                Ok(joint) => joint,
+                Err(e) => {
+                    // The trial exists already: end it, so no worker waits on it.
+                    self.storage
+                        .finish_trial(&self.name, number, TrialState::Failed, None)?;
+                    return Err(e);
+                }
+            }
+        } else {
+            JointSample::new()
         };
         Ok(Trial::new(
             self.name.clone(),
@@ -148,7 +162,8 @@ impl Study {
             Arc::clone(&self.pruner),
             Arc::clone(&self.storage),
         )
-        .with_fixed_params(fixed))
+        .with_fixed_params(fixed)
+        .with_joint_sample(joint))
     }
 
     /// Enqueues a known-good configuration: the next `ask` (by any worker) returns a trial

@@ -1,6 +1,7 @@
 //! Samplers: each proposes parameter values behind the core `Sampler` trait.
 
 mod random;
+pub(crate) mod unit;
 
 pub use random::RandomSampler;
 

@@ -1,7 +1,7 @@
 //! The in-memory storage: the default for tests and quick runs.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lepton_core::{
@@ -12,7 +12,9 @@ use lepton_core::{
 #[derive(Debug)]
 struct StudyRecord {
     direction: Direction,
-    trials: Vec<FrozenTrial>,
+    /// Shared with the histories handed out; a write copies a trial only while a history
+    /// still holds it.
+    trials: Vec<Arc<FrozenTrial>>,
     /// Last heartbeat of each trial, by number.
     beats: Vec<Instant>,
     /// Fixed parameters of trials enqueued and not yet claimed.
@@ -63,7 +65,7 @@ impl InMemoryStorage {
                 to: TrialState::Running,
             });
         }
-        Ok(f(trial, &mut record.beats[number as usize]))
+        Ok(f(Arc::make_mut(trial), &mut record.beats[number as usize]))
     }
 }
 
@@ -109,7 +111,7 @@ impl Storage for InMemoryStorage {
             .get_mut(study)
             .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
         let number = record.trials.len() as u64;
-        record.trials.push(FrozenTrial::new(number));
+        record.trials.push(Arc::new(FrozenTrial::new(number)));
         record.beats.push(Instant::now());
         Ok(number)
     }
@@ -144,7 +146,7 @@ impl Storage for InMemoryStorage {
         let number = record.trials.len() as u64;
         let mut trial = FrozenTrial::new(number);
         trial.state = TrialState::Waiting;
-        record.trials.push(trial);
+        record.trials.push(Arc::new(trial));
         record.beats.push(Instant::now());
         record.queue.insert(number, params.clone());
         Ok(number)
@@ -162,7 +164,7 @@ impl Storage for InMemoryStorage {
             return Ok(None);
         };
         let i = number as usize;
-        record.trials[i].state = TrialState::Running;
+        Arc::make_mut(&mut record.trials[i]).state = TrialState::Running;
         record.beats[i] = Instant::now();
         Ok(Some((number, params)))
     }
@@ -179,7 +181,7 @@ impl Storage for InMemoryStorage {
         let mut failed = Vec::new();
         for (trial, beat) in record.trials.iter_mut().zip(&record.beats) {
             if trial.state == TrialState::Running && beat.elapsed() > grace {
-                trial.state = TrialState::Failed;
+                Arc::make_mut(trial).state = TrialState::Failed;
                 failed.push(trial.number);
             }
         }
@@ -217,6 +219,14 @@ impl Storage for InMemoryStorage {
     }
 
     fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {
+        Ok(self
+            .trials_shared(study)?
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect())
+    }
+
+    fn trials_shared(&self, study: &str) -> Result<Vec<Arc<FrozenTrial>>> {
         self.lock()
             .get(study)
             .map(|s| s.trials.clone())
