@@ -1,9 +1,15 @@
 //! Samplers: each proposes parameter values behind the core `Sampler` trait.
 
+mod gauss;
+mod grid;
+mod parzen;
 mod random;
+mod tpe;
 pub(crate) mod unit;
 
+pub use grid::{GridSampler, MAX_GRID_POINTS};
 pub use random::RandomSampler;
+pub use tpe::TpeSampler;
 
 /// A stable 64-bit mix of a seed, a trial number and a parameter name, so that every draw has
 /// its own reproducible random stream whatever order trials run in.
