@@ -4,11 +4,13 @@ mod gauss;
 mod grid;
 mod parzen;
 mod random;
+mod sobol;
 mod tpe;
 pub(crate) mod unit;
 
 pub use grid::{GridSampler, MAX_GRID_POINTS};
 pub use random::RandomSampler;
+pub use sobol::SobolSampler;
 pub use tpe::TpeSampler;
 
 /// A stable 64-bit mix of a seed, a trial number and a parameter name, so that every draw has
