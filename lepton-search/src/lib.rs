@@ -22,6 +22,6 @@ pub mod storage;
 mod study;
 
 pub use samplers::{GridSampler, SobolSampler};
-pub use samplers::{RandomSampler, TpeSampler};
+pub use samplers::{GpSampler, RandomSampler, TpeSampler};
 pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};
 pub use study::{Study, StudyBuilder};

@@ -1,6 +1,7 @@
 //! Samplers: each proposes parameter values behind the core `Sampler` trait.
 
 mod gauss;
+mod gp;
 mod grid;
 mod parzen;
 mod random;
@@ -8,6 +9,7 @@ mod sobol;
 mod tpe;
 pub(crate) mod unit;
 
+pub use gp::GpSampler;
 pub use grid::{GridSampler, MAX_GRID_POINTS};
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
