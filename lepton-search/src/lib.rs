@@ -21,7 +21,7 @@ pub mod samplers;
 pub mod storage;
 mod study;
 
-pub use samplers::{GridSampler, SobolSampler};
+pub use samplers::{CmaEsSampler, GridSampler, SobolSampler};
 pub use samplers::{GpSampler, RandomSampler, TpeSampler};
 pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};
 pub use study::{Study, StudyBuilder};

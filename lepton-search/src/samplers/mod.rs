@@ -1,5 +1,6 @@
 //! Samplers: each proposes parameter values behind the core `Sampler` trait.
 
+mod cmaes;
 mod gauss;
 mod gp;
 mod grid;
@@ -9,6 +10,7 @@ mod sobol;
 mod tpe;
 pub(crate) mod unit;
 
+pub use cmaes::CmaEsSampler;
 pub use gp::GpSampler;
 pub use grid::{GridSampler, MAX_GRID_POINTS};
 pub use random::RandomSampler;
