@@ -62,3 +62,20 @@ pub trait Sampler: Send + Sync {
         Ok(JointSample::new())
     }
 }
+
+/// A boxed sampler is a sampler, so one can be chosen at run time (by name, from a config).
+impl<S: Sampler + ?Sized> Sampler for Box<S> {
+    fn sample(
+        &self,
+        history: &History,
+        trial_number: u64,
+        name: &str,
+        distribution: &Distribution,
+    ) -> Result<ParamValue> {
+        (**self).sample(history, trial_number, name, distribution)
+    }
+
+    fn sample_joint(&self, history: &History, trial_number: u64) -> Result<JointSample> {
+        (**self).sample_joint(history, trial_number)
+    }
+}

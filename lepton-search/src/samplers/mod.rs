@@ -17,6 +17,41 @@ pub use random::RandomSampler;
 pub use sobol::SobolSampler;
 pub use tpe::TpeSampler;
 
+/// The names [`by_name`] knows, for help texts and error messages.
+pub const SAMPLER_NAMES: &[&str] = &[
+    "random",
+    "sobol",
+    "tpe",
+    "tpe-indep",
+    "tpe-group",
+    "gp",
+    "cmaes",
+];
+
+/// A sampler chosen by name with default settings and `seed`: `random`, `sobol`, `tpe`
+/// (multivariate), `tpe-indep` (univariate), `tpe-group` (grouped, for conditional spaces),
+/// `gp` or `cmaes`. The grid sampler needs its grid and has no name here.
+pub fn by_name(name: &str, seed: u64) -> lepton_core::Result<Box<dyn lepton_core::Sampler>> {
+    Ok(match name {
+        "random" => Box::new(RandomSampler::new(seed)),
+        "sobol" => Box::new(SobolSampler::new(seed)),
+        "tpe" => Box::new(TpeSampler::new(seed)),
+        "tpe-indep" => Box::new(TpeSampler::new(seed).with_multivariate(false)),
+        "tpe-group" => Box::new(TpeSampler::new(seed).with_group(true)),
+        "gp" => Box::new(GpSampler::new(seed)),
+        "cmaes" => Box::new(CmaEsSampler::new(seed)),
+        other => {
+            return Err(lepton_core::Error::InvalidParameter {
+                name: "sampler".into(),
+                reason: format!(
+                    "unknown sampler `{other}`; one of {}",
+                    SAMPLER_NAMES.join(", ")
+                ),
+            });
+        }
+    })
+}
+
 /// A stable 64-bit mix of a seed, a trial number and a parameter name, so that every draw has
 /// its own reproducible random stream whatever order trials run in.
 pub(crate) fn stream_seed(seed: u64, trial: u64, name: &str) -> u64 {

@@ -16,10 +16,12 @@ use lepton_core::{Distribution, ParamValue, Scale};
 
 use super::gauss;
 
-/// One parameter's axis as the estimator sees it.
+/// One parameter's axis as the estimator sees it. Positions on the axis are the values
+/// themselves for numeric parameters and choice indices for categorical ones; kernels of log
+/// scaled parameters live on the logarithm of the value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Axis {
-    /// A numeric range on the transformed axis, with its grid step when discrete.
+    /// A numeric range, with its grid step when discrete.
     Numeric {
         /// Lower bound.
         low: f64,
@@ -27,6 +29,8 @@ pub(crate) enum Axis {
         high: f64,
         /// Grid step of a discrete parameter.
         step: Option<f64>,
+        /// Whether kernels live on the logarithm.
+        log: bool,
     },
     /// `n` unordered choices.
     Categorical {
@@ -36,39 +40,30 @@ pub(crate) enum Axis {
 }
 
 impl Axis {
-    /// The axis of a distribution. Log-scaled integers become continuous on the log axis
-    /// (widened by half a unit), as in Optuna.
+    /// The axis of a distribution.
     pub(crate) fn of(d: &Distribution) -> Axis {
         match *d {
             Distribution::Float {
                 low,
                 high,
-                scale: Scale::Log,
-                ..
+                scale,
+                step,
             } => Axis::Numeric {
-                low: low.ln(),
-                high: high.ln(),
-                step: None,
+                low,
+                high,
+                step,
+                log: scale == Scale::Log,
             },
-            Distribution::Float {
-                low, high, step, ..
-            } => Axis::Numeric { low, high, step },
             Distribution::Int {
                 low,
                 high,
-                scale: Scale::Log,
-                ..
-            } => Axis::Numeric {
-                low: (low as f64 - 0.5).ln(),
-                high: (high as f64 + 0.5).ln(),
-                step: None,
-            },
-            Distribution::Int {
-                low, high, step, ..
+                scale,
+                step,
             } => Axis::Numeric {
                 low: low as f64,
                 high: high as f64,
                 step: Some(step as f64),
+                log: scale == Scale::Log,
             },
             Distribution::Categorical { ref choices } => Axis::Categorical { n: choices.len() },
         }
@@ -77,28 +72,14 @@ impl Axis {
     /// A value's position on the axis; `None` when it does not belong to `d`.
     pub(crate) fn encode(d: &Distribution, value: &ParamValue) -> Option<f64> {
         match d {
-            Distribution::Float {
-                scale: Scale::Log, ..
-            }
-            | Distribution::Int {
-                scale: Scale::Log, ..
-            } => value.as_f64().map(f64::ln),
-            Distribution::Float { .. } | Distribution::Int { .. } => value.as_f64(),
             Distribution::Categorical { .. } => d.to_internal(value),
+            _ => value.as_f64(),
         }
     }
 
     /// The value at position `x` of the axis, snapped onto `d`.
     pub(crate) fn decode(d: &Distribution, x: f64) -> ParamValue {
-        match d {
-            Distribution::Float {
-                scale: Scale::Log, ..
-            }
-            | Distribution::Int {
-                scale: Scale::Log, ..
-            } => d.from_internal(x.exp()),
-            _ => d.from_internal(x),
-        }
+        d.from_internal(x)
     }
 }
 
@@ -107,9 +88,6 @@ impl Axis {
 pub(crate) struct ParzenConfig {
     /// The prior kernel's weight relative to one observation.
     pub prior_weight: f64,
-    /// Bandwidths shared by every kernel of a dimension (multivariate TPE) rather than set
-    /// from the distance to neighbouring observations.
-    pub multivariate: bool,
 }
 
 /// Optuna's `default_weights`: equal weights for the 25 newest observations, a linear ramp
@@ -136,13 +114,18 @@ pub(crate) fn recency_weights(n: usize) -> Vec<f64> {
 #[derive(Debug, Clone)]
 enum Kernels {
     Numeric {
+        /// Centres and widths on the kernel axis (the logarithm for log scales).
         mu: Vec<f64>,
         sigma: Vec<f64>,
-        /// `ln` of each kernel's mass inside the (widened) bounds.
+        /// `ln` of each kernel's mass inside the widened bounds.
         ln_z: Vec<f64>,
+        /// The widened bounds on the kernel axis.
+        lo: f64,
+        hi: f64,
         low: f64,
         high: f64,
         step: Option<f64>,
+        log: bool,
     },
     Categorical {
         /// `ln` of each kernel's choice probabilities, kernel-major.
@@ -194,9 +177,12 @@ impl Parzen {
             .map(|(j, axis)| {
                 let column: Vec<f64> = rows.iter().map(|r| r[j]).collect();
                 match *axis {
-                    Axis::Numeric { low, high, step } => {
-                        numeric_kernels(&column, low, high, step, axes.len(), config)
-                    }
+                    Axis::Numeric {
+                        low,
+                        high,
+                        step,
+                        log,
+                    } => numeric_kernels(&column, low, high, step, log),
                     Axis::Categorical { n: choices } => {
                         categorical_kernels(&column, choices, config.prior_weight)
                     }
@@ -223,13 +209,16 @@ impl Parzen {
                         Kernels::Numeric {
                             mu,
                             sigma,
+                            lo,
+                            hi,
                             low,
                             high,
                             step,
+                            log,
                             ..
                         } => {
-                            let half = step.map_or(0.0, |s| s / 2.0);
-                            let x = truncated_normal(rng, mu[k], sigma[k], low - half, high + half);
+                            let x = truncated_normal(rng, mu[k], sigma[k], *lo, *hi);
+                            let x = if *log { x.exp() } else { x };
                             match step {
                                 Some(s) => (low + ((x - low) / s).round() * s).clamp(*low, *high),
                                 None => x,
@@ -269,8 +258,10 @@ impl Parzen {
                         sigma,
                         ln_z,
                         step: None,
+                        log,
                         ..
                     } => {
+                        let x = if *log { x.ln() } else { x };
                         for k in 0..kernels {
                             let z = (x - mu[k]) / sigma[k];
                             out[k] += gauss::ln_pdf(z) - sigma[k].ln() - ln_z[k];
@@ -281,11 +272,17 @@ impl Parzen {
                         sigma,
                         ln_z,
                         step: Some(s),
+                        log,
                         ..
                     } => {
+                        let (left, right) = if *log {
+                            ((x - s / 2.0).ln(), (x + s / 2.0).ln())
+                        } else {
+                            (x - s / 2.0, x + s / 2.0)
+                        };
                         for k in 0..kernels {
-                            let a = (x - s / 2.0 - mu[k]) / sigma[k];
-                            let b = (x + s / 2.0 - mu[k]) / sigma[k];
+                            let a = (left - mu[k]) / sigma[k];
+                            let b = (right - mu[k]) / sigma[k];
                             out[k] += gauss::ln_mass(a, b) - ln_z[k];
                         }
                     }
@@ -310,60 +307,52 @@ fn log_sum_exp(xs: &[f64]) -> f64 {
     max + xs.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
 }
 
-fn numeric_kernels(
-    observed: &[f64],
-    low: f64,
-    high: f64,
-    step: Option<f64>,
-    n_dims: usize,
-    config: ParzenConfig,
-) -> Kernels {
-    let s = step.unwrap_or(0.0);
-    let width = high - low + s;
-    let n = observed.len();
-    let mut sigma = if config.multivariate {
-        // Scott's rule on the range, as Optuna's multivariate TPE.
-        let bandwidth = 0.2 * (n.max(1) as f64).powf(-1.0 / (n_dims as f64 + 4.0)) * width;
-        vec![bandwidth; n]
-    } else {
-        neighbour_bandwidths(observed, low, high, s)
-    };
-    // Optuna's "magic clip": no kernel narrower than the range over the number of kernels.
+/// Optuna 5's rules: kernels on the widened (and, for log scales, logged) range, each as wide
+/// as its larger gap to a neighbouring observation or bound (the outermost ones using their
+/// inner gap), clipped between the range over the number of kernels ("magic clip") and the
+/// range; the prior kernel sits in the middle, as wide as the range.
+fn numeric_kernels(observed: &[f64], low: f64, high: f64, step: Option<f64>, log: bool) -> Kernels {
+    let half = step.map_or(0.0, |s| s / 2.0);
+    let axis = |x: f64| if log { x.ln() } else { x };
+    let (lo, hi) = (axis(low - half), axis(high + half));
+    let width = (hi - lo).max(f64::MIN_POSITIVE);
+    let mut mu: Vec<f64> = observed.iter().map(|x| axis(*x)).collect();
+    let n = mu.len();
+    let mut sigma = neighbour_bandwidths(&mu, lo, hi);
     let min_sigma = width / (100f64).min(1.0 + (n + 1) as f64);
     for x in &mut sigma {
-        *x = x.clamp(min_sigma, width.max(f64::MIN_POSITIVE));
+        *x = x.clamp(min_sigma, width);
     }
-    let mut mu = observed.to_vec();
-    mu.push(0.5 * (low + high));
-    sigma.push(width.max(f64::MIN_POSITIVE));
-    let half = s / 2.0;
+    mu.push(0.5 * (lo + hi));
+    sigma.push(width);
     let ln_z = mu
         .iter()
         .zip(&sigma)
-        .map(|(m, sd)| gauss::ln_mass((low - half - m) / sd, (high + half - m) / sd))
+        .map(|(m, sd)| gauss::ln_mass((lo - m) / sd, (hi - m) / sd))
         .collect();
     Kernels::Numeric {
         mu,
         sigma,
         ln_z,
+        lo,
+        hi,
         low,
         high,
         step,
+        log,
     }
 }
 
-/// Each observation's bandwidth is its larger gap to a neighbour (the range ends and the
-/// prior's centre included), with the outermost kernels using their inner gap.
-fn neighbour_bandwidths(observed: &[f64], low: f64, high: f64, s: f64) -> Vec<f64> {
-    let mut with_prior = observed.to_vec();
-    with_prior.push(0.5 * (low + high));
-    let mut order: Vec<usize> = (0..with_prior.len()).collect();
-    order.sort_by(|&a, &b| with_prior[a].total_cmp(&with_prior[b]));
-    let mut ends = Vec::with_capacity(with_prior.len() + 2);
-    ends.push(low - s / 2.0);
-    ends.extend(order.iter().map(|&i| with_prior[i]));
-    ends.push(high + s / 2.0);
-    let m = with_prior.len();
+/// Each observation's larger gap to a neighbour (the bounds included), the outermost ones
+/// using their inner gap.
+fn neighbour_bandwidths(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
+    let m = mu.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| mu[a].total_cmp(&mu[b]));
+    let mut ends = Vec::with_capacity(m + 2);
+    ends.push(lo);
+    ends.extend(order.iter().map(|&i| mu[i]));
+    ends.push(hi);
     let mut sorted: Vec<f64> = (0..m)
         .map(|i| (ends[i + 1] - ends[i]).max(ends[i + 2] - ends[i + 1]))
         .collect();
@@ -375,7 +364,6 @@ fn neighbour_bandwidths(observed: &[f64], low: f64, high: f64, s: f64) -> Vec<f6
     for (rank, &i) in order.iter().enumerate() {
         sigma[i] = sorted[rank];
     }
-    sigma.truncate(observed.len());
     sigma
 }
 
@@ -416,10 +404,7 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    const UNIVARIATE: ParzenConfig = ParzenConfig {
-        prior_weight: 1.0,
-        multivariate: false,
-    };
+    const CONFIG: ParzenConfig = ParzenConfig { prior_weight: 1.0 };
 
     #[test]
     fn recency_weights_match_optuna() {
@@ -437,10 +422,11 @@ mod tests {
             low: -2.0,
             high: 3.0,
             step: None,
+            log: false,
         }];
         let obs = [[0.5], [0.7], [2.9]];
         let rows: Vec<&[f64]> = obs.iter().map(|r| &r[..]).collect();
-        let p = Parzen::fit(&axes, &rows, &[1.0, 1.0, 1.0], UNIVARIATE);
+        let p = Parzen::fit(&axes, &rows, &[1.0, 1.0, 1.0], CONFIG);
         let grid: Vec<Vec<f64>> = (0..5000)
             .map(|i| vec![-2.0 + (i as f64 + 0.5) * 0.001])
             .collect();
@@ -459,16 +445,13 @@ mod tests {
                 low: 0.0,
                 high: 10.0,
                 step: Some(2.0),
+                log: false,
             },
             Axis::Categorical { n: 3 },
         ];
         let obs = [[4.0, 1.0], [6.0, 2.0]];
         let rows: Vec<&[f64]> = obs.iter().map(|r| &r[..]).collect();
-        let config = ParzenConfig {
-            prior_weight: 1.0,
-            multivariate: true,
-        };
-        let p = Parzen::fit(&axes, &rows, &[1.0, 1.0], config);
+        let p = Parzen::fit(&axes, &rows, &[1.0, 1.0], CONFIG);
         let mut points = Vec::new();
         for v in 0..=5 {
             for c in 0..3 {
@@ -484,6 +467,21 @@ mod tests {
         for x in p.sample(&mut rng, 500) {
             assert!(x[0] % 2.0 == 0.0 && (0.0..=10.0).contains(&x[0]));
             assert!([0.0, 1.0, 2.0].contains(&x[1]));
+        }
+    }
+
+    #[test]
+    fn log_integer_masses_sum_to_one() {
+        let axes = [Axis::of(&Distribution::int(1, 64, Scale::Log))];
+        let obs = [[4.0], [5.0], [40.0]];
+        let rows: Vec<&[f64]> = obs.iter().map(|r| &r[..]).collect();
+        let p = Parzen::fit(&axes, &rows, &[1.0; 3], CONFIG);
+        let points: Vec<Vec<f64>> = (1..=64).map(|v| vec![v as f64]).collect();
+        let total: f64 = p.ln_pdf(&points).iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+        let mut rng = StdRng::seed_from_u64(3);
+        for x in p.sample(&mut rng, 500) {
+            assert!(x[0].fract() == 0.0 && (1.0..=64.0).contains(&x[0]));
         }
     }
 

@@ -65,7 +65,8 @@ pub struct TpeSampler {
 }
 
 impl TpeSampler {
-    /// Optuna's defaults: 10 random start-up trials, 24 candidates, multivariate.
+    /// Optuna 5's defaults: 10 random start-up trials, 24 candidates, multivariate, constant
+    /// liar on.
     pub fn new(seed: u64) -> Self {
         TpeSampler {
             seed,
@@ -73,7 +74,7 @@ impl TpeSampler {
             n_ei_candidates: 24,
             multivariate: true,
             group: false,
-            constant_liar: false,
+            constant_liar: true,
             prior_weight: 1.0,
             gamma: default_gamma,
             random: RandomSampler::new(seed),
@@ -133,7 +134,6 @@ impl TpeSampler {
     fn config(&self) -> ParzenConfig {
         ParzenConfig {
             prior_weight: self.prior_weight,
-            multivariate: self.multivariate,
         }
     }
 
@@ -231,11 +231,7 @@ impl Sampler for TpeSampler {
             .collect();
         let (good, bad) = self.split(rows, self.liars(history, &dims));
         let mut rng = StdRng::seed_from_u64(stream_seed(self.seed, trial_number, name));
-        let univariate = ParzenConfig {
-            multivariate: false,
-            ..self.config()
-        };
-        let mut values = self.propose(&mut rng, univariate, &dims, &good, &bad);
+        let mut values = self.propose(&mut rng, self.config(), &dims, &good, &bad);
         Ok(values
             .pop()
             .unwrap_or_else(|| distribution.from_internal(0.0)))
@@ -586,8 +582,8 @@ mod tests {
                 })
                 .count()
         };
-        let plain = near(&TpeSampler::new(0));
-        let liar = near(&TpeSampler::new(0).with_constant_liar(true));
+        let plain = near(&TpeSampler::new(0).with_constant_liar(false));
+        let liar = near(&TpeSampler::new(0));
         assert!(liar < plain, "liar {liar} vs plain {plain}");
     }
 
