@@ -24,4 +24,4 @@ mod study;
 pub use samplers::{CmaEsSampler, GridSampler, SobolSampler};
 pub use samplers::{GpSampler, RandomSampler, TpeSampler};
 pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};
-pub use study::{Study, StudyBuilder};
+pub use study::{Observe, Optimize, Study, StudyBuilder};

@@ -1,10 +1,12 @@
 //! A study: ask-and-tell over a sampler, a pruner and a storage.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use lepton_core::{
     Direction, Error, FrozenTrial, History, JointSample, NopPruner, ParamValue, Pruner, Result,
@@ -223,45 +225,138 @@ impl Study {
 
     /// [`optimize`](Self::optimize), handing every finished trial's record to `on_trial`
     /// (progress display, logging) without reading the storage again.
-    pub fn optimize_with<F, O>(
-        &self,
-        n_trials: usize,
-        mut objective: F,
-        mut on_trial: O,
-    ) -> Result<()>
+    pub fn optimize_with<F, O>(&self, n_trials: usize, objective: F, on_trial: O) -> Result<()>
     where
         F: FnMut(&mut Trial) -> Result<f64>,
         O: FnMut(&FrozenTrial),
     {
         let span = tracing::info_span!("study", name = %self.name);
-        let _enter = span.enter();
-        for _ in 0..n_trials {
-            let mut trial = self.ask()?;
-            let span = tracing::info_span!("trial", number = trial.number());
-            let _enter = span.enter();
-            let number = trial.number();
-            let outcome = self.beating_while(number, || {
-                catch_unwind(AssertUnwindSafe(|| objective(&mut trial)))
-                    .unwrap_or_else(|panic| Err(Error::stage(panic_message(&panic))))
-            });
-            match self.finish(trial, outcome) {
-                Ok(record) => {
-                    tracing::debug!(state = ?record.state, "trial finished");
-                    on_trial(&record);
+        let run = Run::new(
+            Some(n_trials),
+            None,
+            Observer::new(Observe::Always, self.direction, None, on_trial),
+        );
+        span.in_scope(|| run.guard(|| self.work(&run, objective)));
+        run.outcome()
+    }
+
+    /// Runs `objective` on trials as `options` say: up to `n_trials` trials in all and/or
+    /// until `timeout` has passed (trials running then finish; no new one starts), spread
+    /// over `n_workers` threads that ask and tell on this study concurrently. `on_trial`
+    /// sees finished trials as [`Observe`] chooses, one at a time, in the order they finish.
+    ///
+    /// As in [`optimize`](Self::optimize), a trial whose objective errs, returns a
+    /// non-finite value or panics is failed and the others go on. An error from the storage
+    /// (or the sampler, when asking) stops every worker and is returned; a panic in
+    /// `on_trial` or a sampler stops every worker and resumes on the calling thread.
+    ///
+    /// Refuses (with [`Error::InvalidParameter`]) options that
+    /// [`Optimize::validate`] refuses, before starting any trial.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lepton_core::Scale;
+    /// use lepton_search::{Observe, Optimize, Study};
+    ///
+    /// let study = Study::builder("sphere").build()?;
+    /// let options = Optimize::trials(40)
+    ///     .with_timeout(Duration::from_secs(60))
+    ///     .with_workers(4)
+    ///     .with_observe(Observe::NewBest);
+    /// study.optimize_with_options(
+    ///     options,
+    ///     |trial| {
+    ///         let x = trial.suggest_float("x", -1.0, 1.0, Scale::Linear)?;
+    ///         Ok(x * x)
+    ///     },
+    ///     |best| println!("trial {} improved to {:?}", best.number, best.value),
+    /// )?;
+    /// assert_eq!(study.trials()?.len(), 40);
+    /// # Ok::<(), lepton_core::Error>(())
+    /// ```
+    pub fn optimize_with_options<F, O>(
+        &self,
+        options: Optimize,
+        objective: F,
+        on_trial: O,
+    ) -> Result<()>
+    where
+        F: Fn(&mut Trial) -> Result<f64> + Sync,
+        O: FnMut(&FrozenTrial) + Send,
+    {
+        options.validate()?;
+        let best = match options.observe {
+            Observe::NewBest => self.best_value()?,
+            _ => None,
+        };
+        let run = Run::new(
+            options.n_trials,
+            options.timeout.map(|t| Instant::now() + t),
+            Observer::new(options.observe, self.direction, best, on_trial),
+        );
+        let span = tracing::info_span!("study", name = %self.name, workers = options.n_workers);
+        let (shared, objective) = (&run, &objective);
+        std::thread::scope(|scope| {
+            for _ in 1..options.n_workers {
+                let span = span.clone();
+                scope.spawn(move || {
+                    span.in_scope(|| shared.guard(|| self.work(shared, objective)));
+                });
+            }
+            // The calling thread is a worker too.
+            span.in_scope(|| shared.guard(|| self.work(shared, objective)));
+        });
+        run.outcome()
+    }
+
+    /// One worker's loop: claims a trial from the run's budget, runs it, hands the record to
+    /// the observer; stops when the budget or the time is spent or the run halts.
+    fn work<F, O>(&self, run: &Run<O>, mut objective: F)
+    where
+        F: FnMut(&mut Trial) -> Result<f64>,
+        O: FnMut(&FrozenTrial),
+    {
+        while run.claim() {
+            match self.run_trial(&mut objective) {
+                Ok(Some(record)) => {
+                    tracing::debug!(trial = record.number, state = ?record.state, "trial finished");
+                    if !run.observe(&record) {
+                        return;
+                    }
                 }
-                // A sweep failed this trial while it ran (its heartbeat was late): the result
-                // is dropped and the study goes on.
-                Err(Error::IllegalTransition { from, .. }) => {
-                    tracing::warn!(
-                        trial = number,
-                        ?from,
-                        "trial was finished elsewhere; result dropped"
-                    );
-                }
-                Err(e) => return Err(e),
+                Ok(None) => {}
+                Err(e) => return run.fail(e),
             }
         }
-        Ok(())
+    }
+
+    /// One trial from `ask` to `tell`. The objective's errors, non-finite values and panics
+    /// fail the trial only; an error from asking or telling is returned. `None`: a sweep
+    /// failed the trial while it ran (its heartbeat was late), and its result was dropped.
+    fn run_trial<F>(&self, objective: &mut F) -> Result<Option<FrozenTrial>>
+    where
+        F: FnMut(&mut Trial) -> Result<f64>,
+    {
+        let mut trial = self.ask()?;
+        let number = trial.number();
+        let span = tracing::info_span!("trial", number);
+        let _enter = span.enter();
+        let outcome = self.beating_while(number, || {
+            catch_unwind(AssertUnwindSafe(|| objective(&mut trial)))
+                .unwrap_or_else(|panic| Err(Error::stage(panic_message(&panic))))
+        });
+        match self.finish(trial, outcome) {
+            Ok(record) => Ok(Some(record)),
+            Err(Error::IllegalTransition { from, .. }) => {
+                tracing::warn!(
+                    trial = number,
+                    ?from,
+                    "trial was finished elsewhere; result dropped"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs `work`, refreshing trial `number`'s heartbeat meanwhile when the study has one.
@@ -297,7 +392,253 @@ impl Study {
 
     /// The best complete trial so far, if any.
     pub fn best_trial(&self) -> Result<Option<FrozenTrial>> {
-        Ok(History::new(self.direction, self.trials()?).best().cloned())
+        let history = History::shared(self.direction, self.storage.trials_shared(&self.name)?);
+        Ok(history.best().cloned())
+    }
+
+    /// The best complete value so far, if any.
+    fn best_value(&self) -> Result<Option<f64>> {
+        let history = History::shared(self.direction, self.storage.trials_shared(&self.name)?);
+        Ok(history.best().and_then(|t| t.value))
+    }
+}
+
+/// When an optimisation hands a finished trial to its observer (the modes of argmin's
+/// observers). Only trials whose outcome was recorded count; a trial a sweep failed while it
+/// ran does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Observe {
+    /// Never: the observer is not called.
+    Never,
+    /// After every finished trial.
+    #[default]
+    Always,
+    /// After every `n`-th finished trial of the run (`n` at least 1).
+    Every(usize),
+    /// After a complete trial strictly better than every complete trial before it,
+    /// including those the study had before the run started.
+    NewBest,
+}
+
+/// How [`Study::optimize_with_options`] runs: how many trials, for how long, on how many
+/// threads, and when the observer is called.
+///
+/// At least one of `n_trials` and `timeout` must be set. Build one with
+/// [`Optimize::trials`] or [`Optimize::timeout`], then the `with_*` methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Optimize {
+    /// Trials started in all, across workers (`None`: until the timeout).
+    pub n_trials: Option<usize>,
+    /// No trial starts after this much time has passed; running ones finish
+    /// (`None`: until `n_trials` are done).
+    pub timeout: Option<Duration>,
+    /// Threads asking and running trials at once, the calling thread included (at least 1).
+    pub n_workers: usize,
+    /// When the observer sees a finished trial.
+    pub observe: Observe,
+}
+
+impl Optimize {
+    /// `n_trials` trials on one worker, every one observed.
+    pub fn trials(n_trials: usize) -> Self {
+        Optimize {
+            n_trials: Some(n_trials),
+            timeout: None,
+            n_workers: 1,
+            observe: Observe::Always,
+        }
+    }
+
+    /// As many trials as `timeout` allows, on one worker, every one observed.
+    pub fn timeout(timeout: Duration) -> Self {
+        Optimize {
+            n_trials: None,
+            timeout: Some(timeout),
+            n_workers: 1,
+            observe: Observe::Always,
+        }
+    }
+
+    /// Sets the number of trials started in all.
+    pub fn with_trials(mut self, n_trials: usize) -> Self {
+        self.n_trials = Some(n_trials);
+        self
+    }
+
+    /// Sets the time after which no trial starts.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the number of worker threads.
+    pub fn with_workers(mut self, n_workers: usize) -> Self {
+        self.n_workers = n_workers;
+        self
+    }
+
+    /// Sets when the observer is called.
+    pub fn with_observe(mut self, observe: Observe) -> Self {
+        self.observe = observe;
+        self
+    }
+
+    /// Checks the options: at least one worker, a trial budget or a timeout (or the run
+    /// would never end), and `Observe::Every(n)` with `n` at least 1.
+    pub fn validate(&self) -> Result<()> {
+        let refuse = |name: &str, reason: &str| {
+            Err(Error::InvalidParameter {
+                name: name.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.n_workers == 0 {
+            return refuse("n_workers", "at least one worker is needed");
+        }
+        if self.n_trials.is_none() && self.timeout.is_none() {
+            return refuse(
+                "n_trials",
+                "neither a trial count nor a timeout is set: the run would never end",
+            );
+        }
+        if self.observe == Observe::Every(0) {
+            return refuse("observe", "Observe::Every needs a period of at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The state the workers of one optimisation share.
+struct Run<O> {
+    /// Trials to start in all, if bounded.
+    budget: Option<usize>,
+    /// No trial starts after this instant, if bounded.
+    deadline: Option<Instant>,
+    /// Trials claimed so far (it may count past the budget: claims beyond it are refused).
+    claimed: AtomicUsize,
+    /// Set when a worker hit an error or a panic: the others start no more trials.
+    halted: AtomicBool,
+    /// The first error a worker hit.
+    error: Mutex<Option<Error>>,
+    /// The first panic a worker caught outside an objective, resumed on the caller.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    observer: Mutex<Observer<O>>,
+}
+
+impl<O: FnMut(&FrozenTrial)> Run<O> {
+    fn new(budget: Option<usize>, deadline: Option<Instant>, observer: Observer<O>) -> Self {
+        Run {
+            budget,
+            deadline,
+            claimed: AtomicUsize::new(0),
+            halted: AtomicBool::new(false),
+            error: Mutex::new(None),
+            panic: Mutex::new(None),
+            observer: Mutex::new(observer),
+        }
+    }
+
+    /// Whether the caller may start one more trial (and counts it if so).
+    fn claim(&self) -> bool {
+        if self.halted.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        match self.budget {
+            Some(n) => self.claimed.fetch_add(1, Ordering::AcqRel) < n,
+            None => true,
+        }
+    }
+
+    /// Hands a finished trial to the observer; `false` when the run should stop (the observer
+    /// panicked in another worker).
+    fn observe(&self, record: &FrozenTrial) -> bool {
+        match self.observer.lock() {
+            Ok(mut observer) => {
+                observer.see(record);
+                true
+            }
+            Err(_poisoned) => false,
+        }
+    }
+
+    /// Stops the run for `error`, kept if it is the first.
+    fn fail(&self, error: Error) {
+        self.halted.store(true, Ordering::Release);
+        lock(&self.error).get_or_insert(error);
+    }
+
+    /// Runs a worker, catching a panic that escapes it (an observer's, a sampler's) so that
+    /// the run stops and the panic resumes on the calling thread.
+    fn guard(&self, worker: impl FnOnce()) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(worker)) {
+            self.halted.store(true, Ordering::Release);
+            lock(&self.panic).get_or_insert(panic);
+        }
+    }
+
+    /// The run's result once every worker has stopped.
+    fn outcome(self) -> Result<()> {
+        if let Some(panic) = lock(&self.panic).take() {
+            std::panic::resume_unwind(panic);
+        }
+        match lock(&self.error).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Locks a mutex whose data stays consistent through a panic (each write is one assignment).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Decides which finished trials the user's observer sees.
+struct Observer<O> {
+    mode: Observe,
+    direction: Direction,
+    /// Trials seen so far in this run.
+    seen: usize,
+    /// The best complete value so far, the study's before the run included.
+    best: Option<f64>,
+    on_trial: O,
+}
+
+impl<O: FnMut(&FrozenTrial)> Observer<O> {
+    fn new(mode: Observe, direction: Direction, best: Option<f64>, on_trial: O) -> Self {
+        Observer {
+            mode,
+            direction,
+            seen: 0,
+            best,
+            on_trial,
+        }
+    }
+
+    fn see(&mut self, record: &FrozenTrial) {
+        self.seen += 1;
+        let improved = match (record.state, record.value) {
+            (TrialState::Complete, Some(v)) => {
+                self.best.is_none_or(|b| self.direction.is_better(v, b))
+            }
+            _ => false,
+        };
+        if improved {
+            self.best = record.value;
+        }
+        let call = match self.mode {
+            Observe::Never => false,
+            Observe::Always => true,
+            Observe::Every(n) => self.seen.checked_rem(n) == Some(0),
+            Observe::NewBest => improved,
+        };
+        if call {
+            (self.on_trial)(record);
+        }
     }
 }
 
@@ -492,5 +833,211 @@ mod tests {
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
+    }
+
+    fn sphere(t: &mut Trial) -> Result<f64> {
+        let x = t.suggest_float("x", -5.0, 5.0, Scale::Linear)?;
+        let y = t.suggest_float("y", -5.0, 5.0, Scale::Linear)?;
+        Ok(x * x + y * y)
+    }
+
+    #[test]
+    fn parallel_workers_start_exactly_the_budget() {
+        let study = Study::builder("p").build().unwrap();
+        let threads = Mutex::new(std::collections::HashSet::new());
+        let mut seen = Vec::new();
+        study
+            .optimize_with_options(
+                Optimize::trials(40).with_workers(4),
+                |t| {
+                    threads.lock().unwrap().insert(std::thread::current().id());
+                    std::thread::sleep(Duration::from_millis(2));
+                    sphere(t)
+                },
+                |record| seen.push(record.number),
+            )
+            .unwrap();
+        let trials = study.trials().unwrap();
+        assert_eq!(trials.len(), 40);
+        assert!(trials.iter().all(|t| t.state == TrialState::Complete));
+        let numbers: std::collections::BTreeSet<u64> = trials.iter().map(|t| t.number).collect();
+        assert_eq!(numbers, (0..40).collect());
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        assert!(
+            threads.into_inner().unwrap().len() > 1,
+            "one thread did all"
+        );
+    }
+
+    #[test]
+    fn a_timeout_alone_stops_the_run_and_lets_running_trials_finish() {
+        let study = Study::builder("t").build().unwrap();
+        let started = Instant::now();
+        study
+            .optimize_with_options(
+                Optimize::timeout(Duration::from_millis(300)).with_workers(2),
+                |t| {
+                    std::thread::sleep(Duration::from_millis(20));
+                    sphere(t)
+                },
+                |_| {},
+            )
+            .unwrap();
+        let elapsed = started.elapsed();
+        let trials = study.trials().unwrap();
+        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        assert!(trials.len() >= 2, "{} trials", trials.len());
+        assert!(trials.iter().all(|t| t.state == TrialState::Complete));
+        // A budget ends the run before the timeout does.
+        study
+            .optimize_with_options(
+                Optimize::trials(3).with_timeout(Duration::from_secs(60)),
+                sphere,
+                |_| {},
+            )
+            .unwrap();
+        assert_eq!(study.trials().unwrap().len(), trials.len() + 3);
+    }
+
+    #[test]
+    fn a_panicking_objective_fails_its_trial_only_in_parallel() {
+        let study = Study::builder("panics").build().unwrap();
+        study
+            .optimize_with_options(
+                Optimize::trials(40).with_workers(4),
+                |t| {
+                    let v = sphere(t)?;
+                    match t.number() % 4 {
+                        0 => panic!("objective bug"),
+                        1 => Ok(f64::NAN),
+                        _ => Ok(v),
+                    }
+                },
+                |_| {},
+            )
+            .unwrap();
+        let trials = study.trials().unwrap();
+        assert_eq!(trials.len(), 40);
+        for t in &trials {
+            let expected = match t.number % 4 {
+                0 | 1 => TrialState::Failed,
+                _ => TrialState::Complete,
+            };
+            assert_eq!(t.state, expected, "trial {}", t.number);
+        }
+    }
+
+    #[test]
+    fn tpe_in_parallel_still_improves_on_a_sphere() {
+        let study = Study::builder("tpe")
+            .with_sampler(crate::TpeSampler::new(3))
+            .build()
+            .unwrap();
+        study
+            .optimize_with_options(Optimize::trials(80).with_workers(4), sphere, |_| {})
+            .unwrap();
+        let values: Vec<f64> = study
+            .trials()
+            .unwrap()
+            .iter()
+            .map(|t| t.value.unwrap())
+            .collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        // Start-up trials are uniform (mean 16.7 on this sphere); the model's are near 0.
+        let (early, late) = (mean(&values[..10]), mean(&values[60..]));
+        // Seeds 0..12 gave a ratio of 5.5 or more and a best under 0.03.
+        assert!(late < early / 3.0, "early {early}, late {late}");
+        let best = study.best_trial().unwrap().unwrap().value.unwrap();
+        assert!(best < 0.5, "best {best}");
+    }
+
+    #[test]
+    fn options_that_cannot_run_are_refused_before_any_trial() {
+        let study = Study::builder("bad").build().unwrap();
+        let refused = |options: Optimize| match study.optimize_with_options(options, sphere, |_| {})
+        {
+            Err(Error::InvalidParameter { name, .. }) => name,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(Optimize::trials(5).with_workers(0)), "n_workers");
+        let mut endless = Optimize::trials(5);
+        endless.n_trials = None;
+        assert_eq!(refused(endless), "n_trials");
+        assert_eq!(
+            refused(Optimize::trials(5).with_observe(Observe::Every(0))),
+            "observe"
+        );
+        assert!(study.trials().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_storage_error_stops_every_worker_and_is_returned() {
+        let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+        let study = Study::builder("gone")
+            .with_storage(Arc::clone(&storage))
+            .build()
+            .unwrap();
+        let calls = AtomicUsize::new(0);
+        let result = study.optimize_with_options(
+            Optimize::trials(1000).with_workers(3),
+            |t| {
+                if calls.fetch_add(1, Ordering::SeqCst) == 10 {
+                    storage.delete_study("gone")?;
+                }
+                sphere(t)
+            },
+            |_| {},
+        );
+        assert!(matches!(result, Err(Error::UnknownStudy(_))), "{result:?}");
+        // At most one more trial per worker ran after the study vanished.
+        assert!(calls.into_inner() <= 11 + 3);
+    }
+
+    #[test]
+    fn a_panicking_observer_stops_the_run_and_resumes_on_the_caller() {
+        let study = Study::builder("obs").build().unwrap();
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            study.optimize_with_options(Optimize::trials(1000).with_workers(2), sphere, |record| {
+                if record.number == 5 {
+                    panic!("observer bug");
+                }
+            })
+        }));
+        let message = caught.unwrap_err();
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"observer bug"));
+        assert!(study.trials().unwrap().len() < 100);
+    }
+
+    #[test]
+    fn observers_see_every_trial_every_nth_new_bests_or_none() {
+        // Trial n's value; 3 fails, so it counts as seen but is never a best.
+        const VALUES: [f64; 8] = [5.0, 7.0, 3.0, f64::NAN, 3.0, 1.0, 2.0, 0.5];
+        let run = |observe: Observe, study: &Study| {
+            let mut seen = Vec::new();
+            study
+                .optimize_with_options(
+                    Optimize::trials(8).with_observe(observe),
+                    |t| Ok(VALUES[t.number() as usize % 8]),
+                    |record| seen.push(record.number),
+                )
+                .unwrap();
+            seen
+        };
+        let fresh = || Study::builder("o").build().unwrap();
+        assert_eq!(run(Observe::Always, &fresh()), (0..8).collect::<Vec<_>>());
+        assert_eq!(run(Observe::Every(3), &fresh()), vec![2, 5]);
+        assert_eq!(run(Observe::NewBest, &fresh()), vec![0, 2, 5, 7]);
+        assert_eq!(run(Observe::Never, &fresh()), Vec::<u64>::new());
+        // A new best beats the study's best from before the run too.
+        let resumed = fresh();
+        run(Observe::Never, &resumed);
+        assert_eq!(run(Observe::NewBest, &resumed), Vec::<u64>::new());
+        let maximise = Study::builder("o")
+            .with_direction(Direction::Maximize)
+            .build()
+            .unwrap();
+        assert_eq!(run(Observe::NewBest, &maximise), vec![0, 1]);
     }
 }
