@@ -8,7 +8,7 @@
 //!   distance, so no order is invented between choices;
 //! - a Matérn 5/2 kernel with one lengthscale per parameter (ARD), a kernel scale and a noise
 //!   variance, fitted by maximising the marginal likelihood plus weak priors (L-BFGS from
-//!   argmin, analytic gradients, warm-started from the previous fit);
+//!   argmin, analytic gradients);
 //! - the objective is standardised; the next point maximises the logarithm of expected
 //!   improvement (stable far into the tail) with L-BFGS from the best trial and the most
 //!   promising of several hundred random points, then integer, stepped and categorical
@@ -18,7 +18,6 @@
 
 use std::cell::RefCell;
 use std::f64::consts::PI;
-use std::sync::Mutex;
 
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
@@ -62,8 +61,6 @@ pub struct GpSampler {
     n_local_starts: usize,
     max_fit_points: usize,
     random: RandomSampler,
-    /// The last fitted kernel, to warm-start the next fit over the same space.
-    warm: Mutex<Option<(Vec<(String, Distribution)>, Vec<f64>)>>,
 }
 
 impl GpSampler {
@@ -73,11 +70,10 @@ impl GpSampler {
             seed,
             n_startup_trials: 10,
             deterministic: false,
-            n_candidates: 512,
-            n_local_starts: 4,
+            n_candidates: 2048,
+            n_local_starts: 10,
             max_fit_points: 160,
             random: RandomSampler::new(seed),
-            warm: Mutex::new(None),
         }
     }
 
@@ -94,7 +90,7 @@ impl GpSampler {
         self
     }
 
-    /// Random points scored before the local searches (at least 16; default 512).
+    /// Random points scored before the local searches (at least 16; default 2048, as Optuna).
     pub fn with_n_candidates(mut self, n: usize) -> Self {
         self.n_candidates = n.max(16);
         self
@@ -144,18 +140,11 @@ impl Sampler for GpSampler {
         };
         let mut rng = StdRng::seed_from_u64(stream_seed(self.seed, trial_number, "gp"));
 
-        let mut warm = self
-            .warm
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let start = match &*warm {
-            Some((space, theta)) if *space == dims => theta.clone(),
-            _ => Hyper::initial(data.d()),
-        };
-        let fit_rows = data.fit_subset(self.max_fit_points, &mut rng);
-        let theta = fit_hyper(&data.subset(&fit_rows), start, self.deterministic);
-        *warm = Some((dims.clone(), theta.clone()));
-        drop(warm);
+        // Each fit starts afresh from Optuna's default start. Warm-starting from the previous
+        // fit is cheaper but measured worse: it can hold the fit in an optimum found while data
+        // were few (a high noise level), after which the search stops refining.
+        let fit_data = data.subset(&data.fit_subset(self.max_fit_points, &mut rng));
+        let theta = fit_hyper(&fit_data, Hyper::initial(data.d()), self.deterministic);
 
         let Some(posterior) = Posterior::new(&data, Hyper::from_raw(&theta, self.deterministic))
         else {
@@ -278,10 +267,10 @@ struct Hyper {
 }
 
 impl Hyper {
-    /// The raw (log-space) starting point: unit lengthscales and scale, small noise.
+    /// The raw (log-space) starting point, Optuna's: unit lengthscales, scale and noise.
     fn initial(d: usize) -> Vec<f64> {
         let mut theta = vec![0.0; d + 2];
-        theta[d + 1] = (1e-2f64).ln();
+        theta[d + 1] = (1.0 - MIN_NOISE).ln();
         theta
     }
 
@@ -441,12 +430,21 @@ impl<F: Fn(&[f64]) -> Option<(f64, Vec<f64>)>> Gradient for Cached<F> {
 
 /// Minimises `f` from `start` with L-BFGS; returns the best point seen (`start` if the
 /// solver fails outright).
-fn lbfgs<F: Fn(&[f64]) -> Option<(f64, Vec<f64>)>>(f: F, start: Vec<f64>, iters: u64) -> Vec<f64> {
+fn lbfgs<F: Fn(&[f64]) -> Option<(f64, Vec<f64>)>>(
+    f: F,
+    start: Vec<f64>,
+    iters: u64,
+    tol_grad: f64,
+) -> Vec<f64> {
     let problem = Cached::new(f);
     let Ok(start_value) = problem.eval(&start).map(|(v, _)| v) else {
         return start;
     };
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7);
+    let solver = match solver.clone().with_tolerance_grad(tol_grad) {
+        Ok(s) => s,
+        Err(_) => solver,
+    };
     let run = Executor::new(problem, solver)
         .configure(|state| state.param(start.clone()).max_iters(iters))
         .run();
@@ -486,6 +484,8 @@ fn fit_hyper(data: &Data, start: Vec<f64>, deterministic: bool) -> Vec<f64> {
         },
         start.iter().map(|v| v.clamp(-LIMIT, LIMIT)).collect(),
         50,
+        // Optuna's gtol: a tighter fit costs more than it gains.
+        1e-2,
     );
     theta.into_iter().map(|v| v.clamp(-LIMIT, LIMIT)).collect()
 }
@@ -634,6 +634,8 @@ fn maximise_log_ei(
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
 
+    // Local searches start from the incumbent, the best candidate, and candidates drawn with
+    // probability proportional to their EI relative to the best (Optuna's roulette).
     let incumbent = data
         .y
         .iter()
@@ -641,12 +643,34 @@ fn maximise_log_ei(
         .min_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, _)| data.x[i].clone());
     let mut starts: Vec<Vec<f64>> = incumbent.into_iter().collect();
-    starts.extend(
-        order
-            .iter()
-            .take(sampler.n_local_starts)
-            .map(|&i| candidates[i].clone()),
-    );
+    let top = order[0];
+    starts.push(candidates[top].clone());
+    let mut weights: Vec<f64> = scores
+        .iter()
+        .map(|s| (s - scores[top]).exp())
+        .map(|w| if w.is_finite() { w } else { 0.0 })
+        .collect();
+    weights[top] = 0.0;
+    for _ in 2..sampler.n_local_starts {
+        let total: f64 = weights.iter().sum();
+        if total <= 0.0 {
+            break;
+        }
+        let mut u = rng.random::<f64>() * total;
+        let mut pick = top;
+        for (i, w) in weights.iter().enumerate() {
+            u -= w;
+            if u <= 0.0 && *w > 0.0 {
+                pick = i;
+                break;
+            }
+        }
+        if pick == top {
+            break;
+        }
+        weights[pick] = 0.0;
+        starts.push(candidates[pick].clone());
+    }
 
     let numeric: Vec<usize> = (0..d).filter(|&j| !data.categorical[j]).collect();
     let score = |x: &[f64]| post.log_ei_many(&[x.to_vec()])[0];
@@ -697,6 +721,7 @@ fn local_continuous(post: &Posterior, x: &[f64], numeric: &[usize]) -> Vec<f64> 
         },
         z0,
         30,
+        1e-6,
     );
     to_x(&z)
 }
