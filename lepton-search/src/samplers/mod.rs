@@ -1,6 +1,7 @@
 //! Samplers: each proposes parameter values behind the core `Sampler` trait.
 
 mod cmaes;
+pub mod conformance;
 mod gauss;
 mod gp;
 mod grid;
