@@ -620,3 +620,289 @@ pub fn dynamic_space(make: &dyn Fn(u64) -> Box<dyn Sampler>) -> Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::samplers::{GridSampler, RandomSampler, SAMPLER_NAMES, by_name};
+
+    /// The first error of every check on samplers built by `make`, as text.
+    fn violations(make: &dyn Fn(u64) -> Box<dyn Sampler>) -> Vec<String> {
+        CHECKS
+            .iter()
+            .filter_map(|(_, check)| check(make).err().map(|e| e.to_string()))
+            .collect()
+    }
+
+    fn assert_conforms(label: &str, make: &dyn Fn(u64) -> Box<dyn Sampler>) {
+        let start = Instant::now();
+        let found = violations(make);
+        eprintln!("{label}: suite ran in {:.2?}", start.elapsed());
+        assert!(found.is_empty(), "{label}:\n{}", found.join("\n"));
+    }
+
+    fn named(name: &'static str) {
+        assert_conforms(name, &|seed| match by_name(name, seed) {
+            Ok(sampler) => sampler,
+            Err(e) => panic!("{name}: {e}"),
+        });
+    }
+
+    /// The named samplers that have a test below.
+    const TESTED: &[&str] = &[
+        "random",
+        "sobol",
+        "tpe",
+        "tpe-indep",
+        "tpe-group",
+        "gp",
+        "cmaes",
+    ];
+
+    #[test]
+    fn every_named_sampler_is_tested() {
+        assert_eq!(TESTED, SAMPLER_NAMES);
+    }
+
+    #[test]
+    fn random_conforms() {
+        named("random");
+    }
+
+    #[test]
+    fn sobol_conforms() {
+        named("sobol");
+    }
+
+    #[test]
+    fn tpe_conforms() {
+        named("tpe");
+    }
+
+    #[test]
+    fn tpe_indep_conforms() {
+        named("tpe-indep");
+    }
+
+    #[test]
+    fn tpe_group_conforms() {
+        named("tpe-group");
+    }
+
+    #[test]
+    fn gp_conforms() {
+        named("gp");
+    }
+
+    #[test]
+    fn cmaes_conforms() {
+        named("cmaes");
+    }
+
+    /// Up to two values that lie in every one of `ds`: the ends and the middle of the first
+    /// range, or its choices.
+    fn common_values(ds: &[Distribution]) -> Vec<ParamValue> {
+        let first = &ds[0];
+        let candidates = match first {
+            Distribution::Categorical { choices } => choices.clone(),
+            Distribution::Float { low, high, .. } => [*low, (low + high) / 2.0, *high]
+                .map(|x| first.from_internal(x))
+                .to_vec(),
+            Distribution::Int { low, high, .. } => [*low, (low + high) / 2, *high]
+                .map(|x| first.from_internal(x as f64))
+                .to_vec(),
+        };
+        let mut values: Vec<ParamValue> = Vec::new();
+        for v in candidates {
+            if ds.iter().all(|d| d.contains(&v)) && !values.contains(&v) {
+                values.push(v);
+            }
+        }
+        values.truncate(2);
+        values
+    }
+
+    /// The grid sampler knows only the names of its grid, so it gets a grid over every name the
+    /// suite suggests, with values that lie in each of the name's distributions; with that,
+    /// every check applies to it. Names get two values while the grid stays under 2^18 points,
+    /// one after.
+    #[test]
+    fn grid_conforms() {
+        let mut points = 1usize;
+        let grid: BTreeMap<String, Vec<ParamValue>> = parameters()
+            .into_iter()
+            .map(|(name, ds)| {
+                let mut values = common_values(&ds);
+                assert!(!values.is_empty(), "no grid value for `{name}` fits {ds:?}");
+                if points * values.len() > 1 << 18 {
+                    values.truncate(1);
+                }
+                points *= values.len();
+                (name.to_owned(), values)
+            })
+            .collect();
+        assert!(points > 1 << 16, "a grid of {points} points");
+        assert_conforms("grid", &|seed| {
+            Box::new(GridSampler::new(grid.clone(), seed).unwrap())
+        });
+    }
+
+    /// Random sampling, with one fault (or none) chosen by the test.
+    struct Broken {
+        inner: RandomSampler,
+        fault: Fault,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Fault {
+        /// Log-scale floats land just above their upper bound.
+        Overshoot,
+        /// A joint value, never used by a trial, lies outside its own distribution.
+        JointOutside,
+        /// Every categorical takes its first choice.
+        FirstChoice,
+        /// The seed is ignored.
+        SeedBlind,
+        /// Each draw is reseeded from a process-wide counter.
+        Unrepeatable,
+        /// Errors once the history holds a pruned trial.
+        PrunedShy,
+    }
+
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+
+    impl Sampler for Broken {
+        fn sample(
+            &self,
+            history: &History,
+            trial_number: u64,
+            name: &str,
+            d: &Distribution,
+        ) -> Result<ParamValue> {
+            match (self.fault, d) {
+                (
+                    Fault::Overshoot,
+                    Distribution::Float {
+                        high,
+                        scale: Scale::Log,
+                        ..
+                    },
+                ) => Ok(ParamValue::Float(high * (1.0 + 1e-9))),
+                (Fault::FirstChoice, Distribution::Categorical { choices }) => {
+                    Ok(choices[0].clone())
+                }
+                (Fault::SeedBlind, _) => {
+                    RandomSampler::new(0).sample(history, trial_number, name, d)
+                }
+                (Fault::Unrepeatable, _) => RandomSampler::new(
+                    DRAWS.fetch_add(1, Ordering::Relaxed),
+                )
+                .sample(history, trial_number, name, d),
+                (Fault::PrunedShy, _)
+                    if history
+                        .trials()
+                        .iter()
+                        .any(|t| t.state == TrialState::Pruned) =>
+                {
+                    Err(Error::InvalidInput("pruned trials confuse me".into()))
+                }
+                _ => self.inner.sample(history, trial_number, name, d),
+            }
+        }
+
+        fn sample_joint(&self, history: &History, trial_number: u64) -> Result<JointSample> {
+            let mut joint = JointSample::new();
+            if matches!(self.fault, Fault::JointOutside) && trial_number > 3 {
+                // Another distribution than the one suggested, so no trial uses the value.
+                let d = Distribution::float(0.0, 1.0, Scale::Linear);
+                joint.insert("float".into(), (d, ParamValue::Float(2.0)));
+            }
+            let _ = history;
+            Ok(joint)
+        }
+    }
+
+    fn broken(fault: Fault) -> Violation {
+        let make = move |seed| -> Box<dyn Sampler> {
+            Box::new(Broken {
+                inner: RandomSampler::new(seed),
+                fault,
+            })
+        };
+        let e = run(&make).expect_err("a broken sampler passed the suite");
+        Violation::of(&e)
+            .cloned()
+            .unwrap_or_else(|| panic!("not a violation: {e}"))
+    }
+
+    #[test]
+    fn values_outside_their_range_are_reported() {
+        let v = broken(Fault::Overshoot);
+        assert_eq!(v.check, "mixed_space", "{v}");
+        assert!(
+            v.detail.contains("`float_log`") && v.detail.contains("1.000000001"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn unused_joint_values_outside_their_range_are_reported() {
+        let v = broken(Fault::JointOutside);
+        assert_eq!(v.check, "mixed_space", "{v}");
+        assert!(
+            v.detail
+                .contains("trial 4: sample_joint proposed Float(2.0) for `float`"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn a_sampler_that_never_explores_a_branch_is_reported() {
+        let v = broken(Fault::FirstChoice);
+        assert_eq!(v.check, "conditional_space", "{v}");
+        assert!(v.detail.contains("only one branch"), "{v}");
+    }
+
+    #[test]
+    fn ignoring_the_seed_is_reported() {
+        let v = broken(Fault::SeedBlind);
+        assert_eq!(v.check, "reproducible", "{v}");
+        assert!(v.detail.contains("seeds 7 and 8 gave the same"), "{v}");
+    }
+
+    #[test]
+    fn unrepeatable_draws_are_reported() {
+        let v = broken(Fault::Unrepeatable);
+        assert_eq!(v.check, "reproducible", "{v}");
+        assert!(v.detail.contains("trial 0 differs between two runs"), "{v}");
+    }
+
+    #[test]
+    fn sampler_errors_are_reported() {
+        let v = broken(Fault::PrunedShy);
+        assert_eq!(v.check, "failed_and_pruned_trials", "{v}");
+        assert!(v.detail.contains("pruned trials confuse me"), "{v}");
+    }
+
+    #[test]
+    fn violations_are_found_in_the_error() {
+        let e = violation("mixed_space", "x".into());
+        assert_eq!(Violation::of(&e).map(|v| v.check), Some("mixed_space"));
+        assert!(Violation::of(&Error::InvalidInput("x".into())).is_none());
+        assert_eq!(e.to_string(), "sampler conformance, check `mixed_space`: x");
+    }
+
+    #[test]
+    fn every_check_is_listed_once_under_its_own_name() {
+        let names: Vec<&str> = CHECKS.iter().map(|(n, _)| *n).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        // The names checks report are the names listed.
+        let v = broken(Fault::FirstChoice);
+        assert!(names.contains(&v.check));
+    }
+}
