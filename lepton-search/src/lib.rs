@@ -17,6 +17,7 @@
 //! # Ok::<(), lepton_core::Error>(())
 //! ```
 
+pub mod export;
 pub mod samplers;
 pub mod storage;
 mod study;

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -13,6 +14,7 @@ use lepton_core::{
     Sampler, Storage, Trial, TrialState,
 };
 
+use crate::export;
 use crate::samplers::RandomSampler;
 use crate::storage::InMemoryStorage;
 
@@ -400,6 +402,38 @@ impl Study {
     fn best_value(&self) -> Result<Option<f64>> {
         let history = History::shared(self.direction, self.storage.trials_shared(&self.name)?);
         Ok(history.best().and_then(|t| t.value))
+    }
+
+    /// The `k` best complete trials, best first in the study's direction (the earlier trial
+    /// first on ties); fewer when the study has fewer complete trials.
+    pub fn best_trials(&self, k: usize) -> Result<Vec<FrozenTrial>> {
+        let history = History::shared(self.direction, self.storage.trials_shared(&self.name)?);
+        let mut complete: Vec<(f64, &FrozenTrial)> = history
+            .completed()
+            .filter_map(|t| Some((t.value?, t)))
+            .collect();
+        // `completed` is in number order and the sort is stable: ties stay in that order.
+        complete.sort_by(|(a, _), (b, _)| match self.direction {
+            Direction::Minimize => a.total_cmp(b),
+            Direction::Maximize => b.total_cmp(a),
+        });
+        Ok(complete
+            .into_iter()
+            .take(k)
+            .map(|(_, t)| t.clone())
+            .collect())
+    }
+
+    /// Writes every trial as CSV: a header, then one row per trial in number order (see
+    /// [`export::write_csv`](crate::export::write_csv) for the columns).
+    pub fn export_csv(&self, writer: impl Write) -> Result<()> {
+        export::write_csv(writer, &self.storage.trials_shared(&self.name)?)
+    }
+
+    /// Writes every trial as a JSON array of trial records, in number order (see
+    /// [`export::write_json`](crate::export::write_json)).
+    pub fn export_json(&self, writer: impl Write) -> Result<()> {
+        export::write_json(writer, &self.storage.trials_shared(&self.name)?)
     }
 }
 
@@ -1039,5 +1073,117 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(run(Observe::NewBest, &maximise), vec![0, 1]);
+    }
+
+    #[test]
+    fn best_trials_are_the_top_k_in_the_study_direction() {
+        for (direction, expected) in [
+            (Direction::Minimize, vec![5, 2, 4]),
+            (Direction::Maximize, vec![1, 0, 2]),
+        ] {
+            let study = Study::builder("k")
+                .with_direction(direction)
+                .build()
+                .unwrap();
+            let values = [5.0, 7.0, 3.0, f64::NAN, 3.0, 1.0];
+            study
+                .optimize(7, |t| match t.number() {
+                    // Pruned, its value the last one reported: never a best trial.
+                    6 => {
+                        t.report(1, 2.0)?;
+                        Err(Error::Pruned { step: 1 })
+                    }
+                    n => Ok(values[n as usize]),
+                })
+                .unwrap();
+            assert_eq!(study.trials().unwrap()[6].value, Some(2.0));
+            let numbers = |k| -> Vec<u64> {
+                study
+                    .best_trials(k)
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.number)
+                    .collect()
+            };
+            // Ties (trials 2 and 4 at 3.0) keep the earlier trial first.
+            assert_eq!(numbers(3), expected);
+            assert_eq!(numbers(0), Vec::<u64>::new());
+            assert_eq!(numbers(10).len(), 5);
+            assert_eq!(
+                study.best_trials(1).unwrap()[0],
+                study.best_trial().unwrap().unwrap()
+            );
+        }
+    }
+
+    /// Four trials, all with `x`: trial 1 alone has `depth` (a conditional parameter) and a
+    /// user attribute; trial 2 is pruned, trial 3 failed.
+    fn mixed_study() -> Study {
+        let study = Study::builder("mixed").build().unwrap();
+        study
+            .optimize(4, |t| {
+                let x = t.suggest_float("x", 0.0, 1.0, Scale::Linear)?;
+                t.report(1, x)?;
+                match t.number() {
+                    0 => Ok(x),
+                    1 => {
+                        let depth = t.suggest_int("depth", 1, 8, Scale::Linear)?;
+                        t.set_user_attr("note", "deep, \"really\"")?;
+                        Ok(x + depth as f64)
+                    }
+                    2 => Err(Error::Pruned { step: 1 }),
+                    _ => Ok(f64::NAN),
+                }
+            })
+            .unwrap();
+        study
+    }
+
+    #[test]
+    fn csv_has_a_column_per_parameter_and_attribute_across_trials() {
+        let study = mixed_study();
+        let mut out = Vec::new();
+        study.export_csv(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "number,state,value,param_depth,param_x,attr_note,intermediate_values"
+        );
+        assert_eq!(lines.len(), 5);
+        let trials = study.trials().unwrap();
+        let x0 = trials[0].params["x"].as_f64().unwrap();
+        // The conditional parameter and the attribute leave blank cells where absent.
+        assert_eq!(
+            lines[1],
+            format!("0,complete,{x0},,{x0},,\"{{\"\"1\"\":{x0}}}\"")
+        );
+        let depth = trials[1].params["depth"].as_i64().unwrap();
+        assert!(
+            lines[2].starts_with(&format!("1,complete,{},{depth},", trials[1].value.unwrap())),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[2].contains(",\"deep, \"\"really\"\"\","),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].starts_with(&format!("2,pruned,{x}", x = trials[2].value.unwrap())));
+        assert!(lines[4].starts_with("3,failed,,,"), "{}", lines[4]);
+    }
+
+    #[test]
+    fn json_export_reads_back_as_the_trials() {
+        let study = mixed_study();
+        let mut out = Vec::new();
+        study.export_json(&mut out).unwrap();
+        let back: Vec<FrozenTrial> = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, study.trials().unwrap());
+        assert_eq!(
+            back[1].user_attrs["note"],
+            ParamValue::from("deep, \"really\"")
+        );
+        assert_eq!(back[0].intermediate_values.len(), 1);
     }
 }
