@@ -72,7 +72,7 @@ fn list_show_best_and_export_a_study() {
     let mut lines = out.lines();
     assert_eq!(
         lines.next(),
-        Some("number,state,value,param:x,intermediate_values")
+        Some("number,state,value,param_x,intermediate_values")
     );
     assert_eq!(lines.count(), 5);
 

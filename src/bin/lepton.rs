@@ -8,12 +8,12 @@
 //! ```
 //! Storage URLs: `memory:`, `sqlite:///path/to/study.db`, `postgres://user@host:port/db`.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lepton::core::{FrozenTrial, History};
+use lepton::core::History;
+use lepton::search::export;
 
 #[derive(Parser)]
 #[command(name = "lepton", version, about = "Inspect Lepton studies")]
@@ -55,7 +55,8 @@ enum StudyCommand {
         #[arg(long)]
         study: String,
     },
-    /// Every trial of a study, as JSON (an array) or CSV.
+    /// Every trial of a study, as JSON (an array of trial records) or CSV (one row per
+    /// trial; columns number, state, value, param_NAME..., attr_NAME..., intermediate_values).
     Export {
         /// Storage URL.
         #[arg(long)]
@@ -134,40 +135,13 @@ fn run(cli: Cli) -> Result<()> {
             let storage = lepton::search::storage::open(&storage)?;
             let trials = storage.trials(&study)?;
             match format {
-                Format::Json => writeln!(out, "{}", serde_json::to_string(&trials)?)?,
-                Format::Csv => write_csv(out, &trials)?,
+                Format::Json => {
+                    export::write_json(&mut *out, &trials)?;
+                    writeln!(out)?;
+                }
+                Format::Csv => export::write_csv(out, &trials)?,
             }
         }
     }
-    Ok(())
-}
-
-/// One row per trial: number, state, value, one column per parameter (`param:NAME`), then the
-/// intermediate values as a JSON object (step -> value).
-fn write_csv(out: &mut impl Write, trials: &[FrozenTrial]) -> Result<()> {
-    let names: BTreeSet<&String> = trials.iter().flat_map(|t| t.params.keys()).collect();
-    let mut w = csv::Writer::from_writer(out);
-    let mut header = vec!["number".to_owned(), "state".into(), "value".into()];
-    header.extend(names.iter().map(|n| format!("param:{n}")));
-    header.push("intermediate_values".into());
-    w.write_record(&header)?;
-    for t in trials {
-        let mut row = vec![
-            t.number.to_string(),
-            serde_json::to_value(t.state)?
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            t.value.map_or(String::new(), |v| v.to_string()),
-        ];
-        row.extend(
-            names
-                .iter()
-                .map(|n| t.params.get(*n).map_or(String::new(), |v| v.to_string())),
-        );
-        row.push(serde_json::to_string(&t.intermediate_values)?);
-        w.write_record(&row)?;
-    }
-    w.flush()?;
     Ok(())
 }
