@@ -249,8 +249,9 @@ impl Study {
     ///
     /// As in [`optimize`](Self::optimize), a trial whose objective errs, returns a
     /// non-finite value or panics is failed and the others go on. An error from the storage
-    /// (or the sampler, when asking) stops every worker and is returned; a panic in
-    /// `on_trial` or a sampler stops every worker and resumes on the calling thread.
+    /// (or the sampler, when asking), or a failure to start a worker thread, stops every
+    /// worker and is returned; a panic in `on_trial` or a sampler stops every worker and
+    /// resumes on the calling thread.
     ///
     /// Refuses (with [`Error::InvalidParameter`]) options that
     /// [`Optimize::validate`] refuses, before starting any trial.
@@ -293,17 +294,25 @@ impl Study {
         };
         let run = Run::new(
             options.n_trials,
-            options.timeout.map(|t| Instant::now() + t),
+            // A timeout too long to represent is no deadline.
+            options.timeout.and_then(|t| Instant::now().checked_add(t)),
             Observer::new(options.observe, self.direction, best, on_trial),
         );
         let span = tracing::info_span!("study", name = %self.name, workers = options.n_workers);
         let (shared, objective) = (&run, &objective);
         std::thread::scope(|scope| {
-            for _ in 1..options.n_workers {
+            for i in 1..options.n_workers {
                 let span = span.clone();
-                scope.spawn(move || {
-                    span.in_scope(|| shared.guard(|| self.work(shared, objective)));
-                });
+                let spawned = std::thread::Builder::new()
+                    .name(format!("lepton-worker-{i}"))
+                    .spawn_scoped(scope, move || {
+                        span.in_scope(|| shared.guard(|| self.work(shared, objective)));
+                    });
+                if let Err(e) = spawned {
+                    // The workers already started stop after their current trial.
+                    shared.fail(Error::stage(e));
+                    break;
+                }
             }
             // The calling thread is a worker too.
             span.in_scope(|| shared.guard(|| self.work(shared, objective)));
@@ -924,10 +933,10 @@ mod tests {
         assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
         assert!(trials.len() >= 2, "{} trials", trials.len());
         assert!(trials.iter().all(|t| t.state == TrialState::Complete));
-        // A budget ends the run before the timeout does.
+        // A budget ends the run before the timeout does (even one too long to represent).
         study
             .optimize_with_options(
-                Optimize::trials(3).with_timeout(Duration::from_secs(60)),
+                Optimize::trials(3).with_timeout(Duration::MAX),
                 sphere,
                 |_| {},
             )
