@@ -71,8 +71,15 @@ impl History {
             .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
         {
             match &mut space {
-                None => space = Some(t.distributions.clone()),
-                Some(s) => s.retain(|name, d| t.distributions.get(name) == Some(d)),
+                None => {
+                    space = Some(
+                        t.distributions
+                            .iter()
+                            .map(|(name, d)| (name.to_string(), d.clone()))
+                            .collect(),
+                    )
+                }
+                Some(s) => s.retain(|name, d| t.distributions.get(name.as_str()) == Some(d)),
             }
         }
         space.unwrap_or_default()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::context::TrialContext;
 use crate::error::{Error, Result};
 use crate::history::History;
+use crate::name::ParamName;
 use crate::param::{Distribution, ParamValue, Scale};
 use crate::pruner::Pruner;
 use crate::sampler::{JointSample, Sampler};
@@ -101,9 +102,9 @@ pub struct FrozenTrial {
     /// Life-cycle state.
     pub state: TrialState,
     /// Suggested parameter values by name.
-    pub params: BTreeMap<String, ParamValue>,
+    pub params: BTreeMap<ParamName, ParamValue>,
     /// The distribution each parameter was drawn from.
-    pub distributions: BTreeMap<String, Distribution>,
+    pub distributions: BTreeMap<ParamName, Distribution>,
     /// Final objective value, for complete trials.
     pub value: Option<f64>,
     /// Intermediate values reported during training, by step.
@@ -208,7 +209,7 @@ impl Trial {
     }
 
     /// The parameters suggested so far.
-    pub fn params(&self) -> &BTreeMap<String, ParamValue> {
+    pub fn params(&self) -> &BTreeMap<ParamName, ParamValue> {
         &self.record.params
     }
 
@@ -260,10 +261,11 @@ impl Trial {
         };
         self.storage
             .set_param(&self.study, self.record.number, name, distribution, &value)?;
+        let key = ParamName::from(name);
         self.record
             .distributions
-            .insert(name.to_owned(), distribution.clone());
-        self.record.params.insert(name.to_owned(), value.clone());
+            .insert(key.clone(), distribution.clone());
+        self.record.params.insert(key, value.clone());
         Ok(value)
     }
 

@@ -1,6 +1,7 @@
 //! The multi-layer perceptron: its configuration, its network, and the classifier and
 //! regressor built on them.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
@@ -140,12 +141,15 @@ impl MlpConfig {
 
     /// This configuration with the values a trial suggested (names as in
     /// [`MlpSpace`](crate::MlpSpace)); other fields keep their values. Unknown names and
-    /// values of the wrong type are refused.
-    pub fn with_params(mut self, params: &BTreeMap<String, ParamValue>) -> Result<Self> {
+    /// values of the wrong type are refused. Takes a trial's parameters
+    /// ([`FrozenTrial::params`](lepton_core::FrozenTrial::params), keyed by
+    /// [`ParamName`](lepton_core::ParamName)) or any map keyed by strings.
+    pub fn with_params<K: Borrow<str>>(mut self, params: &BTreeMap<K, ParamValue>) -> Result<Self> {
         for (name, value) in params {
+            let name: &str = name.borrow();
             let wrong = || {
                 ModelError::Core(Error::InvalidParameter {
-                    name: name.clone(),
+                    name: name.to_owned(),
                     reason: format!("`{value}` has the wrong type"),
                 })
             };
@@ -155,7 +159,7 @@ impl MlpConfig {
                     .and_then(|v| usize::try_from(v).ok())
                     .ok_or_else(wrong)
             };
-            match name.as_str() {
+            match name {
                 "hidden_width" => self.hidden_width = as_usize()?,
                 "depth" => self.depth = as_usize()?,
                 "batch_size" => self.batch_size = as_usize()?,
@@ -165,7 +169,7 @@ impl MlpConfig {
                 "learning_rate" => self.learning_rate = value.as_f64().ok_or_else(wrong)?,
                 _ => {
                     return Err(ModelError::Core(Error::InvalidParameter {
-                        name: name.clone(),
+                        name: name.to_owned(),
                         reason: "not a parameter of the MLP".into(),
                     }));
                 }

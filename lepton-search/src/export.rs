@@ -11,7 +11,7 @@ use std::io::{BufWriter, Write};
 
 use serde::Serializer;
 
-use lepton_core::{Error, FrozenTrial, ParamValue, Result};
+use lepton_core::{Error, FrozenTrial, ParamName, ParamValue, Result};
 
 /// Writes `trials` as CSV (RFC 4180 quoting, `\n` line ends): a header, then one row per
 /// trial in the order given.
@@ -26,7 +26,7 @@ use lepton_core::{Error, FrozenTrial, ParamValue, Result};
 pub fn write_csv<T: Borrow<FrozenTrial>>(writer: impl Write, trials: &[T]) -> Result<()> {
     let trials = || trials.iter().map(Borrow::borrow);
     let params: BTreeSet<&str> = trials()
-        .flat_map(|t| t.params.keys().map(String::as_str))
+        .flat_map(|t| t.params.keys().map(ParamName::as_str))
         .collect();
     let attrs: BTreeSet<&str> = trials()
         .flat_map(|t| t.user_attrs.keys().map(String::as_str))

@@ -247,7 +247,7 @@ impl State {
                 let in_space = self
                     .space
                     .iter()
-                    .all(|(name, d)| t.distributions.get(name) == Some(d));
+                    .all(|(name, d)| t.distributions.get(name.as_str()) == Some(d));
                 (t.state == TrialState::Complete && in_space).then_some((sign * value, number))
             })
             .collect();

@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lepton_core::{
-    Direction, Distribution, Error, History, JointSample, ParamValue, Result, Sampler, Scale,
-    Trial, TrialContext, TrialState,
+    Direction, Distribution, Error, History, JointSample, ParamName, ParamValue, Result, Sampler,
+    Scale, Trial, TrialContext, TrialState,
 };
 
 use crate::Study;
@@ -413,7 +413,7 @@ impl Session {
     }
 
     /// Every trial's parameters, in number order.
-    fn params(&self) -> Result<Vec<BTreeMap<String, ParamValue>>> {
+    fn params(&self) -> Result<Vec<BTreeMap<ParamName, ParamValue>>> {
         Ok(self
             .study
             .trials()
@@ -486,7 +486,7 @@ pub fn conditional_space(make: &dyn Fn(u64) -> Box<dyn Sampler>) -> Result<()> {
 fn trial_params(
     make: &dyn Fn(u64) -> Box<dyn Sampler>,
     seed: u64,
-) -> Result<Vec<BTreeMap<String, ParamValue>>> {
+) -> Result<Vec<BTreeMap<ParamName, ParamValue>>> {
     let s = Session::new("reproducible", make, seed, Direction::Minimize)?;
     let space = kinds();
     for _ in 0..TRIALS {

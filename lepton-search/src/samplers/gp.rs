@@ -188,7 +188,7 @@ impl Data {
             let row: Option<Vec<f64>> = dims
                 .iter()
                 .map(|(name, d)| {
-                    let v = t.params.get(name)?;
+                    let v = t.params.get(name.as_str())?;
                     match d {
                         Distribution::Categorical { .. } => d.to_internal(v),
                         _ => unit::to_unit(d, v),

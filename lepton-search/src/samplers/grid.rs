@@ -207,7 +207,7 @@ impl GridSampler {
         let mut digits = Vec::with_capacity(self.names.len());
         let mut any = false;
         for (name, values) in self.names.iter().zip(&self.values) {
-            match trial.params.get(name) {
+            match trial.params.get(name.as_str()) {
                 None => digits.push(None),
                 Some(v) => match values.iter().position(|w| same_value(v, w)) {
                     Some(i) => {

@@ -341,14 +341,24 @@ impl Row {
     }
 }
 
+/// A trial's distributions keyed by `String`, as the sampler's spaces and groups are.
+fn string_keyed(
+    distributions: &BTreeMap<lepton_core::ParamName, Distribution>,
+) -> BTreeMap<String, Distribution> {
+    distributions
+        .iter()
+        .map(|(name, d)| (name.to_string(), d.clone()))
+        .collect()
+}
+
 /// A trial's values for `dims`, if it has every one of them with the same distribution.
 fn encode(t: &FrozenTrial, dims: &[(String, Distribution)]) -> Option<Vec<f64>> {
     dims.iter()
         .map(|(name, d)| {
-            if t.distributions.get(name) != Some(d) {
+            if t.distributions.get(name.as_str()) != Some(d) {
                 return None;
             }
-            Axis::encode(d, t.params.get(name)?)
+            Axis::encode(d, t.params.get(name.as_str())?)
         })
         .collect()
 }
@@ -393,8 +403,8 @@ impl Folded {
             }
             let before = self.space.as_ref().map(BTreeMap::len);
             match &mut self.space {
-                None => self.space = Some(t.distributions.clone()),
-                Some(s) => s.retain(|name, d| t.distributions.get(name) == Some(d)),
+                None => self.space = Some(string_keyed(&t.distributions)),
+                Some(s) => s.retain(|name, d| t.distributions.get(name.as_str()) == Some(d)),
             }
             self.finished.push(Arc::clone(t));
             if before.is_some() && before != self.space.as_ref().map(BTreeMap::len) {
@@ -444,7 +454,7 @@ impl Folded {
     fn groups(&self) -> Vec<Vec<(String, Distribution)>> {
         let mut groups: Vec<BTreeMap<String, Distribution>> = Vec::new();
         for t in &self.finished {
-            let mut rest = t.distributions.clone();
+            let mut rest = string_keyed(&t.distributions);
             let mut next = Vec::with_capacity(groups.len() * 2 + 1);
             for g in groups {
                 let (inside, outside): (BTreeMap<_, _>, BTreeMap<_, _>) =

@@ -126,9 +126,8 @@ impl Storage for InMemoryStorage {
     ) -> Result<()> {
         check_param(name, distribution, value)?;
         self.with_running(study, number, |t, _| {
-            t.distributions
-                .insert(name.to_owned(), distribution.clone());
-            t.params.insert(name.to_owned(), value.clone());
+            t.distributions.insert(name.into(), distribution.clone());
+            t.params.insert(name.into(), value.clone());
         })
     }
 

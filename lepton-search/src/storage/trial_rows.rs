@@ -34,8 +34,8 @@ impl TrialRows {
             serde_json::from_str(distribution).map_err(|e| e.to_string())?;
         let value: ParamValue = serde_json::from_str(value).map_err(|e| e.to_string())?;
         let t = self.get(number)?;
-        t.distributions.insert(name.clone(), distribution);
-        t.params.insert(name, value);
+        t.distributions.insert(name.as_str().into(), distribution);
+        t.params.insert(name.into(), value);
         Ok(())
     }
 
