@@ -9,6 +9,8 @@ use lepton_core::{
     check_finish, check_param, check_report,
 };
 
+use super::names::Names;
+
 #[derive(Debug)]
 struct StudyRecord {
     direction: Direction,
@@ -19,6 +21,9 @@ struct StudyRecord {
     beats: Vec<Instant>,
     /// Fixed parameters of trials enqueued and not yet claimed.
     queue: BTreeMap<u64, BTreeMap<String, ParamValue>>,
+    /// Every parameter name the study's trials use, allocated once: each trial's `params`
+    /// and `distributions` keys are clones of these, not copies per trial.
+    names: Names,
 }
 
 /// Keeps every study in the process's memory, behind one mutex. Lost when the process ends.
@@ -45,14 +50,19 @@ impl InMemoryStorage {
         &self,
         study: &str,
         number: u64,
-        f: impl FnOnce(&mut FrozenTrial, &mut Instant) -> T,
+        f: impl FnOnce(&mut FrozenTrial, &mut Instant, &mut Names) -> T,
     ) -> Result<T> {
         let mut studies = self.lock();
         let record = studies
             .get_mut(study)
             .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
-        let trial = record
-            .trials
+        let StudyRecord {
+            trials,
+            beats,
+            names,
+            ..
+        } = record;
+        let trial = trials
             .get_mut(number as usize)
             .ok_or_else(|| Error::UnknownTrial {
                 study: study.to_owned(),
@@ -65,7 +75,7 @@ impl InMemoryStorage {
                 to: TrialState::Running,
             });
         }
-        Ok(f(Arc::make_mut(trial), &mut record.beats[number as usize]))
+        Ok(f(Arc::make_mut(trial), &mut beats[number as usize], names))
     }
 }
 
@@ -82,6 +92,7 @@ impl Storage for InMemoryStorage {
                 trials: Vec::new(),
                 beats: Vec::new(),
                 queue: BTreeMap::new(),
+                names: Names::default(),
             },
         );
         Ok(())
@@ -125,14 +136,15 @@ impl Storage for InMemoryStorage {
         value: &ParamValue,
     ) -> Result<()> {
         check_param(name, distribution, value)?;
-        self.with_running(study, number, |t, _| {
-            t.distributions.insert(name.into(), distribution.clone());
-            t.params.insert(name.into(), value.clone());
+        self.with_running(study, number, |t, _, names| {
+            let name = names.intern(name);
+            t.distributions.insert(name.clone(), distribution.clone());
+            t.params.insert(name, value.clone());
         })
     }
 
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
-        self.with_running(study, number, |t, _| {
+        self.with_running(study, number, |t, _, _| {
             t.user_attrs.insert(key.to_owned(), value.clone());
         })
     }
@@ -169,7 +181,7 @@ impl Storage for InMemoryStorage {
     }
 
     fn heartbeat(&self, study: &str, number: u64) -> Result<()> {
-        self.with_running(study, number, |_, beat| *beat = Instant::now())
+        self.with_running(study, number, |_, beat, _| *beat = Instant::now())
     }
 
     fn fail_stale_trials(&self, study: &str, grace: Duration) -> Result<Vec<u64>> {
@@ -189,7 +201,7 @@ impl Storage for InMemoryStorage {
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
         check_report(value)?;
-        self.with_running(study, number, |t, _| {
+        self.with_running(study, number, |t, _, _| {
             t.intermediate_values.insert(step, value);
         })
     }
@@ -207,7 +219,7 @@ impl Storage for InMemoryStorage {
             from,
             to: state,
         };
-        self.with_running(study, number, |t, _| {
+        self.with_running(study, number, |t, _, _| {
             t.state = state;
             t.value = value;
         })
@@ -236,11 +248,46 @@ impl Storage for InMemoryStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lepton_core::Scale;
+    use lepton_core::{ParamName, Scale};
 
     #[test]
     fn passes_the_conformance_suite() {
         crate::storage::conformance::run(&InMemoryStorage::new()).unwrap();
+    }
+
+    #[test]
+    fn trials_share_one_allocation_per_parameter_name() {
+        let s = InMemoryStorage::new();
+        let d = Distribution::float(0.0, 1.0, Scale::Linear);
+        let v = ParamValue::Float(0.5);
+        for study in ["a", "b"] {
+            s.create_study(study, Direction::Minimize).unwrap();
+            for number in 0..2 {
+                s.create_trial(study).unwrap();
+                for name in ["x", "y"] {
+                    s.set_param(study, number, name, &d, &v).unwrap();
+                }
+            }
+        }
+        let a = s.trials_shared("a").unwrap();
+        let b = s.trials_shared("b").unwrap();
+        let key = |t: &FrozenTrial, name: &str| t.params.get_key_value(name).unwrap().0.clone();
+        let dist_key =
+            |t: &FrozenTrial, name: &str| t.distributions.get_key_value(name).unwrap().0.clone();
+        for name in ["x", "y"] {
+            let first = key(&a[0], name);
+            assert_eq!(first, name);
+            for other in [
+                key(&a[1], name),
+                dist_key(&a[0], name),
+                dist_key(&a[1], name),
+            ] {
+                assert!(ParamName::ptr_eq(&first, &other), "{name}");
+            }
+            // Each study interns its own names.
+            assert!(!ParamName::ptr_eq(&first, &key(&b[0], name)));
+            assert!(ParamName::ptr_eq(&key(&b[0], name), &key(&b[1], name)));
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod conformance;
 mod memory;
+mod names;
 mod postgres;
 mod sqlite;
 mod trial_rows;
