@@ -3,10 +3,14 @@
 
 use lepton_core::{Distribution, FrozenTrial, ParamValue, TrialState};
 
+use super::names::Names;
+
 /// Trials being assembled; every error is a description of a corrupt row.
 #[derive(Debug, Default)]
 pub(crate) struct TrialRows {
     trials: Vec<FrozenTrial>,
+    /// Parameter names read so far: every trial's keys share one allocation per name.
+    names: Names,
 }
 
 impl TrialRows {
@@ -33,9 +37,10 @@ impl TrialRows {
         let distribution: Distribution =
             serde_json::from_str(distribution).map_err(|e| e.to_string())?;
         let value: ParamValue = serde_json::from_str(value).map_err(|e| e.to_string())?;
+        let name = self.names.intern(&name);
         let t = self.get(number)?;
-        t.distributions.insert(name.as_str().into(), distribution);
-        t.params.insert(name.into(), value);
+        t.distributions.insert(name.clone(), distribution);
+        t.params.insert(name, value);
         Ok(())
     }
 
