@@ -79,3 +79,21 @@ impl<S: Sampler + ?Sized> Sampler for Box<S> {
         (**self).sample_joint(history, trial_number)
     }
 }
+
+/// A shared sampler is a sampler, so one instance (and what it has learned) can serve several
+/// studies in turn.
+impl<S: Sampler + ?Sized> Sampler for std::sync::Arc<S> {
+    fn sample(
+        &self,
+        history: &History,
+        trial_number: u64,
+        name: &str,
+        distribution: &Distribution,
+    ) -> Result<ParamValue> {
+        (**self).sample(history, trial_number, name, distribution)
+    }
+
+    fn sample_joint(&self, history: &History, trial_number: u64) -> Result<JointSample> {
+        (**self).sample_joint(history, trial_number)
+    }
+}

@@ -11,7 +11,7 @@ use lepton_core::{
 
 use super::names::Names;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct StudyRecord {
     direction: Direction,
     /// Shared with the histories handed out; a write copies a trial only while a history
@@ -30,6 +30,16 @@ struct StudyRecord {
 #[derive(Debug, Default)]
 pub struct InMemoryStorage {
     studies: Mutex<BTreeMap<String, StudyRecord>>,
+}
+
+/// A snapshot: the copy holds every study as it stands, and the two evolve apart. Trials
+/// are shared until either side writes to them, so a snapshot of a long study is cheap.
+impl Clone for InMemoryStorage {
+    fn clone(&self) -> Self {
+        InMemoryStorage {
+            studies: Mutex::new(self.lock().clone()),
+        }
+    }
 }
 
 impl InMemoryStorage {
@@ -253,6 +263,20 @@ mod tests {
     #[test]
     fn passes_the_conformance_suite() {
         crate::storage::conformance::run(&InMemoryStorage::new()).unwrap();
+    }
+
+    #[test]
+    fn a_clone_is_a_snapshot() {
+        let s = InMemoryStorage::new();
+        s.create_study("a", Direction::Minimize).unwrap();
+        s.create_trial("a").unwrap();
+        let snapshot = s.clone();
+        s.finish_trial("a", 0, TrialState::Complete, Some(1.0))
+            .unwrap();
+        s.create_trial("a").unwrap();
+        assert_eq!(snapshot.trials("a").unwrap().len(), 1);
+        assert_eq!(snapshot.trials("a").unwrap()[0].state, TrialState::Running);
+        assert_eq!(s.trials("a").unwrap()[0].state, TrialState::Complete);
     }
 
     #[test]

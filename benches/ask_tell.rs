@@ -1,0 +1,136 @@
+//! Per-trial overhead of Lepton's samplers: one `ask`, ten `suggest_float`s and one `tell`
+//! on a study that already holds N complete trials (in memory).
+//!
+//! This is the Rust half of the comparison with Optuna and Rustuna; the Python half is
+//! `benches/ask_tell_python.py` and uses the same problem: ten floats `x0..x9` uniform in
+//! `[-5, 5]`, objective `sum (x_i - 1)^2` (minimised), a history of N complete trials drawn
+//! uniformly (here from a seeded `StdRng`; Python's from numpy's `default_rng(0)`: the same
+//! distribution, not the same numbers).
+//!
+//! ```text
+//! cargo bench --bench ask_tell                 # all
+//! cargo bench --bench ask_tell -- 'tpe/1000'   # one
+//! ```
+//!
+//! Every measured cycle runs on a fresh snapshot of the prefilled study (a cheap clone of the
+//! in-memory storage), so the history holds exactly N trials, while the sampler instance is
+//! shared across cycles, as it is across the trials of one study: what it has learned from the
+//! N trials stays learned, as Optuna's and Rustuna's caches do in the Python half.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use lepton::core::{Direction, Distribution, ParamValue, Sampler, Scale, Storage, TrialState};
+use lepton::search::{GpSampler, InMemoryStorage, RandomSampler, Study, TpeSampler};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const DIMS: usize = 10;
+const STUDY: &str = "ask-tell";
+
+fn objective(x: &[f64]) -> f64 {
+    x.iter().map(|v| (v - 1.0).powi(2)).sum()
+}
+
+fn names() -> Vec<String> {
+    (0..DIMS).map(|i| format!("x{i}")).collect()
+}
+
+/// A storage holding one study of `n` complete trials.
+fn prefilled(n: usize) -> InMemoryStorage {
+    let storage = InMemoryStorage::new();
+    let d = Distribution::float(-5.0, 5.0, Scale::Linear);
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut fill = || -> lepton::core::Result<()> {
+        storage.create_study(STUDY, Direction::Minimize)?;
+        for _ in 0..n {
+            let number = storage.create_trial(STUDY)?;
+            let x: Vec<f64> = (0..DIMS).map(|_| rng.random_range(-5.0..=5.0)).collect();
+            for (name, v) in names().iter().zip(&x) {
+                storage.set_param(STUDY, number, name, &d, &ParamValue::Float(*v))?;
+            }
+            storage.finish_trial(STUDY, number, TrialState::Complete, Some(objective(&x)))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = fill() {
+        eprintln!("cannot prefill the bench study: {e}");
+        std::process::exit(1);
+    }
+    storage
+}
+
+fn cycle(study: &Study, names: &[String]) {
+    let mut trial = study.ask().unwrap_or_else(fail);
+    let mut x = [0.0; DIMS];
+    for (v, name) in x.iter_mut().zip(names) {
+        *v = trial
+            .suggest_float(name, -5.0, 5.0, Scale::Linear)
+            .unwrap_or_else(fail);
+    }
+    study.tell(trial, Ok(objective(&x))).unwrap_or_else(fail);
+}
+
+fn fail<T>(e: lepton::core::Error) -> T {
+    eprintln!("bench cycle failed: {e}");
+    std::process::exit(1)
+}
+
+fn bench_sampler(
+    c: &mut Criterion,
+    label: &str,
+    sampler: Arc<dyn Sampler>,
+    sizes: &[usize],
+    samples: usize,
+) {
+    let mut group = c.benchmark_group(format!("ask_tell/{label}"));
+    group.sample_size(samples);
+    group.measurement_time(Duration::from_secs(5));
+    let names = names();
+    for &n in sizes {
+        let template = prefilled(n);
+        // One untimed cycle, so the sampler has read the N trials before timing starts.
+        let warm = Study::builder(STUDY)
+            .with_sampler(Arc::clone(&sampler))
+            .with_storage(Arc::new(template.clone()))
+            .build()
+            .unwrap_or_else(fail);
+        cycle(&warm, &names);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter_batched(
+                || {
+                    Study::builder(STUDY)
+                        .with_sampler(Arc::clone(&sampler))
+                        .with_storage(Arc::new(template.clone()))
+                        .build()
+                        .unwrap_or_else(fail)
+                },
+                |study| cycle(&study, &names),
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+fn ask_tell(c: &mut Criterion) {
+    bench_sampler(
+        c,
+        "random",
+        Arc::new(RandomSampler::new(0)),
+        &[100, 1_000, 10_000],
+        30,
+    );
+    bench_sampler(
+        c,
+        "tpe",
+        Arc::new(TpeSampler::new(0)),
+        &[100, 1_000, 10_000],
+        30,
+    );
+    bench_sampler(c, "gp", Arc::new(GpSampler::new(0)), &[100, 500], 10);
+}
+
+criterion_group!(benches, ask_tell);
+criterion_main!(benches);
