@@ -3,7 +3,7 @@
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
 /// `ln(sqrt(2 pi))`.
-const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
+pub(crate) const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// The upper tail `Q(z) = P(Z > z)` of the standard normal, accurate far into the tail.
 pub(crate) fn upper_tail(z: f64) -> f64 {

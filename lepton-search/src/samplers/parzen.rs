@@ -117,8 +117,12 @@ enum Kernels {
         /// Centres and widths on the kernel axis (the logarithm for log scales).
         mu: Vec<f64>,
         sigma: Vec<f64>,
-        /// `ln` of each kernel's mass inside the widened bounds.
-        ln_z: Vec<f64>,
+        /// `1 / sigma`, for the density's inner loop.
+        inv_sigma: Vec<f64>,
+        /// What each kernel's log density subtracts: `ln(sigma sqrt(2 pi)) + ln_z` for
+        /// continuous kernels, `ln_z` (the log of the mass inside the widened bounds) for
+        /// discrete ones.
+        norm: Vec<f64>,
         /// The widened bounds on the kernel axis.
         lo: f64,
         hi: f64,
@@ -245,57 +249,62 @@ impl Parzen {
 
     /// `ln` of the mixture density at each point.
     pub(crate) fn ln_pdf(&self, points: &[Vec<f64>]) -> Vec<f64> {
-        let kernels = self.ln_w.len();
-        // acc[c * kernels + k]: ln w_k + sum over dimensions of the kernel's log density.
-        let mut acc: Vec<f64> = points.iter().flat_map(|_| self.ln_w.clone()).collect();
-        for (j, dim) in self.dims.iter().enumerate() {
-            for (c, point) in points.iter().enumerate() {
-                let x = point[j];
-                let out = &mut acc[c * kernels..(c + 1) * kernels];
-                match dim {
-                    Kernels::Numeric {
-                        mu,
-                        sigma,
-                        ln_z,
-                        step: None,
-                        log,
-                        ..
-                    } => {
-                        let x = if *log { x.ln() } else { x };
-                        for k in 0..kernels {
-                            let z = (x - mu[k]) / sigma[k];
-                            out[k] += gauss::ln_pdf(z) - sigma[k].ln() - ln_z[k];
-                        }
-                    }
-                    Kernels::Numeric {
-                        mu,
-                        sigma,
-                        ln_z,
-                        step: Some(s),
-                        log,
-                        ..
-                    } => {
-                        let (left, right) = if *log {
-                            ((x - s / 2.0).ln(), (x + s / 2.0).ln())
-                        } else {
-                            (x - s / 2.0, x + s / 2.0)
-                        };
-                        for k in 0..kernels {
-                            let a = (left - mu[k]) / sigma[k];
-                            let b = (right - mu[k]) / sigma[k];
-                            out[k] += gauss::ln_mass(a, b) - ln_z[k];
-                        }
-                    }
-                    Kernels::Categorical { ln_p, n } => {
-                        let i = (x as usize).min(n - 1);
-                        for k in 0..kernels {
-                            out[k] += ln_p[k * n + i];
-                        }
-                    }
+        // One buffer of per-kernel log densities, reused point after point (a long history
+        // has thousands of kernels; a buffer for all points at once would be megabytes).
+        let mut acc = self.ln_w.clone();
+        points
+            .iter()
+            .map(|point| {
+                acc.copy_from_slice(&self.ln_w);
+                for (dim, &x) in self.dims.iter().zip(point) {
+                    add_ln_density(dim, x, &mut acc);
                 }
+                log_sum_exp(&acc)
+            })
+            .collect()
+    }
+}
+
+/// Adds each kernel's log density of one dimension at `x` to `out`.
+fn add_ln_density(dim: &Kernels, x: f64, out: &mut [f64]) {
+    match dim {
+        Kernels::Numeric {
+            mu,
+            inv_sigma,
+            norm,
+            step: None,
+            log,
+            ..
+        } => {
+            let x = if *log { x.ln() } else { x };
+            for ((o, (m, inv)), c) in out.iter_mut().zip(mu.iter().zip(inv_sigma)).zip(norm) {
+                let z = (x - m) * inv;
+                *o -= 0.5 * z * z + c;
             }
         }
-        acc.chunks(kernels).map(log_sum_exp).collect()
+        Kernels::Numeric {
+            mu,
+            inv_sigma,
+            norm,
+            step: Some(s),
+            log,
+            ..
+        } => {
+            let (left, right) = if *log {
+                ((x - s / 2.0).ln(), (x + s / 2.0).ln())
+            } else {
+                (x - s / 2.0, x + s / 2.0)
+            };
+            for ((o, (m, inv)), c) in out.iter_mut().zip(mu.iter().zip(inv_sigma)).zip(norm) {
+                *o += gauss::ln_mass((left - m) * inv, (right - m) * inv) - c;
+            }
+        }
+        Kernels::Categorical { ln_p, n } => {
+            let i = (x as usize).min(n - 1);
+            for (k, o) in out.iter_mut().enumerate() {
+                *o += ln_p[k * n + i];
+            }
+        }
     }
 }
 
@@ -304,7 +313,14 @@ fn log_sum_exp(xs: &[f64]) -> f64 {
     if !max.is_finite() {
         return max;
     }
-    max + xs.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
+    // Terms more than 40 nats below the largest add less than 1e-17 relative: skipping them
+    // avoids exp's slow underflow path, which most far-away kernels would take.
+    let sum: f64 = xs
+        .iter()
+        .filter(|x| **x - max > -40.0)
+        .map(|x| (x - max).exp())
+        .sum();
+    max + sum.ln()
 }
 
 /// Optuna 5's rules: kernels on the widened (and, for log scales, logged) range, each as wide
@@ -325,15 +341,38 @@ fn numeric_kernels(observed: &[f64], low: f64, high: f64, step: Option<f64>, log
     }
     mu.push(0.5 * (lo + hi));
     sigma.push(width);
-    let ln_z = mu
+    // Most kernels of a long history sit at the clip; their logarithm is computed once.
+    let ln_min_sigma = min_sigma.ln();
+    let norm = mu
         .iter()
         .zip(&sigma)
-        .map(|(m, sd)| gauss::ln_mass((lo - m) / sd, (hi - m) / sd))
+        .map(|(m, sd)| {
+            let (a, b) = ((lo - m) / sd, (hi - m) / sd);
+            // Beyond nine standard deviations on both sides the lost mass is below 1e-18.
+            let ln_z = if a < -9.0 && b > 9.0 {
+                0.0
+            } else {
+                gauss::ln_mass(a, b)
+            };
+            match step {
+                None => {
+                    let ln_sd = if *sd == min_sigma {
+                        ln_min_sigma
+                    } else {
+                        sd.ln()
+                    };
+                    ln_sd + gauss::LN_SQRT_2PI + ln_z
+                }
+                Some(_) => ln_z,
+            }
+        })
         .collect();
+    let inv_sigma = sigma.iter().map(|s| 1.0 / s).collect();
     Kernels::Numeric {
         mu,
         sigma,
-        ln_z,
+        inv_sigma,
+        norm,
         lo,
         hi,
         low,
@@ -347,11 +386,17 @@ fn numeric_kernels(observed: &[f64], low: f64, high: f64, step: Option<f64>, log
 /// using their inner gap.
 fn neighbour_bandwidths(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
     let m = mu.len();
-    let mut order: Vec<usize> = (0..m).collect();
-    order.sort_by(|&a, &b| mu[a].total_cmp(&mu[b]));
+    // Sort (key, index) pairs by value: comparing inline keys is several times faster than
+    // an index sort that reads `mu` at random.
+    let mut order: Vec<(u64, usize)> = mu
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (ordered_bits(*x), i))
+        .collect();
+    order.sort_unstable();
     let mut ends = Vec::with_capacity(m + 2);
     ends.push(lo);
-    ends.extend(order.iter().map(|&i| mu[i]));
+    ends.extend(order.iter().map(|&(_, i)| mu[i]));
     ends.push(hi);
     let mut sorted: Vec<f64> = (0..m)
         .map(|i| (ends[i + 1] - ends[i]).max(ends[i + 2] - ends[i + 1]))
@@ -361,10 +406,16 @@ fn neighbour_bandwidths(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
         sorted[m - 1] = ends[m] - ends[m - 1];
     }
     let mut sigma = vec![0.0; m];
-    for (rank, &i) in order.iter().enumerate() {
+    for (rank, &(_, i)) in order.iter().enumerate() {
         sigma[i] = sorted[rank];
     }
     sigma
+}
+
+/// A `u64` whose unsigned order is the `f64`'s total order.
+fn ordered_bits(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
 
 fn categorical_kernels(observed: &[f64], n: usize, prior_weight: f64) -> Kernels {
@@ -405,6 +456,15 @@ mod tests {
     use rand::SeedableRng;
 
     const CONFIG: ParzenConfig = ParzenConfig { prior_weight: 1.0 };
+
+    #[test]
+    fn ordered_bits_sort_like_floats() {
+        let mut xs = vec![3.5, -0.0, 0.0, -7.25, 1e-300, -1e300, 42.0];
+        let mut by_bits = xs.clone();
+        by_bits.sort_by_key(|x| ordered_bits(*x));
+        xs.sort_by(f64::total_cmp);
+        assert_eq!(xs, by_bits);
+    }
 
     #[test]
     fn recency_weights_match_optuna() {

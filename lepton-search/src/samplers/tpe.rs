@@ -143,11 +143,11 @@ impl TpeSampler {
         rng: &mut StdRng,
         config: ParzenConfig,
         dims: &[(String, Distribution)],
-        good: &[Row],
-        bad: &[Row],
+        good: &[&Row],
+        bad: &[&Row],
     ) -> Vec<ParamValue> {
         let axes: Vec<Axis> = dims.iter().map(|(_, d)| Axis::of(d)).collect();
-        let fit = |rows: &[Row]| {
+        let fit = |rows: &[&Row]| {
             let xs: Vec<&[f64]> = rows.iter().map(|r| &r.x[..]).collect();
             Parzen::fit(&axes, &xs, &recency_weights(rows.len()), config)
         };
@@ -167,14 +167,36 @@ impl TpeSampler {
     }
 
     /// Splits rows into good and bad (each in trial order), with running trials as bad ones.
-    fn split(&self, mut finished: Vec<Row>, running: Vec<Row>) -> (Vec<Row>, Vec<Row>) {
+    fn split<'a>(&self, finished: &'a [Row], running: &'a [Row]) -> (Vec<&'a Row>, Vec<&'a Row>) {
         let n_good = (self.gamma)(finished.len()).min(finished.len());
-        finished.sort_by(|a, b| a.rank.cmp(&b.rank));
-        let mut bad = finished.split_off(n_good);
-        let mut good = finished;
+        // The n_good best by rank (ties broken by number, so the split is deterministic),
+        // found in linear time; both sides keep trial order.
+        let key = |r: &Row| (r.rank, r.number);
+        let mut ranked: Vec<&Row> = finished.iter().collect();
+        let cut = if n_good == 0 || n_good == ranked.len() {
+            None
+        } else {
+            let (_, nth, _) = ranked.select_nth_unstable_by(n_good - 1, |a, b| {
+                a.rank.cmp(&b.rank).then(a.number.cmp(&b.number))
+            });
+            Some(key(nth))
+        };
+        let is_good = |r: &Row| match cut {
+            None => n_good > 0,
+            Some((rank, number)) => match r.rank.cmp(&rank) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Equal => r.number <= number,
+                std::cmp::Ordering::Greater => false,
+            },
+        };
+        let (mut good, mut bad): (Vec<&Row>, Vec<&Row>) = finished.iter().partition(|r| is_good(r));
         bad.extend(running);
-        good.sort_by_key(|r| r.number);
-        bad.sort_by_key(|r| r.number);
+        if !good.is_sorted_by_key(|r| r.number) {
+            good.sort_by_key(|r| r.number);
+        }
+        if !bad.is_sorted_by_key(|r| r.number) {
+            bad.sort_by_key(|r| r.number);
+        }
         (good, bad)
     }
 
@@ -225,11 +247,12 @@ impl Sampler for TpeSampler {
         }
         // Univariate TPE over the trials that have this parameter.
         let dims = [(name.to_owned(), distribution.clone())];
-        let rows = finished
+        let rows: Vec<Row> = finished
             .iter()
             .filter_map(|t| Row::of(t, &dims, history.direction()))
             .collect();
-        let (good, bad) = self.split(rows, self.liars(history, &dims));
+        let liars = self.liars(history, &dims);
+        let (good, bad) = self.split(&rows, &liars);
         let mut rng = StdRng::seed_from_u64(stream_seed(self.seed, trial_number, name));
         let mut values = self.propose(&mut rng, self.config(), &dims, &good, &bad);
         Ok(values
@@ -257,12 +280,15 @@ impl Sampler for TpeSampler {
             if dims.is_empty() {
                 continue;
             }
+            let grouped;
             let rows = if self.group {
-                folded.rows_for(dims)
+                grouped = folded.rows_for(dims);
+                &grouped[..]
             } else {
                 folded.intersection_rows()
             };
-            let (good, bad) = self.split(rows, self.liars(history, dims));
+            let liars = self.liars(history, dims);
+            let (good, bad) = self.split(rows, &liars);
             let stream = format!("tpe/joint/{g}");
             let mut rng = StdRng::seed_from_u64(stream_seed(self.seed, trial_number, &stream));
             let values = self.propose(&mut rng, self.config(), dims, &good, &bad);
@@ -383,7 +409,18 @@ struct Folded {
 impl Folded {
     /// Reads the trials that finished since the last call.
     fn fold(&mut self, history: &History) {
-        if self.direction != history.direction() {
+        // A sampler may be reused for another study (or a storage that renumbers): if any
+        // trial read before is not the same trial any more, start over.
+        let same = |t: &Arc<FrozenTrial>| {
+            history.trials().get(t.number as usize).is_some_and(|h| {
+                Arc::ptr_eq(h, t)
+                    || (h.number == t.number
+                        && h.state == t.state
+                        && h.value.map(f64::to_bits) == t.value.map(f64::to_bits)
+                        && h.params == t.params)
+            })
+        };
+        if self.direction != history.direction() || !self.finished.iter().all(same) {
             *self = Folded {
                 direction: history.direction(),
                 ..Folded::default()
@@ -428,7 +465,7 @@ impl Folded {
     }
 
     /// Rows of every finished trial over the intersection space.
-    fn intersection_rows(&mut self) -> Vec<Row> {
+    fn intersection_rows(&mut self) -> &[Row] {
         if !self.rows_valid {
             let dims = self.space_dims();
             self.rows = self
@@ -438,7 +475,7 @@ impl Folded {
                 .collect();
             self.rows_valid = true;
         }
-        self.rows.clone()
+        &self.rows
     }
 
     /// Rows of the finished trials that have every parameter of `dims`.
@@ -595,6 +632,31 @@ mod tests {
         let plain = near(&TpeSampler::new(0).with_constant_liar(false));
         let liar = near(&TpeSampler::new(0));
         assert!(liar < plain, "liar {liar} vs plain {plain}");
+    }
+
+    #[test]
+    fn a_sampler_reused_for_another_study_forgets_the_first() {
+        let sampler = Arc::new(TpeSampler::new(0));
+        let d = Distribution::float(0.0, 1.0, Scale::Linear);
+        let history = |offset: f64| {
+            let trials = (0..20u64)
+                .map(|i| {
+                    let mut t = FrozenTrial::new(i);
+                    let x = (i as f64 / 20.0 + offset) % 1.0;
+                    t.params.insert("x".into(), ParamValue::Float(x));
+                    t.distributions.insert("x".into(), d.clone());
+                    t.state = TrialState::Complete;
+                    t.value = Some((x - 0.5).abs());
+                    t
+                })
+                .collect();
+            History::new(Direction::Minimize, trials)
+        };
+        let (first, second) = (history(0.0), history(0.37));
+        sampler.sample_joint(&first, 20).unwrap();
+        let reused = sampler.sample_joint(&second, 20).unwrap();
+        let fresh = TpeSampler::new(0).sample_joint(&second, 20).unwrap();
+        assert_eq!(reused, fresh);
     }
 
     #[test]
