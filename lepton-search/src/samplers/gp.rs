@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 use std::f64::consts::PI;
+use std::sync::Mutex;
 
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
@@ -60,8 +61,13 @@ pub struct GpSampler {
     n_candidates: usize,
     n_local_starts: usize,
     max_fit_points: usize,
+    refit_growth: f64,
     random: RandomSampler,
+    last_fit: Mutex<Option<LastFit>>,
 }
+
+/// The last kernel fit: its space, the number of trials it saw and its raw hyper-parameters.
+type LastFit = (Vec<(String, Distribution)>, usize, Vec<f64>);
 
 impl GpSampler {
     /// Optuna's defaults: 10 random start-up trials, a noise variance fitted with the kernel.
@@ -73,8 +79,21 @@ impl GpSampler {
             n_candidates: 2048,
             n_local_starts: 10,
             max_fit_points: 160,
+            refit_growth: 0.1,
             random: RandomSampler::new(seed),
+            last_fit: Mutex::new(None),
         }
+    }
+
+    /// Refits the kernel only once the trials have grown by this fraction since the last fit
+    /// (default 0.1: every trial up to 20 trials, every 10th around 100); `0` refits every
+    /// trial. Between fits the last hyper-parameters are reused as they are; the posterior
+    /// always conditions on every trial.
+    pub fn with_refit_growth(mut self, fraction: f64) -> Self {
+        if fraction.is_finite() && fraction >= 0.0 {
+            self.refit_growth = fraction;
+        }
+        self
     }
 
     /// Random trials before the model takes over (at least 2).
@@ -143,8 +162,27 @@ impl Sampler for GpSampler {
         // Each fit starts afresh from Optuna's default start. Warm-starting from the previous
         // fit is cheaper but measured worse: it can hold the fit in an optimum found while data
         // were few (a high noise level), after which the search stops refining.
-        let fit_data = data.subset(&data.fit_subset(self.max_fit_points, &mut rng));
-        let theta = fit_hyper(&fit_data, Hyper::initial(data.d()), self.deterministic);
+        let mut last_fit = self
+            .last_fit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = data.n();
+        let theta = match &*last_fit {
+            Some((space, fitted_at, theta))
+                if *space == dims
+                    && n >= *fitted_at
+                    && (n as f64) < *fitted_at as f64 * (1.0 + self.refit_growth) =>
+            {
+                theta.clone()
+            }
+            _ => {
+                let fit_data = data.subset(&data.fit_subset(self.max_fit_points, &mut rng));
+                let theta = fit_hyper(&fit_data, Hyper::initial(data.d()), self.deterministic);
+                *last_fit = Some((dims.clone(), n, theta.clone()));
+                theta
+            }
+        };
+        drop(last_fit);
 
         let Some(posterior) = Posterior::new(&data, Hyper::from_raw(&theta, self.deterministic))
         else {
@@ -385,10 +423,13 @@ fn objective(data: &Data, theta: &[f64], deterministic: bool) -> Option<(f64, Ve
     value.is_finite().then_some((value, grad))
 }
 
+/// A point, the cost there and its gradient.
+type Evaluation = (Vec<f64>, f64, Vec<f64>);
+
 /// An argmin problem whose cost and gradient come from one evaluation, cached.
 struct Cached<F: Fn(&[f64]) -> Option<(f64, Vec<f64>)>> {
     f: F,
-    last: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    last: RefCell<Option<Evaluation>>,
 }
 
 impl<F: Fn(&[f64]) -> Option<(f64, Vec<f64>)>> Cached<F> {
