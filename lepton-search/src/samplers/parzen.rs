@@ -149,11 +149,14 @@ pub(crate) struct Parzen {
 impl Parzen {
     /// Fits an estimator to `rows` (one observation per row, one column per axis) weighted by
     /// `weights`, over `axes`.
+    /// Where `gaps[j]` is given for a numeric axis (each row's neighbour gap, from
+    /// [`sorted_gaps`] over a presorted order), that axis needs no sort; pass `&[]` otherwise.
     pub(crate) fn fit(
         axes: &[Axis],
         rows: &[&[f64]],
         weights: &[f64],
         config: ParzenConfig,
+        gaps: &[Option<Vec<f64>>],
     ) -> Parzen {
         let n = rows.len();
         let mut w: Vec<f64> = if n == 0 {
@@ -186,7 +189,10 @@ impl Parzen {
                         high,
                         step,
                         log,
-                    } => numeric_kernels(&column, low, high, step, log),
+                    } => {
+                        let known = gaps.get(j).and_then(Option::as_ref);
+                        numeric_kernels(&column, low, high, step, log, known)
+                    }
                     Axis::Categorical { n: choices } => {
                         categorical_kernels(&column, choices, config.prior_weight)
                     }
@@ -327,14 +333,23 @@ fn log_sum_exp(xs: &[f64]) -> f64 {
 /// as its larger gap to a neighbouring observation or bound (the outermost ones using their
 /// inner gap), clipped between the range over the number of kernels ("magic clip") and the
 /// range; the prior kernel sits in the middle, as wide as the range.
-fn numeric_kernels(observed: &[f64], low: f64, high: f64, step: Option<f64>, log: bool) -> Kernels {
-    let half = step.map_or(0.0, |s| s / 2.0);
+fn numeric_kernels(
+    observed: &[f64],
+    low: f64,
+    high: f64,
+    step: Option<f64>,
+    log: bool,
+    gaps: Option<&Vec<f64>>,
+) -> Kernels {
+    let (lo, hi) = kernel_bounds(low, high, step, log);
     let axis = |x: f64| if log { x.ln() } else { x };
-    let (lo, hi) = (axis(low - half), axis(high + half));
     let width = (hi - lo).max(f64::MIN_POSITIVE);
     let mut mu: Vec<f64> = observed.iter().map(|x| axis(*x)).collect();
     let n = mu.len();
-    let mut sigma = neighbour_bandwidths(&mu, lo, hi);
+    let mut sigma = match gaps {
+        Some(g) if g.len() == n => g.clone(),
+        _ => neighbour_bandwidths(&mu, lo, hi),
+    };
     let min_sigma = width / (100f64).min(1.0 + (n + 1) as f64);
     for x in &mut sigma {
         *x = x.clamp(min_sigma, width);
@@ -382,10 +397,19 @@ fn numeric_kernels(observed: &[f64], low: f64, high: f64, step: Option<f64>, log
     }
 }
 
+/// The widened range on the kernel axis (the logarithm for log scales).
+fn kernel_bounds(low: f64, high: f64, step: Option<f64>, log: bool) -> (f64, f64) {
+    let half = step.map_or(0.0, |s| s / 2.0);
+    if log {
+        ((low - half).ln(), (high + half).ln())
+    } else {
+        (low - half, high + half)
+    }
+}
+
 /// Each observation's larger gap to a neighbour (the bounds included), the outermost ones
 /// using their inner gap.
 fn neighbour_bandwidths(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
-    let m = mu.len();
     // Sort (key, index) pairs by value: comparing inline keys is several times faster than
     // an index sort that reads `mu` at random.
     let mut order: Vec<(u64, usize)> = mu
@@ -394,26 +418,54 @@ fn neighbour_bandwidths(mu: &[f64], lo: f64, hi: f64) -> Vec<f64> {
         .map(|(i, x)| (ordered_bits(*x), i))
         .collect();
     order.sort_unstable();
-    let mut ends = Vec::with_capacity(m + 2);
-    ends.push(lo);
-    ends.extend(order.iter().map(|&(_, i)| mu[i]));
-    ends.push(hi);
-    let mut sorted: Vec<f64> = (0..m)
-        .map(|i| (ends[i + 1] - ends[i]).max(ends[i + 2] - ends[i + 1]))
-        .collect();
-    if ends.len() >= 4 {
-        sorted[0] = ends[2] - ends[1];
-        sorted[m - 1] = ends[m] - ends[m - 1];
-    }
-    let mut sigma = vec![0.0; m];
-    for (rank, &(_, i)) in order.iter().enumerate() {
-        sigma[i] = sorted[rank];
+    let gaps = gaps_of_sorted(order.iter().map(|&(_, i)| mu[i]), mu.len(), lo, hi);
+    let mut sigma = vec![0.0; mu.len()];
+    for (&(_, i), g) in order.iter().zip(gaps) {
+        sigma[i] = g;
     }
     sigma
 }
 
+/// The neighbour gaps of `count` values given in ascending order, on the kernel axis.
+fn gaps_of_sorted(values: impl Iterator<Item = f64>, count: usize, lo: f64, hi: f64) -> Vec<f64> {
+    let m = count;
+    let mut ends = Vec::with_capacity(m + 2);
+    ends.push(lo);
+    ends.extend(values);
+    ends.push(hi);
+    let mut gaps: Vec<f64> = (0..m)
+        .map(|i| (ends[i + 1] - ends[i]).max(ends[i + 2] - ends[i + 1]))
+        .collect();
+    if ends.len() >= 4 {
+        gaps[0] = ends[2] - ends[1];
+        gaps[m - 1] = ends[m] - ends[m - 1];
+    }
+    gaps
+}
+
+/// Neighbour gaps for observations whose values on `axis` arrive in ascending order (raw
+/// values: the log is taken here), in that order. `None` for a categorical axis.
+pub(crate) fn sorted_gaps(
+    axis: &Axis,
+    ascending: impl Iterator<Item = f64>,
+    count: usize,
+) -> Option<Vec<f64>> {
+    let Axis::Numeric {
+        low,
+        high,
+        step,
+        log,
+    } = *axis
+    else {
+        return None;
+    };
+    let (lo, hi) = kernel_bounds(low, high, step, log);
+    let values = ascending.map(|x| if log { x.ln() } else { x });
+    Some(gaps_of_sorted(values, count, lo, hi))
+}
+
 /// A `u64` whose unsigned order is the `f64`'s total order.
-fn ordered_bits(x: f64) -> u64 {
+pub(crate) fn ordered_bits(x: f64) -> u64 {
     let b = x.to_bits();
     if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
@@ -486,7 +538,7 @@ mod tests {
         }];
         let obs = [[0.5], [0.7], [2.9]];
         let rows: Vec<&[f64]> = obs.iter().map(|r| &r[..]).collect();
-        let p = Parzen::fit(&axes, &rows, &[1.0, 1.0, 1.0], CONFIG);
+        let p = Parzen::fit(&axes, &rows, &[1.0, 1.0, 1.0], CONFIG, &[]);
         let grid: Vec<Vec<f64>> = (0..5000)
             .map(|i| vec![-2.0 + (i as f64 + 0.5) * 0.001])
             .collect();
@@ -511,7 +563,7 @@ mod tests {
         ];
         let obs = [[4.0, 1.0], [6.0, 2.0]];
         let rows: Vec<&[f64]> = obs.iter().map(|r| &r[..]).collect();
-        let p = Parzen::fit(&axes, &rows, &[1.0, 1.0], CONFIG);
+        let p = Parzen::fit(&axes, &rows, &[1.0, 1.0], CONFIG, &[]);
         let mut points = Vec::new();
         for v in 0..=5 {
             for c in 0..3 {
@@ -535,7 +587,7 @@ mod tests {
         let axes = [Axis::of(&Distribution::int(1, 64, Scale::Log))];
         let obs = [[4.0], [5.0], [40.0]];
         let rows: Vec<&[f64]> = obs.iter().map(|r| &r[..]).collect();
-        let p = Parzen::fit(&axes, &rows, &[1.0; 3], CONFIG);
+        let p = Parzen::fit(&axes, &rows, &[1.0; 3], CONFIG, &[]);
         let points: Vec<Vec<f64>> = (1..=64).map(|v| vec![v as f64]).collect();
         let total: f64 = p.ln_pdf(&points).iter().map(|l| l.exp()).sum();
         assert!((total - 1.0).abs() < 1e-9, "{total}");

@@ -27,7 +27,7 @@ use lepton_core::{
     TrialState,
 };
 
-use super::parzen::{Axis, Parzen, ParzenConfig, recency_weights};
+use super::parzen::{Axis, Parzen, ParzenConfig, ordered_bits, recency_weights, sorted_gaps};
 use super::{RandomSampler, stream_seed};
 
 /// How many of `n` finished trials count as good: Optuna's `min(ceil(n / 10), 25)`.
@@ -145,13 +145,14 @@ impl TpeSampler {
         dims: &[(String, Distribution)],
         good: &[&Row],
         bad: &[&Row],
+        bad_gaps: &[Option<Vec<f64>>],
     ) -> Vec<ParamValue> {
         let axes: Vec<Axis> = dims.iter().map(|(_, d)| Axis::of(d)).collect();
-        let fit = |rows: &[&Row]| {
+        let fit = |rows: &[&Row], gaps: &[Option<Vec<f64>>]| {
             let xs: Vec<&[f64]> = rows.iter().map(|r| &r.x[..]).collect();
-            Parzen::fit(&axes, &xs, &recency_weights(rows.len()), config)
+            Parzen::fit(&axes, &xs, &recency_weights(rows.len()), config, gaps)
         };
-        let (l, g) = (fit(good), fit(bad));
+        let (l, g) = (fit(good, &[]), fit(bad, bad_gaps));
         let candidates = l.sample(rng, self.n_ei_candidates);
         let (ll, lg) = (l.ln_pdf(&candidates), g.ln_pdf(&candidates));
         let mut best = 0;
@@ -254,7 +255,7 @@ impl Sampler for TpeSampler {
         let liars = self.liars(history, &dims);
         let (good, bad) = self.split(&rows, &liars);
         let mut rng = StdRng::seed_from_u64(stream_seed(self.seed, trial_number, name));
-        let mut values = self.propose(&mut rng, self.config(), &dims, &good, &bad);
+        let mut values = self.propose(&mut rng, self.config(), &dims, &good, &bad, &[]);
         Ok(values
             .pop()
             .unwrap_or_else(|| distribution.from_internal(0.0)))
@@ -281,23 +282,78 @@ impl Sampler for TpeSampler {
                 continue;
             }
             let grouped;
-            let rows = if self.group {
+            let (rows, order) = if self.group {
                 grouped = folded.rows_for(dims);
-                &grouped[..]
+                (&grouped[..], &[][..])
             } else {
                 folded.intersection_rows()
             };
             let liars = self.liars(history, dims);
             let (good, bad) = self.split(rows, &liars);
+            let bad_gaps = if liars.is_empty() {
+                presorted_gaps(dims, rows, order, &good, bad.len())
+            } else {
+                Vec::new()
+            };
             let stream = format!("tpe/joint/{g}");
             let mut rng = StdRng::seed_from_u64(stream_seed(self.seed, trial_number, &stream));
-            let values = self.propose(&mut rng, self.config(), dims, &good, &bad);
+            let values = self.propose(&mut rng, self.config(), dims, &good, &bad, &bad_gaps);
             for ((name, d), v) in dims.iter().zip(values) {
                 joint.insert(name.clone(), (d.clone(), v));
             }
         }
         Ok(joint)
     }
+}
+
+/// The bad estimator's neighbour gaps per dimension, read off the cached per-dimension
+/// orders instead of sorting: the bad rows are the rows that are not good, in row order
+/// (which is trial order; otherwise, or with liars, nothing is returned and the estimator
+/// sorts for itself).
+fn presorted_gaps(
+    dims: &[(String, Distribution)],
+    rows: &[Row],
+    order: &[ValueOrder],
+    good: &[&Row],
+    n_bad: usize,
+) -> Vec<Option<Vec<f64>>> {
+    if order.len() != dims.len() || !rows.is_sorted_by_key(|r| r.number) {
+        return Vec::new();
+    }
+    let good_numbers: Vec<u64> = good.iter().map(|r| r.number).collect();
+    let is_good: Vec<bool> = rows
+        .iter()
+        .map(|r| good_numbers.binary_search(&r.number).is_ok())
+        .collect();
+    // Each bad row's position among the bad ones.
+    let mut position = vec![0usize; rows.len()];
+    let mut k = 0;
+    for (i, g) in is_good.iter().enumerate() {
+        if !g {
+            position[i] = k;
+            k += 1;
+        }
+    }
+    if k != n_bad {
+        return Vec::new();
+    }
+    dims.iter()
+        .enumerate()
+        .map(|(j, (_, d))| {
+            let bad_in_order = || {
+                order[j]
+                    .iter()
+                    .map(|&(_, i)| i as usize)
+                    .filter(|&i| !is_good[i])
+            };
+            let gaps = sorted_gaps(&Axis::of(d), bad_in_order().map(|i| rows[i].x[j]), k)?;
+            let mut by_row = vec![0.0; k];
+            for (i, gap) in bad_in_order().zip(gaps) {
+                by_row[position[i]] = gap;
+            }
+            Some(by_row)
+        })
+        .collect()
 }
 
 /// Where a finished trial ranks: complete trials by loss, then pruned ones by how far they
@@ -348,6 +404,9 @@ impl Rank {
         }
     }
 }
+
+/// Rows in ascending order of their value on one axis: (value key, row index).
+type ValueOrder = Vec<(u64, u32)>;
 
 /// One trial's values on the axes of a set of parameters.
 #[derive(Debug, Clone)]
@@ -403,6 +462,9 @@ struct Folded {
     space: Option<BTreeMap<String, Distribution>>,
     /// `finished`'s rows over `space`, valid while `rows_valid`.
     rows: Vec<Row>,
+    /// For each dimension, the rows in ascending order of their value there (value key,
+    /// row index), kept as rows arrive so that bandwidths need no sort; valid with `rows`.
+    order: Vec<ValueOrder>,
     rows_valid: bool,
 }
 
@@ -450,7 +512,15 @@ impl Folded {
             if self.rows_valid {
                 let dims: Vec<_> = self.space_dims();
                 match Row::of(t, &dims, self.direction) {
-                    Some(row) => self.rows.push(row),
+                    Some(row) => {
+                        let index = self.rows.len() as u32;
+                        for (order, x) in self.order.iter_mut().zip(&row.x) {
+                            let entry = (ordered_bits(*x), index);
+                            let at = order.partition_point(|e| *e < entry);
+                            order.insert(at, entry);
+                        }
+                        self.rows.push(row);
+                    }
                     None => self.rows_valid = false,
                 }
             }
@@ -464,8 +534,9 @@ impl Folded {
             .unwrap_or_default()
     }
 
-    /// Rows of every finished trial over the intersection space.
-    fn intersection_rows(&mut self) -> &[Row] {
+    /// Rows of every finished trial over the intersection space, with their per-dimension
+    /// orders.
+    fn intersection_rows(&mut self) -> (&[Row], &[ValueOrder]) {
         if !self.rows_valid {
             let dims = self.space_dims();
             self.rows = self
@@ -473,9 +544,21 @@ impl Folded {
                 .iter()
                 .filter_map(|t| Row::of(t, &dims, self.direction))
                 .collect();
+            self.order = (0..dims.len())
+                .map(|j| {
+                    let mut order: Vec<(u64, u32)> = self
+                        .rows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (ordered_bits(r.x[j]), i as u32))
+                        .collect();
+                    order.sort_unstable();
+                    order
+                })
+                .collect();
             self.rows_valid = true;
         }
-        &self.rows
+        (&self.rows, &self.order)
     }
 
     /// Rows of the finished trials that have every parameter of `dims`.
@@ -632,6 +715,65 @@ mod tests {
         let plain = near(&TpeSampler::new(0).with_constant_liar(false));
         let liar = near(&TpeSampler::new(0));
         assert!(liar < plain, "liar {liar} vs plain {plain}");
+    }
+
+    #[test]
+    fn presorted_bandwidths_equal_sorted_ones() {
+        use rand::Rng;
+        let dims = vec![
+            (
+                "a".to_owned(),
+                Distribution::float(-3.0, 7.0, Scale::Linear),
+            ),
+            ("b".to_owned(), Distribution::float(1e-4, 1.0, Scale::Log)),
+            ("c".to_owned(), Distribution::int(0, 40, Scale::Linear)),
+        ];
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut folded = Folded::default();
+        let trials: Vec<FrozenTrial> = (0..300u64)
+            .map(|i| {
+                let mut t = FrozenTrial::new(i);
+                for (name, d) in &dims {
+                    let v = match d {
+                        Distribution::Int { .. } => ParamValue::Int(rng.random_range(0..=40)),
+                        Distribution::Float {
+                            scale: Scale::Log, ..
+                        } => ParamValue::Float(10f64.powf(rng.random_range(-4.0..0.0))),
+                        _ => ParamValue::Float(rng.random_range(-3.0..7.0)),
+                    };
+                    t.params.insert(name.as_str().into(), v);
+                    t.distributions.insert(name.as_str().into(), d.clone());
+                }
+                t.state = TrialState::Complete;
+                t.value = Some(rng.random());
+                t
+            })
+            .collect();
+        // Fold in two steps, so the cached orders are both built and extended.
+        folded.fold(&History::new(Direction::Minimize, trials[..150].to_vec()));
+        let _ = folded.intersection_rows();
+        folded.fold(&History::new(Direction::Minimize, trials.clone()));
+        let (rows, order) = folded.intersection_rows();
+        let sampler = TpeSampler::new(0);
+        let (good, bad) = sampler.split(rows, &[]);
+        let gaps = presorted_gaps(&dims, rows, order, &good, bad.len());
+        assert!(gaps.iter().take(3).all(Option::is_some));
+        let axes: Vec<Axis> = dims.iter().map(|(_, d)| Axis::of(d)).collect();
+        let xs: Vec<&[f64]> = bad.iter().map(|r| &r.x[..]).collect();
+        let w = recency_weights(xs.len());
+        let config = sampler.config();
+        let sorted = Parzen::fit(&axes, &xs, &w, config, &[]);
+        let presorted = Parzen::fit(&axes, &xs, &w, config, &gaps);
+        let points: Vec<Vec<f64>> = (0..50)
+            .map(|i| {
+                vec![
+                    -3.0 + i as f64 * 0.2,
+                    10f64.powf(-4.0 + i as f64 * 0.08),
+                    (i % 41) as f64,
+                ]
+            })
+            .collect();
+        assert_eq!(sorted.ln_pdf(&points), presorted.ln_pdf(&points));
     }
 
     #[test]
