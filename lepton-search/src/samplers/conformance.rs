@@ -658,6 +658,7 @@ mod tests {
         "tpe-indep",
         "tpe-group",
         "gp",
+        "gp-deterministic",
         "cmaes",
     ];
 
@@ -694,6 +695,11 @@ mod tests {
     #[test]
     fn gp_conforms() {
         named("gp");
+    }
+
+    #[test]
+    fn gp_deterministic_conforms() {
+        named("gp-deterministic");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub const SAMPLER_NAMES: &[&str] = &[
     "tpe-indep",
     "tpe-group",
     "gp",
+    "gp-deterministic",
     "cmaes",
 ];
 
@@ -40,6 +41,7 @@ pub fn by_name(name: &str, seed: u64) -> lepton_core::Result<Box<dyn lepton_core
         "tpe-indep" => Box::new(TpeSampler::new(seed).with_multivariate(false)),
         "tpe-group" => Box::new(TpeSampler::new(seed).with_group(true)),
         "gp" => Box::new(GpSampler::new(seed)),
+        "gp-deterministic" => Box::new(GpSampler::new(seed).with_deterministic_objective(true)),
         "cmaes" => Box::new(CmaEsSampler::new(seed)),
         other => {
             return Err(lepton_core::Error::InvalidParameter {
