@@ -129,7 +129,16 @@ fn ask_tell(c: &mut Criterion) {
         &[100, 1_000, 10_000],
         30,
     );
+    // Between kernel refits (every 10% more trials by default)...
     bench_sampler(c, "gp", Arc::new(GpSampler::new(0)), &[100, 500], 10);
+    // ... and with a refit on every trial, the worst case.
+    bench_sampler(
+        c,
+        "gp-refit",
+        Arc::new(GpSampler::new(0).with_refit_growth(0.0)),
+        &[100, 500],
+        10,
+    );
 }
 
 criterion_group!(benches, ask_tell);

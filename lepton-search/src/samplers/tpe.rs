@@ -27,7 +27,9 @@ use lepton_core::{
     TrialState,
 };
 
-use super::parzen::{Axis, Parzen, ParzenConfig, ordered_bits, recency_weights, sorted_gaps};
+use super::parzen::{
+    Axis, Parzen, ParzenConfig, from_ordered_bits, ordered_bits, recency_weights, sorted_gaps,
+};
 use super::{RandomSampler, stream_seed};
 
 /// How many of `n` finished trials count as good: Optuna's `min(ceil(n / 10), 25)`.
@@ -340,16 +342,13 @@ fn presorted_gaps(
     dims.iter()
         .enumerate()
         .map(|(j, (_, d))| {
-            let bad_in_order = || {
-                order[j]
-                    .iter()
-                    .map(|&(_, i)| i as usize)
-                    .filter(|&i| !is_good[i])
-            };
-            let gaps = sorted_gaps(&Axis::of(d), bad_in_order().map(|i| rows[i].x[j]), k)?;
+            let bad_in_order = || order[j].iter().filter(|&&(_, i)| !is_good[i as usize]);
+            // The value is in the key: no need to visit the rows.
+            let values = bad_in_order().map(|&(key, _)| from_ordered_bits(key));
+            let gaps = sorted_gaps(&Axis::of(d), values, k)?;
             let mut by_row = vec![0.0; k];
-            for (i, gap) in bad_in_order().zip(gaps) {
-                by_row[position[i]] = gap;
+            for (&(_, i), gap) in bad_in_order().zip(gaps) {
+                by_row[position[i as usize]] = gap;
             }
             Some(by_row)
         })
