@@ -13,9 +13,10 @@
 //! ```
 //!
 //! Every measured cycle runs on a fresh snapshot of the prefilled study (a cheap clone of the
-//! in-memory storage), so the history holds exactly N trials, while the sampler instance is
-//! shared across cycles, as it is across the trials of one study: what it has learned from the
-//! N trials stays learned, as Optuna's and Rustuna's caches do in the Python half.
+//! in-memory storage), so the history holds N trials, while the sampler instance is shared
+//! across cycles, as across the trials of one study: what it has learned stays learned, as
+//! Optuna's and Rustuna's caches do in the Python half. The GP alternates between N and N + 1
+//! trials, so that its warm start is one trial out of date, as in a study.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,11 +78,23 @@ fn fail<T>(e: lepton::core::Error) -> T {
     std::process::exit(1)
 }
 
+/// How cycles meet the sampler.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// One sampler for every cycle, every cycle on the same N trials.
+    Shared,
+    /// One sampler, cycles alternating between N and N + 1 trials, so that what the sampler
+    /// kept from its last call is one trial out of date, as in a study's next trial.
+    Alternating,
+    /// A new sampler for every cycle: nothing learnt yet.
+    Fresh,
+}
+
 fn bench_sampler(
     c: &mut Criterion,
     label: &str,
     make: impl Fn() -> Arc<dyn Sampler>,
-    fresh: bool,
+    mode: Mode,
     sizes: &[usize],
     samples: usize,
 ) {
@@ -92,6 +105,8 @@ fn bench_sampler(
     let names = names();
     for &n in sizes {
         let template = prefilled(n);
+        let next = prefilled(n + 1);
+        let turn = std::cell::Cell::new(false);
         // One untimed cycle, so the sampler has read the N trials before timing starts.
         let warm = Study::builder(STUDY)
             .with_sampler(Arc::clone(&sampler))
@@ -102,11 +117,19 @@ fn bench_sampler(
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter_batched(
                 || {
-                    // A fresh sampler per cycle measures the cold cost (nothing learnt yet).
-                    let sampler = if fresh { make() } else { Arc::clone(&sampler) };
+                    let sampler = match mode {
+                        Mode::Fresh => make(),
+                        Mode::Shared | Mode::Alternating => Arc::clone(&sampler),
+                    };
+                    turn.set(!turn.get());
+                    let storage = if mode == Mode::Alternating && turn.get() {
+                        next.clone()
+                    } else {
+                        template.clone()
+                    };
                     Study::builder(STUDY)
                         .with_sampler(sampler)
-                        .with_storage(Arc::new(template.clone()))
+                        .with_storage(Arc::new(storage))
                         .build()
                         .unwrap_or_else(fail)
                 },
@@ -120,35 +143,15 @@ fn bench_sampler(
 
 fn ask_tell(c: &mut Criterion) {
     let sizes = [100, 1_000, 10_000];
-    bench_sampler(
-        c,
-        "random",
-        || Arc::new(RandomSampler::new(0)),
-        false,
-        &sizes,
-        30,
-    );
-    bench_sampler(c, "tpe", || Arc::new(TpeSampler::new(0)), false, &sizes, 30);
-    // The GP refits its kernel on every trial, warm-started from the last fit. A shared
-    // sampler sees the same N trials every cycle, so its warm start is already converged: the
-    // lower bound of a study's cost. A fresh sampler fits from the default start: the upper
-    // bound. A study's next trial (one trial more than the last fit) lies between.
-    bench_sampler(
-        c,
-        "gp",
-        || Arc::new(GpSampler::new(0)),
-        false,
-        &[100, 500],
-        10,
-    );
-    bench_sampler(
-        c,
-        "gp-cold",
-        || Arc::new(GpSampler::new(0)),
-        true,
-        &[100, 500],
-        10,
-    );
+    let random = || -> Arc<dyn Sampler> { Arc::new(RandomSampler::new(0)) };
+    let tpe = || -> Arc<dyn Sampler> { Arc::new(TpeSampler::new(0)) };
+    let gp = || -> Arc<dyn Sampler> { Arc::new(GpSampler::new(0)) };
+    bench_sampler(c, "random", random, Mode::Shared, &sizes, 30);
+    bench_sampler(c, "tpe", tpe, Mode::Shared, &sizes, 30);
+    // The GP refits its kernel on every trial, warm-started from its last fit: `gp` is a
+    // study's next trial (the last fit one trial out of date), `gp-cold` a first fit.
+    bench_sampler(c, "gp", gp, Mode::Alternating, &[100, 500], 10);
+    bench_sampler(c, "gp-cold", gp, Mode::Fresh, &[100, 500], 10);
 }
 
 criterion_group!(benches, ask_tell);

@@ -62,6 +62,7 @@ pub struct GpSampler {
     n_local_starts: usize,
     max_fit_points: usize,
     refit_growth: f64,
+    refit_every_until: usize,
     random: RandomSampler,
     last_fit: Mutex<Option<LastFit>>,
 }
@@ -79,18 +80,21 @@ impl GpSampler {
             n_candidates: 2048,
             n_local_starts: 10,
             max_fit_points: 160,
-            refit_growth: 0.0,
+            refit_growth: 0.1,
+            refit_every_until: 200,
             random: RandomSampler::new(seed),
             last_fit: Mutex::new(None),
         }
     }
 
-    /// Refits the kernel only once the trials have grown by this fraction since the last fit
-    /// (default 0: every trial, as Optuna; 0.1 refits every 10th trial around 100 trials, a
-    /// cheaper and slightly less sample-efficient setting for long studies). Between fits the
-    /// last hyper-parameters are reused as they are; the posterior always conditions on every
-    /// trial.
-    pub fn with_refit_growth(mut self, fraction: f64) -> Self {
+    /// Past `every_until` trials (default 200), refits the kernel only once the trials have
+    /// grown by `fraction` since the last fit (default 0.1: every ~50th trial at 500), reusing
+    /// the last hyper-parameters as they are in between; up to `every_until` every trial
+    /// refits, as Optuna does. The posterior always conditions on every trial. Refitting every
+    /// trial measured more sample-efficient at 100 trials (branin median regret 1.9e-5
+    /// against 4.0e-5 with a refit every 10%), but a fit costs more than the rest of a trial.
+    pub fn with_refit_schedule(mut self, every_until: usize, fraction: f64) -> Self {
+        self.refit_every_until = every_until;
         if fraction.is_finite() && fraction >= 0.0 {
             self.refit_growth = fraction;
         }
@@ -161,8 +165,8 @@ impl Sampler for GpSampler {
         };
         let mut rng = StdRng::seed_from_u64(stream_seed(self.seed, trial_number, "gp"));
 
-        // As Optuna: each trial refits the kernel, warm-started from the previous fit (with
-        // `with_refit_growth`, only once the trials have grown by that fraction).
+        // As Optuna: each trial refits the kernel, warm-started from the previous fit (past
+        // `refit_every_until` trials, only once the trials have grown by `refit_growth`).
         let mut last_fit = self
             .last_fit
             .lock()
@@ -171,6 +175,7 @@ impl Sampler for GpSampler {
         let theta = match &*last_fit {
             Some((space, fitted_at, theta))
                 if *space == dims
+                    && n > self.refit_every_until
                     && n >= *fitted_at
                     && (n as f64) < *fitted_at as f64 * (1.0 + self.refit_growth) =>
             {
