@@ -18,10 +18,12 @@
 //! ```
 
 pub mod export;
+pub mod pruners;
 pub mod samplers;
 pub mod storage;
 mod study;
 
+pub use pruners::{PatientPruner, PercentilePruner, ThresholdPruner};
 pub use samplers::{CmaEsSampler, GridSampler, SobolSampler};
 pub use samplers::{GpSampler, RandomSampler, TpeSampler};
 pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};

@@ -1,0 +1,95 @@
+//! Pruners: each decides, behind the core `Pruner` trait, whether a running trial should stop.
+//!
+//! A pruner sees the trial's own reports and the [`History`](lepton_core::History) as it stood
+//! when the trial was asked (so the reference trials do not shift while a trial runs).
+
+mod patient;
+mod percentile;
+mod threshold;
+
+use lepton_core::FrozenTrial;
+
+pub use patient::PatientPruner;
+pub use percentile::PercentilePruner;
+pub use threshold::ThresholdPruner;
+
+/// When a pruner may act: not before `n_warmup_steps`, then on every `interval_steps`-th step
+/// (Optuna's rule: the first report at or after each pruning step counts).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepSchedule {
+    pub n_warmup_steps: u64,
+    pub interval_steps: u64,
+}
+
+impl Default for StepSchedule {
+    fn default() -> Self {
+        StepSchedule {
+            n_warmup_steps: 0,
+            interval_steps: 1,
+        }
+    }
+}
+
+impl StepSchedule {
+    /// Whether `step`, the trial's latest report, is one to prune at.
+    pub(crate) fn is_pruning_step(&self, trial: &FrozenTrial, step: u64) -> bool {
+        if step < self.n_warmup_steps {
+            return false;
+        }
+        let interval = self.interval_steps.max(1);
+        let nearest_lower =
+            (step - self.n_warmup_steps) / interval * interval + self.n_warmup_steps;
+        // The report before this one must lie before the nearest pruning step, so that each
+        // interval prunes once, on its first report.
+        let previous = trial
+            .intermediate_values
+            .keys()
+            .copied()
+            .filter(|s| *s != step)
+            .max();
+        previous.is_none_or(|p| p < nearest_lower)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RandomSampler, Study};
+    use lepton_core::{Error, Scale, TrialContext, TrialState};
+
+    #[test]
+    fn a_bad_configuration_is_pruned_after_its_first_report() {
+        let study = Study::builder("curves")
+            .with_sampler(RandomSampler::new(0))
+            .with_pruner(PercentilePruner::median())
+            .build()
+            .unwrap();
+        // Learning curves: loss = rate^-step-ish; `bad` never learns.
+        let run = |bad: bool| {
+            move |trial: &mut lepton_core::Trial| {
+                let rate = trial.suggest_float("rate", 0.5, 0.9, Scale::Linear)?;
+                let mut loss = 1.0;
+                for step in 0..10 {
+                    loss = if bad { 10.0 } else { loss * rate };
+                    trial.report(step, loss)?;
+                    if trial.should_prune() {
+                        return Err(Error::Pruned { step });
+                    }
+                }
+                Ok(loss)
+            }
+        };
+        study.optimize(6, run(false)).unwrap();
+        study.optimize(1, run(true)).unwrap();
+        let trials = study.trials().unwrap();
+        let bad = trials.last().unwrap();
+        assert_eq!(bad.state, TrialState::Pruned);
+        assert_eq!(
+            bad.intermediate_values.len(),
+            1,
+            "pruned at its first report"
+        );
+        // The start-up trials always complete.
+        assert!(trials[..5].iter().all(|t| t.state == TrialState::Complete));
+    }
+}
