@@ -5,12 +5,14 @@
 
 mod patient;
 mod percentile;
+mod successive_halving;
 mod threshold;
 
 use lepton_core::FrozenTrial;
 
 pub use patient::PatientPruner;
 pub use percentile::PercentilePruner;
+pub use successive_halving::SuccessiveHalvingPruner;
 pub use threshold::ThresholdPruner;
 
 /// When a pruner may act: not before `n_warmup_steps`, then on every `interval_steps`-th step
