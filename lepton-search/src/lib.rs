@@ -23,7 +23,9 @@ pub mod samplers;
 pub mod storage;
 mod study;
 
-pub use pruners::{PatientPruner, PercentilePruner, SuccessiveHalvingPruner, ThresholdPruner};
+pub use pruners::{
+    HyperbandPruner, PatientPruner, PercentilePruner, SuccessiveHalvingPruner, ThresholdPruner,
+};
 pub use samplers::{CmaEsSampler, GridSampler, SobolSampler};
 pub use samplers::{GpSampler, RandomSampler, TpeSampler};
 pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};

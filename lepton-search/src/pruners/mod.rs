@@ -3,6 +3,7 @@
 //! A pruner sees the trial's own reports and the [`History`](lepton_core::History) as it stood
 //! when the trial was asked (so the reference trials do not shift while a trial runs).
 
+mod hyperband;
 mod patient;
 mod percentile;
 mod successive_halving;
@@ -10,6 +11,7 @@ mod threshold;
 
 use lepton_core::FrozenTrial;
 
+pub use hyperband::HyperbandPruner;
 pub use patient::PatientPruner;
 pub use percentile::PercentilePruner;
 pub use successive_halving::SuccessiveHalvingPruner;

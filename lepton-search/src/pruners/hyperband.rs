@@ -1,0 +1,214 @@
+//! Hyperband: several successive-halving brackets, from aggressive (early first rung) to
+//! conservative, each trial assigned to one.
+
+use lepton_core::{Error, FrozenTrial, History, Pruner, Result, TrialState};
+
+use super::SuccessiveHalvingPruner;
+use crate::samplers::stream_seed;
+
+/// Optuna's `HyperbandPruner`. With `n = floor(log_eta(max_resource / min_resource)) + 1`
+/// brackets, bracket `b` is a [`SuccessiveHalvingPruner`] whose first rung is `eta^b` times
+/// later; a trial joins bracket `b` with probability proportional to
+/// `ceil(n * eta^(n-1-b) / (n - b))` (more trials in the aggressive brackets), fixed by its
+/// number, and competes only with the trials of its bracket.
+///
+/// With `max_resource` unset ("auto") it is the last step of the first complete trial plus
+/// one; until a trial completes nothing is pruned.
+#[derive(Debug, Clone, Copy)]
+pub struct HyperbandPruner {
+    min_resource: u64,
+    max_resource: Option<u64>,
+    reduction_factor: u64,
+    bootstrap_count: usize,
+}
+
+impl Default for HyperbandPruner {
+    fn default() -> Self {
+        HyperbandPruner {
+            min_resource: 1,
+            max_resource: None,
+            reduction_factor: 3,
+            bootstrap_count: 0,
+        }
+    }
+}
+
+impl HyperbandPruner {
+    /// Optuna's defaults: minimum resource 1, automatic maximum, reduction factor 3.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The smallest budget (steps) a trial gets before its first rung (at least 1).
+    pub fn with_min_resource(mut self, steps: u64) -> Self {
+        self.min_resource = steps.max(1);
+        self
+    }
+
+    /// The full budget of a trial, in steps.
+    pub fn with_max_resource(mut self, steps: u64) -> Self {
+        self.max_resource = Some(steps.max(1));
+        self
+    }
+
+    /// The reduction factor `eta` of every bracket (at least 2).
+    pub fn with_reduction_factor(mut self, factor: u64) -> Result<Self> {
+        if factor < 2 {
+            return Err(Error::InvalidParameter {
+                name: "reduction_factor".into(),
+                reason: format!("must be at least 2, got {factor}"),
+            });
+        }
+        self.reduction_factor = factor;
+        Ok(self)
+    }
+
+    /// Trials that must have reached a rung before it prunes anyone there.
+    pub fn with_bootstrap_count(mut self, n: usize) -> Self {
+        self.bootstrap_count = n;
+        self
+    }
+
+    fn max_resource(&self, history: &History) -> Option<u64> {
+        self.max_resource.or_else(|| {
+            history
+                .trials()
+                .iter()
+                .find(|t| t.state == TrialState::Complete)
+                .and_then(|t| t.last_step())
+                .map(|(step, _)| step + 1)
+        })
+    }
+
+    /// The number of brackets for a maximum resource.
+    fn n_brackets(&self, max_resource: u64) -> u32 {
+        let mut n = 0;
+        let mut r = self.min_resource;
+        while r <= max_resource {
+            n += 1;
+            match r.checked_mul(self.reduction_factor) {
+                Some(next) => r = next,
+                None => break,
+            }
+        }
+        n.max(1)
+    }
+
+    /// Each bracket's share of the trials.
+    fn budgets(&self, n: u32) -> Vec<u64> {
+        (0..n)
+            .map(|b| {
+                let s = n - 1 - b;
+                let top = n as f64 * (self.reduction_factor as f64).powi(s as i32);
+                (top / (s + 1) as f64).ceil() as u64
+            })
+            .collect()
+    }
+
+    /// The bracket of trial `number`.
+    pub fn bracket_of(&self, number: u64, n_brackets: u32) -> u32 {
+        let budgets = self.budgets(n_brackets);
+        let total: u64 = budgets.iter().sum();
+        let mut left = stream_seed(0, number, "hyperband") % total.max(1);
+        for (b, budget) in budgets.iter().enumerate() {
+            if left < *budget {
+                return b as u32;
+            }
+            left -= budget;
+        }
+        0
+    }
+}
+
+impl Pruner for HyperbandPruner {
+    fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
+        let Some(max_resource) = self.max_resource(history) else {
+            return false;
+        };
+        let n = self.n_brackets(max_resource);
+        let bracket = self.bracket_of(trial.number, n);
+        let same_bracket = history
+            .trials()
+            .iter()
+            .filter(|t| self.bracket_of(t.number, n) == bracket)
+            .cloned()
+            .collect();
+        let view = History::shared(history.direction(), same_bracket);
+        let halving = SuccessiveHalvingPruner::new()
+            .with_min_resource(self.min_resource)
+            .with_min_early_stopping_rate(bracket)
+            .with_bootstrap_count(self.bootstrap_count);
+        match halving.with_reduction_factor(self.reduction_factor) {
+            Ok(p) => p.should_prune(&view, trial),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lepton_core::Direction;
+
+    #[test]
+    fn brackets_follow_optunas_budgets() {
+        let p = HyperbandPruner::new().with_max_resource(27);
+        // min 1, eta 3, max 27: rungs 1, 3, 9, 27 -> 4 brackets.
+        assert_eq!(p.n_brackets(27), 4);
+        assert_eq!(p.budgets(4), vec![27, 12, 6, 4]);
+        let mut counts = [0usize; 4];
+        for number in 0..49_000 {
+            counts[p.bracket_of(number, 4) as usize] += 1;
+        }
+        // Shares 27:12:6:4 of 49 within 5%.
+        for (count, budget) in counts.iter().zip([27.0, 12.0, 6.0, 4.0]) {
+            let expected = 49_000.0 * budget / 49.0;
+            assert!(
+                (*count as f64 - expected).abs() < 0.05 * expected,
+                "{counts:?}"
+            );
+        }
+        assert_eq!(p.bracket_of(17, 4), p.bracket_of(17, 4));
+    }
+
+    #[test]
+    fn trials_compete_only_within_their_bracket() {
+        let p = HyperbandPruner::new().with_max_resource(27);
+        let n = p.n_brackets(27);
+        // Find two trial numbers in bracket 0 (first rung at step 1).
+        let in0: Vec<u64> = (0..200)
+            .filter(|&i| p.bracket_of(i, n) == 0)
+            .take(12)
+            .collect();
+        let other: Vec<u64> = (0..200)
+            .filter(|&i| p.bracket_of(i, n) != 0)
+            .take(12)
+            .collect();
+        let complete = |number: u64, loss: f64| {
+            let mut t = FrozenTrial::new(number);
+            t.state = TrialState::Complete;
+            t.intermediate_values = (1..=27).map(|s| (s, loss)).collect();
+            t.value = Some(loss);
+            t
+        };
+        // Excellent trials in other brackets do not count against a bracket-0 trial...
+        let strangers: Vec<FrozenTrial> = other.iter().map(|&i| complete(i, 0.0)).collect();
+        let h = History::new(Direction::Minimize, strangers);
+        let mut candidate = FrozenTrial::new(in0[11]);
+        candidate.intermediate_values.insert(1, 5.0);
+        assert!(!p.should_prune(&h, &candidate));
+        // ... while better trials of its own bracket do.
+        let rivals: Vec<FrozenTrial> = in0[..8].iter().map(|&i| complete(i, 1.0)).collect();
+        let h = History::new(Direction::Minimize, rivals);
+        assert!(p.should_prune(&h, &candidate));
+        assert!(HyperbandPruner::new().with_reduction_factor(1).is_err());
+    }
+
+    #[test]
+    fn auto_max_resource_waits_for_a_complete_trial() {
+        let p = HyperbandPruner::new();
+        let mut t = FrozenTrial::new(3);
+        t.intermediate_values.insert(1, 1e9);
+        assert!(!p.should_prune(&History::default(), &t));
+    }
+}
