@@ -32,7 +32,9 @@ pub(crate) fn ln_mass(a: f64, b: f64) -> f64 {
     if a >= 0.0 {
         (upper_tail(a) - upper_tail(b)).max(f64::MIN_POSITIVE).ln()
     } else if b <= 0.0 {
-        (upper_tail(-b) - upper_tail(-a)).max(f64::MIN_POSITIVE).ln()
+        (upper_tail(-b) - upper_tail(-a))
+            .max(f64::MIN_POSITIVE)
+            .ln()
     } else {
         // Both tails cut off; beyond 8.5 a tail (below 1e-17) is lost in 1.0 anyway, so its
         // erfc is not computed (the common case: a kernel near one bound only).
