@@ -9,11 +9,13 @@ use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 
+use csv::Writer;
+
 use serde::Serializer;
 
 use lepton_core::{Error, FrozenTrial, ParamName, ParamValue, Result};
 
-/// Writes `trials` as CSV (RFC 4180 quoting, `\n` line ends): a header, then one row per
+/// Writes `trials` as CSV (the `csv` crate's RFC 4180 quoting, `\n` line ends): a header, then one row per
 /// trial in the order given.
 ///
 /// Columns: `number`, `state` (`complete`, `pruned`, ...), `value` (empty when the trial has
@@ -22,7 +24,7 @@ use lepton_core::{Error, FrozenTrial, ParamName, ParamValue, Result};
 /// without that parameter or attribute leaves the cell empty), then `intermediate_values`,
 /// a JSON object from step to value. Numbers are written in full precision.
 ///
-/// Errors: [`Error::Stage`] wrapping the writer's I/O error.
+/// Errors: [`Error::Stage`] wrapping the writer's error.
 pub fn write_csv<T: Borrow<FrozenTrial>>(writer: impl Write, trials: &[T]) -> Result<()> {
     let trials = || trials.iter().map(Borrow::borrow);
     let params: BTreeSet<&str> = trials()
@@ -31,12 +33,12 @@ pub fn write_csv<T: Borrow<FrozenTrial>>(writer: impl Write, trials: &[T]) -> Re
     let attrs: BTreeSet<&str> = trials()
         .flat_map(|t| t.user_attrs.keys().map(String::as_str))
         .collect();
-    let mut out = BufWriter::new(writer);
+    let mut out = Writer::from_writer(writer);
     let mut header = vec!["number".to_owned(), "state".into(), "value".into()];
     header.extend(params.iter().map(|n| format!("param_{n}")));
     header.extend(attrs.iter().map(|n| format!("attr_{n}")));
     header.push("intermediate_values".into());
-    write_row(&mut out, &header)?;
+    out.write_record(&header).map_err(Error::stage)?;
     let mut row = Vec::with_capacity(header.len());
     for t in trials() {
         row.clear();
@@ -46,7 +48,7 @@ pub fn write_csv<T: Borrow<FrozenTrial>>(writer: impl Write, trials: &[T]) -> Re
         row.extend(params.iter().map(|n| cell(t.params.get(*n))));
         row.extend(attrs.iter().map(|n| cell(t.user_attrs.get(*n))));
         row.push(serde_json::to_string(&t.intermediate_values).map_err(Error::stage)?);
-        write_row(&mut out, &row)?;
+        out.write_record(&row).map_err(Error::stage)?;
     }
     out.flush().map_err(Error::stage)
 }
@@ -71,27 +73,6 @@ fn cell(value: Option<&ParamValue>) -> String {
         Some(ParamValue::Float(v)) => v.to_string(),
         Some(other) => other.to_string(),
     }
-}
-
-fn write_row(out: &mut impl Write, fields: &[String]) -> Result<()> {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.write_all(b",").map_err(Error::stage)?;
-        }
-        write_field(out, field)?;
-    }
-    out.write_all(b"\n").map_err(Error::stage)
-}
-
-/// One field, quoted (with inner quotes doubled) when it holds a comma, a quote or a line
-/// break.
-fn write_field(out: &mut impl Write, field: &str) -> Result<()> {
-    let written = if field.contains([',', '"', '\n', '\r']) {
-        write!(out, "\"{}\"", field.replace('"', "\"\""))
-    } else {
-        out.write_all(field.as_bytes())
-    };
-    written.map_err(Error::stage)
 }
 
 #[cfg(test)]
