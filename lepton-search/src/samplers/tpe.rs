@@ -471,14 +471,15 @@ impl Folded {
     /// Reads the trials that finished since the last call.
     fn fold(&mut self, history: &History) {
         // A sampler may be reused for another study (or a storage that renumbers): if any
-        // trial read before is not the same trial any more, start over.
+        // trial read before is not the same trial any more, start over. A finished trial
+        // never changes, so its number, state and value identify it; comparing them (not
+        // the parameters) keeps the check cheap for storages that hand out fresh copies.
         let same = |t: &Arc<FrozenTrial>| {
             history.trials().get(t.number as usize).is_some_and(|h| {
                 Arc::ptr_eq(h, t)
                     || (h.number == t.number
                         && h.state == t.state
-                        && h.value.map(f64::to_bits) == t.value.map(f64::to_bits)
-                        && h.params == t.params)
+                        && h.value.map(f64::to_bits) == t.value.map(f64::to_bits))
             })
         };
         if self.direction != history.direction() || !self.finished.iter().all(same) {
