@@ -1,9 +1,9 @@
 //! Hyperband: several successive-halving brackets, from aggressive (early first rung) to
 //! conservative, each trial assigned to one.
 
-use lepton_core::{Error, FrozenTrial, History, Pruner, Result, TrialState};
+use lepton_core::{FrozenTrial, History, Pruner, Result};
 
-use super::SuccessiveHalvingPruner;
+use super::{SuccessiveHalvingPruner, first_complete_last_step};
 use crate::samplers::stream_seed;
 
 /// Optuna's `HyperbandPruner`. With `n = floor(log_eta(max_resource / min_resource)) + 1`
@@ -16,19 +16,19 @@ use crate::samplers::stream_seed;
 /// one; until a trial completes nothing is pruned.
 #[derive(Debug, Clone, Copy)]
 pub struct HyperbandPruner {
-    min_resource: u64,
+    /// Every bracket's pruner but for its early-stopping rate: minimum resource, reduction
+    /// factor and bootstrap count live here once.
+    halving: SuccessiveHalvingPruner,
     max_resource: Option<u64>,
-    reduction_factor: u64,
-    bootstrap_count: usize,
 }
 
 impl Default for HyperbandPruner {
     fn default() -> Self {
+        let mut halving = SuccessiveHalvingPruner::new().with_min_resource(1);
+        halving.reduction_factor = 3;
         HyperbandPruner {
-            min_resource: 1,
+            halving,
             max_resource: None,
-            reduction_factor: 3,
-            bootstrap_count: 0,
         }
     }
 }
@@ -41,7 +41,7 @@ impl HyperbandPruner {
 
     /// The smallest budget (steps) a trial gets before its first rung (at least 1).
     pub fn with_min_resource(mut self, steps: u64) -> Self {
-        self.min_resource = steps.max(1);
+        self.halving = self.halving.with_min_resource(steps);
         self
     }
 
@@ -53,40 +53,36 @@ impl HyperbandPruner {
 
     /// The reduction factor `eta` of every bracket (at least 2).
     pub fn with_reduction_factor(mut self, factor: u64) -> Result<Self> {
-        if factor < 2 {
-            return Err(Error::InvalidParameter {
-                name: "reduction_factor".into(),
-                reason: format!("must be at least 2, got {factor}"),
-            });
-        }
-        self.reduction_factor = factor;
+        self.halving = self.halving.with_reduction_factor(factor)?;
         Ok(self)
     }
 
     /// Trials that must have reached a rung before it prunes anyone there.
     pub fn with_bootstrap_count(mut self, n: usize) -> Self {
-        self.bootstrap_count = n;
+        self.halving = self.halving.with_bootstrap_count(n);
         self
     }
 
+    fn min_resource(&self) -> u64 {
+        self.halving.min_resource.unwrap_or(1)
+    }
+
+    fn reduction_factor(&self) -> u64 {
+        self.halving.reduction_factor
+    }
+
     fn max_resource(&self, history: &History) -> Option<u64> {
-        self.max_resource.or_else(|| {
-            history
-                .trials()
-                .iter()
-                .find(|t| t.state == TrialState::Complete)
-                .and_then(|t| t.last_step())
-                .map(|(step, _)| step + 1)
-        })
+        self.max_resource
+            .or_else(|| first_complete_last_step(history).map(|step| step + 1))
     }
 
     /// The number of brackets for a maximum resource.
     fn n_brackets(&self, max_resource: u64) -> u32 {
         let mut n = 0;
-        let mut r = self.min_resource;
+        let mut r = self.min_resource();
         while r <= max_resource {
             n += 1;
-            match r.checked_mul(self.reduction_factor) {
+            match r.checked_mul(self.reduction_factor()) {
                 Some(next) => r = next,
                 None => break,
             }
@@ -99,25 +95,29 @@ impl HyperbandPruner {
         (0..n)
             .map(|b| {
                 let s = n - 1 - b;
-                let top = n as f64 * (self.reduction_factor as f64).powi(s as i32);
+                let top = n as f64 * (self.reduction_factor() as f64).powi(s as i32);
                 (top / (s + 1) as f64).ceil() as u64
             })
             .collect()
     }
 
-    /// The bracket of trial `number`.
+    /// The bracket of trial `number` among `n_brackets`.
     pub fn bracket_of(&self, number: u64, n_brackets: u32) -> u32 {
-        let budgets = self.budgets(n_brackets);
-        let total: u64 = budgets.iter().sum();
-        let mut left = stream_seed(0, number, "hyperband") % total.max(1);
-        for (b, budget) in budgets.iter().enumerate() {
-            if left < *budget {
-                return b as u32;
-            }
-            left -= budget;
-        }
-        0
+        bracket(number, &self.budgets(n_brackets))
     }
+}
+
+/// The bracket of trial `number`, drawn by its hash in proportion to `budgets`.
+fn bracket(number: u64, budgets: &[u64]) -> u32 {
+    let total: u64 = budgets.iter().sum();
+    let mut left = stream_seed(0, number, "hyperband") % total.max(1);
+    for (b, budget) in budgets.iter().enumerate() {
+        if left < *budget {
+            return b as u32;
+        }
+        left -= budget;
+    }
+    0
 }
 
 impl Pruner for HyperbandPruner {
@@ -125,30 +125,26 @@ impl Pruner for HyperbandPruner {
         let Some(max_resource) = self.max_resource(history) else {
             return false;
         };
-        let n = self.n_brackets(max_resource);
-        let bracket = self.bracket_of(trial.number, n);
+        // The shares are computed once, not once per trial of the history.
+        let budgets = self.budgets(self.n_brackets(max_resource));
+        let mine = bracket(trial.number, &budgets);
         let same_bracket = history
             .trials()
             .iter()
-            .filter(|t| self.bracket_of(t.number, n) == bracket)
+            .filter(|t| bracket(t.number, &budgets) == mine)
             .cloned()
             .collect();
         let view = History::shared(history.direction(), same_bracket);
-        let halving = SuccessiveHalvingPruner::new()
-            .with_min_resource(self.min_resource)
-            .with_min_early_stopping_rate(bracket)
-            .with_bootstrap_count(self.bootstrap_count);
-        match halving.with_reduction_factor(self.reduction_factor) {
-            Ok(p) => p.should_prune(&view, trial),
-            Err(_) => false,
-        }
+        self.halving
+            .with_min_early_stopping_rate(mine)
+            .should_prune(&view, trial)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lepton_core::Direction;
+    use lepton_core::{Direction, TrialState};
 
     #[test]
     fn brackets_follow_optunas_budgets() {

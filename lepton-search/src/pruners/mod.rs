@@ -9,13 +9,23 @@ mod percentile;
 mod successive_halving;
 mod threshold;
 
-use lepton_core::FrozenTrial;
+use lepton_core::{FrozenTrial, History, TrialState};
 
 pub use hyperband::HyperbandPruner;
 pub use patient::PatientPruner;
 pub use percentile::PercentilePruner;
 pub use successive_halving::SuccessiveHalvingPruner;
 pub use threshold::ThresholdPruner;
+
+/// The last step of the study's first complete trial: what "auto" resources are set from.
+pub(crate) fn first_complete_last_step(history: &History) -> Option<u64> {
+    history
+        .trials()
+        .iter()
+        .find(|t| t.state == TrialState::Complete)
+        .and_then(|t| t.last_step())
+        .map(|(step, _)| step)
+}
 
 /// When a pruner may act: not before `n_warmup_steps`, then on every `interval_steps`-th step
 /// (Optuna's rule: the first report at or after each pruning step counts).

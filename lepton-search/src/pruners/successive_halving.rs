@@ -3,6 +3,8 @@
 
 use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result, TrialState};
 
+use super::first_complete_last_step;
+
 /// Optuna's `SuccessiveHalvingPruner`. Rung `k` sits at step
 /// `min_resource * reduction_factor^(min_early_stopping_rate + k)`. When a trial reports at or
 /// after a rung's step, its value there is compared with the values every trial of the history
@@ -16,8 +18,8 @@ use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result, TrialS
 /// nothing is pruned before a trial has completed.
 #[derive(Debug, Clone, Copy)]
 pub struct SuccessiveHalvingPruner {
-    min_resource: Option<u64>,
-    reduction_factor: u64,
+    pub(super) min_resource: Option<u64>,
+    pub(super) reduction_factor: u64,
     min_early_stopping_rate: u32,
     bootstrap_count: usize,
 }
@@ -70,14 +72,8 @@ impl SuccessiveHalvingPruner {
     }
 
     fn min_resource(&self, history: &History) -> Option<u64> {
-        self.min_resource.or_else(|| {
-            history
-                .trials()
-                .iter()
-                .find(|t| t.state == TrialState::Complete)
-                .and_then(|t| t.last_step())
-                .map(|(step, _)| (step / 100).max(1))
-        })
+        self.min_resource
+            .or_else(|| first_complete_last_step(history).map(|step| (step / 100).max(1)))
     }
 
     /// The step of rung `k`; `None` past `u64`.
