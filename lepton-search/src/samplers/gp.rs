@@ -354,6 +354,33 @@ fn matern52_d_r2(r2: f64) -> f64 {
     -5.0 / 6.0 * (1.0 + SQRT5 * r) * (-SQRT5 * r).exp()
 }
 
+/// The trials' scaled squared distances and their noise-free kernel matrix.
+fn kernel_matrices(data: &Data, h: &Hyper) -> (DMatrix<f64>, DMatrix<f64>) {
+    let n = data.n();
+    let mut r2 = DMatrix::<f64>::zeros(n, n);
+    let mut k = DMatrix::<f64>::zeros(n, n);
+    for i in 0..n {
+        for j in 0..i {
+            let d = h.r2(data, &data.x[i], &data.x[j]);
+            let v = h.scale * matern52(d);
+            r2[(i, j)] = d;
+            r2[(j, i)] = d;
+            k[(i, j)] = v;
+            k[(j, i)] = v;
+        }
+        k[(i, i)] = h.scale;
+    }
+    (r2, k)
+}
+
+/// `k` with `noise` added to its diagonal.
+fn noisy(mut k: DMatrix<f64>, noise: f64) -> DMatrix<f64> {
+    for i in 0..k.nrows() {
+        k[(i, i)] += noise;
+    }
+    k
+}
+
 fn cholesky(mut k: DMatrix<f64>) -> Option<nalgebra::Cholesky<f64, nalgebra::Dyn>> {
     let mut jitter = 0.0;
     for _ in 0..6 {
@@ -374,20 +401,8 @@ fn objective(data: &Data, theta: &[f64], deterministic: bool) -> Option<(f64, Ve
     let h = Hyper::from_raw(theta, deterministic);
     let n = data.n();
     let d = data.d();
-    let mut base = DMatrix::<f64>::zeros(n, n);
-    for i in 0..n {
-        for j in 0..i {
-            let v = h.scale * matern52(h.r2(data, &data.x[i], &data.x[j]));
-            base[(i, j)] = v;
-            base[(j, i)] = v;
-        }
-        base[(i, i)] = h.scale;
-    }
-    let mut k = base.clone();
-    for i in 0..n {
-        k[(i, i)] += h.noise;
-    }
-    let chol = cholesky(k)?;
+    let (r2, base) = kernel_matrices(data, &h);
+    let chol = cholesky(noisy(base.clone(), h.noise))?;
     let y = DVector::from_column_slice(&data.y);
     let alpha = chol.solve(&y);
     let log_det: f64 = chol.l_dirty().diagonal().iter().map(|v| v.ln()).sum();
@@ -412,7 +427,7 @@ fn objective(data: &Data, theta: &[f64], deterministic: bool) -> Option<(f64, Ve
         for j in 0..i {
             let w = 2.0 * (alpha[i] * alpha[j] - k_inv[(i, j)]);
             tr_scale += w * base[(i, j)];
-            let common = w * h.scale * matern52_d_r2(h.r2(data, &data.x[i], &data.x[j]));
+            let common = w * h.scale * matern52_d_r2(r2[(i, j)]);
             for (dim, g) in grad.iter_mut().enumerate().take(d) {
                 *g += common * h.inv_sq[dim] * data.sq_diff(&data.x[i], &data.x[j], dim);
             }
@@ -568,17 +583,7 @@ struct Posterior {
 
 impl Posterior {
     fn new(data: &Data, h: Hyper) -> Option<Posterior> {
-        let n = data.n();
-        let mut k = DMatrix::<f64>::zeros(n, n);
-        for i in 0..n {
-            for j in 0..i {
-                let v = h.scale * matern52(h.r2(data, &data.x[i], &data.x[j]));
-                k[(i, j)] = v;
-                k[(j, i)] = v;
-            }
-            k[(i, i)] = h.scale + h.noise;
-        }
-        let chol = cholesky(k)?;
+        let chol = cholesky(noisy(kernel_matrices(data, &h).1, h.noise))?;
         let alpha = chol.solve(&DVector::from_column_slice(&data.y));
         let best = data.y.iter().copied().fold(f64::INFINITY, f64::min);
         Some(Posterior {
