@@ -90,9 +90,8 @@ impl GpSampler {
     /// Past `every_until` trials (default 200), refits the kernel only once the trials have
     /// grown by `fraction` since the last fit (default 0.1: every ~50th trial at 500), reusing
     /// the last hyper-parameters as they are in between; up to `every_until` every trial
-    /// refits, as Optuna does. The posterior always conditions on every trial. Refitting every
-    /// trial measured more sample-efficient at 100 trials (branin median regret 1.9e-5
-    /// against 4.0e-5 with a refit every 10%), but a fit costs more than the rest of a trial.
+    /// refits, as Optuna does. The posterior always conditions on every trial. A fit costs
+    /// more than the rest of a trial (see `docs/benchmarks.md`), hence the schedule.
     pub fn with_refit_schedule(mut self, every_until: usize, fraction: f64) -> Self {
         self.refit_every_until = every_until;
         if fraction.is_finite() && fraction >= 0.0 {
