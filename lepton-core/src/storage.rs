@@ -33,6 +33,15 @@ use crate::trial::{Direction, FrozenTrial, TrialState};
 ///         t.push(FrozenTrial::new(n));
 ///         Ok(n)
 ///     }
+///     fn create_trial_within(&self, s: &str, limit: u64) -> Result<Option<u64>> {
+///         let mut t = self.0.lock().unwrap();
+///         if t.iter().filter(|t| t.state != TrialState::Failed).count() as u64 >= limit {
+///             return Ok(None);
+///         }
+///         let n = t.len() as u64;
+///         t.push(FrozenTrial::new(n));
+///         Ok(Some(n))
+///     }
 ///     fn set_param(&self, s: &str, n: u64, name: &str, d: &Distribution, v: &ParamValue) -> Result<()> {
 ///         let mut t = self.0.lock().unwrap();
 ///         let t = t.get_mut(n as usize).ok_or(Error::UnknownTrial { study: s.into(), number: n })?;
@@ -92,6 +101,12 @@ pub trait Storage: Send + Sync {
     fn study_names(&self) -> Result<Vec<String>>;
     /// Creates a running trial and returns its number (unique and contiguous from 0).
     fn create_trial(&self, study: &str) -> Result<u64>;
+    /// Creates a running trial, as [`create_trial`](Storage::create_trial) does, unless the
+    /// study already holds `limit` trials that count toward a budget: every trial but the
+    /// failed ones (waiting, running, complete, pruned). Returns `None` when the study is full.
+    /// The count and the creation are one atomic step, so workers sharing a study never take
+    /// it past `limit`, and a failed trial frees its place for another.
+    fn create_trial_within(&self, study: &str, limit: u64) -> Result<Option<u64>>;
     /// Records a suggested parameter of a running trial.
     fn set_param(
         &self,
@@ -101,7 +116,7 @@ pub trait Storage: Send + Sync {
         distribution: &Distribution,
         value: &ParamValue,
     ) -> Result<()>;
-    /// Records a user attribute of a running trial.
+    /// Records a user attribute of a waiting or running trial.
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()>;
     /// Records an intermediate value of a running trial.
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()>;

@@ -39,6 +39,7 @@ pub fn run(storage: &dyn Storage) -> Result<(), Violation> {
     concurrent_numbers(storage)?;
     heartbeats(storage)?;
     queue(storage)?;
+    budget(storage)?;
     Ok(())
 }
 
@@ -371,6 +372,91 @@ pub fn queue(s: &dyn Storage) -> Result<(), Violation> {
     no_error(s.delete_study(study), "clean up")
 }
 
+/// A budgeted creation counts every trial but the failed ones, never overshoots under
+/// concurrency, and a waiting trial takes user attributes.
+pub fn budget(s: &dyn Storage) -> Result<(), Violation> {
+    let study = "conformance-budget";
+    no_error(s.create_study(study, Direction::Minimize), "create")?;
+    let waiting = no_error(
+        s.enqueue_trial(study, &std::collections::BTreeMap::new()),
+        "enqueue",
+    )?;
+    no_error(
+        s.set_user_attr(study, waiting, "retry_of", &ParamValue::Int(7)),
+        "an attribute on a waiting trial",
+    )?;
+    let a = no_error(s.create_trial_within(study, 3), "create within 3")?;
+    let b = no_error(s.create_trial_within(study, 3), "create within 3")?;
+    expect(
+        (a, b) == (Some(1), Some(2)),
+        "a study with room creates trials numbered like any other",
+    )?;
+    expect(
+        no_error(s.create_trial_within(study, 3), "create within 3")?.is_none(),
+        "a study holding its budget (waiting and running trials count) creates none",
+    )?;
+    no_error(
+        s.finish_trial(study, 1, TrialState::Failed, None),
+        "fail a trial",
+    )?;
+    no_error(
+        s.finish_trial(study, 2, TrialState::Complete, Some(1.0)),
+        "complete a trial",
+    )?;
+    expect(
+        no_error(s.create_trial_within(study, 3), "create within 3")? == Some(3),
+        "a failed trial frees its place",
+    )?;
+    expect(
+        no_error(s.create_trial_within(study, 3), "create within 3")?.is_none(),
+        "complete trials count",
+    )?;
+    expect(
+        s.create_trial_within("conformance-none", 3).is_err(),
+        "an unknown study has no budget",
+    )?;
+    let t = no_error(s.trials(study), "list")?;
+    expect(
+        t[0].user_attrs.get("retry_of") == Some(&ParamValue::Int(7)),
+        "the waiting trial keeps its attribute",
+    )?;
+    expect(
+        s.set_user_attr(study, 2, "late", &ParamValue::Int(1))
+            .is_err(),
+        "a finished trial takes no attribute",
+    )?;
+    // 4 threads race for the places left under a budget of 24.
+    let created: Vec<lepton_core::Result<Option<u64>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..10)
+                        .map(|_| s.create_trial_within(study, 24))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let created: Vec<u64> = created
+        .into_iter()
+        .map(|r| no_error(r, "create within a budget from a thread"))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    // 3 trials count (waiting 0, complete 2, running 3) and 1 is failed: 21 places are left.
+    expect(
+        created.len() == 21
+            && created.iter().copied().collect::<BTreeSet<_>>() == (4..25).collect(),
+        "4 threads racing under a budget fill it exactly",
+    )?;
+    no_error(s.delete_study(study), "clean up")
+}
+
 /// Trial numbers stay unique and contiguous when threads create trials at once.
 pub fn concurrent_numbers(s: &dyn Storage) -> Result<(), Violation> {
     let study = "conformance-threads";
@@ -401,8 +487,15 @@ mod tests {
     use crate::storage::InMemoryStorage;
     use lepton_core::FrozenTrial;
 
-    /// A storage that forgets to refuse finishing a finished trial, and overwrites its value.
-    struct Lenient(InMemoryStorage);
+    /// A storage that forgets a rule: to refuse finishing a finished trial (it overwrites the
+    /// value), or to keep a budget.
+    struct Lenient(InMemoryStorage, Forgets);
+
+    #[derive(PartialEq)]
+    enum Forgets {
+        Finished,
+        Budget,
+    }
 
     impl Storage for Lenient {
         fn create_study(&self, n: &str, d: Direction) -> lepton_core::Result<()> {
@@ -419,6 +512,12 @@ mod tests {
         }
         fn create_trial(&self, s: &str) -> lepton_core::Result<u64> {
             self.0.create_trial(s)
+        }
+        fn create_trial_within(&self, s: &str, limit: u64) -> lepton_core::Result<Option<u64>> {
+            if self.1 == Forgets::Budget {
+                return self.0.create_trial(s).map(Some);
+            }
+            self.0.create_trial_within(s, limit)
         }
         fn set_param(
             &self,
@@ -475,7 +574,7 @@ mod tests {
             v: Option<f64>,
         ) -> lepton_core::Result<()> {
             match self.0.finish_trial(s, n, state, v) {
-                Err(Error::IllegalTransition { .. }) => Ok(()),
+                Err(Error::IllegalTransition { .. }) if self.1 == Forgets::Finished => Ok(()),
                 other => other,
             }
         }
@@ -486,7 +585,9 @@ mod tests {
 
     #[test]
     fn a_lenient_storage_fails_the_suite() {
-        let e = run(&Lenient(InMemoryStorage::new())).unwrap_err();
+        let e = run(&Lenient(InMemoryStorage::new(), Forgets::Finished)).unwrap_err();
         assert!(e.0.contains("is refused"), "{e}");
+        let e = run(&Lenient(InMemoryStorage::new(), Forgets::Budget)).unwrap_err();
+        assert!(e.0.contains("creates none"), "{e}");
     }
 }

@@ -19,6 +19,8 @@ struct StudyRecord {
     trials: Vec<Arc<FrozenTrial>>,
     /// Last heartbeat of each trial, by number.
     beats: Vec<Instant>,
+    /// Trials in the failed state (every other trial counts toward a study's budget).
+    failed: u64,
     /// Fixed parameters of trials enqueued and not yet claimed.
     queue: BTreeMap<u64, BTreeMap<String, ParamValue>>,
     /// Every parameter name the study's trials use, allocated once: each trial's `params`
@@ -56,10 +58,22 @@ impl InMemoryStorage {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Runs `f` on trial `number` if it is running.
     fn with_running<T>(
         &self,
         study: &str,
         number: u64,
+        f: impl FnOnce(&mut FrozenTrial, &mut Instant, &mut Names) -> T,
+    ) -> Result<T> {
+        self.with_trial_in(study, number, &[TrialState::Running], f)
+    }
+
+    /// Runs `f` on trial `number` if its state is one of `states`.
+    fn with_trial_in<T>(
+        &self,
+        study: &str,
+        number: u64,
+        states: &[TrialState],
         f: impl FnOnce(&mut FrozenTrial, &mut Instant, &mut Names) -> T,
     ) -> Result<T> {
         let mut studies = self.lock();
@@ -78,7 +92,7 @@ impl InMemoryStorage {
                 study: study.to_owned(),
                 number,
             })?;
-        if trial.state != TrialState::Running {
+        if !states.contains(&trial.state) {
             return Err(Error::IllegalTransition {
                 number,
                 from: trial.state,
@@ -101,6 +115,7 @@ impl Storage for InMemoryStorage {
                 direction,
                 trials: Vec::new(),
                 beats: Vec::new(),
+                failed: 0,
                 queue: BTreeMap::new(),
                 names: Names::default(),
             },
@@ -137,6 +152,21 @@ impl Storage for InMemoryStorage {
         Ok(number)
     }
 
+    fn create_trial_within(&self, study: &str, limit: u64) -> Result<Option<u64>> {
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let counted = record.trials.len() as u64 - record.failed;
+        if counted >= limit {
+            return Ok(None);
+        }
+        let number = record.trials.len() as u64;
+        record.trials.push(Arc::new(FrozenTrial::new(number)));
+        record.beats.push(Instant::now());
+        Ok(Some(number))
+    }
+
     fn set_param(
         &self,
         study: &str,
@@ -154,7 +184,8 @@ impl Storage for InMemoryStorage {
     }
 
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
-        self.with_running(study, number, |t, _, _| {
+        let live = [TrialState::Waiting, TrialState::Running];
+        self.with_trial_in(study, number, &live, |t, _, _| {
             t.user_attrs.insert(key.to_owned(), value.clone());
         })
     }
@@ -206,6 +237,7 @@ impl Storage for InMemoryStorage {
                 failed.push(trial.number);
             }
         }
+        record.failed += failed.len() as u64;
         Ok(failed)
     }
 
@@ -224,19 +256,31 @@ impl Storage for InMemoryStorage {
         value: Option<f64>,
     ) -> Result<()> {
         check_finish(number, state, value)?;
-        let refuse = |from| Error::IllegalTransition {
-            number,
-            from,
-            to: state,
-        };
-        self.with_running(study, number, |t, _, _| {
-            t.state = state;
-            t.value = value;
-        })
-        .map_err(|e| match e {
-            Error::IllegalTransition { from, .. } => refuse(from),
-            other => other,
-        })
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let trial = record
+            .trials
+            .get_mut(number as usize)
+            .ok_or_else(|| Error::UnknownTrial {
+                study: study.to_owned(),
+                number,
+            })?;
+        if trial.state != TrialState::Running {
+            return Err(Error::IllegalTransition {
+                number,
+                from: trial.state,
+                to: state,
+            });
+        }
+        let trial = Arc::make_mut(trial);
+        trial.state = state;
+        trial.value = value;
+        if state == TrialState::Failed {
+            record.failed += 1;
+        }
+        Ok(())
     }
 
     fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {

@@ -1,11 +1,14 @@
 //! PostgreSQL storage: one study shared by workers on many machines, around a real database.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use postgres::{NoTls, Transaction};
 use r2d2::{CustomizeConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
+use super::names::Names;
 use super::trial_rows::TrialRows;
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
@@ -13,7 +16,7 @@ use lepton_core::{
 };
 
 /// The schema version this build writes; older databases are migrated, newer ones refused.
-pub const PG_SCHEMA_VERSION: i32 = 3;
+pub const PG_SCHEMA_VERSION: i32 = 4;
 
 /// Serialises concurrent migrations (a transaction-scoped advisory lock).
 const MIGRATION_LOCK: i64 = 0x6c65_7074_6f6e; // "lepton"
@@ -33,8 +36,15 @@ CREATE TABLE lepton_enqueued_params (
     FOREIGN KEY (study, number) REFERENCES lepton_trials(study, number) ON DELETE CASCADE
 );";
 
+/// Version 4: an identity per study (so a worker's cache of finished trials never outlives
+/// a study deleted and created again under the same name), and an index of failed trials
+/// (a budgeted creation counts the trials that are not failed).
+const SCHEMA_V4: &str = "
+ALTER TABLE lepton_studies ADD COLUMN id BIGSERIAL;
+CREATE INDEX lepton_trials_failed ON lepton_trials (study) WHERE state = 'failed';";
+
 /// The migrations, in order: migration `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE lepton_studies (
@@ -115,9 +125,24 @@ impl CustomizeConnection<postgres::Client, postgres::Error> for SearchPath {
 /// number of machines. Trial numbers come from a per-study counter updated in the same
 /// transaction as the insert, so they stay unique and contiguous under concurrency; every
 /// write checks the trial's state under a row lock.
+///
+/// Finished trials never change, so each storage keeps the ones it has read: reading a study
+/// fetches only the trials from the first one not known to be finished on (Optuna's
+/// `_CachedStorage` idea), and a long study's `ask` reads a short window, not the whole study.
 #[derive(Debug)]
 pub struct PostgresStorage {
     pool: Pool<PostgresConnectionManager<NoTls>>,
+    finished: Mutex<HashMap<String, FinishedPrefix>>,
+}
+
+/// The longest run of finished trials from trial 0 that a storage has read, for one study.
+#[derive(Debug, Default)]
+struct FinishedPrefix {
+    /// The study's identity when they were read.
+    study_id: i64,
+    trials: Vec<Arc<FrozenTrial>>,
+    /// The parameter names those trials use, shared with the trials read after them.
+    names: Names,
 }
 
 impl PostgresStorage {
@@ -139,12 +164,18 @@ impl PostgresStorage {
         }
         let config: postgres::Config = url.parse().map_err(pg)?;
         let manager = PostgresConnectionManager::new(config, NoTls);
+        // A worker needs two connections at most (its trial and its heartbeat), opened when
+        // first needed rather than a pool's worth each: many workers share one server.
         let pool = Pool::builder()
             .max_size(4)
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(30))
             .connection_customizer(Box::new(SearchPath(schema.to_owned())))
             .build_unchecked(manager);
-        let storage = PostgresStorage { pool };
+        let storage = PostgresStorage {
+            pool,
+            finished: Mutex::new(HashMap::new()),
+        };
         let mut conn = storage.conn()?;
         conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .map_err(pg)?;
@@ -191,6 +222,17 @@ impl PostgresStorage {
 
 /// Fails unless trial `number` of `study` exists and is running; locks its row.
 fn running(tx: &mut Transaction<'_>, study: &str, number: u64, to: TrialState) -> Result<()> {
+    in_state(tx, study, number, &[TrialState::Running], to)
+}
+
+/// Fails unless trial `number` of `study` exists in one of `states`; locks its row.
+fn in_state(
+    tx: &mut Transaction<'_>,
+    study: &str,
+    number: u64,
+    states: &[TrialState],
+    to: TrialState,
+) -> Result<()> {
     let row = tx
         .query_opt(
             "SELECT state FROM lepton_trials WHERE study = $1 AND number = $2 FOR UPDATE",
@@ -209,7 +251,7 @@ fn running(tx: &mut Transaction<'_>, study: &str, number: u64, to: TrialState) -
     let state: String = row.get(0);
     let from =
         TrialState::parse(&state).ok_or_else(|| pg(PostgresError::Corrupt(state.clone())))?;
-    if from != TrialState::Running {
+    if !states.contains(&from) {
         return Err(Error::IllegalTransition { number, from, to });
     }
     Ok(())
@@ -231,10 +273,15 @@ fn next_number(tx: &mut Transaction<'_>, study: &str) -> Result<i64> {
 }
 
 fn study_exists(tx: &mut Transaction<'_>, study: &str) -> Result<bool> {
+    Ok(study_id(tx, study)?.is_some())
+}
+
+/// The identity of `study`, if it exists.
+fn study_id(tx: &mut Transaction<'_>, study: &str) -> Result<Option<i64>> {
     Ok(tx
-        .query_opt("SELECT 1 FROM lepton_studies WHERE name = $1", &[&study])
+        .query_opt("SELECT id FROM lepton_studies WHERE name = $1", &[&study])
         .map_err(pg)?
-        .is_some())
+        .map(|r| r.get(0)))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -272,7 +319,9 @@ impl Storage for PostgresStorage {
                 return Err(Error::UnknownStudy(name.to_owned()));
             }
             Ok(())
-        })
+        })?;
+        self.lock_finished().remove(name);
+        Ok(())
     }
 
     fn study_direction(&self, name: &str) -> Result<Direction> {
@@ -311,6 +360,38 @@ impl Storage for PostgresStorage {
         })
     }
 
+    fn create_trial_within(&self, study: &str, limit: u64) -> Result<Option<u64>> {
+        self.write(|tx| {
+            // Every creation updates the study's row: locking it first makes the count below
+            // and the insert one step that no other creation can interleave with.
+            let next: i64 = tx
+                .query_opt(
+                    "SELECT next_number FROM lepton_studies WHERE name = $1 FOR UPDATE",
+                    &[&study],
+                )
+                .map_err(pg)?
+                .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?
+                .get(0);
+            let failed: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM lepton_trials WHERE study = $1 AND state = 'failed'",
+                    &[&study],
+                )
+                .map_err(pg)?
+                .get(0);
+            if next - failed >= i64::try_from(limit).unwrap_or(i64::MAX) {
+                return Ok(None);
+            }
+            let number = next_number(tx, study)?;
+            tx.execute(
+                "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'running')",
+                &[&study, &number],
+            )
+            .map_err(pg)?;
+            Ok(Some(number as u64))
+        })
+    }
+
     fn set_param(
         &self,
         study: &str,
@@ -337,7 +418,8 @@ impl Storage for PostgresStorage {
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
         let v = json(value)?;
         self.write(|tx| {
-            running(tx, study, number, TrialState::Running)?;
+            let live = [TrialState::Waiting, TrialState::Running];
+            in_state(tx, study, number, &live, TrialState::Running)?;
             tx.execute(
                 "INSERT INTO lepton_user_attrs (study, number, key, value) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (study, number, key) DO UPDATE SET value = EXCLUDED.value",
@@ -485,7 +567,15 @@ impl Storage for PostgresStorage {
     }
 
     fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {
-        // One repeatable-read snapshot, so the four reads agree with each other.
+        Ok(self
+            .trials_shared(study)?
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect())
+    }
+
+    fn trials_shared(&self, study: &str) -> Result<Vec<Arc<FrozenTrial>>> {
+        // One repeatable-read snapshot, so the reads agree with each other.
         let mut conn = self.conn()?;
         let mut tx = conn
             .build_transaction()
@@ -493,15 +583,23 @@ impl Storage for PostgresStorage {
             .read_only(true)
             .start()
             .map_err(pg)?;
-        if !study_exists(&mut tx, study)? {
-            return Err(Error::UnknownStudy(study.to_owned()));
-        }
+        let id = study_id(&mut tx, study)?.ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        // The finished trials read before, unless the study was created again since.
+        let (cached, names) = self
+            .lock_finished()
+            .get(study)
+            .filter(|p| p.study_id == id)
+            .map(|p| (p.trials.clone(), p.names.clone()))
+            .unwrap_or_default();
+        let from = cached.len() as i64;
         let corrupt = |message: String| pg(PostgresError::Corrupt(message));
-        let mut rows = TrialRows::default();
+        let mut rows = TrialRows::from_number(from as u64, names);
+        let window = &[&study as &(dyn postgres::types::ToSql + Sync), &from];
         for r in tx
             .query(
-                "SELECT number, state, value FROM lepton_trials WHERE study = $1 ORDER BY number",
-                &[&study],
+                "SELECT number, state, value FROM lepton_trials \
+                 WHERE study = $1 AND number >= $2 ORDER BY number",
+                window,
             )
             .map_err(pg)?
         {
@@ -509,8 +607,9 @@ impl Storage for PostgresStorage {
         }
         for r in tx
             .query(
-                "SELECT number, name, distribution, value FROM lepton_params WHERE study = $1",
-                &[&study],
+                "SELECT number, name, distribution, value FROM lepton_params \
+                 WHERE study = $1 AND number >= $2",
+                window,
             )
             .map_err(pg)?
         {
@@ -519,8 +618,9 @@ impl Storage for PostgresStorage {
         }
         for r in tx
             .query(
-                "SELECT number, step, value FROM lepton_intermediate_values WHERE study = $1",
-                &[&study],
+                "SELECT number, step, value FROM lepton_intermediate_values \
+                 WHERE study = $1 AND number >= $2",
+                window,
             )
             .map_err(pg)?
         {
@@ -528,15 +628,43 @@ impl Storage for PostgresStorage {
         }
         for r in tx
             .query(
-                "SELECT number, key, value FROM lepton_user_attrs WHERE study = $1",
-                &[&study],
+                "SELECT number, key, value FROM lepton_user_attrs \
+                 WHERE study = $1 AND number >= $2",
+                window,
             )
             .map_err(pg)?
         {
             rows.attr(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
         }
         tx.commit().map_err(pg)?;
-        Ok(rows.into_trials())
+        let (fresh, names) = rows.into_parts();
+        let mut all = cached;
+        all.extend(fresh.into_iter().map(Arc::new));
+        let finished = all.iter().take_while(|t| t.state.is_finished()).count();
+        let mut cache = self.lock_finished();
+        let known = cache
+            .get(study)
+            .filter(|p| p.study_id == id)
+            .map_or(0, |p| p.trials.len());
+        if finished > known {
+            cache.insert(
+                study.to_owned(),
+                FinishedPrefix {
+                    study_id: id,
+                    trials: all[..finished].to_vec(),
+                    names,
+                },
+            );
+        }
+        drop(cache);
+        Ok(all)
+    }
+}
+
+impl PostgresStorage {
+    fn lock_finished(&self) -> std::sync::MutexGuard<'_, HashMap<String, FinishedPrefix>> {
+        // Every change to the map is one insert or remove: it is consistent after a panic.
+        self.finished.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -588,6 +716,56 @@ mod tests {
                 s.finish_trial("shared", n, TrialState::Failed, None)
                     .is_err()
             );
+        });
+    }
+
+    #[test]
+    fn finished_trials_are_read_once_and_the_rest_every_time() {
+        with_test_storage(|s, url| {
+            s.create_study("cached", Direction::Minimize).unwrap();
+            for v in [1.0, 2.0] {
+                let n = s.create_trial("cached").unwrap();
+                s.finish_trial("cached", n, TrialState::Complete, Some(v))
+                    .unwrap();
+            }
+            let running = s.create_trial("cached").unwrap();
+            assert_eq!(s.trials_shared("cached").unwrap().len(), 3);
+            // Rewrite every stored value behind the storage's back: the finished trials it
+            // has read are not read again (they cannot change), the running one is.
+            let schema: String = s
+                .conn()
+                .unwrap()
+                .query_one("SELECT current_schema()", &[])
+                .unwrap()
+                .get(0);
+            let mut client = postgres::Client::connect(url, NoTls).unwrap();
+            client
+                .execute(
+                    &format!("UPDATE {schema}.lepton_trials SET value = 9 WHERE study = 'cached'"),
+                    &[],
+                )
+                .unwrap();
+            let values: Vec<Option<f64>> = s
+                .trials_shared("cached")
+                .unwrap()
+                .iter()
+                .map(|t| t.value)
+                .collect();
+            assert_eq!(values, [Some(1.0), Some(2.0), Some(9.0)]);
+            // Another storage (a fresh worker) reads everything.
+            let other = PostgresStorage::connect_in_schema(url, &schema).unwrap();
+            assert_eq!(other.trials("cached").unwrap()[0].value, Some(9.0));
+            other
+                .finish_trial("cached", running, TrialState::Complete, Some(3.0))
+                .unwrap();
+            assert_eq!(s.trials("cached").unwrap()[2].value, Some(3.0));
+            // A study deleted and created again elsewhere is a new study.
+            other.delete_study("cached").unwrap();
+            other.create_study("cached", Direction::Minimize).unwrap();
+            other.create_trial("cached").unwrap();
+            let fresh = s.trials("cached").unwrap();
+            assert_eq!(fresh.len(), 1);
+            assert_eq!(fresh[0].state, TrialState::Running);
         });
     }
 

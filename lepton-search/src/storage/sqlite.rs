@@ -13,7 +13,7 @@ use lepton_core::{
 };
 
 /// The schema version this build writes; older files are migrated, newer ones refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 2: a heartbeat per trial (milliseconds since the Unix epoch).
 const SCHEMA_V2: &str = "ALTER TABLE trials ADD COLUMN heartbeat_ms INTEGER NOT NULL DEFAULT 0;";
@@ -29,8 +29,12 @@ CREATE TABLE enqueued_params (
     FOREIGN KEY (study, number) REFERENCES trials(study, number) ON DELETE CASCADE
 );";
 
+/// Version 4: an index of failed trials (a budgeted creation counts the trials that are not
+/// failed).
+const SCHEMA_V4: &str = "CREATE INDEX trials_failed ON trials (study) WHERE state = 'failed';";
+
 /// The migrations, in order: migration `i` takes a file from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE studies (
@@ -192,6 +196,18 @@ impl SqliteStorage {
         number: u64,
         to: TrialState,
     ) -> Result<()> {
+        self.in_state(tx, study, number, &[TrialState::Running], to)
+    }
+
+    /// Fails unless trial `number` of `study` exists in one of `states`.
+    fn in_state(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        study: &str,
+        number: u64,
+        states: &[TrialState],
+        to: TrialState,
+    ) -> Result<()> {
         let state: Option<String> = tx
             .query_row(
                 "SELECT state FROM trials WHERE study = ?1 AND number = ?2",
@@ -211,7 +227,7 @@ impl SqliteStorage {
         };
         let from =
             TrialState::parse(&state).ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
-        if from != TrialState::Running {
+        if !states.contains(&from) {
             return Err(Error::IllegalTransition { number, from, to });
         }
         Ok(())
@@ -327,6 +343,31 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn create_trial_within(&self, study: &str, limit: u64) -> Result<Option<u64>> {
+        // The immediate transaction holds the file's write lock: the count and the insert are
+        // one step for every process on the file.
+        self.write(|tx| {
+            let number = self.next_number(tx, study)?;
+            let failed: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM trials WHERE study = ?1 AND state = 'failed'",
+                    [study],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sql(&self.path, e))?;
+            if number - failed >= i64::try_from(limit).unwrap_or(i64::MAX) {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO trials (study, number, state, heartbeat_ms) \
+                 VALUES (?1, ?2, 'running', ?3)",
+                params![study, number, now_ms()],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(Some(number as u64))
+        })
+    }
+
     fn set_param(
         &self,
         study: &str,
@@ -352,7 +393,8 @@ impl Storage for SqliteStorage {
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
         let v = json(value)?;
         self.write(|tx| {
-            self.running(tx, study, number, TrialState::Running)?;
+            let live = [TrialState::Waiting, TrialState::Running];
+            self.in_state(tx, study, number, &live, TrialState::Running)?;
             tx.execute(
                 "INSERT OR REPLACE INTO user_attrs (study, number, key, value) VALUES (?1, ?2, ?3, ?4)",
                 params![study, number as i64, key, v],
@@ -510,7 +552,13 @@ impl Storage for SqliteStorage {
     }
 
     fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {
-        let conn = self.lock();
+        let mut guard = self.lock();
+        // One read transaction is one snapshot of the file: the reads below agree with each
+        // other while other processes write (a trial created between two reads is not half
+        // seen). Dropping it ends it; it wrote nothing.
+        let conn = guard
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| sql(&self.path, e))?;
         if !self.study_exists(&conn, study)? {
             return Err(Error::UnknownStudy(study.to_owned()));
         }

@@ -8,15 +8,27 @@ use super::names::Names;
 /// Trials being assembled; every error is a description of a corrupt row.
 #[derive(Debug, Default)]
 pub(crate) struct TrialRows {
+    /// The number of the first trial (a storage that caches finished trials reads only the
+    /// ones after them).
+    first: i64,
     trials: Vec<FrozenTrial>,
     /// Parameter names read so far: every trial's keys share one allocation per name.
     names: Names,
 }
 
 impl TrialRows {
-    /// A trial row, in number order (numbers are contiguous from 0).
+    /// Trials numbered from `first` on, their parameter names interned in `names`.
+    pub fn from_number(first: u64, names: Names) -> Self {
+        TrialRows {
+            first: first as i64,
+            trials: Vec::new(),
+            names,
+        }
+    }
+
+    /// A trial row, in number order (numbers are contiguous from the first).
     pub fn trial(&mut self, number: i64, state: &str, value: Option<f64>) -> Result<(), String> {
-        if number != self.trials.len() as i64 {
+        if number != self.first + self.trials.len() as i64 {
             return Err(format!("trial {number} out of order"));
         }
         let mut t = FrozenTrial::new(number as u64);
@@ -63,8 +75,13 @@ impl TrialRows {
         self.trials
     }
 
+    /// The assembled trials, in number order, and the names they use.
+    pub fn into_parts(self) -> (Vec<FrozenTrial>, Names) {
+        (self.trials, self.names)
+    }
+
     fn get(&mut self, number: i64) -> Result<&mut FrozenTrial, String> {
-        usize::try_from(number)
+        usize::try_from(number - self.first)
             .ok()
             .and_then(|i| self.trials.get_mut(i))
             .ok_or_else(|| format!("row of missing trial {number}"))
@@ -106,5 +123,18 @@ mod tests {
         assert_eq!(t[0].params["x"], ParamValue::Int(2));
         assert_eq!(t[0].intermediate_values[&4], 0.5);
         assert_eq!(t[0].user_attrs["k"], ParamValue::from("v"));
+    }
+
+    #[test]
+    fn a_window_starts_at_its_first_number() {
+        let mut rows = TrialRows::from_number(5, Names::default());
+        assert!(rows.trial(0, "running", None).is_err());
+        rows.trial(5, "running", None).unwrap();
+        rows.trial(6, "complete", Some(2.0)).unwrap();
+        rows.report(6, 1, 0.5).unwrap();
+        assert!(rows.report(4, 1, 0.5).is_err());
+        let (t, _) = rows.into_parts();
+        assert_eq!(t.iter().map(|t| t.number).collect::<Vec<_>>(), [5, 6]);
+        assert_eq!(t[1].intermediate_values[&1], 0.5);
     }
 }
