@@ -26,7 +26,18 @@ pub struct StudyBuilder {
     sampler: Arc<dyn Sampler>,
     pruner: Arc<dyn Pruner>,
     storage: Arc<dyn Storage>,
-    heartbeat: Option<Duration>,
+    heartbeat: Option<Heartbeat>,
+}
+
+/// How a study keeps its running trials alive and deals with those whose worker died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Heartbeat {
+    /// How often a running trial's heartbeat is refreshed.
+    interval: Duration,
+    /// How old a running trial's heartbeat may be before the trial is failed.
+    grace: Duration,
+    /// How many times the configuration of a trial failed for a silent worker is tried again.
+    retries: u32,
 }
 
 impl StudyBuilder {
@@ -54,15 +65,58 @@ impl StudyBuilder {
         self
     }
 
-    /// Makes `optimize` refresh the running trial's heartbeat every `interval`, so that a
-    /// sweep with [`Study::fail_stale_trials`] fails only trials whose worker died.
+    /// Makes the study refresh each running trial's heartbeat every `interval` while its
+    /// objective runs, and fail, before each `ask`, the running trials whose heartbeat is
+    /// older than a grace period (twice the interval, as Optuna's default; see
+    /// [`with_heartbeat_grace`](Self::with_heartbeat_grace)): their workers died, and the
+    /// study goes on without them.
     pub fn with_heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = Some(interval);
+        self.heartbeat = Some(Heartbeat {
+            interval,
+            grace: interval.saturating_mul(2),
+            retries: self.heartbeat.map_or(0, |h| h.retries),
+        });
+        self
+    }
+
+    /// Sets the grace period after which a silent running trial is failed (at least the
+    /// heartbeat interval; set after [`with_heartbeat`](Self::with_heartbeat)).
+    pub fn with_heartbeat_grace(mut self, grace: Duration) -> Self {
+        if let Some(h) = &mut self.heartbeat {
+            h.grace = grace;
+        }
+        self
+    }
+
+    /// Retries the configuration of a trial failed for a silent worker, up to `retries`
+    /// times (Optuna's `RetryFailedTrialCallback`): it is enqueued again, with user attributes
+    /// `retry_of` (the failed trial's number) and `retries` (how many times it has been
+    /// retried). Needs [`with_heartbeat`](Self::with_heartbeat).
+    pub fn with_stale_retries(mut self, retries: u32) -> Self {
+        if let Some(h) = &mut self.heartbeat {
+            h.retries = retries;
+        }
         self
     }
 
     /// Creates the study in its storage, or loads it if it exists with the same direction.
+    /// Refuses a zero heartbeat interval or a grace period shorter than the interval.
     pub fn build(self) -> Result<Study> {
+        if let Some(h) = self.heartbeat {
+            let reason = if h.interval.is_zero() {
+                Some("the heartbeat interval must be positive")
+            } else if h.grace < h.interval {
+                Some("the grace period must be at least the heartbeat interval")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(Error::InvalidParameter {
+                    name: "heartbeat".into(),
+                    reason: reason.into(),
+                });
+            }
+        }
         match self.storage.create_study(&self.name, self.direction) {
             Ok(()) => {}
             Err(Error::StudyExists(_)) => {
@@ -98,7 +152,7 @@ pub struct Study {
     sampler: Arc<dyn Sampler>,
     pruner: Arc<dyn Pruner>,
     storage: Arc<dyn Storage>,
-    heartbeat: Option<Duration>,
+    heartbeat: Option<Heartbeat>,
 }
 
 impl std::fmt::Debug for Study {
@@ -136,14 +190,49 @@ impl Study {
     /// Creates a running trial (an enqueued one first, with its fixed parameters); suggest its
     /// parameters, then [`tell`](Self::tell) its outcome.
     pub fn ask(&self) -> Result<Trial> {
-        let history = Arc::new(History::shared(
-            self.direction,
-            self.storage.trials_shared(&self.name)?,
-        ));
+        let history = self.history_for_ask()?;
         let (number, fixed) = match self.storage.claim_waiting_trial(&self.name)? {
             Some(claimed) => claimed,
             None => (self.storage.create_trial(&self.name)?, BTreeMap::new()),
         };
+        self.start(history, number, fixed)
+    }
+
+    /// [`ask`](Self::ask), unless the study already holds `limit` trials that count toward a
+    /// budget (all but the failed ones): `None` then. Workers on many machines that each ask
+    /// within the same limit fill the study to exactly `limit` trials between them.
+    pub fn ask_within(&self, limit: u64) -> Result<Option<Trial>> {
+        let history = self.history_for_ask()?;
+        let (number, fixed) = match self.storage.claim_waiting_trial(&self.name)? {
+            Some(claimed) => claimed,
+            None => match self.storage.create_trial_within(&self.name, limit)? {
+                Some(number) => (number, BTreeMap::new()),
+                None => return Ok(None),
+            },
+        };
+        self.start(history, number, fixed).map(Some)
+    }
+
+    /// What a new trial is sampled from; with a heartbeat, stale trials are failed (and
+    /// retried) first, so that a dead worker's trial neither blocks the study nor misleads
+    /// the sampler as a running one.
+    fn history_for_ask(&self) -> Result<Arc<History>> {
+        if let Some(h) = self.heartbeat {
+            self.fail_stale_trials(h.grace)?;
+        }
+        Ok(Arc::new(History::shared(
+            self.direction,
+            self.storage.trials_shared(&self.name)?,
+        )))
+    }
+
+    /// Hands out trial `number`, sampling its parameters jointly unless they are fixed.
+    fn start(
+        &self,
+        history: Arc<History>,
+        number: u64,
+        fixed: BTreeMap<String, ParamValue>,
+    ) -> Result<Trial> {
         // An enqueued configuration is tried as given; only a fresh trial is modelled jointly.
         let joint = if fixed.is_empty() {
             match self.sampler.sample_joint(&history, number) {
@@ -297,7 +386,8 @@ impl Study {
             // A timeout too long to represent is no deadline.
             options.timeout.and_then(|t| Instant::now().checked_add(t)),
             Observer::new(options.observe, self.direction, best, on_trial),
-        );
+        )
+        .with_study_total(options.study_total);
         let span = tracing::info_span!("study", name = %self.name, workers = options.n_workers);
         let (shared, objective) = (&run, &objective);
         std::thread::scope(|scope| {
@@ -328,27 +418,58 @@ impl Study {
         O: FnMut(&FrozenTrial),
     {
         while run.claim() {
-            match self.run_trial(&mut objective) {
-                Ok(Some(record)) => {
-                    tracing::debug!(trial = record.number, state = ?record.state, "trial finished");
-                    if !run.observe(&record) {
-                        return;
+            loop {
+                match self.run_trial(&mut objective, run.study_total) {
+                    Ok(Ran::Finished(record)) => {
+                        tracing::debug!(trial = record.number, state = ?record.state, "trial finished");
+                        if !run.observe(&record) {
+                            return;
+                        }
+                        break;
                     }
+                    Ok(Ran::Dropped) => break,
+                    Ok(Ran::Full) => match self.room_may_come(run) {
+                        Ok(true) => continue,
+                        Ok(false) => return run.stop(),
+                        Err(e) => return run.fail(e),
+                    },
+                    Err(e) => return run.fail(e),
                 }
-                Ok(None) => {}
-                Err(e) => return run.fail(e),
             }
         }
     }
 
+    /// Whether a worker that found the study full should ask again: only with a heartbeat,
+    /// while other trials run (a dead worker's trial will be failed and its place freed) and
+    /// the run's time is not up. Waits one heartbeat interval before saying yes.
+    fn room_may_come<O: FnMut(&FrozenTrial)>(&self, run: &Run<O>) -> Result<bool> {
+        let Some(h) = self.heartbeat else {
+            return Ok(false);
+        };
+        if run.halted() || run.past_deadline() {
+            return Ok(false);
+        }
+        let trials = self.storage.trials_shared(&self.name)?;
+        if !trials.iter().any(|t| t.state == TrialState::Running) {
+            return Ok(false);
+        }
+        std::thread::sleep(h.interval);
+        Ok(true)
+    }
+
     /// One trial from `ask` to `tell`. The objective's errors, non-finite values and panics
-    /// fail the trial only; an error from asking or telling is returned. `None`: a sweep
-    /// failed the trial while it ran (its heartbeat was late), and its result was dropped.
-    fn run_trial<F>(&self, objective: &mut F) -> Result<Option<FrozenTrial>>
+    /// fail the trial only; an error from asking or telling is returned.
+    fn run_trial<F>(&self, objective: &mut F, study_total: Option<u64>) -> Result<Ran>
     where
         F: FnMut(&mut Trial) -> Result<f64>,
     {
-        let mut trial = self.ask()?;
+        let mut trial = match study_total {
+            None => self.ask()?,
+            Some(limit) => match self.ask_within(limit)? {
+                Some(trial) => trial,
+                None => return Ok(Ran::Full),
+            },
+        };
         let number = trial.number();
         let span = tracing::info_span!("trial", number);
         let _enter = span.enter();
@@ -357,14 +478,14 @@ impl Study {
                 .unwrap_or_else(|panic| Err(Error::stage(panic_message(&panic))))
         });
         match self.finish(trial, outcome) {
-            Ok(record) => Ok(Some(record)),
+            Ok(record) => Ok(Ran::Finished(record)),
             Err(Error::IllegalTransition { from, .. }) => {
                 tracing::warn!(
                     trial = number,
                     ?from,
                     "trial was finished elsewhere; result dropped"
                 );
-                Ok(None)
+                Ok(Ran::Dropped)
             }
             Err(e) => Err(e),
         }
@@ -372,7 +493,7 @@ impl Study {
 
     /// Runs `work`, refreshing trial `number`'s heartbeat meanwhile when the study has one.
     fn beating_while<T>(&self, number: u64, work: impl FnOnce() -> T) -> T {
-        let Some(interval) = self.heartbeat else {
+        let Some(Heartbeat { interval, .. }) = self.heartbeat else {
             return work();
         };
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -391,9 +512,48 @@ impl Study {
     }
 
     /// Fails the running trials whose heartbeat is older than `grace` (their workers are
-    /// presumed dead) and returns their numbers.
+    /// presumed dead) and returns their numbers. With
+    /// [`with_stale_retries`](StudyBuilder::with_stale_retries), each one's configuration is
+    /// enqueued again while it has retries left. Safe to call from many workers at once: each
+    /// stale trial is failed, and retried, by one of them.
     pub fn fail_stale_trials(&self, grace: Duration) -> Result<Vec<u64>> {
-        self.storage.fail_stale_trials(&self.name, grace)
+        let failed = self.storage.fail_stale_trials(&self.name, grace)?;
+        let retries = self.heartbeat.map_or(0, |h| h.retries);
+        if failed.is_empty() || retries == 0 {
+            return Ok(failed);
+        }
+        let trials = self.storage.trials_shared(&self.name)?;
+        for &number in &failed {
+            let Some(trial) = trials.get(number as usize) else {
+                continue;
+            };
+            let done = match trial.user_attrs.get("retries") {
+                Some(ParamValue::Int(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+                _ => 0,
+            };
+            if done >= retries {
+                continue;
+            }
+            let params = trial
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            let retry = self.storage.enqueue_trial(&self.name, &params)?;
+            let attrs = [
+                ("retry_of", ParamValue::Int(number as i64)),
+                ("retries", ParamValue::Int(i64::from(done) + 1)),
+            ];
+            for (key, value) in &attrs {
+                self.storage.set_user_attr(&self.name, retry, key, value)?;
+            }
+            tracing::info!(
+                trial = number,
+                retry,
+                "stale trial failed and enqueued again"
+            );
+        }
+        Ok(failed)
     }
 
     /// Every trial of the study, in number order.
@@ -446,6 +606,16 @@ impl Study {
     }
 }
 
+/// What became of one attempt to run a trial.
+enum Ran {
+    /// The trial ran and its outcome was recorded.
+    Finished(FrozenTrial),
+    /// A sweep failed the trial while it ran (its heartbeat was late); its result was dropped.
+    Dropped,
+    /// The study holds its total of trials: none was started.
+    Full,
+}
+
 /// When an optimisation hands a finished trial to its observer (the modes of argmin's
 /// observers). Only trials whose outcome was recorded count; a trial a sweep failed while it
 /// ran does not.
@@ -471,8 +641,14 @@ pub enum Observe {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Optimize {
-    /// Trials started in all, across workers (`None`: until the timeout).
+    /// Trials started in all by this run, across its workers (`None`: no such bound).
     pub n_trials: Option<usize>,
+    /// The number of trials the study itself should hold, counting those of every worker on
+    /// every machine and of earlier runs, failed ones excepted (`None`: no such bound). Workers
+    /// sharing one storage with the same total fill the study to exactly this many trials;
+    /// with a heartbeat, a worker that finds it full waits while other trials run, and takes
+    /// the place of one that a dead worker left.
+    pub study_total: Option<u64>,
     /// No trial starts after this much time has passed; running ones finish
     /// (`None`: until `n_trials` are done).
     pub timeout: Option<Duration>,
@@ -487,6 +663,7 @@ impl Optimize {
     pub fn trials(n_trials: usize) -> Self {
         Optimize {
             n_trials: Some(n_trials),
+            study_total: None,
             timeout: None,
             n_workers: 1,
             observe: Observe::Always,
@@ -497,6 +674,7 @@ impl Optimize {
     pub fn timeout(timeout: Duration) -> Self {
         Optimize {
             n_trials: None,
+            study_total: None,
             timeout: Some(timeout),
             n_workers: 1,
             observe: Observe::Always,
@@ -506,6 +684,24 @@ impl Optimize {
     /// Sets the number of trials started in all.
     pub fn with_trials(mut self, n_trials: usize) -> Self {
         self.n_trials = Some(n_trials);
+        self
+    }
+
+    /// Until the study holds `total` trials (failed ones excepted), whoever runs them, on one
+    /// worker, every one observed: what each of many worker processes on one storage runs.
+    pub fn study_total(total: u64) -> Self {
+        Optimize {
+            n_trials: None,
+            study_total: Some(total),
+            timeout: None,
+            n_workers: 1,
+            observe: Observe::Always,
+        }
+    }
+
+    /// Sets the number of trials the study should hold in all.
+    pub fn with_study_total(mut self, total: u64) -> Self {
+        self.study_total = Some(total);
         self
     }
 
@@ -527,7 +723,7 @@ impl Optimize {
         self
     }
 
-    /// Checks the options: at least one worker, a trial budget or a timeout (or the run
+    /// Checks the options: at least one worker, a trial budget, a study total or a timeout (or the run
     /// would never end), and `Observe::Every(n)` with `n` at least 1.
     pub fn validate(&self) -> Result<()> {
         let refuse = |name: &str, reason: &str| {
@@ -539,10 +735,10 @@ impl Optimize {
         if self.n_workers == 0 {
             return refuse("n_workers", "at least one worker is needed");
         }
-        if self.n_trials.is_none() && self.timeout.is_none() {
+        if self.n_trials.is_none() && self.study_total.is_none() && self.timeout.is_none() {
             return refuse(
                 "n_trials",
-                "neither a trial count nor a timeout is set: the run would never end",
+                "neither a trial count, a study total nor a timeout is set: the run would never end",
             );
         }
         if self.observe == Observe::Every(0) {
@@ -556,6 +752,8 @@ impl Optimize {
 struct Run<O> {
     /// Trials to start in all, if bounded.
     budget: Option<usize>,
+    /// Trials the study should hold, if bounded.
+    study_total: Option<u64>,
     /// No trial starts after this instant, if bounded.
     deadline: Option<Instant>,
     /// Trials claimed so far (it may count past the budget: claims beyond it are refused).
@@ -573,6 +771,7 @@ impl<O: FnMut(&FrozenTrial)> Run<O> {
     fn new(budget: Option<usize>, deadline: Option<Instant>, observer: Observer<O>) -> Self {
         Run {
             budget,
+            study_total: None,
             deadline,
             claimed: AtomicUsize::new(0),
             halted: AtomicBool::new(false),
@@ -582,12 +781,23 @@ impl<O: FnMut(&FrozenTrial)> Run<O> {
         }
     }
 
+    /// Bounds the study's own number of trials.
+    fn with_study_total(mut self, total: Option<u64>) -> Self {
+        self.study_total = total;
+        self
+    }
+
+    fn halted(&self) -> bool {
+        self.halted.load(Ordering::Acquire)
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
     /// Whether the caller may start one more trial (and counts it if so).
     fn claim(&self) -> bool {
-        if self.halted.load(Ordering::Acquire) {
-            return false;
-        }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.halted() || self.past_deadline() {
             return false;
         }
         match self.budget {
@@ -606,6 +816,11 @@ impl<O: FnMut(&FrozenTrial)> Run<O> {
             }
             Err(_poisoned) => false,
         }
+    }
+
+    /// Stops the run without an error: the study is full.
+    fn stop(&self) {
+        self.halted.store(true, Ordering::Release);
     }
 
     /// Stops the run for `error`, kept if it is the first.
@@ -811,6 +1026,103 @@ mod tests {
                 assert_eq!((swept, state), (vec![0], TrialState::Failed));
             }
         }
+    }
+
+    #[test]
+    fn threads_fill_a_study_total_exactly_and_failed_trials_free_places() {
+        let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+        // Trials done before this run count toward the total.
+        let earlier = Study::builder("total")
+            .with_storage(Arc::clone(&storage))
+            .build()
+            .unwrap();
+        earlier.optimize(5, sphere).unwrap();
+        for heartbeat in [None, Some(Duration::from_millis(20))] {
+            let mut builder = Study::builder("total").with_storage(Arc::clone(&storage));
+            if let Some(h) = heartbeat {
+                builder = builder.with_heartbeat(h);
+            }
+            let study = builder.build().unwrap();
+            let total = if heartbeat.is_some() { 60 } else { 30 };
+            study
+                .optimize_with_options(
+                    Optimize::study_total(total).with_workers(4),
+                    |t| {
+                        let u = t.suggest_float("u", -1.0, 1.0, Scale::Linear)?;
+                        if u < -0.5 {
+                            return Err(Error::InvalidInput("diverged".into()));
+                        }
+                        Ok(u * u)
+                    },
+                    |_| {},
+                )
+                .unwrap();
+            let trials = study.trials().unwrap();
+            let counted = trials
+                .iter()
+                .filter(|t| t.state != TrialState::Failed)
+                .count();
+            assert_eq!(counted as u64, total);
+            assert!(trials.iter().all(|t| t.state.is_finished()));
+            // A worker joining a full study runs nothing.
+            study
+                .optimize_with_options(Optimize::study_total(total), sphere, |_| {
+                    panic!("no trial should run")
+                })
+                .unwrap();
+            assert_eq!(study.trials().unwrap().len(), trials.len());
+        }
+    }
+
+    #[test]
+    fn a_dead_workers_trial_is_failed_retried_and_its_place_taken() {
+        let storage: Arc<dyn Storage> = Arc::new(InMemoryStorage::new());
+        let dead = Study::builder("crash")
+            .with_storage(Arc::clone(&storage))
+            .build()
+            .unwrap();
+        // A worker asks and dies: its trial stays running, with no heartbeat.
+        let mut orphan = dead.ask().unwrap();
+        let x = orphan.suggest_float("x", -1.0, 1.0, Scale::Linear).unwrap();
+        drop(orphan);
+        let study = Study::builder("crash")
+            .with_storage(Arc::clone(&storage))
+            .with_heartbeat(Duration::from_millis(20))
+            .with_heartbeat_grace(Duration::from_millis(100))
+            .with_stale_retries(1)
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        study
+            .optimize_with_options(Optimize::study_total(4), sphere, |_| {})
+            .unwrap();
+        // The worker waited for the orphan to go stale rather than stop short.
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        let trials = study.trials().unwrap();
+        assert_eq!(trials[0].state, TrialState::Failed);
+        let retry = trials
+            .iter()
+            .find(|t| t.user_attrs.get("retry_of") == Some(&ParamValue::Int(0)))
+            .expect("the orphan was retried");
+        assert_eq!(retry.user_attrs["retries"], ParamValue::Int(1));
+        assert_eq!(retry.params["x"], ParamValue::Float(x));
+        assert_eq!(retry.state, TrialState::Complete);
+        let complete = trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .count();
+        assert_eq!((trials.len(), complete), (5, 4));
+    }
+
+    #[test]
+    fn heartbeat_settings_that_cannot_work_are_refused() {
+        let zero = Study::builder("h").with_heartbeat(Duration::ZERO).build();
+        assert!(matches!(zero, Err(Error::InvalidParameter { .. })));
+        let short = Study::builder("h")
+            .with_heartbeat(Duration::from_secs(1))
+            .with_heartbeat_grace(Duration::from_millis(10))
+            .build();
+        assert!(matches!(short, Err(Error::InvalidParameter { .. })));
     }
 
     #[test]
