@@ -90,3 +90,76 @@ fn bad_storage_urls_and_studies_fail_with_a_message() {
     let (ok, _, err) = lepton(&["study", "show", "--storage", "memory:", "--study", "none"]);
     assert!(!ok && err.contains("unknown study"), "{err}");
 }
+
+#[test]
+fn a_worker_fills_a_study_to_its_total_and_a_second_one_finds_it_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let worker = |trials: &str| {
+        lepton(&[
+            "worker",
+            "--storage",
+            &url,
+            "--study",
+            "h6",
+            "--objective",
+            "hartmann6",
+            "--sampler",
+            "tpe",
+            "--trials",
+            trials,
+            "--seed",
+            "1",
+        ])
+    };
+    let (ok, out, err) = worker("30");
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 30);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["state"] == "complete" && l["ask_ms"].as_f64().unwrap() >= 0.0)
+    );
+    // Hartmann-6's minimum is -3.32; 30 TPE trials get below -1.
+    let best = lines
+        .iter()
+        .map(|l| l["value"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert!((-3.33..-1.0).contains(&best), "{best}");
+    assert!(err.contains("30 trials"), "{err}");
+    let (ok, out, _) = worker("30");
+    assert!(ok && out.is_empty(), "{out}");
+    let (ok, out, _) = lepton(&["study", "list", "--storage", &url]);
+    assert!(ok && out.contains("h6\tMinimize\t30 trials"), "{out}");
+}
+
+#[test]
+fn a_worker_refuses_unknown_problems_and_samplers_before_touching_the_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    for (objective, sampler, message) in [
+        ("sphere", "tpe", "unknown problem `sphere`"),
+        ("branin", "anneal", "anneal"),
+    ] {
+        let (ok, _, err) = lepton(&[
+            "worker",
+            "--storage",
+            &url,
+            "--study",
+            "s",
+            "--objective",
+            objective,
+            "--sampler",
+            sampler,
+            "--trials",
+            "5",
+        ]);
+        assert!(!ok && err.contains(message), "{err}");
+    }
+    let (ok, out, _) = lepton(&["study", "list", "--storage", &url]);
+    assert!(ok && out.is_empty(), "{out}");
+}

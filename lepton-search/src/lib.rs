@@ -18,6 +18,7 @@
 //! ```
 
 pub mod export;
+pub mod problems;
 pub mod pruners;
 pub mod samplers;
 pub mod storage;

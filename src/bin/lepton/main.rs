@@ -1,10 +1,12 @@
-//! `lepton`: inspect studies from a shell.
+//! `lepton`: inspect studies from a shell, and run workers on the benchmark problems.
 //!
 //! ```text
 //! lepton study list   --storage URL
 //! lepton study show   --storage URL --study NAME
 //! lepton study best   --storage URL --study NAME
 //! lepton study export --storage URL --study NAME [--format json|csv]
+//! lepton worker --storage URL --study NAME --objective branin|hartmann6|rosenbrock5|mixed6
+//!               --trials N [--sampler NAME] [--retries K] [--trial-ms MS] ...
 //! ```
 //! Storage URLs: `memory:`, `sqlite:///path/to/study.db`, `postgres://user@host:port/db`.
 
@@ -15,8 +17,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lepton::core::History;
 use lepton::search::export;
 
+mod worker;
+
 #[derive(Parser)]
-#[command(name = "lepton", version, about = "Inspect Lepton studies")]
+#[command(
+    name = "lepton",
+    version,
+    about = "Inspect Lepton studies and run workers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +35,9 @@ enum Command {
     /// Studies: list them, show one, its best trial, or export its trials.
     #[command(subcommand)]
     Study(StudyCommand),
+    /// Runs one worker of a shared study on a benchmark problem, until the study holds its
+    /// total of trials; prints one JSON line per finished trial.
+    Worker(worker::WorkerArgs),
 }
 
 #[derive(Subcommand)]
@@ -89,7 +100,10 @@ fn main() -> ExitCode {
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn run(cli: Cli) -> Result<()> {
-    let Command::Study(command) = cli.command;
+    let command = match cli.command {
+        Command::Study(command) => command,
+        Command::Worker(args) => return worker::run(args),
+    };
     let out = &mut std::io::stdout().lock();
     match command {
         StudyCommand::List { storage } => {
