@@ -83,6 +83,31 @@ impl ImageDataset {
         &self.labels
     }
 
+    /// The images at `indices`, in that order (for splits); an index out of range is an
+    /// error.
+    pub fn select(&self, indices: &[usize]) -> Result<Self> {
+        let size = self.height * self.width;
+        let mut pixels = Vec::with_capacity(indices.len() * size);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let (Some(image), Some(&label)) = (self.features(i), self.labels.get(i)) else {
+                return Err(DataError::InvalidInput(format!(
+                    "image {i} selected from a dataset of {}",
+                    self.labels.len()
+                )));
+            };
+            pixels.extend_from_slice(image);
+            labels.push(label);
+        }
+        Ok(ImageDataset {
+            schema: self.schema.clone(),
+            height: self.height,
+            width: self.width,
+            pixels,
+            labels,
+        })
+    }
+
     /// How many images each class has.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.schema.n_classes().unwrap_or(0)];
@@ -133,5 +158,23 @@ mod tests {
         assert!(ImageDataset::from_u8(1, 2, &[0, 1, 2], &[0, 0], vec!["a".into()]).is_err());
         assert!(ImageDataset::from_u8(1, 1, &[0], &[3], vec!["a".into()]).is_err());
         assert!(ImageDataset::from_u8(0, 1, &[], &[], vec!["a".into()]).is_err());
+    }
+
+    #[test]
+    fn selects_images_with_their_labels() {
+        let d = ImageDataset::from_u8(
+            1,
+            1,
+            &[0, 255, 51],
+            &[0, 1, 0],
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap();
+        let s = d.select(&[2, 1]).unwrap();
+        assert_eq!((s.len(), s.height(), s.width()), (2, 1, 1));
+        assert_eq!(s.features(0), Some(&[0.2][..]));
+        assert_eq!(s.labels(), &[0, 1]);
+        assert_eq!(s.schema(), d.schema());
+        assert!(d.select(&[3]).is_err());
     }
 }
