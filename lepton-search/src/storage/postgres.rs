@@ -4,19 +4,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use postgres::{NoTls, Transaction};
-use r2d2::{CustomizeConnection, Pool, PooledConnection};
+use postgres::types::ToSql;
+use postgres::{NoTls, Statement};
+use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::names::Names;
 use super::trial_rows::TrialRows;
 use lepton_core::{
-    Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
-    check_finish, check_param, check_report,
+    Direction, Distribution, Error, FrozenTrial, ParamValue, RETRIES_ATTR, RETRY_OF_ATTR, Result,
+    STALE_ATTR, Storage, TrialState, check_finish, check_param, check_report,
 };
 
 /// The schema version this build writes; older databases are migrated, newer ones refused.
-pub const PG_SCHEMA_VERSION: i32 = 4;
+pub const PG_SCHEMA_VERSION: i32 = 5;
 
 /// Serialises concurrent migrations (a transaction-scoped advisory lock).
 const MIGRATION_LOCK: i64 = 0x6c65_7074_6f6e; // "lepton"
@@ -43,8 +44,14 @@ const SCHEMA_V4: &str = "
 ALTER TABLE lepton_studies ADD COLUMN id BIGSERIAL;
 CREATE INDEX lepton_trials_failed ON lepton_trials (study) WHERE state = 'failed';";
 
+/// Version 5: indexes of waiting and running trials, so that claiming an enqueued trial and
+/// sweeping stale ones cost the same in a study of a million trials as in a new one.
+const SCHEMA_V5: &str = "
+CREATE INDEX lepton_trials_waiting ON lepton_trials (study, number) WHERE state = 'waiting';
+CREATE INDEX lepton_trials_running ON lepton_trials (study, heartbeat) WHERE state = 'running';";
+
 /// The migrations, in order: migration `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE lepton_studies (
@@ -111,28 +118,200 @@ fn pg(e: impl Into<PostgresError>) -> Error {
     Error::stage(e.into())
 }
 
-/// Sets each pooled connection's search path to the storage's schema.
-#[derive(Debug)]
-struct SearchPath(String);
+// Every statement a worker runs per trial is one of these, prepared once per connection (no
+// parsing or planning per call) and, except the read of a study, a single statement in its own
+// implicit transaction: the row locks they take and PostgreSQL's re-check of a locked row
+// (EvalPlanQual) make each one atomic against concurrent workers.
 
-impl CustomizeConnection<postgres::Client, postgres::Error> for SearchPath {
-    fn on_acquire(&self, conn: &mut postgres::Client) -> std::result::Result<(), postgres::Error> {
-        conn.batch_execute(&format!("SET search_path TO {}", self.0))
+/// Creates a running trial: takes the next number from the study's counter (its row lock
+/// orders concurrent creators) and inserts the trial, in one statement.
+const CREATE_TRIAL: &str = "
+WITH n AS (UPDATE lepton_studies SET next_number = next_number + 1 WHERE name = $1
+           RETURNING next_number - 1 AS number)
+INSERT INTO lepton_trials (study, number, state) SELECT $1, number, 'running' FROM n
+RETURNING number";
+
+/// As [`CREATE_TRIAL`], only while the study holds fewer than `$2` trials that are not failed.
+/// The counter's row is re-checked at its latest version when another creator held it; the
+/// count of failed trials may be a moment old, which can only under-count room (a failed trial
+/// stays failed), so the limit is never passed.
+const CREATE_TRIAL_WITHIN: &str = "
+WITH n AS (UPDATE lepton_studies SET next_number = next_number + 1
+           WHERE name = $1 AND next_number
+               - (SELECT count(*) FROM lepton_trials WHERE study = $1 AND state = 'failed') < $2
+           RETURNING next_number - 1 AS number)
+INSERT INTO lepton_trials (study, number, state) SELECT $1, number, 'running' FROM n
+RETURNING number";
+
+/// Claims the oldest waiting trial (SKIP LOCKED: concurrent claimers each get another one),
+/// and says whether the study exists.
+const CLAIM_WAITING: &str = "
+WITH c AS (UPDATE lepton_trials SET state = 'running', heartbeat = now()
+           WHERE study = $1 AND number = (SELECT number FROM lepton_trials
+               WHERE study = $1 AND state = 'waiting' ORDER BY number LIMIT 1
+               FOR UPDATE SKIP LOCKED)
+           RETURNING number)
+SELECT EXISTS (SELECT 1 FROM lepton_studies WHERE name = $1), (SELECT number FROM c)";
+
+const ENQUEUED_PARAMS: &str =
+    "SELECT name, value FROM lepton_enqueued_params WHERE study = $1 AND number = $2";
+
+/// Fails the running trials whose heartbeat is older than `$2` seconds (on the server's
+/// clock), marking each with the stale attribute (`$3`), and says whether the study exists.
+const FAIL_STALE: &str = "
+WITH f AS (UPDATE lepton_trials SET state = 'failed' WHERE study = $1 AND state = 'running'
+           AND heartbeat < now() - make_interval(secs => $2) RETURNING number),
+m AS (INSERT INTO lepton_user_attrs (study, number, key, value)
+      SELECT $1, number, $3, 'true' FROM f
+      ON CONFLICT (study, number, key) DO UPDATE SET value = EXCLUDED.value)
+SELECT EXISTS (SELECT 1 FROM lepton_studies WHERE name = $1), ARRAY(SELECT number FROM f)";
+
+/// Writes to a trial only while it is running: the trial's row is share-locked, so a
+/// concurrent finish waits for the write or, if it came first, makes the write find nothing.
+const SET_PARAM: &str = "
+INSERT INTO lepton_params (study, number, name, distribution, value)
+SELECT study, number, $3, $4, $5 FROM lepton_trials
+WHERE study = $1 AND number = $2 AND state = 'running' FOR SHARE
+ON CONFLICT (study, number, name)
+DO UPDATE SET distribution = EXCLUDED.distribution, value = EXCLUDED.value";
+
+const SET_USER_ATTR: &str = "
+INSERT INTO lepton_user_attrs (study, number, key, value)
+SELECT study, number, $3, $4 FROM lepton_trials
+WHERE study = $1 AND number = $2 AND state IN ('waiting', 'running') FOR SHARE
+ON CONFLICT (study, number, key) DO UPDATE SET value = EXCLUDED.value";
+
+const REPORT: &str = "
+INSERT INTO lepton_intermediate_values (study, number, step, value)
+SELECT study, number, $3, $4 FROM lepton_trials
+WHERE study = $1 AND number = $2 AND state = 'running' FOR SHARE
+ON CONFLICT (study, number, step) DO UPDATE SET value = EXCLUDED.value";
+
+const HEARTBEAT: &str = "UPDATE lepton_trials SET heartbeat = now() \
+                         WHERE study = $1 AND number = $2 AND state = 'running'";
+
+const FINISH: &str = "UPDATE lepton_trials SET state = $3, value = $4 \
+                      WHERE study = $1 AND number = $2 AND state = 'running'";
+
+const TRIAL_STATE: &str = "SELECT state FROM lepton_trials WHERE study = $1 AND number = $2";
+
+const STUDY_ID: &str = "SELECT id FROM lepton_studies WHERE name = $1";
+
+const READ_TRIALS: &str = "SELECT number, state, value FROM lepton_trials \
+                           WHERE study = $1 AND number >= $2 ORDER BY number";
+const READ_PARAMS: &str = "SELECT number, name, distribution, value FROM lepton_params \
+                           WHERE study = $1 AND number >= $2";
+const READ_REPORTS: &str = "SELECT number, step, value FROM lepton_intermediate_values \
+                            WHERE study = $1 AND number >= $2";
+const READ_ATTRS: &str = "SELECT number, key, value FROM lepton_user_attrs \
+                          WHERE study = $1 AND number >= $2";
+
+/// A pooled connection and the statements prepared on it.
+struct Conn {
+    client: postgres::Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    /// `sql`, prepared on this connection the first time it is asked for.
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).map_err(pg)?;
+        self.prepared.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// Runs prepared statement `sql`, returning its rows.
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>> {
+        let statement = self.prepared(sql)?;
+        self.client.query(&statement, params).map_err(pg)
+    }
+
+    /// Runs prepared statement `sql`, returning how many rows it changed.
+    fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let statement = self.prepared(sql)?;
+        self.client.execute(&statement, params).map_err(pg)
+    }
+
+    /// Why a write to trial `number` that found no running (or waiting) trial did nothing:
+    /// the study or the trial is unknown, or the trial is in another state.
+    fn refusal(&mut self, study: &str, number: u64, to: TrialState) -> Error {
+        let rows = match self.query(TRIAL_STATE, &[&study, &(number as i64)]) {
+            Ok(rows) => rows,
+            Err(e) => return e,
+        };
+        let Some(row) = rows.first() else {
+            return match self.query(STUDY_ID, &[&study]) {
+                Ok(found) if found.is_empty() => Error::UnknownStudy(study.to_owned()),
+                Ok(_) => Error::UnknownTrial {
+                    study: study.to_owned(),
+                    number,
+                },
+                Err(e) => e,
+            };
+        };
+        let state: String = row.get(0);
+        match TrialState::parse(&state) {
+            Some(from) => Error::IllegalTransition { number, from, to },
+            None => pg(PostgresError::Corrupt(format!("state `{state}`"))),
+        }
+    }
+}
+
+/// Opens connections with the storage's search path; each keeps its prepared statements.
+#[derive(Debug)]
+struct Manager {
+    inner: PostgresConnectionManager<NoTls>,
+    schema: String,
+}
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> std::result::Result<Conn, postgres::Error> {
+        let mut client = self.inner.connect()?;
+        client.batch_execute(&format!("SET search_path TO {}", self.schema))?;
+        Ok(Conn {
+            client,
+            prepared: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), postgres::Error> {
+        self.inner.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
     }
 }
 
 /// A study storage in a PostgreSQL database, shared by any number of worker processes on any
 /// number of machines. Trial numbers come from a per-study counter updated in the same
-/// transaction as the insert, so they stay unique and contiguous under concurrency; every
-/// write checks the trial's state under a row lock.
+/// statement as the insert, so they stay unique and contiguous under concurrency; every write
+/// to a trial checks its state under a row lock.
 ///
 /// Finished trials never change, so each storage keeps the ones it has read: reading a study
 /// fetches only the trials from the first one not known to be finished on (Optuna's
 /// `_CachedStorage` idea), and a long study's `ask` reads a short window, not the whole study.
-#[derive(Debug)]
 pub struct PostgresStorage {
-    pool: Pool<PostgresConnectionManager<NoTls>>,
+    pool: Pool<Manager>,
     finished: Mutex<HashMap<String, FinishedPrefix>>,
+}
+
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The longest run of finished trials from trial 0 that a storage has read, for one study.
@@ -163,23 +342,27 @@ impl PostgresStorage {
             return Err(pg(PostgresError::InvalidSchema(schema.to_owned())));
         }
         let config: postgres::Config = url.parse().map_err(pg)?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager {
+            inner: PostgresConnectionManager::new(config, NoTls),
+            schema: schema.to_owned(),
+        };
         // A worker needs two connections at most (its trial and its heartbeat), opened when
         // first needed rather than a pool's worth each: many workers share one server.
         let pool = Pool::builder()
             .max_size(4)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(30))
-            .connection_customizer(Box::new(SearchPath(schema.to_owned())))
             .build_unchecked(manager);
         let storage = PostgresStorage {
             pool,
             finished: Mutex::new(HashMap::new()),
         };
         let mut conn = storage.conn()?;
-        conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        let client = &mut conn.client;
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .map_err(pg)?;
-        let mut tx = conn.transaction().map_err(pg)?;
+        let mut tx = client.transaction().map_err(pg)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .map_err(pg)?;
         tx.batch_execute(
@@ -207,81 +390,31 @@ impl PostgresStorage {
         Ok(storage)
     }
 
-    fn conn(&self) -> Result<PooledConnection<PostgresConnectionManager<NoTls>>> {
+    fn conn(&self) -> Result<PooledConnection<Manager>> {
         self.pool.get().map_err(pg)
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn lock_finished(&self) -> std::sync::MutexGuard<'_, HashMap<String, FinishedPrefix>> {
+        // Every change to the map is one insert or remove: it is consistent after a panic.
+        self.finished.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs a write to trial `number` of `study` that changes one row if the trial is in a
+    /// state that takes it; if it changed nothing, says why.
+    fn trial_write(
+        &self,
+        study: &str,
+        number: u64,
+        to: TrialState,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<()> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg)?;
-        let out = f(&mut tx)?;
-        tx.commit().map_err(pg)?;
-        Ok(out)
-    }
-}
-
-/// Fails unless trial `number` of `study` exists and is running; locks its row.
-fn running(tx: &mut Transaction<'_>, study: &str, number: u64, to: TrialState) -> Result<()> {
-    in_state(tx, study, number, &[TrialState::Running], to)
-}
-
-/// Fails unless trial `number` of `study` exists in one of `states`; locks its row.
-fn in_state(
-    tx: &mut Transaction<'_>,
-    study: &str,
-    number: u64,
-    states: &[TrialState],
-    to: TrialState,
-) -> Result<()> {
-    let row = tx
-        .query_opt(
-            "SELECT state FROM lepton_trials WHERE study = $1 AND number = $2 FOR UPDATE",
-            &[&study, &(number as i64)],
-        )
-        .map_err(pg)?;
-    let Some(row) = row else {
-        if !study_exists(tx, study)? {
-            return Err(Error::UnknownStudy(study.to_owned()));
+        if conn.execute(sql, params)? == 1 {
+            return Ok(());
         }
-        return Err(Error::UnknownTrial {
-            study: study.to_owned(),
-            number,
-        });
-    };
-    let state: String = row.get(0);
-    let from =
-        TrialState::parse(&state).ok_or_else(|| pg(PostgresError::Corrupt(state.clone())))?;
-    if !states.contains(&from) {
-        return Err(Error::IllegalTransition { number, from, to });
+        Err(conn.refusal(study, number, to))
     }
-    Ok(())
-}
-
-/// Takes the next trial number of `study` from its counter. The counter's row lock orders
-/// concurrent creators; a rolled-back transaction rolls back its increment too, so numbers
-/// stay contiguous.
-fn next_number(tx: &mut Transaction<'_>, study: &str) -> Result<i64> {
-    let row = tx
-        .query_opt(
-            "UPDATE lepton_studies SET next_number = next_number + 1 WHERE name = $1 \
-             RETURNING next_number - 1",
-            &[&study],
-        )
-        .map_err(pg)?
-        .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
-    Ok(row.get(0))
-}
-
-fn study_exists(tx: &mut Transaction<'_>, study: &str) -> Result<bool> {
-    Ok(study_id(tx, study)?.is_some())
-}
-
-/// The identity of `study`, if it exists.
-fn study_id(tx: &mut Transaction<'_>, study: &str) -> Result<Option<i64>> {
-    Ok(tx
-        .query_opt("SELECT id FROM lepton_studies WHERE name = $1", &[&study])
-        .map_err(pg)?
-        .map(|r| r.get(0)))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -294,39 +427,38 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 
 impl Storage for PostgresStorage {
     fn create_study(&self, name: &str, direction: Direction) -> Result<()> {
-        let d = direction.as_str();
-        self.write(|tx| {
-            let inserted = tx
-                .execute(
-                    "INSERT INTO lepton_studies (name, direction) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO NOTHING",
-                    &[&name, &d],
-                )
-                .map_err(pg)?;
-            if inserted == 0 {
-                return Err(Error::StudyExists(name.to_owned()));
-            }
-            Ok(())
-        })
+        let inserted = self
+            .conn()?
+            .client
+            .execute(
+                "INSERT INTO lepton_studies (name, direction) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &direction.as_str()],
+            )
+            .map_err(pg)?;
+        if inserted == 0 {
+            return Err(Error::StudyExists(name.to_owned()));
+        }
+        Ok(())
     }
 
     fn delete_study(&self, name: &str) -> Result<()> {
-        self.write(|tx| {
-            let n = tx
-                .execute("DELETE FROM lepton_studies WHERE name = $1", &[&name])
-                .map_err(pg)?;
-            if n == 0 {
-                return Err(Error::UnknownStudy(name.to_owned()));
-            }
-            Ok(())
-        })?;
+        let deleted = self
+            .conn()?
+            .client
+            .execute("DELETE FROM lepton_studies WHERE name = $1", &[&name])
+            .map_err(pg)?;
         self.lock_finished().remove(name);
+        if deleted == 0 {
+            return Err(Error::UnknownStudy(name.to_owned()));
+        }
         Ok(())
     }
 
     fn study_direction(&self, name: &str) -> Result<Direction> {
         let row = self
             .conn()?
+            .client
             .query_opt(
                 "SELECT direction FROM lepton_studies WHERE name = $1",
                 &[&name],
@@ -341,6 +473,7 @@ impl Storage for PostgresStorage {
     fn study_names(&self) -> Result<Vec<String>> {
         Ok(self
             .conn()?
+            .client
             .query("SELECT name FROM lepton_studies ORDER BY name", &[])
             .map_err(pg)?
             .iter()
@@ -349,47 +482,23 @@ impl Storage for PostgresStorage {
     }
 
     fn create_trial(&self, study: &str) -> Result<u64> {
-        self.write(|tx| {
-            let number = next_number(tx, study)?;
-            tx.execute(
-                "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'running')",
-                &[&study, &number],
-            )
-            .map_err(pg)?;
-            Ok(number as u64)
-        })
+        let rows = self.conn()?.query(CREATE_TRIAL, &[&study])?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        Ok(row.get::<_, i64>(0) as u64)
     }
 
     fn create_trial_within(&self, study: &str, limit: u64) -> Result<Option<u64>> {
-        self.write(|tx| {
-            // Every creation updates the study's row: locking it first makes the count below
-            // and the insert one step that no other creation can interleave with.
-            let next: i64 = tx
-                .query_opt(
-                    "SELECT next_number FROM lepton_studies WHERE name = $1 FOR UPDATE",
-                    &[&study],
-                )
-                .map_err(pg)?
-                .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?
-                .get(0);
-            let failed: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM lepton_trials WHERE study = $1 AND state = 'failed'",
-                    &[&study],
-                )
-                .map_err(pg)?
-                .get(0);
-            if next - failed >= i64::try_from(limit).unwrap_or(i64::MAX) {
-                return Ok(None);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut conn = self.conn()?;
+        match conn.query(CREATE_TRIAL_WITHIN, &[&study, &limit])?.first() {
+            Some(row) => Ok(Some(row.get::<_, i64>(0) as u64)),
+            None if conn.query(STUDY_ID, &[&study])?.is_empty() => {
+                Err(Error::UnknownStudy(study.to_owned()))
             }
-            let number = next_number(tx, study)?;
-            tx.execute(
-                "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'running')",
-                &[&study, &number],
-            )
-            .map_err(pg)?;
-            Ok(Some(number as u64))
-        })
+            None => Ok(None),
+        }
     }
 
     fn set_param(
@@ -402,32 +511,24 @@ impl Storage for PostgresStorage {
     ) -> Result<()> {
         check_param(name, distribution, value)?;
         let (d, v) = (json(distribution)?, json(value)?);
-        self.write(|tx| {
-            running(tx, study, number, TrialState::Running)?;
-            tx.execute(
-                "INSERT INTO lepton_params (study, number, name, distribution, value) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (study, number, name) \
-                 DO UPDATE SET distribution = EXCLUDED.distribution, value = EXCLUDED.value",
-                &[&study, &(number as i64), &name, &d, &v],
-            )
-            .map_err(pg)?;
-            Ok(())
-        })
+        self.trial_write(
+            study,
+            number,
+            TrialState::Running,
+            SET_PARAM,
+            &[&study, &(number as i64), &name, &d, &v],
+        )
     }
 
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
         let v = json(value)?;
-        self.write(|tx| {
-            let live = [TrialState::Waiting, TrialState::Running];
-            in_state(tx, study, number, &live, TrialState::Running)?;
-            tx.execute(
-                "INSERT INTO lepton_user_attrs (study, number, key, value) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (study, number, key) DO UPDATE SET value = EXCLUDED.value",
-                &[&study, &(number as i64), &key, &v],
-            )
-            .map_err(pg)?;
-            Ok(())
-        })
+        self.trial_write(
+            study,
+            number,
+            TrialState::Running,
+            SET_USER_ATTR,
+            &[&study, &(number as i64), &key, &v],
+        )
     }
 
     fn enqueue_trial(
@@ -439,111 +540,172 @@ impl Storage for PostgresStorage {
             .iter()
             .map(|(k, v)| Ok((k.clone(), json(v)?)))
             .collect::<Result<_>>()?;
-        self.write(|tx| {
-            let number = next_number(tx, study)?;
+        let mut conn = self.conn()?;
+        let mut tx = conn.client.transaction().map_err(pg)?;
+        let number: i64 = tx
+            .query_opt(
+                "UPDATE lepton_studies SET next_number = next_number + 1 WHERE name = $1 \
+                 RETURNING next_number - 1",
+                &[&study],
+            )
+            .map_err(pg)?
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?
+            .get(0);
+        tx.execute(
+            "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'waiting')",
+            &[&study, &number],
+        )
+        .map_err(pg)?;
+        for (name, value) in &values {
             tx.execute(
-                "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'waiting')",
-                &[&study, &number],
+                "INSERT INTO lepton_enqueued_params (study, number, name, value) \
+                 VALUES ($1, $2, $3, $4)",
+                &[&study, &number, name, value],
             )
             .map_err(pg)?;
-            for (name, value) in &values {
-                tx.execute(
-                    "INSERT INTO lepton_enqueued_params (study, number, name, value) \
-                     VALUES ($1, $2, $3, $4)",
-                    &[&study, &number, name, value],
-                )
-                .map_err(pg)?;
-            }
-            Ok(number as u64)
-        })
+        }
+        tx.commit().map_err(pg)?;
+        Ok(number as u64)
     }
 
     fn claim_waiting_trial(
         &self,
         study: &str,
     ) -> Result<Option<(u64, std::collections::BTreeMap<String, ParamValue>)>> {
-        self.write(|tx| {
-            if !study_exists(tx, study)? {
-                return Err(Error::UnknownStudy(study.to_owned()));
-            }
-            // SKIP LOCKED: concurrent workers each take a different waiting trial, none waits.
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT number FROM lepton_trials WHERE study = $1 AND state = 'waiting' \
-                     ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    &[&study],
-                )
-                .map_err(pg)?
-            else {
-                return Ok(None);
-            };
-            let number: i64 = row.get(0);
-            tx.execute(
-                "UPDATE lepton_trials SET state = 'running', heartbeat = now() \
-                 WHERE study = $1 AND number = $2",
-                &[&study, &number],
-            )
-            .map_err(pg)?;
-            let mut fixed = std::collections::BTreeMap::new();
-            for row in tx
-                .query(
-                    "SELECT name, value FROM lepton_enqueued_params WHERE study = $1 AND number = $2",
-                    &[&study, &number],
-                )
-                .map_err(pg)?
-            {
-                fixed.insert(row.get::<_, String>(0), parse(row.get(1))?);
-            }
-            Ok(Some((number as u64, fixed)))
-        })
+        let mut conn = self.conn()?;
+        let rows = conn.query(CLAIM_WAITING, &[&study])?;
+        let row = rows
+            .first()
+            .ok_or_else(|| pg(PostgresError::Corrupt("no row from a claim".into())))?;
+        if !row.get::<_, bool>(0) {
+            return Err(Error::UnknownStudy(study.to_owned()));
+        }
+        let Some(number) = row.get::<_, Option<i64>>(1) else {
+            return Ok(None);
+        };
+        // The claim is committed: the trial is this worker's, its parameters never change.
+        let mut fixed = std::collections::BTreeMap::new();
+        for row in conn.query(ENQUEUED_PARAMS, &[&study, &number])? {
+            fixed.insert(row.get::<_, String>(0), parse(row.get(1))?);
+        }
+        Ok(Some((number as u64, fixed)))
     }
 
     fn heartbeat(&self, study: &str, number: u64) -> Result<()> {
-        self.write(|tx| {
-            running(tx, study, number, TrialState::Running)?;
-            tx.execute(
-                "UPDATE lepton_trials SET heartbeat = now() WHERE study = $1 AND number = $2",
-                &[&study, &(number as i64)],
-            )
-            .map_err(pg)?;
-            Ok(())
-        })
+        self.trial_write(
+            study,
+            number,
+            TrialState::Running,
+            HEARTBEAT,
+            &[&study, &(number as i64)],
+        )
     }
 
     fn fail_stale_trials(&self, study: &str, grace: Duration) -> Result<Vec<u64>> {
-        self.write(|tx| {
-            if !study_exists(tx, study)? {
-                return Err(Error::UnknownStudy(study.to_owned()));
-            }
-            let mut numbers: Vec<u64> = tx
-                .query(
-                    "UPDATE lepton_trials SET state = 'failed' WHERE study = $1 \
-                     AND state = 'running' AND heartbeat < now() - make_interval(secs => $2) \
-                     RETURNING number",
-                    &[&study, &grace.as_secs_f64()],
-                )
-                .map_err(pg)?
-                .iter()
-                .map(|r| r.get::<_, i64>(0) as u64)
-                .collect();
-            numbers.sort_unstable();
-            Ok(numbers)
-        })
+        let rows = self
+            .conn()?
+            .query(FAIL_STALE, &[&study, &grace.as_secs_f64(), &STALE_ATTR])?;
+        let row = rows
+            .first()
+            .ok_or_else(|| pg(PostgresError::Corrupt("no row from a sweep".into())))?;
+        if !row.get::<_, bool>(0) {
+            return Err(Error::UnknownStudy(study.to_owned()));
+        }
+        let mut numbers: Vec<u64> = row
+            .get::<_, Vec<i64>>(1)
+            .into_iter()
+            .map(|n| n as u64)
+            .collect();
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
+    fn enqueue_retry(&self, study: &str, number: u64) -> Result<Option<u64>> {
+        let of = json(&ParamValue::Int(number as i64))?;
+        let n = number as i64;
+        let mut conn = self.conn()?;
+        let mut tx = conn.client.transaction().map_err(pg)?;
+        // The failed trial's row lock orders workers retrying it: the second one sees the
+        // first one's retry.
+        let Some(row) = tx
+            .query_opt(
+                "SELECT state FROM lepton_trials WHERE study = $1 AND number = $2 FOR UPDATE",
+                &[&study, &n],
+            )
+            .map_err(pg)?
+        else {
+            drop(tx);
+            return Err(conn.refusal(study, number, TrialState::Waiting));
+        };
+        let state: String = row.get(0);
+        let from = TrialState::parse(&state)
+            .ok_or_else(|| pg(PostgresError::Corrupt(format!("state `{state}`"))))?;
+        if from != TrialState::Failed {
+            return Err(Error::IllegalTransition {
+                number,
+                from,
+                to: TrialState::Waiting,
+            });
+        }
+        let retried = tx
+            .query_opt(
+                "SELECT 1 FROM lepton_user_attrs WHERE study = $1 AND key = $2 AND value = $3 \
+                 LIMIT 1",
+                &[&study, &RETRY_OF_ATTR, &of],
+            )
+            .map_err(pg)?;
+        if retried.is_some() {
+            return Ok(None);
+        }
+        let before = tx
+            .query_opt(
+                "SELECT value FROM lepton_user_attrs WHERE study = $1 AND number = $2 AND key = $3",
+                &[&study, &n, &RETRIES_ATTR],
+            )
+            .map_err(pg)?;
+        let retries = match before.map(|r| parse::<ParamValue>(r.get(0))) {
+            Some(Ok(ParamValue::Int(k))) => k.saturating_add(1),
+            _ => 1,
+        };
+        let retry: i64 = tx
+            .query_one(
+                "WITH n AS (UPDATE lepton_studies SET next_number = next_number + 1 \
+                            WHERE name = $1 RETURNING next_number - 1 AS number) \
+                 INSERT INTO lepton_trials (study, number, state) \
+                 SELECT $1, number, 'waiting' FROM n RETURNING number",
+                &[&study],
+            )
+            .map_err(pg)?
+            .get(0);
+        tx.execute(
+            "INSERT INTO lepton_enqueued_params (study, number, name, value) \
+             SELECT study, $3, name, value FROM lepton_params WHERE study = $1 AND number = $2",
+            &[&study, &n, &retry],
+        )
+        .map_err(pg)?;
+        for (key, value) in [
+            (RETRY_OF_ATTR, of.clone()),
+            (RETRIES_ATTR, json(&ParamValue::Int(retries))?),
+        ] {
+            tx.execute(
+                "INSERT INTO lepton_user_attrs (study, number, key, value) VALUES ($1, $2, $3, $4)",
+                &[&study, &retry, &key, &value],
+            )
+            .map_err(pg)?;
+        }
+        tx.commit().map_err(pg)?;
+        Ok(Some(retry as u64))
     }
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
         check_report(value)?;
-        self.write(|tx| {
-            running(tx, study, number, TrialState::Running)?;
-            tx.execute(
-                "INSERT INTO lepton_intermediate_values (study, number, step, value) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (study, number, step) \
-                 DO UPDATE SET value = EXCLUDED.value",
-                &[&study, &(number as i64), &(step as i64), &value],
-            )
-            .map_err(pg)?;
-            Ok(())
-        })
+        self.trial_write(
+            study,
+            number,
+            TrialState::Running,
+            REPORT,
+            &[&study, &(number as i64), &(step as i64), &value],
+        )
     }
 
     fn finish_trial(
@@ -555,15 +717,13 @@ impl Storage for PostgresStorage {
     ) -> Result<()> {
         check_finish(number, state, value)?;
         let value = value.filter(|v| v.is_finite());
-        self.write(|tx| {
-            running(tx, study, number, state)?;
-            tx.execute(
-                "UPDATE lepton_trials SET state = $3, value = $4 WHERE study = $1 AND number = $2",
-                &[&study, &(number as i64), &state.as_str(), &value],
-            )
-            .map_err(pg)?;
-            Ok(())
-        })
+        self.trial_write(
+            study,
+            number,
+            state,
+            FINISH,
+            &[&study, &(number as i64), &state.as_str(), &value],
+        )
     }
 
     fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {
@@ -575,15 +735,25 @@ impl Storage for PostgresStorage {
     }
 
     fn trials_shared(&self, study: &str) -> Result<Vec<Arc<FrozenTrial>>> {
-        // One repeatable-read snapshot, so the reads agree with each other.
         let mut conn = self.conn()?;
+        let statements = [STUDY_ID, READ_TRIALS, READ_PARAMS, READ_REPORTS, READ_ATTRS]
+            .map(|sql| conn.prepared(sql));
+        let [study_id, trials, params, reports, attrs] = statements;
+        let (study_id, trials, params, reports, attrs) =
+            (study_id?, trials?, params?, reports?, attrs?);
+        // One repeatable-read snapshot, so the reads agree with each other.
         let mut tx = conn
+            .client
             .build_transaction()
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
             .map_err(pg)?;
-        let id = study_id(&mut tx, study)?.ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let id: i64 = tx
+            .query_opt(&study_id, &[&study])
+            .map_err(pg)?
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?
+            .get(0);
         // The finished trials read before, unless the study was created again since.
         let (cached, names) = self
             .lock_finished()
@@ -594,46 +764,18 @@ impl Storage for PostgresStorage {
         let from = cached.len() as i64;
         let corrupt = |message: String| pg(PostgresError::Corrupt(message));
         let mut rows = TrialRows::from_number(from as u64, names);
-        let window = &[&study as &(dyn postgres::types::ToSql + Sync), &from];
-        for r in tx
-            .query(
-                "SELECT number, state, value FROM lepton_trials \
-                 WHERE study = $1 AND number >= $2 ORDER BY number",
-                window,
-            )
-            .map_err(pg)?
-        {
+        let window: &[&(dyn ToSql + Sync)] = &[&study, &from];
+        for r in tx.query(&trials, window).map_err(pg)? {
             rows.trial(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
         }
-        for r in tx
-            .query(
-                "SELECT number, name, distribution, value FROM lepton_params \
-                 WHERE study = $1 AND number >= $2",
-                window,
-            )
-            .map_err(pg)?
-        {
+        for r in tx.query(&params, window).map_err(pg)? {
             rows.param(r.get(0), r.get(1), r.get(2), r.get(3))
                 .map_err(corrupt)?;
         }
-        for r in tx
-            .query(
-                "SELECT number, step, value FROM lepton_intermediate_values \
-                 WHERE study = $1 AND number >= $2",
-                window,
-            )
-            .map_err(pg)?
-        {
+        for r in tx.query(&reports, window).map_err(pg)? {
             rows.report(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
         }
-        for r in tx
-            .query(
-                "SELECT number, key, value FROM lepton_user_attrs \
-                 WHERE study = $1 AND number >= $2",
-                window,
-            )
-            .map_err(pg)?
-        {
+        for r in tx.query(&attrs, window).map_err(pg)? {
             rows.attr(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
         }
         tx.commit().map_err(pg)?;
@@ -658,13 +800,6 @@ impl Storage for PostgresStorage {
         }
         drop(cache);
         Ok(all)
-    }
-}
-
-impl PostgresStorage {
-    fn lock_finished(&self) -> std::sync::MutexGuard<'_, HashMap<String, FinishedPrefix>> {
-        // Every change to the map is one insert or remove: it is consistent after a panic.
-        self.finished.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -703,6 +838,7 @@ mod tests {
             let schema: String = s
                 .conn()
                 .unwrap()
+                .client
                 .query_one("SELECT current_schema()", &[])
                 .unwrap()
                 .get(0);
@@ -735,6 +871,7 @@ mod tests {
             let schema: String = s
                 .conn()
                 .unwrap()
+                .client
                 .query_one("SELECT current_schema()", &[])
                 .unwrap()
                 .get(0);
