@@ -277,7 +277,14 @@ fn killed_workers(url: &str, workers: usize, total: u64, seed: u64) {
             "trial {} was failed after a worker told it",
             t.number
         );
-        // Retried once: a failed first attempt has exactly one retry; a failed retry has none.
+        assert_eq!(
+            t.user_attrs.get("lepton.stale"),
+            Some(&ParamValue::Bool(true)),
+            "trial {} was failed by the heartbeat rule",
+            t.number
+        );
+        // Retried once (--retries 1): a failed first attempt has exactly one retry, even when
+        // the worker that failed it was killed too; a failed retry has none.
         let retries_of = trials
             .iter()
             .filter(|r| r.user_attrs.get("retry_of") == Some(&ParamValue::Int(t.number as i64)))

@@ -40,5 +40,7 @@ pub use param::{Distribution, ParamValue, Scale};
 pub use pruner::{NopPruner, Pruner};
 pub use sampler::{JointSample, Sampler};
 pub use space::{DeclaredSpace, SearchSpace};
-pub use storage::{Storage, check_finish, check_param, check_report};
+pub use storage::{
+    RETRIES_ATTR, RETRY_OF_ATTR, STALE_ATTR, Storage, check_finish, check_param, check_report,
+};
 pub use trial::{Direction, FrozenTrial, Trial, TrialState};

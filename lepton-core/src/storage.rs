@@ -70,6 +70,9 @@ use crate::trial::{Direction, FrozenTrial, TrialState};
 ///     // This storage keeps no clock: no trial ever goes stale.
 ///     fn heartbeat(&self, _: &str, _: u64) -> Result<()> { Ok(()) }
 ///     fn fail_stale_trials(&self, _: &str, _: std::time::Duration) -> Result<Vec<u64>> { Ok(vec![]) }
+///     fn enqueue_retry(&self, _: &str, _: u64) -> Result<Option<u64>> {
+///         Err(Error::InvalidInput("no queue".into()))
+///     }
 ///     fn finish_trial(&self, s: &str, n: u64, state: TrialState, v: Option<f64>) -> Result<()> {
 ///         let mut t = self.0.lock().unwrap();
 ///         let t = t.get_mut(n as usize).ok_or(Error::UnknownTrial { study: s.into(), number: n })?;
@@ -133,8 +136,15 @@ pub trait Storage: Send + Sync {
     /// heartbeat).
     fn heartbeat(&self, study: &str, number: u64) -> Result<()>;
     /// Marks failed every running trial whose last heartbeat is older than `grace` (its worker
-    /// is presumed dead) and returns their numbers.
+    /// is presumed dead), records on each the user attribute [`STALE_ATTR`] = `true` in the
+    /// same step, and returns their numbers.
     fn fail_stale_trials(&self, study: &str, grace: std::time::Duration) -> Result<Vec<u64>>;
+    /// Enqueues failed trial `number`'s parameters again: a waiting trial with the user
+    /// attributes [`RETRY_OF_ATTR`] = `number` and [`RETRIES_ATTR`] = the failed trial's own
+    /// count plus one. Returns its number, or `None` if a retry of `number` exists already.
+    /// One atomic step: however many workers try, a trial is retried once. A trial that is not
+    /// failed is refused with [`Error::IllegalTransition`].
+    fn enqueue_retry(&self, study: &str, number: u64) -> Result<Option<u64>>;
     /// Moves a running trial to a finished state, with its value for complete trials.
     fn finish_trial(
         &self,
@@ -153,6 +163,13 @@ pub trait Storage: Send + Sync {
         Ok(self.trials(study)?.into_iter().map(Arc::new).collect())
     }
 }
+
+/// The user attribute a storage records on a trial it failed for a silent heartbeat.
+pub const STALE_ATTR: &str = "lepton.stale";
+/// The user attribute of a retried trial naming the failed trial it repeats.
+pub const RETRY_OF_ATTR: &str = "retry_of";
+/// The user attribute of a retried trial counting the retries of its configuration so far.
+pub const RETRIES_ATTR: &str = "retries";
 
 /// The checks every storage makes before writing a parameter: a valid distribution and a
 /// value inside it. Storages call this so that the rule lives in one place.

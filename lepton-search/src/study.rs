@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Direction, Error, FrozenTrial, History, JointSample, NopPruner, ParamValue, Pruner, Result,
-    Sampler, Storage, Trial, TrialState,
+    Direction, Error, FrozenTrial, History, JointSample, NopPruner, ParamValue, Pruner,
+    RETRIES_ATTR, RETRY_OF_ATTR, Result, STALE_ATTR, Sampler, Storage, Trial, TrialState,
 };
 
 use crate::export;
@@ -89,7 +89,8 @@ impl StudyBuilder {
     }
 
     /// Retries the configuration of a trial failed for a silent worker, up to `retries`
-    /// times (Optuna's `RetryFailedTrialCallback`): it is enqueued again, with user attributes
+    /// times (Optuna's `RetryFailedTrialCallback`, but exactly once per failure even when
+    /// the worker that failed it dies too): it is enqueued again, with user attributes
     /// `retry_of` (the failed trial's number) and `retries` (how many times it has been
     /// retried). Needs [`with_heartbeat`](Self::with_heartbeat).
     pub fn with_stale_retries(mut self, retries: u32) -> Self {
@@ -218,12 +219,11 @@ impl Study {
     /// the sampler as a running one.
     fn history_for_ask(&self) -> Result<Arc<History>> {
         if let Some(h) = self.heartbeat {
-            self.fail_stale_trials(h.grace)?;
+            self.storage.fail_stale_trials(&self.name, h.grace)?;
         }
-        Ok(Arc::new(History::shared(
-            self.direction,
-            self.storage.trials_shared(&self.name)?,
-        )))
+        let trials = self.storage.trials_shared(&self.name)?;
+        self.retry_stale(&trials)?;
+        Ok(Arc::new(History::shared(self.direction, trials)))
     }
 
     /// Hands out trial `number`, sampling its parameters jointly unless they are fixed.
@@ -513,47 +513,50 @@ impl Study {
 
     /// Fails the running trials whose heartbeat is older than `grace` (their workers are
     /// presumed dead) and returns their numbers. With
-    /// [`with_stale_retries`](StudyBuilder::with_stale_retries), each one's configuration is
-    /// enqueued again while it has retries left. Safe to call from many workers at once: each
-    /// stale trial is failed, and retried, by one of them.
+    /// [`with_stale_retries`](StudyBuilder::with_stale_retries), each stale trial's
+    /// configuration is enqueued again while it has retries left. Safe to call from many
+    /// workers at once: each stale trial is failed by one of them and retried once.
     pub fn fail_stale_trials(&self, grace: Duration) -> Result<Vec<u64>> {
         let failed = self.storage.fail_stale_trials(&self.name, grace)?;
-        let retries = self.heartbeat.map_or(0, |h| h.retries);
-        if failed.is_empty() || retries == 0 {
-            return Ok(failed);
-        }
-        let trials = self.storage.trials_shared(&self.name)?;
-        for &number in &failed {
-            let Some(trial) = trials.get(number as usize) else {
-                continue;
-            };
-            let done = match trial.user_attrs.get("retries") {
-                Some(ParamValue::Int(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
-                _ => 0,
-            };
-            if done >= retries {
-                continue;
-            }
-            let params = trial
-                .params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect();
-            let retry = self.storage.enqueue_trial(&self.name, &params)?;
-            let attrs = [
-                ("retry_of", ParamValue::Int(number as i64)),
-                ("retries", ParamValue::Int(i64::from(done) + 1)),
-            ];
-            for (key, value) in &attrs {
-                self.storage.set_user_attr(&self.name, retry, key, value)?;
-            }
-            tracing::info!(
-                trial = number,
-                retry,
-                "stale trial failed and enqueued again"
-            );
+        if self.heartbeat.is_some_and(|h| h.retries > 0) {
+            self.retry_stale(&self.storage.trials_shared(&self.name)?)?;
         }
         Ok(failed)
+    }
+
+    /// Enqueues again every trial failed for a silent heartbeat that has retries left and no
+    /// retry yet. Run on every ask, so a retry that a sweeper died before enqueueing is
+    /// enqueued by the next worker; the storage makes each retry happen once.
+    fn retry_stale(&self, trials: &[Arc<FrozenTrial>]) -> Result<()> {
+        let Some(max) = self
+            .heartbeat
+            .map(|h| i64::from(h.retries))
+            .filter(|&m| m > 0)
+        else {
+            return Ok(());
+        };
+        let int_attr = |t: &FrozenTrial, key: &str| match t.user_attrs.get(key) {
+            Some(ParamValue::Int(n)) => Some(*n),
+            _ => None,
+        };
+        let retried: std::collections::HashSet<i64> = trials
+            .iter()
+            .filter_map(|t| int_attr(t, RETRY_OF_ATTR))
+            .collect();
+        for t in trials {
+            let stale = t.user_attrs.get(STALE_ATTR) == Some(&ParamValue::Bool(true));
+            if t.state != TrialState::Failed
+                || !stale
+                || retried.contains(&(t.number as i64))
+                || int_attr(t, RETRIES_ATTR).unwrap_or(0) >= max
+            {
+                continue;
+            }
+            if let Some(retry) = self.storage.enqueue_retry(&self.name, t.number)? {
+                tracing::info!(trial = t.number, retry, "stale trial enqueued again");
+            }
+        }
+        Ok(())
     }
 
     /// Every trial of the study, in number order.

@@ -40,6 +40,7 @@ pub fn run(storage: &dyn Storage) -> Result<(), Violation> {
     heartbeats(storage)?;
     queue(storage)?;
     budget(storage)?;
+    retries(storage)?;
     Ok(())
 }
 
@@ -291,6 +292,13 @@ pub fn heartbeats(s: &dyn Storage) -> Result<(), Violation> {
         "a stale trial is failed",
     )?;
     expect(
+        trials[silent as usize]
+            .user_attrs
+            .get(lepton_core::STALE_ATTR)
+            == Some(&ParamValue::Bool(true)),
+        "a stale trial is marked as such",
+    )?;
+    expect(
         trials[done as usize].state == TrialState::Complete,
         "a finished trial is untouched",
     )?;
@@ -457,6 +465,80 @@ pub fn budget(s: &dyn Storage) -> Result<(), Violation> {
     no_error(s.delete_study(study), "clean up")
 }
 
+/// A failed trial's configuration is enqueued again once, however many workers try.
+pub fn retries(s: &dyn Storage) -> Result<(), Violation> {
+    use lepton_core::{RETRIES_ATTR, RETRY_OF_ATTR};
+    let study = "conformance-retries";
+    no_error(s.create_study(study, Direction::Minimize), "create")?;
+    let first = no_error(s.create_trial(study), "create a trial")?;
+    let d = Distribution::float(0.0, 1.0, Scale::Linear);
+    let x = ParamValue::Float(0.125);
+    no_error(s.set_param(study, first, "x", &d, &x), "set a parameter")?;
+    expect(
+        matches!(
+            s.enqueue_retry(study, first),
+            Err(Error::IllegalTransition { .. })
+        ),
+        "a running trial is not retried",
+    )?;
+    no_error(
+        s.finish_trial(study, first, TrialState::Failed, None),
+        "fail",
+    )?;
+    let retry = no_error(s.enqueue_retry(study, first), "retry")?;
+    expect(retry == Some(1), "a retry is a new trial")?;
+    expect(
+        no_error(s.enqueue_retry(study, first), "retry again")?.is_none(),
+        "a trial is retried once",
+    )?;
+    let t = no_error(s.trials(study), "list")?;
+    expect(
+        t[1].state == TrialState::Waiting
+            && t[1].user_attrs.get(RETRY_OF_ATTR) == Some(&ParamValue::Int(0))
+            && t[1].user_attrs.get(RETRIES_ATTR) == Some(&ParamValue::Int(1)),
+        "a retry waits, naming the trial it repeats and its count",
+    )?;
+    let claimed = no_error(s.claim_waiting_trial(study), "claim")?;
+    expect(
+        claimed == Some((1, std::collections::BTreeMap::from([("x".to_owned(), x)]))),
+        "a retry runs the failed trial's parameters",
+    )?;
+    no_error(s.finish_trial(study, 1, TrialState::Failed, None), "fail")?;
+    no_error(s.enqueue_retry(study, 1), "retry a retry")?;
+    expect(
+        no_error(s.trials(study), "list")?[2]
+            .user_attrs
+            .get(RETRIES_ATTR)
+            == Some(&ParamValue::Int(2)),
+        "a retry of a retry counts two",
+    )?;
+    expect(
+        s.enqueue_retry(study, 99).is_err() && s.enqueue_retry("conformance-none", 0).is_err(),
+        "unknown trials and studies are not retried",
+    )?;
+    // 4 threads race to retry one failed trial.
+    let racer = no_error(s.create_trial(study), "create a trial")?;
+    no_error(
+        s.finish_trial(study, racer, TrialState::Failed, None),
+        "fail",
+    )?;
+    let outcomes: Vec<lepton_core::Result<Option<u64>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| s.enqueue_retry(study, racer)))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let created: Vec<Option<u64>> = outcomes
+        .into_iter()
+        .map(|r| no_error(r, "retry from a thread"))
+        .collect::<Result<_, _>>()?;
+    expect(
+        created.len() == 4 && created.iter().flatten().count() == 1,
+        "4 workers retrying one trial create one retry",
+    )?;
+    no_error(s.delete_study(study), "clean up")
+}
+
 /// Trial numbers stay unique and contiguous when threads create trials at once.
 pub fn concurrent_numbers(s: &dyn Storage) -> Result<(), Violation> {
     let study = "conformance-threads";
@@ -565,6 +647,9 @@ mod tests {
             grace: std::time::Duration,
         ) -> lepton_core::Result<Vec<u64>> {
             self.0.fail_stale_trials(s, grace)
+        }
+        fn enqueue_retry(&self, s: &str, n: u64) -> lepton_core::Result<Option<u64>> {
+            self.0.enqueue_retry(s, n)
         }
         fn finish_trial(
             &self,

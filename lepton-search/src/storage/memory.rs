@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
-    check_finish, check_param, check_report,
+    Direction, Distribution, Error, FrozenTrial, ParamValue, RETRIES_ATTR, RETRY_OF_ATTR, Result,
+    STALE_ATTR, Storage, TrialState, check_finish, check_param, check_report,
 };
 
 use super::names::Names;
@@ -233,12 +233,65 @@ impl Storage for InMemoryStorage {
         let mut failed = Vec::new();
         for (trial, beat) in record.trials.iter_mut().zip(&record.beats) {
             if trial.state == TrialState::Running && beat.elapsed() > grace {
-                Arc::make_mut(trial).state = TrialState::Failed;
+                let trial = Arc::make_mut(trial);
+                trial.state = TrialState::Failed;
+                trial
+                    .user_attrs
+                    .insert(STALE_ATTR.to_owned(), ParamValue::Bool(true));
                 failed.push(trial.number);
             }
         }
         record.failed += failed.len() as u64;
         Ok(failed)
+    }
+
+    fn enqueue_retry(&self, study: &str, number: u64) -> Result<Option<u64>> {
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let failed = record
+            .trials
+            .get(number as usize)
+            .ok_or_else(|| Error::UnknownTrial {
+                study: study.to_owned(),
+                number,
+            })?;
+        if failed.state != TrialState::Failed {
+            return Err(Error::IllegalTransition {
+                number,
+                from: failed.state,
+                to: TrialState::Waiting,
+            });
+        }
+        let of = ParamValue::Int(number as i64);
+        if record
+            .trials
+            .iter()
+            .any(|t| t.user_attrs.get(RETRY_OF_ATTR) == Some(&of))
+        {
+            return Ok(None);
+        }
+        let retries = match failed.user_attrs.get(RETRIES_ATTR) {
+            Some(ParamValue::Int(n)) => n.saturating_add(1),
+            _ => 1,
+        };
+        let params = failed
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let retry = record.trials.len() as u64;
+        let mut trial = FrozenTrial::new(retry);
+        trial.state = TrialState::Waiting;
+        trial.user_attrs.insert(RETRY_OF_ATTR.to_owned(), of);
+        trial
+            .user_attrs
+            .insert(RETRIES_ATTR.to_owned(), ParamValue::Int(retries));
+        record.trials.push(Arc::new(trial));
+        record.beats.push(Instant::now());
+        record.queue.insert(retry, params);
+        Ok(Some(retry))
     }
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::trial_rows::TrialRows;
 use lepton_core::{
-    Direction, Distribution, Error, FrozenTrial, ParamValue, Result, Storage, TrialState,
-    check_finish, check_param, check_report,
+    Direction, Distribution, Error, FrozenTrial, ParamValue, RETRIES_ATTR, RETRY_OF_ATTR, Result,
+    STALE_ATTR, Storage, TrialState, check_finish, check_param, check_report,
 };
 
 /// The schema version this build writes; older files are migrated, newer ones refused.
@@ -506,10 +506,99 @@ impl Storage for SqliteStorage {
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
                 .map_err(|e| sql(&self.path, e))?;
             numbers.sort_unstable();
+            for n in &numbers {
+                tx.execute(
+                    "INSERT OR REPLACE INTO user_attrs (study, number, key, value) \
+                     VALUES (?1, ?2, ?3, 'true')",
+                    params![study, n, STALE_ATTR],
+                )
+                .map_err(|e| sql(&self.path, e))?;
+            }
             if !numbers.is_empty() {
                 tracing::warn!(study, trials = ?numbers, "failed trials whose workers stopped beating");
             }
             Ok(numbers.into_iter().map(|n| n as u64).collect())
+        })
+    }
+
+    fn enqueue_retry(&self, study: &str, number: u64) -> Result<Option<u64>> {
+        let e = |err| sql(&self.path, err);
+        let of = json(&ParamValue::Int(number as i64))?;
+        // The write lock makes the check for an existing retry and the insert one step.
+        self.write(|tx| {
+            let state: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM trials WHERE study = ?1 AND number = ?2",
+                    params![study, number as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(e)?;
+            let Some(state) = state else {
+                if !self.study_exists(tx, study)? {
+                    return Err(Error::UnknownStudy(study.to_owned()));
+                }
+                return Err(Error::UnknownTrial {
+                    study: study.to_owned(),
+                    number,
+                });
+            };
+            let from = TrialState::parse(&state)
+                .ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
+            if from != TrialState::Failed {
+                return Err(Error::IllegalTransition {
+                    number,
+                    from,
+                    to: TrialState::Waiting,
+                });
+            }
+            let retried = tx
+                .query_row(
+                    "SELECT 1 FROM user_attrs WHERE study = ?1 AND key = ?2 AND value = ?3",
+                    params![study, RETRY_OF_ATTR, of],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(e)?;
+            if retried.is_some() {
+                return Ok(None);
+            }
+            let before: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM user_attrs WHERE study = ?1 AND number = ?2 AND key = ?3",
+                    params![study, number as i64, RETRIES_ATTR],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(e)?;
+            let retries = match before.map(|v| serde_json::from_str::<ParamValue>(&v)) {
+                Some(Ok(ParamValue::Int(n))) => n.saturating_add(1),
+                _ => 1,
+            };
+            let retry = self.next_number(tx, study)?;
+            tx.execute(
+                "INSERT INTO trials (study, number, state, heartbeat_ms) \
+                 VALUES (?1, ?2, 'waiting', ?3)",
+                params![study, retry, now_ms()],
+            )
+            .map_err(e)?;
+            tx.execute(
+                "INSERT INTO enqueued_params (study, number, name, value) \
+                 SELECT study, ?3, name, value FROM params WHERE study = ?1 AND number = ?2",
+                params![study, number as i64, retry],
+            )
+            .map_err(e)?;
+            for (key, value) in [
+                (RETRY_OF_ATTR, of.clone()),
+                (RETRIES_ATTR, json(&ParamValue::Int(retries))?),
+            ] {
+                tx.execute(
+                    "INSERT INTO user_attrs (study, number, key, value) VALUES (?1, ?2, ?3, ?4)",
+                    params![study, retry, key, value],
+                )
+                .map_err(e)?;
+            }
+            Ok(Some(retry as u64))
         })
     }
 
