@@ -109,7 +109,7 @@ fn run(cli: Cli) -> Result<()> {
         StudyCommand::List { storage } => {
             let storage = lepton::search::storage::open(&storage)?;
             for name in storage.study_names()? {
-                let trials = storage.trials(&name)?;
+                let trials = storage.trials_shared(&name)?;
                 writeln!(
                     out,
                     "{name}\t{:?}\t{} trials",
@@ -120,7 +120,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         StudyCommand::Show { storage, study } => {
             let storage = lepton::search::storage::open(&storage)?;
-            for t in storage.trials(&study)? {
+            for t in storage.trials_shared(&study)? {
                 let params: Vec<String> =
                     t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let value = t.value.map_or("-".into(), |v| v.to_string());
@@ -135,7 +135,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         StudyCommand::Best { storage, study } => {
             let storage = lepton::search::storage::open(&storage)?;
-            let history = History::new(storage.study_direction(&study)?, storage.trials(&study)?);
+            let history = History::shared(
+                storage.study_direction(&study)?,
+                storage.trials_shared(&study)?,
+            );
             let best = history
                 .best()
                 .ok_or_else(|| format!("study `{study}` has no complete trial"))?;
@@ -147,7 +150,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let storage = lepton::search::storage::open(&storage)?;
-            let trials = storage.trials(&study)?;
+            let trials = storage.trials_shared(&study)?;
             match format {
                 Format::Json => {
                     export::write_json(&mut *out, &trials)?;
