@@ -6,15 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::activation::softmax;
-use burn::tensor::{Bytes, Device, Tensor, TensorData};
+use burn::tensor::{Bytes, Device};
 
-use lepton_core::{Error, Features, Predict, Prediction};
+use lepton_core::{Features, Predict, Prediction};
 
 use crate::backend::{Backend, Cpu};
 use crate::error::{ModelError, Result};
 use crate::mlp::{MlpConfig, MlpNet};
-use crate::training::{Net, TrainingSummary};
+use crate::predict::predict_rows;
+use crate::training::TrainingSummary;
 
 /// What the network's outputs mean.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -140,52 +140,6 @@ impl<B: Backend> FittedMlp<B> {
 
 impl<B: Backend> Predict for FittedMlp<B> {
     fn predict(&self, x: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
-        if x.n_features() != self.n_features {
-            return Err(Error::InvalidInput(format!(
-                "rows have {} features, the model expects {}",
-                x.n_features(),
-                self.n_features
-            )));
-        }
-        let mut out = Vec::with_capacity(x.n_rows());
-        for chunk in x.values().chunks(1024 * self.n_features) {
-            let rows = chunk.len() / self.n_features;
-            let input = Tensor::<2>::from_data(
-                TensorData::new(chunk.to_vec(), [rows, self.n_features]),
-                &self.device,
-            );
-            let output = self.net.forward(input);
-            let output = match self.head {
-                Head::Classes { .. } => softmax(output, 1),
-                Head::Value { .. } => output,
-            };
-            let values = output
-                .into_data()
-                .try_into_vec::<f32>()
-                .map_err(|e| Error::stage(ModelError::Weights(format!("{e:?}"))))?;
-            match self.head {
-                Head::Classes { count } => {
-                    for p in values.chunks(count) {
-                        let index = p
-                            .iter()
-                            .enumerate()
-                            .max_by(|a, b| a.1.total_cmp(b.1))
-                            .map_or(0, |(i, _)| i);
-                        out.push(Prediction::Class {
-                            index,
-                            probabilities: p.to_vec(),
-                        });
-                    }
-                }
-                Head::Value { mean, sd } => {
-                    out.extend(
-                        values
-                            .iter()
-                            .map(|&v| Prediction::Value(f64::from(v) * sd + mean)),
-                    );
-                }
-            }
-        }
-        Ok(out)
+        predict_rows(&self.net, self.head, self.n_features, &self.device, x)
     }
 }

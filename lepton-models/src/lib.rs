@@ -17,10 +17,14 @@
 
 mod backend;
 pub mod batch;
+mod cnn;
+mod cnn_space;
 mod error;
+mod fitted_cnn;
 mod fitted_mlp;
 mod mlp;
 mod mlp_space;
+mod predict;
 mod training;
 
 #[cfg(feature = "cuda")]
@@ -30,7 +34,10 @@ pub use backend::NdArray;
 #[cfg(feature = "wgpu")]
 pub use backend::Wgpu;
 pub use backend::{Backend, Cpu};
+pub use cnn::{CnnClassifier, CnnConfig};
+pub use cnn_space::CnnSpace;
 pub use error::{ModelError, Result};
+pub use fitted_cnn::FittedCnn;
 pub use fitted_mlp::{FittedMlp, Head};
 pub use mlp::{MlpClassifier, MlpConfig, MlpRegressor};
 pub use mlp_space::MlpSpace;

@@ -186,6 +186,7 @@ impl MlpConfig {
             max_epochs: self.max_epochs,
             patience: self.patience,
             seed: self.seed,
+            shift: None,
         }
     }
 

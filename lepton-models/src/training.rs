@@ -3,9 +3,9 @@
 //! best weights, and pruning. Classification minimises cross-entropy and scores accuracy;
 //! regression minimises the squared error of standardised targets and scores R².
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use burn::module::Module;
@@ -30,6 +30,34 @@ pub(crate) struct TrainingSetup {
     pub max_epochs: usize,
     pub patience: usize,
     pub seed: u64,
+    /// Random shifts of training images, if the rows are images.
+    pub shift: Option<ImageShift>,
+}
+
+/// Random translations of training images (simple augmentation): each image is moved by up
+/// to `max` pixels along each axis, zeros shifted in, a new draw per image and epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ImageShift {
+    pub height: usize,
+    pub width: usize,
+    pub max: usize,
+}
+
+/// Appends `image` (`height x width`, row-major) moved down by `dy` and right by `dx` pixels
+/// to `out`; pixels moved in from outside are 0.
+fn push_shifted(image: &[f32], height: usize, width: usize, dy: i64, dx: i64, out: &mut Vec<f32>) {
+    for y in 0..height as i64 {
+        let sy = y - dy;
+        for x in 0..width as i64 {
+            let sx = x - dx;
+            let inside = (0..height as i64).contains(&sy) && (0..width as i64).contains(&sx);
+            out.push(if inside {
+                image[(sy * width as i64 + sx) as usize]
+            } else {
+                0.0
+            });
+        }
+    }
 }
 
 /// What happened during training.
@@ -122,6 +150,24 @@ impl Rows {
         Tensor::from_data(TensorData::new(xb, [rows.len(), self.width]), device)
     }
 
+    /// [`inputs`](Self::inputs), each image shifted at random as `shift` says.
+    fn shifted_inputs(
+        &self,
+        rows: &[usize],
+        shift: ImageShift,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<2> {
+        let m = shift.max as i64;
+        let mut xb = Vec::with_capacity(rows.len() * self.width);
+        for &r in rows {
+            let image = &self.x[r * self.width..(r + 1) * self.width];
+            let (dy, dx) = (rng.random_range(-m..=m), rng.random_range(-m..=m));
+            push_shifted(image, shift.height, shift.width, dy, dx, &mut xb);
+        }
+        Tensor::from_data(TensorData::new(xb, [rows.len(), self.width]), device)
+    }
+
     /// Mean loss of `out` against the targets of `rows`.
     fn loss(&self, out: Tensor<2>, rows: &[usize], device: &Device) -> Tensor<1> {
         match &self.targets {
@@ -197,7 +243,11 @@ pub(crate) fn train<M: Net>(
         let mut loss_sum = 0.0;
         let mut batches = 0usize;
         for rows in order.chunks(setup.batch_size) {
-            let loss = train.loss(net.forward(train.inputs(rows, &ad)), rows, &ad);
+            let inputs = match setup.shift {
+                Some(shift) => train.shifted_inputs(rows, shift, &mut rng, &ad),
+                None => train.inputs(rows, &ad),
+            };
+            let loss = train.loss(net.forward(inputs), rows, &ad);
             let value = f64::from(loss.clone().into_scalar::<f32>());
             if !value.is_finite() {
                 return Err(ModelError::Diverged { epoch, loss: value });
@@ -287,4 +337,23 @@ fn evaluate<M: Net>(net: &M, data: &Rows, device: &Device) -> (f64, f64) {
         }
     };
     (score, loss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifted_images_move_and_fill_with_zeros() {
+        let image = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 x 3
+        let shifted = |dy, dx| {
+            let mut out = Vec::new();
+            push_shifted(&image, 2, 3, dy, dx, &mut out);
+            out
+        };
+        assert_eq!(shifted(0, 0), image);
+        assert_eq!(shifted(0, 1), [0.0, 1.0, 2.0, 0.0, 4.0, 5.0]);
+        assert_eq!(shifted(1, -1), [0.0, 0.0, 0.0, 2.0, 3.0, 0.0]);
+        assert_eq!(shifted(2, 0), [0.0; 6]);
+    }
 }

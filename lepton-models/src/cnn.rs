@@ -1,0 +1,366 @@
+//! A LeNet-style convolutional classifier for greyscale images: two blocks of convolution,
+//! ReLU and 2x2 max-pooling, then a hidden dense layer with dropout and the class logits.
+//! It reads any [`Dataset`] whose rows are the pixels of `height x width` images (an
+//! [`ImageDataset`](lepton_data::ImageDataset), row-major), and can shift training images at
+//! random as augmentation.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use lepton_core::{Dataset, Error, Model, ParamValue, Task, TrialContext};
+
+use crate::backend::{Backend, Cpu};
+use crate::error::{ModelError, Result};
+use crate::fitted_cnn::FittedCnn;
+use crate::fitted_mlp::Head;
+use crate::training::{ImageShift, Net, Rows, TrainingSetup, train};
+
+/// The hyper-parameters of a [`CnnClassifier`]. Serialisable; checked before any work starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CnnConfig {
+    /// Image height in pixels (at least 4: two 2x2 poolings).
+    pub height: usize,
+    /// Image width in pixels (at least 4).
+    pub width: usize,
+    /// Channels of the first convolution (1..=256).
+    pub channels1: usize,
+    /// Channels of the second convolution (1..=512).
+    pub channels2: usize,
+    /// Side of the square convolution kernels: 3, 5 or 7 (padded to keep the image size).
+    pub kernel: usize,
+    /// Units of the hidden dense layer (1..=4096).
+    pub hidden: usize,
+    /// Dropout probability before the output layer, in `[0, 1)`.
+    pub dropout: f64,
+    /// Adam's learning rate, in `(0, 1]`.
+    pub learning_rate: f64,
+    /// Images per mini-batch (at least 1).
+    pub batch_size: usize,
+    /// Most epochs to train (at least 1).
+    pub max_epochs: usize,
+    /// Epochs without validation improvement before stopping early (at least 1).
+    pub patience: usize,
+    /// Largest random shift of a training image, in pixels along each axis (0: none; below a
+    /// quarter of the smaller side).
+    pub max_shift: usize,
+    /// Seed for weight initialisation, shuffling, shifts and dropout.
+    pub seed: u64,
+}
+
+impl Default for CnnConfig {
+    /// LeNet-style on MNIST-sized images: conv 32 - pool - conv 64 - pool - 128 - classes.
+    fn default() -> Self {
+        CnnConfig {
+            height: 28,
+            width: 28,
+            channels1: 32,
+            channels2: 64,
+            kernel: 5,
+            hidden: 128,
+            dropout: 0.25,
+            learning_rate: 1e-3,
+            batch_size: 64,
+            max_epochs: 10,
+            patience: 3,
+            max_shift: 0,
+            seed: 0,
+        }
+    }
+}
+
+impl CnnConfig {
+    /// Sets the image size.
+    pub fn with_image_size(mut self, height: usize, width: usize) -> Self {
+        (self.height, self.width) = (height, width);
+        self
+    }
+
+    /// Sets the most epochs.
+    pub fn with_max_epochs(mut self, v: usize) -> Self {
+        self.max_epochs = v;
+        self
+    }
+
+    /// Sets the patience of early stopping.
+    pub fn with_patience(mut self, v: usize) -> Self {
+        self.patience = v;
+        self
+    }
+
+    /// Sets the largest random shift of training images.
+    pub fn with_max_shift(mut self, v: usize) -> Self {
+        self.max_shift = v;
+        self
+    }
+
+    /// Sets the seed.
+    pub fn with_seed(mut self, v: u64) -> Self {
+        self.seed = v;
+        self
+    }
+
+    /// Refuses values that would make training fail or panic.
+    pub fn check(&self) -> Result<()> {
+        let bad = |name: &str, reason: String| {
+            Err(ModelError::Core(Error::InvalidParameter {
+                name: name.to_owned(),
+                reason,
+            }))
+        };
+        for (name, v, max) in [
+            ("height", self.height, 4096),
+            ("width", self.width, 4096),
+            ("channels1", self.channels1, 256),
+            ("channels2", self.channels2, 512),
+            ("hidden", self.hidden, 4096),
+        ] {
+            let min = if name == "height" || name == "width" {
+                4
+            } else {
+                1
+            };
+            if !(min..=max).contains(&v) {
+                return bad(name, format!("{v} is outside {min}..={max}"));
+            }
+        }
+        if ![3, 5, 7].contains(&self.kernel) {
+            return bad("kernel", format!("{} is not 3, 5 or 7", self.kernel));
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            return bad("dropout", format!("{} is outside [0, 1)", self.dropout));
+        }
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate <= 1.0)
+        {
+            return bad(
+                "learning_rate",
+                format!("{} is outside (0, 1]", self.learning_rate),
+            );
+        }
+        for (name, v) in [
+            ("batch_size", self.batch_size),
+            ("max_epochs", self.max_epochs),
+            ("patience", self.patience),
+        ] {
+            if v == 0 {
+                return bad(name, "must be at least 1".into());
+            }
+        }
+        if self.max_shift * 4 >= self.height.min(self.width) {
+            return bad(
+                "max_shift",
+                format!(
+                    "{} is not below a quarter of the {}x{} image",
+                    self.max_shift, self.height, self.width
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// This configuration with the values a trial suggested (names as in
+    /// [`CnnSpace`](crate::CnnSpace)); other fields keep their values. Unknown names and
+    /// values of the wrong type are refused.
+    pub fn with_params<K: Borrow<str>>(mut self, params: &BTreeMap<K, ParamValue>) -> Result<Self> {
+        for (name, value) in params {
+            let name: &str = name.borrow();
+            let wrong = || {
+                ModelError::Core(Error::InvalidParameter {
+                    name: name.to_owned(),
+                    reason: format!("`{value}` has the wrong type"),
+                })
+            };
+            let as_usize = || {
+                value
+                    .as_i64()
+                    .and_then(|v| usize::try_from(v).ok())
+                    .ok_or_else(wrong)
+            };
+            match name {
+                "channels1" => self.channels1 = as_usize()?,
+                "channels2" => self.channels2 = as_usize()?,
+                "kernel" => self.kernel = as_usize()?,
+                "hidden" => self.hidden = as_usize()?,
+                "batch_size" => self.batch_size = as_usize()?,
+                "max_epochs" => self.max_epochs = as_usize()?,
+                "patience" => self.patience = as_usize()?,
+                "max_shift" => self.max_shift = as_usize()?,
+                "dropout" => self.dropout = value.as_f64().ok_or_else(wrong)?,
+                "learning_rate" => self.learning_rate = value.as_f64().ok_or_else(wrong)?,
+                _ => {
+                    return Err(ModelError::Core(Error::InvalidParameter {
+                        name: name.to_owned(),
+                        reason: "not a parameter of the CNN".into(),
+                    }));
+                }
+            }
+        }
+        self.check()?;
+        Ok(self)
+    }
+
+    fn setup(&self) -> TrainingSetup {
+        TrainingSetup {
+            learning_rate: self.learning_rate,
+            batch_size: self.batch_size,
+            max_epochs: self.max_epochs,
+            patience: self.patience,
+            seed: self.seed,
+            shift: (self.max_shift > 0).then_some(ImageShift {
+                height: self.height,
+                width: self.width,
+                max: self.max_shift,
+            }),
+        }
+    }
+
+    pub(crate) fn init(&self, classes: usize, device: &Device) -> CnnNet {
+        let conv = |from, to| {
+            Conv2dConfig::new([from, to], [self.kernel, self.kernel])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device)
+        };
+        let flat = self.channels2 * (self.height / 4) * (self.width / 4);
+        CnnNet {
+            conv1: conv(1, self.channels1),
+            conv2: conv(self.channels1, self.channels2),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            hidden: LinearConfig::new(flat, self.hidden).init(device),
+            output: LinearConfig::new(self.hidden, classes).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            height: self.height,
+            width: self.width,
+        }
+    }
+}
+
+/// The burn network. Rows of `height * width` pixels come in and are viewed as
+/// `[batch, 1, height, width]` images.
+#[derive(Module, Debug)]
+pub(crate) struct CnnNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    hidden: Linear,
+    output: Linear,
+    dropout: Dropout,
+    height: usize,
+    width: usize,
+}
+
+impl Net for CnnNet {
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let [batch, _] = x.dims();
+        let x = x.reshape([batch, 1, self.height, self.width]);
+        let x = self.pool.forward(relu(self.conv1.forward(x)));
+        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = x.flatten::<2>(1, 3);
+        let x = self.dropout.forward(relu(self.hidden.forward(x)));
+        self.output.forward(x)
+    }
+}
+
+/// A convolutional image classifier trained on backend `B` (cross-entropy, Adam, scored by
+/// accuracy).
+#[derive(Debug, Clone)]
+pub struct CnnClassifier<B: Backend = Cpu> {
+    config: CnnConfig,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> CnnClassifier<B> {
+    /// A model with a checked configuration.
+    pub fn new(config: CnnConfig) -> Result<Self> {
+        config.check()?;
+        Ok(CnnClassifier {
+            config,
+            backend: PhantomData,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CnnConfig {
+        &self.config
+    }
+
+    /// Trains on `train`, validating on `valid` after every epoch (which may be empty: then
+    /// exactly `max_epochs` epochs run and the last weights are kept). Every row must be an
+    /// image of the configured size, and the task a classification of at least 2 classes.
+    pub fn train(
+        &self,
+        train_data: &dyn Dataset,
+        valid: &dyn Dataset,
+        ctx: &mut dyn TrialContext,
+    ) -> Result<FittedCnn<B>> {
+        let schema = train_data.schema();
+        let Task::Classification { classes } = &schema.task else {
+            return Err(ModelError::InvalidData(
+                "the CnnClassifier needs a classification target".into(),
+            ));
+        };
+        let k = classes.len();
+        if k < 2 {
+            return Err(ModelError::InvalidData(format!(
+                "classification needs at least 2 classes, the data has {k}"
+            )));
+        }
+        if valid.schema() != schema && !valid.is_empty() {
+            return Err(ModelError::InvalidData(
+                "training and validation data have different schemas".into(),
+            ));
+        }
+        let pixels = self.config.height * self.config.width;
+        if schema.features.len() != pixels {
+            return Err(ModelError::InvalidData(format!(
+                "rows have {} values, {}x{} images need {pixels}",
+                schema.features.len(),
+                self.config.height,
+                self.config.width
+            )));
+        }
+        let train_rows = Rows::classes(train_data, pixels, k)?;
+        let valid_rows = Rows::classes(valid, pixels, k)?;
+        let device = B::device();
+        device.seed(self.config.seed);
+        let net = self.config.init(k, &device);
+        let (net, summary) = train(
+            net,
+            &train_rows,
+            &valid_rows,
+            &self.config.setup(),
+            &device,
+            ctx,
+        )?;
+        Ok(FittedCnn::new(
+            net,
+            self.config.clone(),
+            Head::Classes { count: k },
+            summary,
+            device,
+        ))
+    }
+}
+
+impl<B: Backend> Model for CnnClassifier<B> {
+    type Fitted = FittedCnn<B>;
+
+    fn fit(
+        &self,
+        train: &dyn Dataset,
+        valid: &dyn Dataset,
+        ctx: &mut dyn TrialContext,
+    ) -> lepton_core::Result<FittedCnn<B>> {
+        Ok(self.train(train, valid, ctx)?)
+    }
+}

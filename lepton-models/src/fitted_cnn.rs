@@ -1,0 +1,108 @@
+//! A trained CNN: prediction, and saving and restoring its weights exactly.
+
+use std::marker::PhantomData;
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+
+use lepton_core::{Features, Predict, Prediction};
+
+use crate::backend::{Backend, Cpu};
+use crate::cnn::{CnnConfig, CnnNet};
+use crate::error::{ModelError, Result};
+use crate::fitted_mlp::Head;
+use crate::predict::predict_rows;
+use crate::training::TrainingSummary;
+
+/// A trained [`CnnClassifier`](crate::CnnClassifier), ready to predict rows of pixels; its
+/// weights can be saved and restored exactly.
+#[derive(Debug, Clone)]
+pub struct FittedCnn<B: Backend = Cpu> {
+    net: CnnNet,
+    config: CnnConfig,
+    head: Head,
+    summary: TrainingSummary,
+    device: Device,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> FittedCnn<B> {
+    pub(crate) fn new(
+        net: CnnNet,
+        config: CnnConfig,
+        head: Head,
+        summary: TrainingSummary,
+        device: Device,
+    ) -> Self {
+        FittedCnn {
+            net,
+            config,
+            head,
+            summary,
+            device,
+            backend: PhantomData,
+        }
+    }
+
+    /// The configuration it was trained with.
+    pub fn config(&self) -> &CnnConfig {
+        &self.config
+    }
+
+    /// What happened during training.
+    pub fn summary(&self) -> &TrainingSummary {
+        &self.summary
+    }
+
+    /// The classes it predicts.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The weights in burn's burnpack format.
+    pub fn weights_to_bytes(&self) -> Result<Vec<u8>> {
+        let bytes = self
+            .net
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Rebuilds a fitted CNN from its configuration, classes and saved weights; refuses
+    /// weights that do not fit the network the configuration describes.
+    pub fn from_weights(
+        config: CnnConfig,
+        head: Head,
+        summary: TrainingSummary,
+        weights: Vec<u8>,
+    ) -> Result<Self> {
+        config.check()?;
+        let Head::Classes { count } = head else {
+            return Err(ModelError::Weights(format!(
+                "a CNN classifier has classes, not {head:?}"
+            )));
+        };
+        if count < 2 {
+            return Err(ModelError::Weights(format!("{count} classes")));
+        }
+        let device = B::device();
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
+            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        let net = config
+            .init(count, &device)
+            .try_load_record(record)
+            .map_err(|e| ModelError::Weights(e.to_string()))?
+            .valid();
+        Ok(Self::new(net, config, head, summary, device))
+    }
+}
+
+impl<B: Backend> Predict for FittedCnn<B> {
+    fn predict(&self, x: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
+        let pixels = self.config.height * self.config.width;
+        predict_rows(&self.net, self.head, pixels, &self.device, x)
+    }
+}

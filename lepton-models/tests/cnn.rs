@@ -1,0 +1,182 @@
+//! The CNN classifier: it learns shapes and MNIST digits, saves and restores exactly, and
+//! refuses bad input with typed errors.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
+
+use lepton_core::{Dataset, DetachedContext, Features, Predict, Target};
+use lepton_data::datasets::{MnistSplit, mnist};
+use lepton_data::{ImageDataset, datasets, stratified_holdout_indices};
+use lepton_models::{CnnClassifier, CnnConfig, Cpu, FittedCnn, Head, ModelError};
+
+fn accuracy(model: &impl Predict, data: &ImageDataset) -> f64 {
+    let x = Features::new(data.pixels(), data.height() * data.width()).unwrap();
+    let p = model.predict(x).unwrap();
+    let hits = (0..data.len())
+        .filter(|&i| matches!(data.target(i), Some(Target::Class(c)) if p[i].class() == Some(c)))
+        .count();
+    hits as f64 / data.len() as f64
+}
+
+/// 8x8 images of a horizontal (class 0) or vertical (class 1) bar at a random place.
+fn bars(n: usize, seed: u64) -> ImageDataset {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut next = move |k: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as usize) % k
+    };
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let (class, at) = (i % 2, next(8));
+        let mut image = [0u8; 64];
+        for j in 0..8 {
+            let (y, x) = if class == 0 { (at, j) } else { (j, at) };
+            image[y * 8 + x] = 255;
+        }
+        pixels.extend_from_slice(&image);
+        labels.push(class as u8);
+    }
+    ImageDataset::from_u8(8, 8, &pixels, &labels, vec!["h".into(), "v".into()]).unwrap()
+}
+
+fn small() -> CnnConfig {
+    CnnConfig {
+        channels1: 4,
+        channels2: 8,
+        kernel: 3,
+        hidden: 16,
+        learning_rate: 1e-2,
+        batch_size: 16,
+        ..CnnConfig::default()
+    }
+    .with_image_size(8, 8)
+    .with_max_epochs(8)
+    .with_patience(8)
+    .with_max_shift(1)
+    .with_seed(5)
+}
+
+#[test]
+fn learns_bars_and_restores_its_weights_exactly() {
+    let (train, valid) = (bars(256, 1), bars(128, 2));
+    let model = CnnClassifier::<Cpu>::new(small()).unwrap();
+    let fitted = model
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let score = fitted.summary().best_valid_score.unwrap();
+    assert!(score > 0.95, "validation accuracy {score}");
+    assert!(accuracy(&fitted, &bars(128, 3)) > 0.95);
+
+    let restored = FittedCnn::<Cpu>::from_weights(
+        fitted.config().clone(),
+        fitted.head(),
+        fitted.summary().clone(),
+        fitted.weights_to_bytes().unwrap(),
+    )
+    .unwrap();
+    let test = bars(64, 4);
+    let x = Features::new(test.pixels(), 64).unwrap();
+    assert_eq!(restored.predict(x).unwrap(), fitted.predict(x).unwrap());
+
+    // Weights of another shape are refused.
+    let wider = CnnConfig {
+        channels1: 6,
+        ..fitted.config().clone()
+    };
+    let bytes = fitted.weights_to_bytes().unwrap();
+    let summary = fitted.summary().clone();
+    assert!(matches!(
+        FittedCnn::<Cpu>::from_weights(wider, Head::Classes { count: 2 }, summary.clone(), bytes),
+        Err(ModelError::Weights(_))
+    ));
+    assert!(
+        FittedCnn::<Cpu>::from_weights(small(), Head::Classes { count: 2 }, summary, vec![1, 2])
+            .is_err()
+    );
+}
+
+#[test]
+fn refuses_bad_configurations_and_data() {
+    for bad in [
+        CnnConfig {
+            kernel: 4,
+            ..small()
+        },
+        CnnConfig {
+            hidden: 0,
+            ..small()
+        },
+        CnnConfig {
+            dropout: 1.0,
+            ..small()
+        },
+        small().with_max_shift(2),
+        small().with_image_size(3, 8),
+    ] {
+        assert!(CnnClassifier::<Cpu>::new(bad).is_err());
+    }
+    assert!(
+        small()
+            .with_params(&std::collections::BTreeMap::from([(
+                "depth",
+                lepton_core::ParamValue::Int(2)
+            )]))
+            .is_err()
+    );
+    let model = CnnClassifier::<Cpu>::new(small()).unwrap();
+    let ctx = &mut DetachedContext::new();
+    // Tabular rows are not 8x8 images.
+    let iris = datasets::iris().unwrap();
+    let e = model.train(&iris, &iris, ctx).unwrap_err();
+    assert!(e.to_string().contains("8x8 images"), "{e}");
+    // One class is no classification.
+    let one = ImageDataset::from_u8(8, 8, &[0; 128], &[0, 0], vec!["only".into()]).unwrap();
+    let e = model.train(&one, &one, ctx).unwrap_err();
+    assert!(e.to_string().contains("at least 2 classes"), "{e}");
+    // Predicting rows of the wrong width is an error, not a panic.
+    let fitted = CnnClassifier::<Cpu>::new(small().with_max_epochs(1))
+        .unwrap()
+        .train(&bars(32, 1), &bars(16, 2), ctx)
+        .unwrap();
+    assert!(
+        fitted
+            .predict(Features::new(&[0.0; 10], 10).unwrap())
+            .is_err()
+    );
+}
+
+/// A few thousand MNIST digits, two epochs: well above 90% (needs MNIST; skips without it).
+#[test]
+fn learns_mnist_digits() {
+    let Ok(all) = mnist(MnistSplit::Train) else {
+        eprintln!("MNIST not found (set LEPTON_DATA_DIR): skipping");
+        return;
+    };
+    let classes: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let (_, subset) = stratified_holdout_indices(all.labels(), &classes, 0.1, 0).unwrap();
+    let data = all.select(&subset).unwrap();
+    let (train_rows, valid_rows) =
+        stratified_holdout_indices(data.labels(), &classes, 0.2, 1).unwrap();
+    let (train, valid) = (
+        data.select(&train_rows).unwrap(),
+        data.select(&valid_rows).unwrap(),
+    );
+    let config = CnnConfig {
+        channels1: 16,
+        channels2: 32,
+        ..CnnConfig::default()
+    }
+    .with_max_epochs(2)
+    .with_max_shift(1);
+    let fitted = CnnClassifier::<Cpu>::new(config)
+        .unwrap()
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let score = fitted.summary().best_valid_score.unwrap();
+    assert!(score > 0.93, "validation accuracy {score}");
+    let test = mnist(MnistSplit::Test).unwrap();
+    let test = test.select(&(0..1000).collect::<Vec<_>>()).unwrap();
+    let acc = accuracy(&fitted, &test);
+    assert!(acc > 0.93, "test accuracy {acc}");
+}
