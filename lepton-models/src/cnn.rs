@@ -23,6 +23,7 @@ use crate::backend::{Backend, Cpu};
 use crate::error::{ModelError, Result};
 use crate::fitted_cnn::FittedCnn;
 use crate::fitted_mlp::Head;
+use crate::optimisation::Optimisation;
 use crate::training::{ImageShift, Net, Rows, TrainingSetup, train};
 
 /// The hyper-parameters of a [`CnnClassifier`]. Serialisable; checked before any work starts.
@@ -53,6 +54,10 @@ pub struct CnnConfig {
     /// Largest random shift of a training image, in pixels along each axis (0: none; below a
     /// quarter of the smaller side).
     pub max_shift: usize,
+    /// The optimiser (Adam by default), weight decay, gradient clipping and learning-rate
+    /// schedule; `learning_rate` is the schedule's peak.
+    #[serde(default)]
+    pub optimisation: Optimisation,
     /// Seed for weight initialisation, shuffling, shifts and dropout.
     pub seed: u64,
 }
@@ -73,6 +78,7 @@ impl Default for CnnConfig {
             max_epochs: 10,
             patience: 3,
             max_shift: 0,
+            optimisation: Optimisation::default(),
             seed: 0,
         }
     }
@@ -166,7 +172,7 @@ impl CnnConfig {
                 ),
             );
         }
-        Ok(())
+        self.optimisation.check()
     }
 
     /// This configuration with the values a trial suggested (names as in
@@ -198,6 +204,7 @@ impl CnnConfig {
                 "max_shift" => self.max_shift = as_usize()?,
                 "dropout" => self.dropout = value.as_f64().ok_or_else(wrong)?,
                 "learning_rate" => self.learning_rate = value.as_f64().ok_or_else(wrong)?,
+                other if self.optimisation.set_param(other, value)? => {}
                 _ => {
                     return Err(ModelError::Core(Error::InvalidParameter {
                         name: name.to_owned(),
@@ -222,6 +229,7 @@ impl CnnConfig {
                 width: self.width,
                 max: self.max_shift,
             }),
+            optimisation: self.optimisation,
         }
     }
 

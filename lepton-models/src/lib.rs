@@ -24,6 +24,7 @@ mod fitted_cnn;
 mod fitted_mlp;
 mod mlp;
 mod mlp_space;
+mod optimisation;
 mod predict;
 mod training;
 
@@ -41,4 +42,5 @@ pub use fitted_cnn::FittedCnn;
 pub use fitted_mlp::{FittedMlp, Head};
 pub use mlp::{MlpClassifier, MlpConfig, MlpRegressor};
 pub use mlp_space::MlpSpace;
+pub use optimisation::{Optimisation, OptimizerKind, Schedule};
 pub use training::TrainingSummary;

@@ -17,6 +17,7 @@ use lepton_core::{Dataset, Error, Model, ParamValue, Task, TrialContext};
 use crate::backend::{Backend, Cpu};
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::{FittedMlp, Head};
+use crate::optimisation::Optimisation;
 use crate::training::{Net, Rows, Standardise, TrainingSetup, train};
 
 /// The hyper-parameters of an [`MlpClassifier`] or [`MlpRegressor`]. Serialisable; checked
@@ -37,6 +38,10 @@ pub struct MlpConfig {
     pub max_epochs: usize,
     /// Epochs without validation improvement before stopping early (at least 1).
     pub patience: usize,
+    /// The optimiser (Adam by default), weight decay, gradient clipping and learning-rate
+    /// schedule; `learning_rate` is the schedule's peak.
+    #[serde(default)]
+    pub optimisation: Optimisation,
     /// Seed for weight initialisation, shuffling and dropout.
     pub seed: u64,
 }
@@ -51,6 +56,7 @@ impl Default for MlpConfig {
             batch_size: 32,
             max_epochs: 200,
             patience: 20,
+            optimisation: Optimisation::default(),
             seed: 0,
         }
     }
@@ -136,7 +142,7 @@ impl MlpConfig {
         if self.patience == 0 {
             return bad("patience", "must be at least 1".into());
         }
-        Ok(())
+        self.optimisation.check()
     }
 
     /// This configuration with the values a trial suggested (names as in
@@ -167,6 +173,7 @@ impl MlpConfig {
                 "patience" => self.patience = as_usize()?,
                 "dropout" => self.dropout = value.as_f64().ok_or_else(wrong)?,
                 "learning_rate" => self.learning_rate = value.as_f64().ok_or_else(wrong)?,
+                other if self.optimisation.set_param(other, value)? => {}
                 _ => {
                     return Err(ModelError::Core(Error::InvalidParameter {
                         name: name.to_owned(),
@@ -187,6 +194,7 @@ impl MlpConfig {
             patience: self.patience,
             seed: self.seed,
             shift: None,
+            optimisation: self.optimisation,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The supervised training loop shared by Lepton's burn networks: Adam, shuffled
-//! mini-batches, per-epoch validation reported to the trial, early stopping that keeps the
+//! The supervised training loop shared by Lepton's burn networks: the configured optimiser
+//! and learning-rate schedule, shuffled (optionally shifted) mini-batches, per-epoch validation reported to the trial, early stopping that keeps the
 //! best weights, and pruning. Classification minimises cross-entropy and scores accuracy;
 //! regression minimises the squared error of standardised targets and scores R².
 
@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use lepton_core::{Dataset, Error, Target, TrialContext};
 
 use crate::error::{ModelError, Result};
+use crate::optimisation::Optimisation;
 
 /// A network that maps a batch of feature rows to outputs (class logits or one value).
 pub(crate) trait Net: Module {
@@ -32,6 +33,8 @@ pub(crate) struct TrainingSetup {
     pub seed: u64,
     /// Random shifts of training images, if the rows are images.
     pub shift: Option<ImageShift>,
+    /// The optimiser, weight decay, clipping and learning-rate schedule.
+    pub optimisation: Optimisation,
 }
 
 /// Random translations of training images (simple augmentation): each image is moved by up
@@ -226,7 +229,12 @@ pub(crate) fn train<M: Net>(
     let ad = device.clone().autodiff();
     // `train` turns gradient tracking on: a net built on a plain device has none.
     let mut net = net.fork(&ad).train();
-    let mut optim = AdamConfig::new().init();
+    let mut optim = setup.optimisation.optimizer();
+    let steps_per_epoch = train.len().div_ceil(setup.batch_size.max(1));
+    let mut schedule =
+        setup
+            .optimisation
+            .scheduler(setup.learning_rate, steps_per_epoch, setup.max_epochs)?;
     let mut rng = StdRng::seed_from_u64(setup.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
 
@@ -255,7 +263,7 @@ pub(crate) fn train<M: Net>(
             loss_sum += value;
             batches += 1;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(setup.learning_rate, net, grads);
+            net = optim.step(schedule.step(), net, grads);
         }
         summary.epochs_run = epoch;
         summary.final_train_loss = loss_sum / batches.max(1) as f64;

@@ -117,8 +117,19 @@ fn bad_hyper_parameters_fail_before_training() {
             "{e:?}"
         );
     }
-    let unknown = [("momentum".to_string(), 0.9.into())].into_iter().collect();
+    let unknown = [("beta_3".to_string(), 0.9.into())].into_iter().collect();
     assert!(MlpConfig::default().with_params(&unknown).is_err());
+    // The optimiser's settings are parameters too, checked like the others.
+    let sgd = [
+        ("optimizer".to_string(), "sgd".into()),
+        ("momentum".to_string(), 0.8.into()),
+    ]
+    .into_iter()
+    .collect();
+    let config = MlpConfig::default().with_params(&sgd).unwrap();
+    assert_eq!(config.optimisation.momentum, 0.8);
+    let bad = [("momentum".to_string(), 1.5.into())].into_iter().collect();
+    assert!(MlpConfig::default().with_params(&bad).is_err());
 }
 
 #[test]
