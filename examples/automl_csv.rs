@@ -182,13 +182,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let scores = predictor.score(&test)?;
     match kind {
-        TargetKind::Classification => {
-            println!("test accuracy {:.4}", scores.accuracy.unwrap_or(f64::NAN));
-        }
+        TargetKind::Classification => println!(
+            "test accuracy {:.4}, balanced accuracy {:.4}, macro-F1 {:.4}, log-loss {:.4}",
+            scores.accuracy.unwrap_or(f64::NAN),
+            scores.balanced_accuracy.unwrap_or(f64::NAN),
+            scores.macro_f1.unwrap_or(f64::NAN),
+            scores.log_loss.unwrap_or(f64::NAN)
+        ),
         TargetKind::Regression => println!(
-            "test R² {:.4}, RMSE {:.4}",
+            "test R² {:.4}, RMSE {:.4}, MAE {:.4}",
             scores.r2.unwrap_or(f64::NAN),
-            scores.rmse.unwrap_or(f64::NAN)
+            scores.rmse.unwrap_or(f64::NAN),
+            scores.mae.unwrap_or(f64::NAN)
         ),
     }
     let wall = started.elapsed().as_secs_f64();
@@ -208,10 +213,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "wall_seconds": wall,
         });
         match kind {
-            TargetKind::Classification => summary["test_accuracy"] = scores.accuracy.into(),
+            TargetKind::Classification => {
+                summary["test_accuracy"] = scores.accuracy.into();
+                summary["test_balanced_accuracy"] = scores.balanced_accuracy.into();
+                summary["test_macro_f1"] = scores.macro_f1.into();
+                summary["test_log_loss"] = scores.log_loss.into();
+            }
             TargetKind::Regression => {
                 summary["test_r2"] = scores.r2.into();
                 summary["test_rmse"] = scores.rmse.into();
+                summary["test_mae"] = scores.mae.into();
             }
         }
         println!("{summary}");

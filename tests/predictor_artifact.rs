@@ -46,7 +46,13 @@ fn reloaded_predictor_predicts_identically() {
     assert_eq!(before, loaded.predict_table(&test).unwrap());
     let labels = loaded.labels(&before).unwrap();
     assert!(labels.iter().all(|l| ["0", "1", "2"].contains(&l.as_str())));
-    assert!(predictor.score(&test).unwrap().accuracy.unwrap() > 0.8);
+    let scores = predictor.score(&test).unwrap();
+    assert!(scores.accuracy.unwrap() > 0.8, "{scores:?}");
+    // Three balanced classes: the other classification scores agree with accuracy.
+    assert!(scores.balanced_accuracy.unwrap() > 0.75, "{scores:?}");
+    assert!(scores.macro_f1.unwrap() > 0.75, "{scores:?}");
+    assert!((0.0..1.0).contains(&scores.log_loss.unwrap()), "{scores:?}");
+    assert!(scores.r2.is_none() && scores.mae.is_none());
 }
 
 #[test]

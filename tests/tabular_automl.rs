@@ -52,7 +52,8 @@ fn regression_search_scores_r2() {
         .unwrap();
     let scores = run.predictor.score(&table).unwrap();
     assert!(scores.r2.unwrap() > 0.8, "{scores:?}");
-    assert!(scores.accuracy.is_none());
+    assert!(scores.mae.unwrap() <= scores.rmse.unwrap(), "{scores:?}");
+    assert!(scores.accuracy.is_none() && scores.log_loss.is_none());
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod cnn_space;
 mod error;
 mod fitted_cnn;
 mod fitted_mlp;
+pub mod metrics;
 mod mlp;
 mod mlp_space;
 mod optimisation;

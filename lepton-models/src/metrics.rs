@@ -1,0 +1,208 @@
+//! Evaluation metrics, with scikit-learn's definitions: a confusion matrix and the
+//! classification scores read from it (accuracy, balanced accuracy, macro-F1), log-loss from
+//! predicted probabilities, and RMSE, MAE and R² for regression.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// Counts of (true class, predicted class) pairs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfusionMatrix {
+    n_classes: usize,
+    /// Row-major: `counts[truth * n_classes + predicted]`.
+    counts: Vec<usize>,
+}
+
+impl ConfusionMatrix {
+    /// The matrix of `truth` against `predicted` (equal lengths, at least one sample, every
+    /// class below `n_classes`).
+    pub fn new(n_classes: usize, truth: &[usize], predicted: &[usize]) -> Result<Self> {
+        if truth.len() != predicted.len() || truth.is_empty() {
+            return Err(ModelError::InvalidData(format!(
+                "{} true classes and {} predictions: need as many, at least one",
+                truth.len(),
+                predicted.len()
+            )));
+        }
+        let mut counts = vec![0; n_classes * n_classes];
+        for (&t, &p) in truth.iter().zip(predicted) {
+            if t >= n_classes || p >= n_classes {
+                return Err(ModelError::InvalidData(format!(
+                    "class {} is not below {n_classes}",
+                    t.max(p)
+                )));
+            }
+            counts[t * n_classes + p] += 1;
+        }
+        Ok(ConfusionMatrix { n_classes, counts })
+    }
+
+    /// Number of classes (rows and columns).
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// Samples of class `truth` predicted as `predicted`.
+    pub fn count(&self, truth: usize, predicted: usize) -> usize {
+        self.counts[truth * self.n_classes + predicted]
+    }
+
+    fn total(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    fn row(&self, class: usize) -> usize {
+        (0..self.n_classes).map(|p| self.count(class, p)).sum()
+    }
+
+    fn column(&self, class: usize) -> usize {
+        (0..self.n_classes).map(|t| self.count(t, class)).sum()
+    }
+
+    /// Share of samples predicted right.
+    pub fn accuracy(&self) -> f64 {
+        let right: usize = (0..self.n_classes).map(|c| self.count(c, c)).sum();
+        right as f64 / self.total() as f64
+    }
+
+    /// Mean recall over the classes that occur in the truth (robust to imbalance).
+    pub fn balanced_accuracy(&self) -> f64 {
+        let recalls: Vec<f64> = (0..self.n_classes)
+            .filter(|&c| self.row(c) > 0)
+            .map(|c| self.count(c, c) as f64 / self.row(c) as f64)
+            .collect();
+        recalls.iter().sum::<f64>() / recalls.len() as f64
+    }
+
+    /// Unweighted mean of the per-class F1 scores over the classes that occur in the truth or
+    /// the predictions (F1 is 0 for a class never predicted right).
+    pub fn macro_f1(&self) -> f64 {
+        let f1: Vec<f64> = (0..self.n_classes)
+            .filter(|&c| self.row(c) + self.column(c) > 0)
+            .map(|c| 2.0 * self.count(c, c) as f64 / (self.row(c) + self.column(c)) as f64)
+            .collect();
+        f1.iter().sum::<f64>() / f1.len() as f64
+    }
+}
+
+/// Mean negative log-likelihood of the true classes under `probabilities` (one row per
+/// sample, renormalised to sum to 1; each probability clipped to `[1e-15, 1 - 1e-15]` as
+/// scikit-learn does, so a confident mistake costs about 34.5, not infinity).
+pub fn log_loss(truth: &[usize], probabilities: &[Vec<f32>]) -> Result<f64> {
+    if truth.len() != probabilities.len() || truth.is_empty() {
+        return Err(ModelError::InvalidData(format!(
+            "{} true classes and {} probability rows: need as many, at least one",
+            truth.len(),
+            probabilities.len()
+        )));
+    }
+    let eps = 1e-15;
+    let mut sum = 0.0;
+    for (i, (&t, p)) in truth.iter().zip(probabilities).enumerate() {
+        let total: f64 = p.iter().map(|&v| f64::from(v)).sum();
+        let Some(&pt) = p.get(t) else {
+            return Err(ModelError::InvalidData(format!(
+                "sample {i}: class {t} has no probability among {}",
+                p.len()
+            )));
+        };
+        if !(total.is_finite() && total > 0.0) || p.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(ModelError::InvalidData(format!(
+                "sample {i}: {p:?} are not probabilities"
+            )));
+        }
+        sum -= (f64::from(pt) / total).clamp(eps, 1.0 - eps).ln();
+    }
+    Ok(sum / truth.len() as f64)
+}
+
+/// Errors of real-valued predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegressionScores {
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Coefficient of determination, `1 - SSE / SST` (0 when the truth is constant).
+    pub r2: f64,
+}
+
+/// RMSE, MAE and R² of `predicted` against `truth` (equal lengths, at least one, finite).
+pub fn regression_scores(truth: &[f64], predicted: &[f64]) -> Result<RegressionScores> {
+    if truth.len() != predicted.len() || truth.is_empty() {
+        return Err(ModelError::InvalidData(format!(
+            "{} true values and {} predictions: need as many, at least one",
+            truth.len(),
+            predicted.len()
+        )));
+    }
+    if truth.iter().chain(predicted).any(|v| !v.is_finite()) {
+        return Err(ModelError::InvalidData(
+            "a true or predicted value is not finite".into(),
+        ));
+    }
+    let n = truth.len() as f64;
+    let mean = truth.iter().sum::<f64>() / n;
+    let (mut sse, mut sae, mut sst) = (0.0, 0.0, 0.0);
+    for (&y, &p) in truth.iter().zip(predicted) {
+        sse += (p - y).powi(2);
+        sae += (p - y).abs();
+        sst += (y - mean).powi(2);
+    }
+    Ok(RegressionScores {
+        rmse: (sse / n).sqrt(),
+        mae: sae / n,
+        r2: if sst > 0.0 { 1.0 - sse / sst } else { 0.0 },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn classification_scores_match_scikit_learn() {
+        // sklearn.metrics on y_true=[0,0,1,1,2], y_pred=[0,1,1,1,0]: accuracy 0.6,
+        // balanced_accuracy 0.5, f1_score(average="macro") 0.43333.
+        let m = ConfusionMatrix::new(3, &[0, 0, 1, 1, 2], &[0, 1, 1, 1, 0]).unwrap();
+        assert_eq!((m.count(0, 0), m.count(0, 1), m.count(2, 0)), (1, 1, 1));
+        assert!(close(m.accuracy(), 0.6));
+        assert!(close(m.balanced_accuracy(), 0.5));
+        assert!(close(m.macro_f1(), 1.3 / 3.0));
+        // A class in neither truth nor predictions is left out of the means.
+        let m = ConfusionMatrix::new(4, &[0, 1], &[0, 1]).unwrap();
+        assert!(close(m.macro_f1(), 1.0) && close(m.balanced_accuracy(), 1.0));
+        assert!(ConfusionMatrix::new(2, &[0, 2], &[0, 1]).is_err());
+        assert!(ConfusionMatrix::new(2, &[0], &[0, 1]).is_err());
+        assert!(ConfusionMatrix::new(2, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn log_loss_matches_scikit_learn() {
+        // sklearn.metrics.log_loss([0, 1, 1], [[.9, .1], [.2, .8], [.7, .3]]) = 0.61327...
+        let p = vec![vec![0.9, 0.1], vec![0.2, 0.8], vec![0.7, 0.3]];
+        let expected = -(0.9f64.ln() + 0.8f64.ln() + 0.3f64.ln()) / 3.0;
+        assert!((log_loss(&[0, 1, 1], &p).unwrap() - expected).abs() < 1e-6);
+        // A certain mistake is clipped, not infinite.
+        let certain = log_loss(&[0], &[vec![0.0, 1.0]]).unwrap();
+        assert!((certain - 34.538776394910684).abs() < 1e-6, "{certain}");
+        assert!(log_loss(&[2], &[vec![0.5, 0.5]]).is_err());
+        assert!(log_loss(&[0], &[vec![f32::NAN, 0.5]]).is_err());
+    }
+
+    #[test]
+    fn regression_scores_are_right() {
+        let s = regression_scores(&[1.0, 2.0, 3.0], &[1.0, 2.0, 5.0]).unwrap();
+        assert!(close(s.rmse, (4.0f64 / 3.0).sqrt()));
+        assert!(close(s.mae, 2.0 / 3.0));
+        assert!(close(s.r2, 1.0 - 4.0 / 2.0));
+        assert_eq!(regression_scores(&[2.0, 2.0], &[2.0, 2.0]).unwrap().r2, 0.0);
+        assert!(regression_scores(&[1.0], &[f64::NAN]).is_err());
+        assert!(regression_scores(&[1.0], &[]).is_err());
+    }
+}
