@@ -8,6 +8,11 @@
 //! Without `--task`, a numeric target with fractional values or more than 20 distinct values
 //! is a regression, anything else a classification.
 
+// burn's CPU kernels allocate fresh buffers every step; glibc's allocator returns them to the
+// kernel and page-faults them back, mimalloc keeps them (docs/backends.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};

@@ -16,6 +16,11 @@
 //! images, stratified, and a validation split of a fifth of that), so trials are comparable
 //! wherever they run. Needs MNIST (see `lepton_data::datasets::mnist`).
 
+// burn's CPU kernels allocate fresh buffers every step; glibc's allocator returns them to the
+// kernel and page-faults them back, mimalloc keeps them (docs/backends.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 

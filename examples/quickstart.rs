@@ -12,6 +12,11 @@
 //! ```
 //! `RUST_LOG=lepton=debug` shows every epoch.
 
+// burn's CPU kernels allocate fresh buffers every step; glibc's allocator returns them to the
+// kernel and page-faults them back, mimalloc keeps them (docs/backends.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
