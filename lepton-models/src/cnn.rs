@@ -1,5 +1,8 @@
-//! A LeNet-style convolutional classifier for greyscale images: two blocks of convolution,
-//! ReLU and 2x2 max-pooling, then a hidden dense layer with dropout and the class logits.
+//! Convolutional classifiers for greyscale images. LeNet-style (the default): two blocks of
+//! convolution, ReLU and 2x2 max-pooling, then a hidden dense layer with dropout and the class
+//! logits. With `residual_blocks > 0`, a small residual net: each convolution is batch-normed
+//! and followed by that many residual blocks (two batch-normed convolutions and a skip
+//! connection) before its pooling.
 //! It reads any [`Dataset`] whose rows are the pixels of `height x width` images (an
 //! [`ImageDataset`](lepton_data::ImageDataset), row-major), and can shift training images at
 //! random as augmentation.
@@ -13,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
@@ -39,6 +44,10 @@ pub struct CnnConfig {
     pub channels2: usize,
     /// Side of the square convolution kernels: 3, 5 or 7 (padded to keep the image size).
     pub kernel: usize,
+    /// Residual blocks after each of the two convolutions (0..=8; 0: LeNet-style, no batch
+    /// norm).
+    #[serde(default)]
+    pub residual_blocks: usize,
     /// Units of the hidden dense layer (1..=4096).
     pub hidden: usize,
     /// Dropout probability before the output layer, in `[0, 1)`.
@@ -71,6 +80,7 @@ impl Default for CnnConfig {
             channels1: 32,
             channels2: 64,
             kernel: 5,
+            residual_blocks: 0,
             hidden: 128,
             dropout: 0.25,
             learning_rate: 1e-3,
@@ -139,6 +149,12 @@ impl CnnConfig {
                 return bad(name, format!("{v} is outside {min}..={max}"));
             }
         }
+        if self.residual_blocks > 8 {
+            return bad(
+                "residual_blocks",
+                format!("{} is above 8", self.residual_blocks),
+            );
+        }
         if ![3, 5, 7].contains(&self.kernel) {
             return bad("kernel", format!("{} is not 3, 5 or 7", self.kernel));
         }
@@ -197,6 +213,7 @@ impl CnnConfig {
                 "channels1" => self.channels1 = as_usize()?,
                 "channels2" => self.channels2 = as_usize()?,
                 "kernel" => self.kernel = as_usize()?,
+                "residual_blocks" => self.residual_blocks = as_usize()?,
                 "hidden" => self.hidden = as_usize()?,
                 "batch_size" => self.batch_size = as_usize()?,
                 "max_epochs" => self.max_epochs = as_usize()?,
@@ -240,9 +257,25 @@ impl CnnConfig {
                 .init(device)
         };
         let flat = self.channels2 * (self.height / 4) * (self.width / 4);
+        let residual = self.residual_blocks > 0;
+        let norm = |channels| residual.then(|| BatchNormConfig::new(channels).init(device));
+        let blocks = |channels| {
+            (0..self.residual_blocks)
+                .map(|_| ResidualBlock {
+                    conv_a: conv(channels, channels),
+                    norm_a: BatchNormConfig::new(channels).init(device),
+                    conv_b: conv(channels, channels),
+                    norm_b: BatchNormConfig::new(channels).init(device),
+                })
+                .collect()
+        };
         CnnNet {
             conv1: conv(1, self.channels1),
+            norm1: norm(self.channels1),
+            blocks1: blocks(self.channels1),
             conv2: conv(self.channels1, self.channels2),
+            norm2: norm(self.channels2),
+            blocks2: blocks(self.channels2),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             hidden: LinearConfig::new(flat, self.hidden).init(device),
             output: LinearConfig::new(self.hidden, classes).init(device),
@@ -258,7 +291,11 @@ impl CnnConfig {
 #[derive(Module, Debug)]
 pub(crate) struct CnnNet {
     conv1: Conv2d,
+    norm1: Option<BatchNorm>,
+    blocks1: Vec<ResidualBlock>,
     conv2: Conv2d,
+    norm2: Option<BatchNorm>,
+    blocks2: Vec<ResidualBlock>,
     pool: MaxPool2d,
     hidden: Linear,
     output: Linear,
@@ -267,12 +304,50 @@ pub(crate) struct CnnNet {
     width: usize,
 }
 
+/// Two batch-normed convolutions that keep the channels, added to the block's input.
+#[derive(Module, Debug)]
+pub(crate) struct ResidualBlock {
+    conv_a: Conv2d,
+    norm_a: BatchNorm,
+    conv_b: Conv2d,
+    norm_b: BatchNorm,
+}
+
+impl ResidualBlock {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = relu(self.norm_a.forward(self.conv_a.forward(x.clone())));
+        relu(x + self.norm_b.forward(self.conv_b.forward(y)))
+    }
+}
+
+/// A convolution, its batch norm if any, ReLU, then residual blocks.
+fn stage(
+    x: Tensor<4>,
+    conv: &Conv2d,
+    norm: &Option<BatchNorm>,
+    blocks: &[ResidualBlock],
+) -> Tensor<4> {
+    let mut x = conv.forward(x);
+    if let Some(norm) = norm {
+        x = norm.forward(x);
+    }
+    let mut x = relu(x);
+    for block in blocks {
+        x = block.forward(x);
+    }
+    x
+}
+
 impl Net for CnnNet {
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [batch, _] = x.dims();
         let x = x.reshape([batch, 1, self.height, self.width]);
-        let x = self.pool.forward(relu(self.conv1.forward(x)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = self
+            .pool
+            .forward(stage(x, &self.conv1, &self.norm1, &self.blocks1));
+        let x = self
+            .pool
+            .forward(stage(x, &self.conv2, &self.norm2, &self.blocks2));
         let x = x.flatten::<2>(1, 3);
         let x = self.dropout.forward(relu(self.hidden.forward(x)));
         self.output.forward(x)

@@ -61,27 +61,39 @@ fn small() -> CnnConfig {
 }
 
 #[test]
-fn learns_bars_and_restores_its_weights_exactly() {
+fn lenet_and_residual_nets_learn_bars_and_restore_their_weights_exactly() {
     let (train, valid) = (bars(256, 1), bars(128, 2));
-    let model = CnnClassifier::<Cpu>::new(small()).unwrap();
-    let fitted = model
+    for residual_blocks in [0, 1] {
+        let config = CnnConfig {
+            residual_blocks,
+            ..small()
+        };
+        let fitted = CnnClassifier::<Cpu>::new(config)
+            .unwrap()
+            .train(&train, &valid, &mut DetachedContext::new())
+            .unwrap();
+        let score = fitted.summary().best_valid_score.unwrap();
+        assert!(
+            score > 0.95,
+            "{residual_blocks} blocks: validation accuracy {score}"
+        );
+        assert!(accuracy(&fitted, &bars(128, 3)) > 0.95);
+        // The weights, batch-norm statistics included, come back exactly.
+        let restored = FittedCnn::<Cpu>::from_weights(
+            fitted.config().clone(),
+            fitted.head(),
+            fitted.summary().clone(),
+            fitted.weights_to_bytes().unwrap(),
+        )
+        .unwrap();
+        let test = bars(64, 4);
+        let x = Features::new(test.pixels(), 64).unwrap();
+        assert_eq!(restored.predict(x).unwrap(), fitted.predict(x).unwrap());
+    }
+    let fitted = CnnClassifier::<Cpu>::new(small())
+        .unwrap()
         .train(&train, &valid, &mut DetachedContext::new())
         .unwrap();
-    let score = fitted.summary().best_valid_score.unwrap();
-    assert!(score > 0.95, "validation accuracy {score}");
-    assert!(accuracy(&fitted, &bars(128, 3)) > 0.95);
-
-    let restored = FittedCnn::<Cpu>::from_weights(
-        fitted.config().clone(),
-        fitted.head(),
-        fitted.summary().clone(),
-        fitted.weights_to_bytes().unwrap(),
-    )
-    .unwrap();
-    let test = bars(64, 4);
-    let x = Features::new(test.pixels(), 64).unwrap();
-    assert_eq!(restored.predict(x).unwrap(), fitted.predict(x).unwrap());
-
     // Weights of another shape are refused.
     let wider = CnnConfig {
         channels1: 6,
@@ -157,6 +169,10 @@ fn refuses_bad_configurations_and_data() {
         },
         CnnConfig {
             hidden: 0,
+            ..small()
+        },
+        CnnConfig {
+            residual_blocks: 9,
             ..small()
         },
         CnnConfig {
