@@ -163,3 +163,59 @@ fn a_worker_refuses_unknown_problems_and_samplers_before_touching_the_storage() 
     let (ok, out, _) = lepton(&["study", "list", "--storage", &url]);
     assert!(ok && out.is_empty(), "{out}");
 }
+
+#[test]
+fn a_worker_prunes_learning_curves_and_the_export_carries_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let (ok, out, err) = lepton(&[
+        "worker",
+        "--storage",
+        &url,
+        "--study",
+        "curves",
+        "--objective",
+        "curves",
+        "--sampler",
+        "random",
+        "--pruner",
+        "asha",
+        "--trials",
+        "40",
+        "--seed",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let states: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["state"].to_string())
+        .collect();
+    assert_eq!(states.len(), 40);
+    assert!(states.iter().any(|s| s == "\"pruned\""), "{states:?}");
+    assert!(states.iter().any(|s| s == "\"complete\""), "{states:?}");
+    let (ok, out, _) = lepton(&["study", "export", "--storage", &url, "--study", "curves"]);
+    assert!(ok);
+    let trials: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap();
+    for t in &trials {
+        let steps = t["intermediate_values"].as_object().unwrap().len();
+        match t["state"].as_str().unwrap() {
+            "complete" => assert_eq!(steps, 100),
+            "pruned" => assert!((1..100).contains(&steps), "{steps}"),
+            other => panic!("state {other}"),
+        }
+    }
+    let (ok, _, err) = lepton(&[
+        "worker",
+        "--storage",
+        &url,
+        "--study",
+        "curves",
+        "--objective",
+        "curves",
+        "--pruner",
+        "bohb",
+        "--trials",
+        "41",
+    ]);
+    assert!(!ok && err.contains("unknown pruner `bohb`"), "{err}");
+}

@@ -37,3 +37,10 @@ impl Pruner for NopPruner {
         false
     }
 }
+
+/// A boxed pruner is a pruner (for pruners chosen at run time, e.g. by name).
+impl<P: Pruner + ?Sized> Pruner for Box<P> {
+    fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
+        (**self).should_prune(history, trial)
+    }
+}

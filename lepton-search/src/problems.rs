@@ -15,7 +15,7 @@
 
 use std::f64::consts::PI;
 
-use lepton_core::{Error, ParamValue, Result, Scale, Trial};
+use lepton_core::{Error, ParamValue, Result, Scale, Trial, TrialContext};
 
 /// A benchmark problem: a function of the parameters a trial suggests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +29,20 @@ pub enum Problem {
     /// A synthetic "train a net" surface over a mixed space: `lr` (log float), `momentum`,
     /// `dropout`, `depth` (int), `width` (log int), `opt` (categorical); minimum 0.
     Mixed6,
+    /// Synthetic learning curves, for pruners: `x0`, `x1` in [0, 1] set a trial's final loss
+    /// `0.05 + (x0 - 0.3)² + (x1 - 0.7)²`, and `speed` in [0, 1] how fast it gets there: at
+    /// step `t` (reported for `t` = 1 to [`CURVE_STEPS`]) the loss is
+    /// `final + exp(-t / tau)` with `tau = 2 + 20 (1 - speed)`. The value is the loss at the
+    /// last step; the minimum, `0.05 + exp(-50)`, is at `x0 = 0.3`, `x1 = 0.7`, `speed = 1`.
+    /// Slow learners look worse early than they end, which is what makes pruning hard.
+    Curves,
 }
 
+/// The steps of a [`Problem::Curves`] trial.
+pub const CURVE_STEPS: u64 = 100;
+
 /// The names [`Problem::by_name`] knows.
-pub const PROBLEM_NAMES: [&str; 4] = ["branin", "hartmann6", "rosenbrock5", "mixed6"];
+pub const PROBLEM_NAMES: [&str; 5] = ["branin", "hartmann6", "rosenbrock5", "mixed6", "curves"];
 
 /// The optimiser choices of [`Problem::Mixed6`].
 const MIXED_OPTS: [&str; 4] = ["adam", "sgd", "rmsprop", "adagrad"];
@@ -59,6 +69,7 @@ impl Problem {
             "hartmann6" => Problem::Hartmann6,
             "rosenbrock5" => Problem::Rosenbrock5,
             "mixed6" => Problem::Mixed6,
+            "curves" => Problem::Curves,
             other => {
                 return Err(Error::InvalidParameter {
                     name: "problem".into(),
@@ -77,12 +88,28 @@ impl Problem {
             Problem::Branin => 5.0 / (4.0 * PI),
             Problem::Hartmann6 => -3.322_368_011_415_515,
             Problem::Rosenbrock5 | Problem::Mixed6 => 0.0,
+            Problem::Curves => 0.05 + (-(CURVE_STEPS as f64) / 2.0).exp(),
         }
     }
 
     /// Suggests the problem's parameters on `trial` and returns the function's value there.
+    /// [`Problem::Curves`] reports its loss at every step and stops with [`Error::Pruned`]
+    /// when the study's pruner says so.
     pub fn evaluate(self, trial: &mut Trial) -> Result<f64> {
         Ok(match self {
+            Problem::Curves => {
+                let x0 = trial.suggest_float("x0", 0.0, 1.0, Scale::Linear)?;
+                let x1 = trial.suggest_float("x1", 0.0, 1.0, Scale::Linear)?;
+                let speed = trial.suggest_float("speed", 0.0, 1.0, Scale::Linear)?;
+                let last = curve(x0, x1, speed, CURVE_STEPS);
+                for step in 1..=CURVE_STEPS {
+                    trial.report(step, curve(x0, x1, speed, step))?;
+                    if step < CURVE_STEPS && trial.should_prune() {
+                        return Err(Error::Pruned { step });
+                    }
+                }
+                last
+            }
             Problem::Branin => {
                 let x0 = trial.suggest_float("x0", -5.0, 10.0, Scale::Linear)?;
                 let x1 = trial.suggest_float("x1", 0.0, 15.0, Scale::Linear)?;
@@ -118,6 +145,13 @@ fn box_params<const D: usize>(trial: &mut Trial, low: f64, high: f64) -> Result<
         *xi = trial.suggest_float(&format!("x{i}"), low, high, Scale::Linear)?;
     }
     Ok(x)
+}
+
+/// The loss of a [`Problem::Curves`] trial at `step`.
+fn curve(x0: f64, x1: f64, speed: f64, step: u64) -> f64 {
+    let final_loss = 0.05 + (x0 - 0.3).powi(2) + (x1 - 0.7).powi(2);
+    let tau = 2.0 + 20.0 * (1.0 - speed);
+    final_loss + (-(step as f64) / tau).exp()
 }
 
 fn branin(x0: f64, x1: f64) -> f64 {
@@ -213,11 +247,44 @@ mod tests {
             }
             let dims = match problem {
                 Problem::Branin => 2,
+                Problem::Curves => 3,
                 Problem::Rosenbrock5 => 5,
                 Problem::Hartmann6 | Problem::Mixed6 => 6,
             };
             assert_eq!(trials[0].params.len(), dims, "{name}");
         }
         assert!(Problem::by_name("sphere").is_err());
+    }
+
+    #[test]
+    fn curves_report_every_step_and_get_pruned() {
+        assert!((curve(0.3, 0.7, 1.0, CURVE_STEPS) - Problem::Curves.optimum()).abs() < 1e-15);
+        // A slow learner is worse early than a fast one with a worse final loss, better late.
+        let (slow, fast) = ((0.3, 0.7, 0.0), (0.5, 0.5, 1.0));
+        let at = |(a, b, s): (f64, f64, f64), t| curve(a, b, s, t);
+        assert!(at(slow, 5) > at(fast, 5) && at(slow, CURVE_STEPS) < at(fast, CURVE_STEPS));
+        let study = Study::builder("curves")
+            .with_sampler(RandomSampler::new(1))
+            .with_pruner(crate::pruners::by_name("median").unwrap())
+            .build()
+            .unwrap();
+        study.optimize(30, |t| Problem::Curves.evaluate(t)).unwrap();
+        let trials = study.trials().unwrap();
+        let pruned = trials
+            .iter()
+            .filter(|t| t.state == lepton_core::TrialState::Pruned)
+            .count();
+        assert!(
+            pruned > 0,
+            "the median pruner stopped none of 30 random trials"
+        );
+        for t in &trials {
+            let steps = t.intermediate_values.len() as u64;
+            match t.state {
+                lepton_core::TrialState::Complete => assert_eq!(steps, CURVE_STEPS),
+                _ => assert!(steps < CURVE_STEPS),
+            }
+        }
+        assert!(crate::pruners::by_name("bohb").is_err());
     }
 }

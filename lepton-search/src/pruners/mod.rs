@@ -9,7 +9,31 @@ mod percentile;
 mod successive_halving;
 mod threshold;
 
-use lepton_core::{FrozenTrial, History, TrialState};
+use lepton_core::{Error, FrozenTrial, History, NopPruner, Pruner, Result, TrialState};
+
+/// The names [`by_name`] knows.
+pub const PRUNER_NAMES: [&str; 4] = ["none", "median", "asha", "hyperband"];
+
+/// A pruner with its default settings by name (as the command line names them): `none`,
+/// `median` ([`PercentilePruner::median`]), `asha` ([`SuccessiveHalvingPruner`]) or
+/// `hyperband` ([`HyperbandPruner`]).
+pub fn by_name(name: &str) -> Result<Box<dyn Pruner>> {
+    Ok(match name {
+        "none" => Box::new(NopPruner),
+        "median" => Box::new(PercentilePruner::median()),
+        "asha" => Box::new(SuccessiveHalvingPruner::new()),
+        "hyperband" => Box::new(HyperbandPruner::new()),
+        other => {
+            return Err(Error::InvalidParameter {
+                name: "pruner".into(),
+                reason: format!(
+                    "unknown pruner `{other}`; known: {}",
+                    PRUNER_NAMES.join(", ")
+                ),
+            });
+        }
+    })
+}
 
 pub use hyperband::HyperbandPruner;
 pub use patient::PatientPruner;

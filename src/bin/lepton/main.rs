@@ -5,8 +5,9 @@
 //! lepton study show   --storage URL --study NAME
 //! lepton study best   --storage URL --study NAME
 //! lepton study export --storage URL --study NAME [--format json|csv]
-//! lepton worker --storage URL --study NAME --objective branin|hartmann6|rosenbrock5|mixed6
-//!               --trials N [--sampler NAME] [--retries K] [--trial-ms MS] ...
+//! lepton worker --storage URL --study NAME --objective branin|hartmann6|rosenbrock5|mixed6|curves
+//!               --trials N [--sampler NAME] [--pruner none|median|asha|hyperband]
+//!               [--retries K] [--trial-ms MS] ...
 //! ```
 //! Storage URLs: `memory:`, `sqlite:///path/to/study.db`, `postgres://user@host:port/db`.
 

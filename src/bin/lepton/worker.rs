@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lepton::core::{Direction, FrozenTrial};
 use lepton::search::problems::Problem;
-use lepton::search::{Observe, Optimize, Study, samplers, storage};
+use lepton::search::{Observe, Optimize, Study, pruners, samplers, storage};
 
 /// What one worker runs.
 #[derive(Debug, clap::Args)]
@@ -19,12 +19,16 @@ pub struct WorkerArgs {
     /// Study name; the study is created if it is missing.
     #[arg(long)]
     study: String,
-    /// The problem to minimise: branin, hartmann6, rosenbrock5 or mixed6.
+    /// The problem to minimise: branin, hartmann6, rosenbrock5, mixed6, or curves (synthetic
+    /// learning curves reported at every step, for pruners).
     #[arg(long)]
     objective: String,
     /// Sampler: random, sobol, tpe, tpe-indep, tpe-group, gp, gp-deterministic, cmaes.
     #[arg(long, default_value = "tpe")]
     sampler: String,
+    /// Pruner: none, median, asha (asynchronous successive halving) or hyperband.
+    #[arg(long, default_value = "none")]
+    pruner: String,
     /// The study's total number of trials, shared by all workers (failed trials excepted).
     #[arg(long)]
     trials: u64,
@@ -78,6 +82,7 @@ pub fn run(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
         .with_direction(Direction::Minimize)
         .with_storage(storage::open(&args.storage)?)
         .with_sampler(samplers::by_name(&args.sampler, seed)?)
+        .with_pruner(pruners::by_name(&args.pruner)?)
         .with_heartbeat(Duration::from_millis(args.heartbeat_ms))
         .with_heartbeat_grace(Duration::from_millis(args.grace_ms))
         .with_stale_retries(args.retries)
