@@ -7,7 +7,9 @@ final + exp(-t / tau) with tau = 2 + 20 (1 - speed); the optimum is 0.05 + exp(-
 
 Both sides use TPE and report the loss at every step. For each pruner pair (Lepton's
 `asha` / Optuna's SuccessiveHalvingPruner, Lepton's `hyperband` / Optuna's HyperbandPruner,
-both with Optuna's defaults; and no pruning), over seeds: the budget spent (steps reported,
+both with Optuna's defaults; no pruning; and Lepton's BOHB, Hyperband's pruning with its
+model on the largest budget, against Optuna's TPE + Hyperband, Optuna having no BOHB), over
+seeds: the budget spent (steps reported,
 summed over trials) and the regret of the best complete trial. Medians over seeds.
 
     python benches/pruning_curves.py --lepton target/debug/lepton --trials 100 --seeds 0-9
@@ -92,9 +94,11 @@ def main():
     print("| pruner | Lepton budget (steps) | Optuna budget | Lepton regret | Optuna regret |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for pruner in ["none", "asha", "hyperband"]:
+        for pruner in ["none", "asha", "hyperband", "bohb"]:
             lep = [lepton_run(args, pruner, s, tmp) for s in seeds(args.seeds)]
-            opt = [optuna_run(pruner, s, args.trials) for s in seeds(args.seeds)]
+            # Optuna has no BOHB: its row compares with Optuna's TPE + Hyperband.
+            opt_pruner = "hyperband" if pruner == "bohb" else pruner
+            opt = [optuna_run(opt_pruner, s, args.trials) for s in seeds(args.seeds)]
             med = lambda rows, i: statistics.median(r[i] for r in rows)  # noqa: E731
             print(f"| {pruner} | {med(lep, 0):,.0f} | {med(opt, 0):,.0f} | "
                   f"{med(lep, 1):.4g} | {med(opt, 1):.4g} |", flush=True)

@@ -204,18 +204,31 @@ fn a_worker_prunes_learning_curves_and_the_export_carries_them() {
             other => panic!("state {other}"),
         }
     }
-    let (ok, _, err) = lepton(&[
-        "worker",
-        "--storage",
-        &url,
-        "--study",
-        "curves",
-        "--objective",
-        "curves",
-        "--pruner",
-        "bohb",
-        "--trials",
-        "41",
-    ]);
-    assert!(!ok && err.contains("unknown pruner `bohb`"), "{err}");
+    // BOHB: Hyperband's pruning with the BOHB sampler.
+    let worker = |study: &str, pruner: &str| {
+        lepton(&[
+            "worker",
+            "--storage",
+            &url,
+            "--study",
+            study,
+            "--objective",
+            "curves",
+            "--pruner",
+            pruner,
+            "--trials",
+            "40",
+            "--seed",
+            "3",
+        ])
+    };
+    let (ok, out, err) = worker("bohb", "bohb");
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 40);
+    assert!(
+        out.contains("\"pruned\"") && out.contains("\"complete\""),
+        "{out}"
+    );
+    let (ok, _, err) = worker("lion", "lion");
+    assert!(!ok && err.contains("unknown pruner `lion`"), "{err}");
 }

@@ -285,6 +285,6 @@ mod tests {
                 _ => assert!(steps < CURVE_STEPS),
             }
         }
-        assert!(crate::pruners::by_name("bohb").is_err());
+        assert!(crate::pruners::by_name("lion").is_err());
     }
 }

@@ -660,6 +660,7 @@ mod tests {
         "gp",
         "gp-deterministic",
         "cmaes",
+        "bohb",
     ];
 
     #[test]
@@ -705,6 +706,11 @@ mod tests {
     #[test]
     fn cmaes_conforms() {
         named("cmaes");
+    }
+
+    #[test]
+    fn bohb_conforms() {
+        named("bohb");
     }
 
     /// Up to two values that lie in every one of `ds`: the ends and the middle of the first

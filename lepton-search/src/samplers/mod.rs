@@ -1,5 +1,6 @@
 //! Samplers: each proposes parameter values behind the core `Sampler` trait.
 
+mod bohb;
 mod cmaes;
 pub mod conformance;
 mod gauss;
@@ -11,6 +12,7 @@ mod sobol;
 mod tpe;
 pub(crate) mod unit;
 
+pub use bohb::BohbSampler;
 pub use cmaes::CmaEsSampler;
 pub use gp::GpSampler;
 pub use grid::{GridSampler, MAX_GRID_POINTS};
@@ -28,11 +30,13 @@ pub const SAMPLER_NAMES: &[&str] = &[
     "gp",
     "gp-deterministic",
     "cmaes",
+    "bohb",
 ];
 
 /// A sampler chosen by name with default settings and `seed`: `random`, `sobol`, `tpe`
 /// (multivariate), `tpe-indep` (univariate), `tpe-group` (grouped, for conditional spaces),
-/// `gp` or `cmaes`. The grid sampler needs its grid and has no name here.
+/// `gp`, `cmaes` or `bohb` (TPE on the largest budget with enough reports; pair it with the
+/// Hyperband pruner). The grid sampler needs its grid and has no name here.
 pub fn by_name(name: &str, seed: u64) -> lepton_core::Result<Box<dyn lepton_core::Sampler>> {
     Ok(match name {
         "random" => Box::new(RandomSampler::new(seed)),
@@ -43,6 +47,7 @@ pub fn by_name(name: &str, seed: u64) -> lepton_core::Result<Box<dyn lepton_core
         "gp" => Box::new(GpSampler::new(seed)),
         "gp-deterministic" => Box::new(GpSampler::new(seed).with_deterministic_objective(true)),
         "cmaes" => Box::new(CmaEsSampler::new(seed)),
+        "bohb" => Box::new(BohbSampler::new(seed)),
         other => {
             return Err(lepton_core::Error::InvalidParameter {
                 name: "sampler".into(),

@@ -6,9 +6,10 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lepton::core::{Direction, FrozenTrial};
+use lepton::core::{Direction, FrozenTrial, Pruner, Sampler};
 use lepton::search::problems::Problem;
-use lepton::search::{Observe, Optimize, Study, pruners, samplers, storage};
+use lepton::search::samplers::BohbSampler;
+use lepton::search::{HyperbandPruner, Observe, Optimize, Study, pruners, samplers, storage};
 
 /// What one worker runs.
 #[derive(Debug, clap::Args)]
@@ -26,7 +27,8 @@ pub struct WorkerArgs {
     /// Sampler: random, sobol, tpe, tpe-indep, tpe-group, gp, gp-deterministic, cmaes.
     #[arg(long, default_value = "tpe")]
     sampler: String,
-    /// Pruner: none, median, asha (asynchronous successive halving) or hyperband.
+    /// Pruner: none, median, asha (asynchronous successive halving), hyperband, or bohb
+    /// (Hyperband's pruning with the BOHB sampler, which then replaces --sampler).
     #[arg(long, default_value = "none")]
     pruner: String,
     /// The study's total number of trials, shared by all workers (failed trials excepted).
@@ -78,11 +80,21 @@ pub fn run(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
             .map_or(0, |d| d.as_nanos() as u64);
         nanos ^ (u64::from(std::process::id()) << 32)
     });
+    let (sampler, pruner): (Box<dyn Sampler>, Box<dyn Pruner>) = match args.pruner.as_str() {
+        "bohb" => (
+            Box::new(BohbSampler::new(seed)),
+            Box::new(HyperbandPruner::new()),
+        ),
+        name => (
+            samplers::by_name(&args.sampler, seed)?,
+            pruners::by_name(name)?,
+        ),
+    };
     let study = Study::builder(&args.study)
         .with_direction(Direction::Minimize)
         .with_storage(storage::open(&args.storage)?)
-        .with_sampler(samplers::by_name(&args.sampler, seed)?)
-        .with_pruner(pruners::by_name(&args.pruner)?)
+        .with_sampler(sampler)
+        .with_pruner(pruner)
         .with_heartbeat(Duration::from_millis(args.heartbeat_ms))
         .with_heartbeat_grace(Duration::from_millis(args.grace_ms))
         .with_stale_retries(args.retries)
