@@ -10,6 +10,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,7 @@ use burn::tensor::{Device, Tensor};
 use lepton_core::{Dataset, Error, Model, ParamValue, Task, TrialContext};
 
 use crate::backend::{Backend, Cpu};
+use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::fitted_cnn::FittedCnn;
 use crate::fitted_mlp::Head;
@@ -247,6 +249,7 @@ impl CnnConfig {
                 max: self.max_shift,
             }),
             optimisation: self.optimisation,
+            checkpoints: None,
         }
     }
 
@@ -359,6 +362,7 @@ impl Net for CnnNet {
 #[derive(Debug, Clone)]
 pub struct CnnClassifier<B: Backend = Cpu> {
     config: CnnConfig,
+    checkpoints: Option<PathBuf>,
     backend: PhantomData<B>,
 }
 
@@ -368,8 +372,18 @@ impl<B: Backend> CnnClassifier<B> {
         config.check()?;
         Ok(CnnClassifier {
             config,
+            checkpoints: None,
             backend: PhantomData,
         })
+    }
+
+    /// Checkpoints every epoch into `dir`, and resumes from the checkpoint there if one of
+    /// the same configuration exists (see [`checkpoint`](crate::checkpoint)). Dropout masks
+    /// after a resume are drawn afresh; with no dropout a resumed run ends exactly as an
+    /// uninterrupted one.
+    pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.checkpoints = Some(dir.into());
+        self
     }
 
     /// The configuration.
@@ -417,14 +431,15 @@ impl<B: Backend> CnnClassifier<B> {
         let device = B::device();
         device.seed(self.config.seed);
         let net = self.config.init(k, &device);
-        let (net, summary) = train(
-            net,
-            &train_rows,
-            &valid_rows,
-            &self.config.setup(),
-            &device,
-            ctx,
-        )?;
+        let mut setup = self.config.setup();
+        if let Some(dir) = &self.checkpoints {
+            setup.checkpoints = Some(Checkpoints {
+                dir: dir.clone(),
+                config: serde_json::to_string(&self.config)
+                    .map_err(|e| ModelError::Checkpoint(e.to_string()))?,
+            });
+        }
+        let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
         Ok(FittedCnn::new(
             net,
             self.config.clone(),

@@ -18,6 +18,9 @@ pub enum ModelError {
     /// Saved weights that do not fit the configured network.
     #[error("cannot restore weights: {0}")]
     Weights(String),
+    /// A training checkpoint that cannot be written or read back.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// A lepton-core error (bad hyper-parameters, pruning, ...).
     #[error(transparent)]
     Core(#[from] lepton_core::Error),

@@ -17,6 +17,7 @@
 
 mod backend;
 pub mod batch;
+pub mod checkpoint;
 mod cnn;
 mod cnn_space;
 mod error;

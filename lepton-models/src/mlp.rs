@@ -4,6 +4,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,7 @@ use burn::tensor::{Device, Tensor};
 use lepton_core::{Dataset, Error, Model, ParamValue, Task, TrialContext};
 
 use crate::backend::{Backend, Cpu};
+use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::{FittedMlp, Head};
 use crate::optimisation::Optimisation;
@@ -195,6 +197,7 @@ impl MlpConfig {
             seed: self.seed,
             shift: None,
             optimisation: self.optimisation,
+            checkpoints: None,
         }
     }
 
@@ -234,6 +237,7 @@ impl Net for MlpNet {
 /// Trains an MLP on backend `B` for the task of the training data's schema.
 fn fit_mlp<B: Backend>(
     config: &MlpConfig,
+    checkpoints: Option<&PathBuf>,
     train_data: &dyn Dataset,
     valid: &dyn Dataset,
     ctx: &mut dyn TrialContext,
@@ -274,7 +278,15 @@ fn fit_mlp<B: Backend>(
     let device = B::device();
     device.seed(config.seed);
     let net = config.init(n_features, head.outputs(), &device);
-    let (net, summary) = train(net, &train_rows, &valid_rows, &config.setup(), &device, ctx)?;
+    let mut setup = config.setup();
+    if let Some(dir) = checkpoints {
+        setup.checkpoints = Some(Checkpoints {
+            dir: dir.clone(),
+            config: serde_json::to_string(config)
+                .map_err(|e| ModelError::Checkpoint(e.to_string()))?,
+        });
+    }
+    let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
     Ok(FittedMlp::new(
         net,
         config.clone(),
@@ -311,6 +323,7 @@ macro_rules! mlp_model {
         #[derive(Debug, Clone)]
         pub struct $name<B: Backend = Cpu> {
             config: MlpConfig,
+            checkpoints: Option<PathBuf>,
             backend: PhantomData<B>,
         }
 
@@ -320,8 +333,16 @@ macro_rules! mlp_model {
                 config.check()?;
                 Ok($name {
                     config,
+                    checkpoints: None,
                     backend: PhantomData,
                 })
+            }
+
+            /// Checkpoints every epoch into `dir`, and resumes from the checkpoint there if
+            /// one of the same configuration exists (see [`checkpoint`](crate::checkpoint)).
+            pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
+                self.checkpoints = Some(dir.into());
+                self
             }
 
             /// The configuration.
@@ -344,7 +365,7 @@ macro_rules! mlp_model {
                         $task
                     )));
                 }
-                fit_mlp(&self.config, train, valid, ctx)
+                fit_mlp(&self.config, self.checkpoints.as_ref(), train, valid, ctx)
             }
         }
 

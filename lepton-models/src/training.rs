@@ -15,6 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use lepton_core::{Dataset, Error, Target, TrialContext};
 
+use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::optimisation::Optimisation;
 
@@ -35,6 +36,8 @@ pub(crate) struct TrainingSetup {
     pub shift: Option<ImageShift>,
     /// The optimiser, weight decay, clipping and learning-rate schedule.
     pub optimisation: Optimisation,
+    /// Where to checkpoint every epoch and resume from, if anywhere.
+    pub checkpoints: Option<Checkpoints>,
 }
 
 /// Random translations of training images (simple augmentation): each image is moved by up
@@ -227,6 +230,7 @@ pub(crate) fn train<M: Net>(
         return Err(ModelError::InvalidData("no training rows".into()));
     }
     let ad = device.clone().autodiff();
+    let inference_template = net.clone();
     // `train` turns gradient tracking on: a net built on a plain device has none.
     let mut net = net.fork(&ad).train();
     let mut optim = setup.optimisation.optimizer();
@@ -235,7 +239,6 @@ pub(crate) fn train<M: Net>(
         setup
             .optimisation
             .scheduler(setup.learning_rate, steps_per_epoch, setup.max_epochs)?;
-    let mut rng = StdRng::seed_from_u64(setup.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
 
     let mut best: Option<(M, f64, f64, usize)> = None; // (weights, score, loss, epoch)
@@ -246,7 +249,28 @@ pub(crate) fn train<M: Net>(
         best_valid_loss: None,
         final_train_loss: f64::NAN,
     };
-    for epoch in 1..=setup.max_epochs {
+    let mut first_epoch = 1;
+    if let Some(checkpoints) = &setup.checkpoints
+        && let Some(resumed) = checkpoints.load(net.clone(), inference_template, optim.clone())?
+    {
+        tracing::info!(epoch = resumed.epoch, "resuming from a checkpoint");
+        (net, optim, summary, best) = (
+            resumed.net,
+            resumed.optimizer,
+            resumed.summary,
+            resumed.best,
+        );
+        first_epoch = resumed.epoch + 1;
+        // The schedule is a function of the step: replay it to where the run stopped.
+        for _ in 0..resumed.epoch * steps_per_epoch {
+            schedule.step();
+        }
+    }
+    for epoch in first_epoch..=setup.max_epochs {
+        // Each epoch's shuffle and shifts come from its own seed, so a resumed run draws what
+        // an uninterrupted one would have.
+        let mut rng = StdRng::seed_from_u64(setup.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
+        order.sort_unstable();
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         let mut batches = 0usize;
@@ -269,6 +293,9 @@ pub(crate) fn train<M: Net>(
         summary.final_train_loss = loss_sum / batches.max(1) as f64;
 
         if valid.len() == 0 {
+            if let Some(c) = &setup.checkpoints {
+                c.save(epoch, &net, &optim, &summary, best.as_ref())?;
+            }
             continue;
         }
         let inference = net.valid();
@@ -290,6 +317,9 @@ pub(crate) fn train<M: Net>(
         };
         if improved {
             best = Some((inference, score, loss, epoch));
+        }
+        if let Some(c) = &setup.checkpoints {
+            c.save(epoch, &net, &optim, &summary, best.as_ref())?;
         }
         if ctx.should_prune() {
             return Err(Error::Pruned { step: epoch as u64 }.into());

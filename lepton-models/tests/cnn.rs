@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
+mod common;
+
 use lepton_core::{Dataset, DetachedContext, Features, Predict, Target};
 use lepton_data::datasets::{MnistSplit, mnist};
 use lepton_data::{ImageDataset, datasets, stratified_holdout_indices};
@@ -11,6 +13,8 @@ use lepton_models::{
     Schedule,
 };
 
+use common::{bars, small};
+
 fn accuracy(model: &impl Predict, data: &ImageDataset) -> f64 {
     let x = Features::new(data.pixels(), data.height() * data.width()).unwrap();
     let p = model.predict(x).unwrap();
@@ -18,46 +22,6 @@ fn accuracy(model: &impl Predict, data: &ImageDataset) -> f64 {
         .filter(|&i| matches!(data.target(i), Some(Target::Class(c)) if p[i].class() == Some(c)))
         .count();
     hits as f64 / data.len() as f64
-}
-
-/// 8x8 images of a horizontal (class 0) or vertical (class 1) bar at a random place.
-fn bars(n: usize, seed: u64) -> ImageDataset {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let mut next = move |k: usize| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) as usize) % k
-    };
-    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        let (class, at) = (i % 2, next(8));
-        let mut image = [0u8; 64];
-        for j in 0..8 {
-            let (y, x) = if class == 0 { (at, j) } else { (j, at) };
-            image[y * 8 + x] = 255;
-        }
-        pixels.extend_from_slice(&image);
-        labels.push(class as u8);
-    }
-    ImageDataset::from_u8(8, 8, &pixels, &labels, vec!["h".into(), "v".into()]).unwrap()
-}
-
-fn small() -> CnnConfig {
-    CnnConfig {
-        channels1: 4,
-        channels2: 8,
-        kernel: 3,
-        hidden: 16,
-        learning_rate: 1e-2,
-        batch_size: 16,
-        ..CnnConfig::default()
-    }
-    .with_image_size(8, 8)
-    .with_max_epochs(8)
-    .with_patience(8)
-    .with_max_shift(1)
-    .with_seed(5)
 }
 
 #[test]
