@@ -419,7 +419,7 @@ impl Study {
     {
         while run.claim() {
             loop {
-                match self.run_trial(&mut objective, run.study_total) {
+                match self.run_trial(&mut objective, run.study_total, &run.in_flight) {
                     Ok(Ran::Finished(record)) => {
                         tracing::debug!(trial = record.number, state = ?record.state, "trial finished");
                         if !run.observe(&record) {
@@ -428,9 +428,10 @@ impl Study {
                         break;
                     }
                     Ok(Ran::Dropped) => break,
+                    // Full: this worker is done unless a running trial may still fail.
                     Ok(Ran::Full) => match self.room_may_come(run) {
                         Ok(true) => continue,
-                        Ok(false) => return run.stop(),
+                        Ok(false) => return,
                         Err(e) => return run.fail(e),
                     },
                     Err(e) => return run.fail(e),
@@ -439,27 +440,39 @@ impl Study {
         }
     }
 
-    /// Whether a worker that found the study full should ask again: only with a heartbeat,
-    /// while other trials run (a dead worker's trial will be failed and its place freed) and
-    /// the run's time is not up. Waits one heartbeat interval before saying yes.
+    /// Whether a worker that found the study full should ask again: while trials of this run
+    /// are still running (one may fail and free its place) or, with a heartbeat, trials of
+    /// other workers (a dead worker's trial will be failed), and the run's time is not up.
+    /// Waits a moment (a heartbeat interval, or 10 ms) before saying yes.
     fn room_may_come<O: FnMut(&FrozenTrial)>(&self, run: &Run<O>) -> Result<bool> {
-        let Some(h) = self.heartbeat else {
-            return Ok(false);
-        };
         if run.halted() || run.past_deadline() {
             return Ok(false);
         }
-        let trials = self.storage.trials_shared(&self.name)?;
-        if !trials.iter().any(|t| t.state == TrialState::Running) {
+        let ours = run.in_flight.load(Ordering::Acquire) > 0;
+        let others = self.heartbeat.is_some()
+            && self
+                .storage
+                .trials_shared(&self.name)?
+                .iter()
+                .any(|t| t.state == TrialState::Running);
+        if !ours && !others {
             return Ok(false);
         }
-        std::thread::sleep(h.interval);
+        std::thread::sleep(
+            self.heartbeat
+                .map_or(Duration::from_millis(10), |h| h.interval),
+        );
         Ok(true)
     }
 
     /// One trial from `ask` to `tell`. The objective's errors, non-finite values and panics
     /// fail the trial only; an error from asking or telling is returned.
-    fn run_trial<F>(&self, objective: &mut F, study_total: Option<u64>) -> Result<Ran>
+    fn run_trial<F>(
+        &self,
+        objective: &mut F,
+        study_total: Option<u64>,
+        in_flight: &AtomicUsize,
+    ) -> Result<Ran>
     where
         F: FnMut(&mut Trial) -> Result<f64>,
     {
@@ -470,6 +483,9 @@ impl Study {
                 None => return Ok(Ran::Full),
             },
         };
+        // Counted from ask to tell: workers that find the study full wait for these.
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        let _counted = InFlight(in_flight);
         let number = trial.number();
         let span = tracing::info_span!("trial", number);
         let _enter = span.enter();
@@ -606,6 +622,15 @@ impl Study {
     /// [`export::write_json`](crate::export::write_json)).
     pub fn export_json(&self, writer: impl Write) -> Result<()> {
         export::write_json(writer, &self.storage.trials_shared(&self.name)?)
+    }
+}
+
+/// Takes a trial off the run's count of running trials when it is told (or unwinds).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -761,6 +786,8 @@ struct Run<O> {
     deadline: Option<Instant>,
     /// Trials claimed so far (it may count past the budget: claims beyond it are refused).
     claimed: AtomicUsize,
+    /// Trials of this run between ask and tell.
+    in_flight: AtomicUsize,
     /// Set when a worker hit an error or a panic: the others start no more trials.
     halted: AtomicBool,
     /// The first error a worker hit.
@@ -777,6 +804,7 @@ impl<O: FnMut(&FrozenTrial)> Run<O> {
             study_total: None,
             deadline,
             claimed: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
             halted: AtomicBool::new(false),
             error: Mutex::new(None),
             panic: Mutex::new(None),
@@ -819,11 +847,6 @@ impl<O: FnMut(&FrozenTrial)> Run<O> {
             }
             Err(_poisoned) => false,
         }
-    }
-
-    /// Stops the run without an error: the study is full.
-    fn stop(&self) {
-        self.halted.store(true, Ordering::Release);
     }
 
     /// Stops the run for `error`, kept if it is the first.
