@@ -673,9 +673,10 @@ pub struct Optimize {
     pub n_trials: Option<usize>,
     /// The number of trials the study itself should hold, counting those of every worker on
     /// every machine and of earlier runs, failed ones excepted (`None`: no such bound). Workers
-    /// sharing one storage with the same total fill the study to exactly this many trials;
-    /// with a heartbeat, a worker that finds it full waits while other trials run, and takes
-    /// the place of one that a dead worker left.
+    /// sharing one storage with the same total fill the study to exactly this many trials: a
+    /// worker that finds it full waits while trials of its own run are running (one may fail
+    /// and free its place) and, with a heartbeat, while any trial in the storage is running,
+    /// so it takes the place of one that a dead worker left.
     pub study_total: Option<u64>,
     /// No trial starts after this much time has passed; running ones finish
     /// (`None`: until `n_trials` are done).
