@@ -14,18 +14,18 @@ use serde::{Deserialize, Serialize};
 
 use burn::module::Module;
 use burn::optim::{ModuleOptimizer, OptimizerRecord};
-use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 
+use crate::burnpack;
 use crate::error::{ModelError, Result};
 use crate::training::{Net, TrainingSummary};
 
 /// Where a run keeps its checkpoints, and the configuration they belong to.
 #[derive(Debug, Clone)]
 pub(crate) struct Checkpoints {
-    pub dir: PathBuf,
+    dir: PathBuf,
     /// The model configuration as JSON: a checkpoint of another configuration is refused.
-    pub config: String,
+    config: String,
 }
 
 /// What `state.json` records besides the tensors.
@@ -55,21 +55,20 @@ fn record_error(e: impl std::fmt::Display) -> ModelError {
     ModelError::Checkpoint(e.to_string())
 }
 
-fn module_bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
-    Ok(m.clone()
-        .into_record()
-        .into_bytes()
-        .map_err(record_error)?
-        .to_vec())
-}
-
 fn load_module<M: Module>(template: M, path: &Path) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(record_error)?;
-    template.try_load_record(record).map_err(record_error)
+    burnpack::load(template, bytes)
 }
 
 impl Checkpoints {
+    /// Checkpoints in `dir` of a run of `config` (a model configuration).
+    pub fn new(dir: &Path, config: &impl Serialize) -> Result<Self> {
+        Ok(Checkpoints {
+            dir: dir.to_path_buf(),
+            config: serde_json::to_string(config).map_err(record_error)?,
+        })
+    }
+
     /// Writes the state after `epoch`.
     pub fn save<M: Net>(
         &self,
@@ -89,11 +88,11 @@ impl Checkpoints {
             let path = tmp.join(name);
             std::fs::write(&path, bytes).map_err(|e| io(&path, e))
         };
-        write("net.bpk", &module_bytes(net)?)?;
+        write("net.bpk", &burnpack::to_bytes(net)?)?;
         let optim = optimizer.to_record().into_bytes().map_err(record_error)?;
         write("optimizer.bin", &optim)?;
-        if let Some((weights, ..)) = best {
-            write("best.bpk", &module_bytes(weights)?)?;
+        if let Some((best_net, ..)) = best {
+            write("best.bpk", &burnpack::to_bytes(best_net)?)?;
         }
         let state = State {
             config: self.config.clone(),

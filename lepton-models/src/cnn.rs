@@ -23,7 +23,7 @@ use burn::nn::{
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use lepton_core::{Dataset, Error, Model, ParamValue, Task, TrialContext};
+use lepton_core::{Dataset, Model, ParamValue, Task, TrialContext};
 
 use crate::backend::{Backend, Cpu};
 use crate::checkpoint::Checkpoints;
@@ -31,6 +31,7 @@ use crate::error::{ModelError, Result};
 use crate::fitted_cnn::FittedCnn;
 use crate::fitted_mlp::Head;
 use crate::optimisation::Optimisation;
+use crate::param;
 use crate::training::{ImageShift, Net, Rows, TrainingSetup, train};
 
 /// The hyper-parameters of a [`CnnClassifier`]. Serialisable; checked before any work starts.
@@ -129,12 +130,7 @@ impl CnnConfig {
 
     /// Refuses values that would make training fail or panic.
     pub fn check(&self) -> Result<()> {
-        let bad = |name: &str, reason: String| {
-            Err(ModelError::Core(Error::InvalidParameter {
-                name: name.to_owned(),
-                reason,
-            }))
-        };
+        let bad = |name: &str, reason: String| Err(param::invalid(name, reason));
         for (name, v, max) in [
             ("height", self.height, 4096),
             ("width", self.width, 4096),
@@ -197,41 +193,24 @@ impl CnnConfig {
     /// [`CnnSpace`](crate::CnnSpace)); other fields keep their values. Unknown names and
     /// values of the wrong type are refused.
     pub fn with_params<K: Borrow<str>>(mut self, params: &BTreeMap<K, ParamValue>) -> Result<Self> {
-        for (name, value) in params {
-            let name: &str = name.borrow();
-            let wrong = || {
-                ModelError::Core(Error::InvalidParameter {
-                    name: name.to_owned(),
-                    reason: format!("`{value}` has the wrong type"),
-                })
-            };
-            let as_usize = || {
-                value
-                    .as_i64()
-                    .and_then(|v| usize::try_from(v).ok())
-                    .ok_or_else(wrong)
-            };
+        param::apply(params, "CNN", |name, value| {
+            let count = || param::usize_value(name, value);
             match name {
-                "channels1" => self.channels1 = as_usize()?,
-                "channels2" => self.channels2 = as_usize()?,
-                "kernel" => self.kernel = as_usize()?,
-                "residual_blocks" => self.residual_blocks = as_usize()?,
-                "hidden" => self.hidden = as_usize()?,
-                "batch_size" => self.batch_size = as_usize()?,
-                "max_epochs" => self.max_epochs = as_usize()?,
-                "patience" => self.patience = as_usize()?,
-                "max_shift" => self.max_shift = as_usize()?,
-                "dropout" => self.dropout = value.as_f64().ok_or_else(wrong)?,
-                "learning_rate" => self.learning_rate = value.as_f64().ok_or_else(wrong)?,
-                other if self.optimisation.set_param(other, value)? => {}
-                _ => {
-                    return Err(ModelError::Core(Error::InvalidParameter {
-                        name: name.to_owned(),
-                        reason: "not a parameter of the CNN".into(),
-                    }));
-                }
+                "channels1" => self.channels1 = count()?,
+                "channels2" => self.channels2 = count()?,
+                "kernel" => self.kernel = count()?,
+                "residual_blocks" => self.residual_blocks = count()?,
+                "hidden" => self.hidden = count()?,
+                "batch_size" => self.batch_size = count()?,
+                "max_epochs" => self.max_epochs = count()?,
+                "patience" => self.patience = count()?,
+                "max_shift" => self.max_shift = count()?,
+                "dropout" => self.dropout = param::f64_value(name, value)?,
+                "learning_rate" => self.learning_rate = param::f64_value(name, value)?,
+                other => return self.optimisation.set_param(other, value),
             }
-        }
+            Ok(true)
+        })?;
         self.check()?;
         Ok(self)
     }
@@ -433,11 +412,7 @@ impl<B: Backend> CnnClassifier<B> {
         let net = self.config.init(k, &device);
         let mut setup = self.config.setup();
         if let Some(dir) = &self.checkpoints {
-            setup.checkpoints = Some(Checkpoints {
-                dir: dir.clone(),
-                config: serde_json::to_string(&self.config)
-                    .map_err(|e| ModelError::Checkpoint(e.to_string()))?,
-            });
+            setup.checkpoints = Some(Checkpoints::new(dir, &self.config)?);
         }
         let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
         Ok(FittedCnn::new(

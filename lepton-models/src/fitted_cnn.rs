@@ -3,12 +3,12 @@
 use std::marker::PhantomData;
 
 use burn::module::Module;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Device;
 
 use lepton_core::{Features, Predict, Prediction};
 
 use crate::backend::{Backend, Cpu};
+use crate::burnpack;
 use crate::cnn::{CnnConfig, CnnNet};
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
@@ -62,13 +62,7 @@ impl<B: Backend> FittedCnn<B> {
 
     /// The weights in burn's burnpack format.
     pub fn weights_to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes = self
-            .net
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
-        Ok(bytes.to_vec())
+        burnpack::to_bytes(&self.net)
     }
 
     /// Rebuilds a fitted CNN from its configuration, classes and saved weights; refuses
@@ -89,13 +83,7 @@ impl<B: Backend> FittedCnn<B> {
             return Err(ModelError::Weights(format!("{count} classes")));
         }
         let device = B::device();
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
-        let net = config
-            .init(count, &device)
-            .try_load_record(record)
-            .map_err(|e| ModelError::Weights(e.to_string()))?
-            .valid();
+        let net = burnpack::load(config.init(count, &device), weights)?.valid();
         Ok(Self::new(net, config, head, summary, device))
     }
 }

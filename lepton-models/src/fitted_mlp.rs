@@ -5,12 +5,12 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 
 use burn::module::Module;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Device;
 
 use lepton_core::{Features, Predict, Prediction};
 
 use crate::backend::{Backend, Cpu};
+use crate::burnpack;
 use crate::error::{ModelError, Result};
 use crate::mlp::{MlpConfig, MlpNet};
 use crate::predict::predict_rows;
@@ -98,13 +98,7 @@ impl<B: Backend> FittedMlp<B> {
 
     /// The weights in burn's burnpack format.
     pub fn weights_to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes = self
-            .net
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
-        Ok(bytes.to_vec())
+        burnpack::to_bytes(&self.net)
     }
 
     /// Rebuilds a fitted MLP from its configuration, shape and saved weights; refuses weights
@@ -127,13 +121,8 @@ impl<B: Backend> FittedMlp<B> {
             )));
         }
         let device = B::device();
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
-        let net = config
-            .init(n_features, head.outputs(), &device)
-            .try_load_record(record)
-            .map_err(|e| ModelError::Weights(e.to_string()))?
-            .valid();
+        let net =
+            burnpack::load(config.init(n_features, head.outputs(), &device), weights)?.valid();
         Ok(Self::new(net, config, n_features, head, summary, device))
     }
 }

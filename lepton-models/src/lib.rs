@@ -17,6 +17,7 @@
 
 mod backend;
 pub mod batch;
+mod burnpack;
 pub mod checkpoint;
 mod cnn;
 mod cnn_space;
@@ -27,6 +28,7 @@ pub mod metrics;
 mod mlp;
 mod mlp_space;
 mod optimisation;
+mod param;
 mod predict;
 mod training;
 

@@ -13,13 +13,14 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use lepton_core::{Dataset, Error, Model, ParamValue, Task, TrialContext};
+use lepton_core::{Dataset, Model, ParamValue, Task, TrialContext};
 
 use crate::backend::{Backend, Cpu};
 use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::{FittedMlp, Head};
 use crate::optimisation::Optimisation;
+use crate::param;
 use crate::training::{Net, Rows, Standardise, TrainingSetup, train};
 
 /// The hyper-parameters of an [`MlpClassifier`] or [`MlpRegressor`]. Serialisable; checked
@@ -108,12 +109,7 @@ impl MlpConfig {
 
     /// Refuses values that would make training fail or panic.
     pub fn check(&self) -> Result<()> {
-        let bad = |name: &str, reason: String| {
-            Err(ModelError::Core(Error::InvalidParameter {
-                name: name.to_owned(),
-                reason,
-            }))
-        };
+        let bad = |name: &str, reason: String| Err(param::invalid(name, reason));
         if !(1..=4096).contains(&self.hidden_width) {
             return bad(
                 "hidden_width",
@@ -153,37 +149,20 @@ impl MlpConfig {
     /// ([`FrozenTrial::params`](lepton_core::FrozenTrial::params), keyed by
     /// [`ParamName`](lepton_core::ParamName)) or any map keyed by strings.
     pub fn with_params<K: Borrow<str>>(mut self, params: &BTreeMap<K, ParamValue>) -> Result<Self> {
-        for (name, value) in params {
-            let name: &str = name.borrow();
-            let wrong = || {
-                ModelError::Core(Error::InvalidParameter {
-                    name: name.to_owned(),
-                    reason: format!("`{value}` has the wrong type"),
-                })
-            };
-            let as_usize = || {
-                value
-                    .as_i64()
-                    .and_then(|v| usize::try_from(v).ok())
-                    .ok_or_else(wrong)
-            };
+        param::apply(params, "MLP", |name, value| {
+            let count = || param::usize_value(name, value);
             match name {
-                "hidden_width" => self.hidden_width = as_usize()?,
-                "depth" => self.depth = as_usize()?,
-                "batch_size" => self.batch_size = as_usize()?,
-                "max_epochs" => self.max_epochs = as_usize()?,
-                "patience" => self.patience = as_usize()?,
-                "dropout" => self.dropout = value.as_f64().ok_or_else(wrong)?,
-                "learning_rate" => self.learning_rate = value.as_f64().ok_or_else(wrong)?,
-                other if self.optimisation.set_param(other, value)? => {}
-                _ => {
-                    return Err(ModelError::Core(Error::InvalidParameter {
-                        name: name.to_owned(),
-                        reason: "not a parameter of the MLP".into(),
-                    }));
-                }
+                "hidden_width" => self.hidden_width = count()?,
+                "depth" => self.depth = count()?,
+                "batch_size" => self.batch_size = count()?,
+                "max_epochs" => self.max_epochs = count()?,
+                "patience" => self.patience = count()?,
+                "dropout" => self.dropout = param::f64_value(name, value)?,
+                "learning_rate" => self.learning_rate = param::f64_value(name, value)?,
+                other => return self.optimisation.set_param(other, value),
             }
-        }
+            Ok(true)
+        })?;
         self.check()?;
         Ok(self)
     }
@@ -280,11 +259,7 @@ fn fit_mlp<B: Backend>(
     let net = config.init(n_features, head.outputs(), &device);
     let mut setup = config.setup();
     if let Some(dir) = checkpoints {
-        setup.checkpoints = Some(Checkpoints {
-            dir: dir.clone(),
-            config: serde_json::to_string(config)
-                .map_err(|e| ModelError::Checkpoint(e.to_string()))?,
-        });
+        setup.checkpoints = Some(Checkpoints::new(dir, config)?);
     }
     let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
     Ok(FittedMlp::new(

@@ -16,9 +16,10 @@ use burn::optim::lr_scheduler::step::StepLrSchedulerConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
 
-use lepton_core::{Error, ParamValue};
+use lepton_core::ParamValue;
 
-use crate::error::{ModelError, Result};
+use crate::error::Result;
+use crate::param::{self, invalid};
 
 /// The optimiser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -86,13 +87,6 @@ impl Default for Optimisation {
     }
 }
 
-fn invalid(name: &str, reason: String) -> ModelError {
-    ModelError::Core(Error::InvalidParameter {
-        name: name.to_owned(),
-        reason,
-    })
-}
-
 impl Optimisation {
     /// Refuses settings that would make training fail or panic.
     pub fn check(&self) -> Result<()> {
@@ -154,10 +148,10 @@ impl Optimisation {
                     _ => return Err(wrong()),
                 }
             }
-            "momentum" => self.momentum = value.as_f64().ok_or_else(wrong)?,
-            "weight_decay" => self.weight_decay = value.as_f64().ok_or_else(wrong)?,
+            "momentum" => self.momentum = param::f64_value(name, value)?,
+            "weight_decay" => self.weight_decay = param::f64_value(name, value)?,
             "clip_norm" => {
-                let c = value.as_f64().ok_or_else(wrong)?;
+                let c = param::f64_value(name, value)?;
                 self.clip_norm = (c != 0.0).then_some(c);
             }
             _ => return Ok(false),
