@@ -526,32 +526,13 @@ impl Storage for SqliteStorage {
         let of = json(&ParamValue::Int(number as i64))?;
         // The write lock makes the check for an existing retry and the insert one step.
         self.write(|tx| {
-            let state: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM trials WHERE study = ?1 AND number = ?2",
-                    params![study, number as i64],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(e)?;
-            let Some(state) = state else {
-                if !self.study_exists(tx, study)? {
-                    return Err(Error::UnknownStudy(study.to_owned()));
-                }
-                return Err(Error::UnknownTrial {
-                    study: study.to_owned(),
-                    number,
-                });
-            };
-            let from = TrialState::parse(&state)
-                .ok_or_else(|| self.corrupt(format!("state `{state}`")))?;
-            if from != TrialState::Failed {
-                return Err(Error::IllegalTransition {
-                    number,
-                    from,
-                    to: TrialState::Waiting,
-                });
-            }
+            self.in_state(
+                tx,
+                study,
+                number,
+                &[TrialState::Failed],
+                TrialState::Waiting,
+            )?;
             let retried = tx
                 .query_row(
                     "SELECT 1 FROM user_attrs WHERE study = ?1 AND key = ?2 AND value = ?3",
