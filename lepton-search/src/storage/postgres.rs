@@ -784,19 +784,27 @@ impl Storage for PostgresStorage {
         all.extend(fresh.into_iter().map(Arc::new));
         let finished = all.iter().take_while(|t| t.state.is_finished()).count();
         let mut cache = self.lock_finished();
-        let known = cache
-            .get(study)
-            .filter(|p| p.study_id == id)
-            .map_or(0, |p| p.trials.len());
-        if finished > known {
-            cache.insert(
-                study.to_owned(),
-                FinishedPrefix {
-                    study_id: id,
-                    trials: all[..finished].to_vec(),
-                    names,
-                },
-            );
+        match cache.get_mut(study).filter(|p| p.study_id == id) {
+            // The usual case: the cache still ends where this read began; append to it
+            // rather than copy the whole prefix again.
+            Some(prefix) if prefix.trials.len() == from as usize => {
+                prefix
+                    .trials
+                    .extend_from_slice(&all[from as usize..finished]);
+                prefix.names = names;
+            }
+            // Another thread moved the cache meanwhile; keep the longer prefix.
+            Some(prefix) if prefix.trials.len() >= finished => {}
+            _ => {
+                cache.insert(
+                    study.to_owned(),
+                    FinishedPrefix {
+                        study_id: id,
+                        trials: all[..finished].to_vec(),
+                        names,
+                    },
+                );
+            }
         }
         drop(cache);
         Ok(all)
