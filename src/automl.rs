@@ -1,147 +1,397 @@
-//! AutoML for tables: a cross-validated hyper-parameter search over an MLP, a refit of the
-//! best configuration, and a predictor that carries its preprocessing.
+//! AutoML for any dataset: model selection and hyper-parameter search in one conditional
+//! space over model families (as auto-sklearn does), within a wall-clock budget, then a refit
+//! of the winner on every training row for as many epochs as the rest of the budget allows.
+//!
+//! The budget is split in two. The search trains each candidate briefly (a few epochs, on at
+//! most `search_rows` rows) and scores it on a stratified validation hold-out; a pruner stops
+//! poor candidates after their first epochs and the budget's deadline cuts the last one short.
+//! The refit then trains the winner on all the training rows but the hold-out, for the epochs
+//! its measured speed fits into what is left, and keeps the weights that validate best.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use lepton_core::{
-    DetachedContext, Direction, Error as CoreError, FrozenTrial, ParamValue, SearchSpace,
-    TrialContext, TrialState,
+    Dataset, Direction, Error as CoreError, FrozenTrial, ParamValue, Result as CoreResult,
+    SearchSpace, Subset, Target, Task, Trial, TrialContext, TrialState, scoped_params,
 };
-use lepton_data::{
-    Preprocessor, Table, TabularDataset, TargetKind, kfold_indices, stratified_kfold_indices,
+use lepton_data::{holdout_indices, stratified_holdout_indices};
+use lepton_models::{
+    Backend, CnnClassifier, CnnConfig, CnnSpace, LinearSpace, MlpClassifier, MlpConfig,
+    MlpRegressor, MlpSpace, Schedule,
 };
-use lepton_models::{Backend, FittedMlp, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace};
-use lepton_search::{RandomSampler, Study};
+use lepton_search::{Optimize, Study, pruners, samplers, storage};
 
 use crate::error::{Error, Result};
-use crate::predictor::TabularPredictor;
+use crate::fitted_model::FittedModel;
 
-/// The search settings. Defaults: 25 trials, 5 folds, seed 42, the automatic preprocessing
-/// pipeline, random search over [`MlpSpace`].
-#[derive(Debug, Clone)]
-pub struct TabularAutoMl {
-    trials: usize,
-    folds: usize,
-    seed: u64,
-    preprocessor: Preprocessor,
+/// A model family [`AutoMl`] can choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Logistic or least-squares regression ([`LinearSpace`]).
+    Linear,
+    /// A multi-layer perceptron ([`MlpSpace`]).
+    Mlp,
+    /// A convolutional network for images, classification only ([`CnnSpace`]).
+    Cnn,
 }
 
-impl Default for TabularAutoMl {
-    fn default() -> Self {
-        TabularAutoMl {
-            trials: 25,
-            folds: 5,
-            seed: 42,
-            preprocessor: Preprocessor::default(),
+impl Family {
+    /// Every family.
+    pub const ALL: [Family; 3] = [Family::Linear, Family::Mlp, Family::Cnn];
+
+    /// The name used in the search space and in artifacts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Linear => "linear",
+            Family::Mlp => "mlp",
+            Family::Cnn => "cnn",
+        }
+    }
+
+    /// The family called `name`.
+    pub fn parse(name: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The family's default configuration, as values of its own space.
+    fn defaults(self) -> BTreeMap<String, ParamValue> {
+        match self {
+            Family::Linear => LinearSpace::defaults(),
+            Family::Mlp => MlpSpace::defaults(),
+            Family::Cnn => CnnSpace::defaults(),
+        }
+    }
+
+    /// The prefix of the family's parameters in the conditional space (`cnn.learning_rate`).
+    fn prefix(self) -> &'static str {
+        match self {
+            Family::Linear => "linear.",
+            Family::Mlp => "mlp.",
+            Family::Cnn => "cnn.",
         }
     }
 }
 
-/// The outcome of a search.
+/// A family's configuration, ready to train.
+#[derive(Debug, Clone)]
+enum Candidate {
+    Mlp(MlpConfig),
+    Cnn(CnnConfig),
+}
+
+/// Sees an [`AutoMl`] run as it goes (every method does nothing unless overridden).
+pub trait Observer {
+    /// A search trial finished (complete, pruned or failed).
+    fn trial(&mut self, _trial: &FrozenTrial) {}
+    /// The refit of the winner starts, for at most `epochs` epochs.
+    fn refit_started(&mut self, _winner: &FrozenTrial, _epochs: usize) {}
+    /// The refit finished an epoch with this validation score.
+    fn refit_epoch(&mut self, _epoch: u64, _score: f64) {}
+}
+
+/// An [`Observer`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// The search and refit settings. A new study first tries each family's default
+/// configuration, then the sampler's proposals. [`AutoMl::new`] suits tables (linear models and MLPs,
+/// trained to early stopping); [`AutoMl::for_images`] adds CNNs and trains briefly on a
+/// subsample during the search.
+#[derive(Debug, Clone)]
+pub struct AutoMl {
+    families: Vec<Family>,
+    image: Option<(usize, usize)>,
+    budget: Duration,
+    search_share: f64,
+    max_trials: Option<usize>,
+    search_rows: usize,
+    search_epochs: usize,
+    trial_time: Option<Duration>,
+    patience: usize,
+    max_refit_epochs: usize,
+    validation_fraction: f64,
+    schedule: Schedule,
+    sampler: String,
+    pruner: String,
+    storage: Option<String>,
+    study_name: String,
+    warm_start: bool,
+    seed: u64,
+}
+
+impl Default for AutoMl {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The outcome of an [`AutoMl`] run.
 #[derive(Debug)]
-pub struct TabularRun<B: Backend> {
-    /// The best configuration refitted on all the training rows, with its preprocessor.
-    pub predictor: TabularPredictor<B>,
-    /// Complete trials, best first (cross-validated score, then validation loss).
+pub struct AutoMlRun<B: Backend> {
+    /// The winner, refitted on every training row but the validation hold-out.
+    pub model: FittedModel<B>,
+    /// The search trial whose configuration won.
+    pub winner: FrozenTrial,
+    /// Complete trials, best validation score first.
     pub leaderboard: Vec<FrozenTrial>,
     /// Every trial of the study, in number order (failed and pruned ones included).
     pub trials: Vec<FrozenTrial>,
-    /// Epochs of the refit (the winner's mean best epoch over the folds).
+    /// The refit's validation score (accuracy or R²) on the hold-out.
+    pub valid_score: f64,
+    /// The epochs the refit was given (it keeps its best epoch's weights).
     pub refit_epochs: usize,
+    /// Wall time of the search.
+    pub search_time: Duration,
+    /// Wall time of the refit.
+    pub refit_time: Duration,
 }
 
-impl TabularAutoMl {
-    /// Default settings.
+impl AutoMl {
+    /// Settings for tables: linear models and MLPs, at most 50 trials within a 2-minute
+    /// budget (half for the search), up to 100 epochs per trial with patience 10, a 20 %
+    /// validation hold-out, TPE with the median pruner, seed 42.
     pub fn new() -> Self {
-        Self::default()
+        AutoMl {
+            families: vec![Family::Linear, Family::Mlp],
+            image: None,
+            budget: Duration::from_secs(120),
+            search_share: 0.5,
+            max_trials: Some(50),
+            search_rows: 10_000,
+            search_epochs: 100,
+            trial_time: None,
+            patience: 10,
+            max_refit_epochs: 100,
+            validation_fraction: 0.2,
+            schedule: Schedule::Constant,
+            sampler: "tpe".into(),
+            pruner: "median".into(),
+            storage: None,
+            study_name: "automl".into(),
+            warm_start: true,
+            seed: 42,
+        }
     }
 
-    /// Sets the number of trials (at least 1).
-    pub fn with_trials(mut self, trials: usize) -> Self {
-        self.trials = trials;
+    /// Settings for `height x width` greyscale images (rows of pixels): linear models, MLPs
+    /// and CNNs, a 20-minute budget of which 35 % searches, 4 epochs per trial on at most
+    /// 10,000 rows with a cosine schedule and ASHA, then up to 40 refit epochs; a 10 %
+    /// validation hold-out.
+    pub fn for_images(height: usize, width: usize) -> Self {
+        AutoMl {
+            families: Family::ALL.to_vec(),
+            image: Some((height, width)),
+            budget: Duration::from_secs(20 * 60),
+            search_share: 0.35,
+            max_trials: None,
+            search_epochs: 4,
+            patience: 4,
+            max_refit_epochs: 40,
+            validation_fraction: 0.1,
+            schedule: Schedule::Cosine,
+            pruner: "asha".into(),
+            ..Self::new()
+        }
+    }
+
+    /// Sets the families to choose from.
+    pub fn with_families(mut self, families: &[Family]) -> Self {
+        self.families = families.to_vec();
         self
     }
 
-    /// Sets the cross-validation folds per trial (at least 2).
-    pub fn with_folds(mut self, folds: usize) -> Self {
-        self.folds = folds;
+    /// Sets the whole wall-clock budget (search and refit).
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
         self
     }
 
-    /// Sets the seed of the folds, the sampler and the training runs.
+    /// Sets the share of the budget the search may use, in `(0, 1)`.
+    pub fn with_search_share(mut self, share: f64) -> Self {
+        self.search_share = share;
+        self
+    }
+
+    /// Stops the search after this many trials even if budget is left.
+    pub fn with_max_trials(mut self, trials: usize) -> Self {
+        self.max_trials = Some(trials);
+        self
+    }
+
+    /// Sets the most training rows a search trial sees.
+    pub fn with_search_rows(mut self, rows: usize) -> Self {
+        self.search_rows = rows;
+        self
+    }
+
+    /// Sets the most epochs of a search trial and the early-stopping patience.
+    pub fn with_search_epochs(mut self, epochs: usize, patience: usize) -> Self {
+        (self.search_epochs, self.patience) = (epochs, patience);
+        self
+    }
+
+    /// Limits each search trial's training time: no new epoch starts after `limit`, and the
+    /// trial scores its best epoch so far, so fast and slow candidates compare at equal time.
+    pub fn with_trial_time(mut self, limit: Duration) -> Self {
+        self.trial_time = Some(limit);
+        self
+    }
+
+    /// Sets the most epochs of the refit.
+    pub fn with_max_refit_epochs(mut self, epochs: usize) -> Self {
+        self.max_refit_epochs = epochs;
+        self
+    }
+
+    /// Sets the share of the training rows held out for validation, in `(0, 1)`.
+    pub fn with_validation_fraction(mut self, fraction: f64) -> Self {
+        self.validation_fraction = fraction;
+        self
+    }
+
+    /// Sets the learning-rate schedule of every training run.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Sets the sampler, by name (`lepton_search::samplers::SAMPLER_NAMES`).
+    pub fn with_sampler(mut self, name: &str) -> Self {
+        self.sampler = name.into();
+        self
+    }
+
+    /// Sets the pruner, by name (`none`, `median`, `asha`, `hyperband`, `bohb`).
+    pub fn with_pruner(mut self, name: &str) -> Self {
+        self.pruner = name.into();
+        self
+    }
+
+    /// Keeps the study in a storage (`sqlite:PATH`, `postgres://...`) under `study`; an
+    /// existing study of that name is resumed and its trials count.
+    pub fn with_storage(mut self, url: &str, study: &str) -> Self {
+        self.storage = Some(url.into());
+        self.study_name = study.into();
+        self
+    }
+
+    /// Whether a new study first tries each family's default configuration (on by default,
+    /// as auto-sklearn starts from known-good configurations) before the sampler's own.
+    pub fn with_warm_start(mut self, on: bool) -> Self {
+        self.warm_start = on;
+        self
+    }
+
+    /// Sets the seed of the split, the sampler and every training run.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
     }
 
-    /// Sets the preprocessing pipeline.
-    pub fn with_preprocessor(mut self, preprocessor: Preprocessor) -> Self {
-        self.preprocessor = preprocessor;
-        self
+    /// The budget.
+    pub fn budget(&self) -> Duration {
+        self.budget
     }
 
-    /// Searches on `train` (the held-out test rows must not be in it) for predicting
-    /// `target`; `on_trial` sees every finished trial (for progress display).
-    pub fn fit<B: Backend>(
-        &self,
-        train: &Table,
-        target: &str,
-        kind: TargetKind,
-        mut on_trial: impl FnMut(&FrozenTrial),
-    ) -> Result<TabularRun<B>> {
-        if self.trials == 0 {
-            return Err(CoreError::InvalidParameter {
-                name: "trials".into(),
-                reason: "at least 1".into(),
-            }
-            .into());
-        }
-        let splits = match kind {
-            TargetKind::Classification => {
-                let (labels, classes) = train.class_indices(target)?;
-                stratified_kfold_indices(&labels, &classes, self.folds, self.seed)?
-            }
-            TargetKind::Regression => kfold_indices(train.n_rows(), self.folds, self.seed)?,
-        };
-        let mut folds: Vec<(TabularDataset, TabularDataset)> = Vec::with_capacity(splits.len());
-        for (train_rows, valid_rows) in &splits {
-            let (fold_train, fold_valid) = (train.select(train_rows)?, train.select(valid_rows)?);
-            let p = self.preprocessor.fit(&fold_train, target, kind)?;
-            folds.push((p.transform(&fold_train)?, p.transform(&fold_valid)?));
-        }
+    /// Searches and refits on `train` (the test rows must not be in it).
+    pub fn fit<B: Backend>(&self, train: &(dyn Dataset + Sync)) -> Result<AutoMlRun<B>> {
+        self.fit_observed(train, &mut Quiet)
+    }
 
-        let study = Study::builder("tabular-automl")
+    /// [`fit`](Self::fit), telling `observer` about every trial and refit epoch.
+    pub fn fit_observed<B: Backend>(
+        &self,
+        train: &(dyn Dataset + Sync),
+        observer: &mut (dyn Observer + Send),
+    ) -> Result<AutoMlRun<B>> {
+        let started = Instant::now();
+        let families = self.check(train)?;
+        let n = train.len();
+        let (fit_rows, valid_rows) = match &train.schema().task {
+            Task::Classification { classes } => {
+                let labels = (0..n)
+                    .map(|i| match train.target(i) {
+                        Some(Target::Class(c)) if c < classes.len() => Ok(c),
+                        other => Err(invalid(format!(
+                            "row {i}: target {other:?} is not one of {} classes",
+                            classes.len()
+                        ))),
+                    })
+                    .collect::<Result<Vec<usize>>>()?;
+                stratified_holdout_indices(&labels, classes, self.validation_fraction, self.seed)?
+            }
+            Task::Regression => holdout_indices(n, self.validation_fraction, self.seed)?,
+        };
+        let search_rows = fit_rows[..fit_rows.len().min(self.search_rows)].to_vec();
+        let fit: Subset<dyn Dataset + Sync> = Subset::new(train, fit_rows)?;
+        let valid: Subset<dyn Dataset + Sync> = Subset::new(train, valid_rows)?;
+        let search: Subset<dyn Dataset + Sync> = Subset::new(train, search_rows)?;
+
+        let mut builder = Study::builder(&self.study_name)
             .with_direction(Direction::Maximize)
-            .with_sampler(RandomSampler::new(self.seed))
-            .build()?;
-        study.optimize_with(
-            self.trials,
+            .with_sampler(samplers::by_name(&self.sampler, self.seed)?)
+            .with_pruner(pruners::by_name(&self.pruner)?);
+        if let Some(url) = &self.storage {
+            builder = builder.with_storage(storage::open(url)?);
+        }
+        let study = builder.build()?;
+        if self.warm_start && study.trials()?.is_empty() {
+            for &f in &families {
+                let mut params: BTreeMap<String, ParamValue> = f
+                    .defaults()
+                    .into_iter()
+                    .map(|(k, v)| (format!("{}{k}", f.prefix()), v))
+                    .collect();
+                params.insert("family".into(), f.name().into());
+                study.enqueue(params)?;
+            }
+        }
+        let search_budget = self.budget.mul_f64(self.search_share);
+        let deadline = started + search_budget;
+        let mut options = Optimize::timeout(search_budget);
+        if let Some(max) = self.max_trials {
+            options = options.with_trials(max);
+        }
+        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        study.optimize_with_options(
+            options,
             |trial| {
-                MlpSpace.suggest(trial)?;
-                let config = MlpConfig::default()
-                    .with_seed(self.seed + trial.number())
-                    .with_params(trial.params())?;
-                let (mut score, mut loss, mut epochs) = (0.0, 0.0, 0.0);
-                for (i, (fold_train, fold_valid)) in folds.iter().enumerate() {
-                    let fitted: FittedMlp<B> = train_mlp(kind, &config, fold_train, fold_valid)?;
-                    let summary = fitted.summary();
-                    let (Some(s), Some(l)) = (summary.best_valid_score, summary.best_valid_loss)
-                    else {
-                        return Err(CoreError::InvalidInput("no validation score".into()));
+                let family = trial.suggest_categorical("family", &names)?;
+                let family = family
+                    .as_str()
+                    .and_then(Family::parse)
+                    .ok_or_else(|| CoreError::InvalidInput(format!("unknown family {family}")))?;
+                let candidate = self
+                    .candidate(family, trial)?
+                    .with_epochs(self.search_epochs, self.patience)
+                    .with_seed(self.seed.wrapping_add(trial.number()));
+                let model = {
+                    let mut ctx = Deadline {
+                        trial: &mut *trial,
+                        until: deadline,
                     };
-                    score += s;
-                    loss += l;
-                    epochs += summary.best_epoch as f64;
-                    trial.report(i as u64 + 1, score / (i + 1) as f64)?;
-                    if trial.should_prune() {
-                        return Err(CoreError::Pruned { step: i as u64 + 1 });
-                    }
-                }
-                let k = folds.len() as f64;
-                trial.set_user_attr("best_epoch", (epochs / k).round() as i64)?;
-                trial.set_user_attr("valid_loss", loss / k)?;
-                Ok(score / k)
+                    candidate.train::<B>(&search, &valid, self.trial_time, &mut ctx)?
+                };
+                let s = model.summary();
+                let epochs = s.epochs_run.max(1) as f64;
+                trial.set_user_attr(
+                    TRAIN_SECONDS_PER_ROW,
+                    s.train_seconds / (epochs * search.len() as f64),
+                )?;
+                trial.set_user_attr(
+                    VALID_SECONDS_PER_ROW,
+                    s.valid_seconds / (epochs * valid.len().max(1) as f64),
+                )?;
+                trial.set_user_attr("best_epoch", s.best_epoch as i64)?;
+                s.best_valid_score
+                    .ok_or_else(|| CoreError::InvalidInput("no validation score".into()))
             },
-            &mut on_trial,
+            |t| observer.trial(t),
         )?;
+        let search_time = started.elapsed();
 
         let trials = study.trials()?;
         let mut leaderboard: Vec<FrozenTrial> = trials
@@ -149,57 +399,303 @@ impl TabularAutoMl {
             .filter(|t| t.state == TrialState::Complete && t.value.is_some())
             .cloned()
             .collect();
-        leaderboard.sort_by(|a, b| {
-            b.value
-                .unwrap_or(f64::NEG_INFINITY)
-                .total_cmp(&a.value.unwrap_or(f64::NEG_INFINITY))
-                .then(attr(a, "valid_loss").total_cmp(&attr(b, "valid_loss")))
-        });
-        let winner = leaderboard.first().ok_or_else(|| {
-            CoreError::InvalidInput(format!("none of the {} trials completed", trials.len()))
-        })?;
+        leaderboard.sort_by(|a, b| value(b).total_cmp(&value(a)));
+        let winner = choose(&leaderboard, &train.schema().task, valid.len())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "none of the {} trials completed within the search budget of {:.0} s",
+                    trials.len(),
+                    search_budget.as_secs_f64()
+                ))
+            })?
+            .clone();
 
-        // Refit on every training row for the epochs the winner needed on average.
-        let refit_epochs = (attr(winner, "best_epoch") as usize).max(1);
-        let config = MlpConfig::default()
-            .with_seed(self.seed)
-            .with_params(&winner.params)
-            .map_err(Error::from)?
-            .with_max_epochs(refit_epochs);
-        let preprocessor = self.preprocessor.fit(train, target, kind)?;
-        let data = preprocessor.transform(train)?;
-        let empty = data.select(&[])?;
-        let model: FittedMlp<B> = train_mlp(kind, &config, &data, &empty)?;
-        Ok(TabularRun {
-            predictor: TabularPredictor::new(preprocessor, model)?,
+        // Refit: as many epochs as the winner's measured speed fits into the rest of the
+        // budget (less a small reserve for the caller's test evaluation).
+        let family = winner
+            .params
+            .get("family")
+            .and_then(ParamValue::as_str)
+            .and_then(Family::parse)
+            .ok_or_else(|| invalid("the winning trial has no family".into()))?;
+        let per_epoch = attr(&winner, TRAIN_SECONDS_PER_ROW) * fit.len() as f64
+            + attr(&winner, VALID_SECONDS_PER_ROW) * valid.len() as f64;
+        let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
+        let known = per_epoch.is_finite() && per_epoch > 0.0;
+        let epochs = if known {
+            ((left / per_epoch).floor() as usize).clamp(1, self.max_refit_epochs)
+        } else {
+            self.max_refit_epochs
+        };
+        // A guard should the machine slow down: no epoch starts that would end past the
+        // budget (at the measured speed); the best epoch so far is kept.
+        let guard = known.then(|| Duration::from_secs_f64((left - per_epoch).max(0.0)));
+        let patience = (self.patience * epochs)
+            .div_ceil(self.search_epochs.max(1))
+            .max(1);
+        let candidate = Candidate::from_params(family, &winner.params, self)?
+            .with_epochs(epochs, patience)
+            .with_seed(self.seed);
+        observer.refit_started(&winner, epochs);
+        let refit_started = Instant::now();
+        let model = {
+            let mut ctx = Relay(observer);
+            candidate.train::<B>(&fit, &valid, guard, &mut ctx)?
+        };
+        let valid_score = model
+            .summary()
+            .best_valid_score
+            .ok_or_else(|| invalid("the refit has no validation score".into()))?;
+        Ok(AutoMlRun {
+            model,
+            winner,
             leaderboard,
             trials,
-            refit_epochs,
+            valid_score,
+            refit_epochs: epochs,
+            search_time,
+            refit_time: refit_started.elapsed(),
+        })
+    }
+
+    /// Checks the settings against the data; returns the families that fit its task.
+    fn check(&self, train: &dyn Dataset) -> Result<Vec<Family>> {
+        let bad = |name: &str, reason: String| -> Error {
+            CoreError::InvalidParameter {
+                name: name.into(),
+                reason,
+            }
+            .into()
+        };
+        if !(self.search_share > 0.0 && self.search_share < 1.0) {
+            return Err(bad(
+                "search_share",
+                format!("{} is outside (0, 1)", self.search_share),
+            ));
+        }
+        if self.budget.is_zero() {
+            return Err(bad("budget", "must be positive".into()));
+        }
+        if self.trial_time.is_some_and(|t| t.is_zero()) {
+            return Err(bad("trial_time", "must be positive".into()));
+        }
+        for (name, v) in [
+            ("search_rows", self.search_rows),
+            ("search_epochs", self.search_epochs),
+            ("patience", self.patience),
+            ("max_refit_epochs", self.max_refit_epochs),
+        ] {
+            if v == 0 {
+                return Err(bad(name, "must be at least 1".into()));
+            }
+        }
+        let schema = train.schema();
+        let classification = match &schema.task {
+            Task::Classification { classes } if classes.len() < 2 => {
+                return Err(invalid(format!(
+                    "classification needs at least 2 classes, the data has {}",
+                    classes.len()
+                )));
+            }
+            Task::Classification { .. } => true,
+            Task::Regression => false,
+        };
+        if train.len() < 10 {
+            return Err(invalid(format!(
+                "{} training rows are too few to search on",
+                train.len()
+            )));
+        }
+        let mut families = Vec::new();
+        for &f in &self.families {
+            if f == Family::Cnn {
+                let Some((h, w)) = self.image else {
+                    return Err(bad(
+                        "families",
+                        "the CNN needs an image size (AutoMl::for_images)".into(),
+                    ));
+                };
+                if schema.features.len() != h * w {
+                    return Err(invalid(format!(
+                        "rows have {} values, {h}x{w} images need {}",
+                        schema.features.len(),
+                        h * w
+                    )));
+                }
+                if !classification {
+                    continue; // CNNs here classify; a regression searches the others.
+                }
+            }
+            if !families.contains(&f) {
+                families.push(f);
+            }
+        }
+        if families.is_empty() {
+            return Err(bad(
+                "families",
+                format!("none of {:?} fits this task", self.families),
+            ));
+        }
+        Ok(families)
+    }
+
+    /// Suggests `family`'s parameters (under its prefix) and builds its configuration.
+    fn candidate(&self, family: Family, trial: &mut Trial) -> CoreResult<Candidate> {
+        trial.scoped(family.prefix(), |t| match family {
+            Family::Linear => LinearSpace.suggest(t),
+            Family::Mlp => MlpSpace.suggest(t),
+            Family::Cnn => CnnSpace.suggest(t),
+        })?;
+        Ok(Candidate::from_params(family, trial.params(), self)?)
+    }
+}
+
+impl Candidate {
+    /// `family`'s configuration with the values of its scope in `params`.
+    fn from_params<K: std::borrow::Borrow<str>>(
+        family: Family,
+        params: &BTreeMap<K, ParamValue>,
+        settings: &AutoMl,
+    ) -> lepton_models::Result<Candidate> {
+        let own = scoped_params(params, family.prefix());
+        Ok(match family {
+            Family::Linear => {
+                let mut c = LinearSpace::config();
+                c.optimisation.schedule = settings.schedule;
+                Candidate::Mlp(c.with_params(&own)?)
+            }
+            Family::Mlp => {
+                let mut c = MlpConfig::default();
+                c.optimisation.schedule = settings.schedule;
+                Candidate::Mlp(c.with_params(&own)?)
+            }
+            Family::Cnn => {
+                let (h, w) = settings.image.unwrap_or((0, 0));
+                let mut c = CnnConfig::default().with_image_size(h, w);
+                c.optimisation.schedule = settings.schedule;
+                Candidate::Cnn(c.with_params(&own)?)
+            }
+        })
+    }
+
+    fn with_epochs(self, epochs: usize, patience: usize) -> Self {
+        match self {
+            Candidate::Mlp(c) => Candidate::Mlp(c.with_max_epochs(epochs).with_patience(patience)),
+            Candidate::Cnn(c) => Candidate::Cnn(c.with_max_epochs(epochs).with_patience(patience)),
+        }
+    }
+
+    fn with_seed(self, seed: u64) -> Self {
+        match self {
+            Candidate::Mlp(c) => Candidate::Mlp(c.with_seed(seed)),
+            Candidate::Cnn(c) => Candidate::Cnn(c.with_seed(seed)),
+        }
+    }
+
+    fn train<B: Backend>(
+        &self,
+        train: &dyn Dataset,
+        valid: &dyn Dataset,
+        time_limit: Option<Duration>,
+        ctx: &mut dyn TrialContext,
+    ) -> CoreResult<FittedModel<B>> {
+        // No limit: one longer than any run.
+        let limit = time_limit.unwrap_or(Duration::MAX);
+        Ok(match self {
+            Candidate::Mlp(c) => match train.schema().task {
+                Task::Classification { .. } => FittedModel::Mlp(Box::new(
+                    MlpClassifier::<B>::new(c.clone())?
+                        .with_time_limit(limit)
+                        .train(train, valid, ctx)?,
+                )),
+                Task::Regression => FittedModel::Mlp(Box::new(
+                    MlpRegressor::<B>::new(c.clone())?
+                        .with_time_limit(limit)
+                        .train(train, valid, ctx)?,
+                )),
+            },
+            Candidate::Cnn(c) => FittedModel::Cnn(Box::new(
+                CnnClassifier::<B>::new(c.clone())?
+                    .with_time_limit(limit)
+                    .train(train, valid, ctx)?,
+            )),
         })
     }
 }
 
-/// A numeric user attribute of a trial (NaN when absent).
-pub fn attr(t: &FrozenTrial, key: &str) -> f64 {
+/// The user attribute with a trial's training seconds per row and epoch.
+pub const TRAIN_SECONDS_PER_ROW: &str = "train_seconds_per_row";
+/// The user attribute with a trial's validation seconds per row and epoch.
+pub const VALID_SECONDS_PER_ROW: &str = "valid_seconds_per_row";
+
+/// The winner among `leaderboard` (best first). For a classification, every trial within one
+/// standard error of the best accuracy on `n_valid` rows is as good as the best (the
+/// one-standard-error rule), and the fastest of them wins: it gets the most refit epochs.
+fn choose<'a>(
+    leaderboard: &'a [FrozenTrial],
+    task: &Task,
+    n_valid: usize,
+) -> Option<&'a FrozenTrial> {
+    let best = leaderboard.first()?;
+    let Task::Classification { .. } = task else {
+        return Some(best);
+    };
+    let p = value(best);
+    let se = (p * (1.0 - p) / n_valid.max(1) as f64).sqrt();
+    leaderboard
+        .iter()
+        .take_while(|t| value(t) >= p - se)
+        .min_by(|a, b| speed(a).total_cmp(&speed(b)))
+}
+
+fn value(t: &FrozenTrial) -> f64 {
+    t.value.unwrap_or(f64::NEG_INFINITY)
+}
+
+/// Training seconds per row (infinite when unknown, so an unmeasured trial is never "fastest").
+fn speed(t: &FrozenTrial) -> f64 {
+    let s = attr(t, TRAIN_SECONDS_PER_ROW);
+    if s.is_finite() { s } else { f64::INFINITY }
+}
+
+fn attr(t: &FrozenTrial, key: &str) -> f64 {
     t.user_attrs
         .get(key)
         .and_then(ParamValue::as_f64)
         .unwrap_or(f64::NAN)
 }
 
-fn train_mlp<B: Backend>(
-    kind: TargetKind,
-    config: &MlpConfig,
-    train: &TabularDataset,
-    valid: &TabularDataset,
-) -> lepton_core::Result<FittedMlp<B>> {
-    let mut ctx = DetachedContext::new();
-    Ok(match kind {
-        TargetKind::Classification => {
-            MlpClassifier::<B>::new(config.clone())?.train(train, valid, &mut ctx)?
-        }
-        TargetKind::Regression => {
-            MlpRegressor::<B>::new(config.clone())?.train(train, valid, &mut ctx)?
-        }
-    })
+fn invalid(message: String) -> Error {
+    CoreError::InvalidInput(message).into()
+}
+
+/// A trial's context that also asks to stop once the search's deadline has passed, so the
+/// last trial cannot overrun the budget by more than an epoch.
+struct Deadline<'a> {
+    trial: &'a mut Trial,
+    until: Instant,
+}
+
+impl TrialContext for Deadline<'_> {
+    fn report(&mut self, step: u64, value: f64) -> CoreResult<()> {
+        self.trial.report(step, value)
+    }
+
+    fn should_prune(&self) -> bool {
+        Instant::now() >= self.until || self.trial.should_prune()
+    }
+}
+
+/// The refit's context: passes every epoch's score to the observer; never prunes.
+struct Relay<'a>(&'a mut (dyn Observer + Send));
+
+impl TrialContext for Relay<'_> {
+    fn report(&mut self, step: u64, value: f64) -> CoreResult<()> {
+        self.0.refit_epoch(step, value);
+        Ok(())
+    }
+
+    fn should_prune(&self) -> bool {
+        false
+    }
 }

@@ -43,15 +43,25 @@ pub use lepton_search as search;
 
 mod automl;
 mod error;
+mod fitted_model;
 mod predictor;
+mod scores;
+mod tabular_automl;
 
-pub use automl::{TabularAutoMl, TabularRun, attr};
+pub use automl::{
+    AutoMl, AutoMlRun, Family, Observer, Quiet, TRAIN_SECONDS_PER_ROW, VALID_SECONDS_PER_ROW,
+};
 pub use error::{Error, Result};
-pub use predictor::{Scores, TabularPredictor};
+pub use fitted_model::FittedModel;
+pub use predictor::TabularPredictor;
+pub use scores::{Scores, evaluate, score_predictions};
+pub use tabular_automl::{TabularAutoMl, TabularRun, attr};
 
 /// The types most programs use.
 pub mod prelude {
-    pub use crate::{Error as LeptonError, TabularAutoMl, TabularPredictor};
+    pub use crate::{
+        AutoMl, Error as LeptonError, Family, FittedModel, TabularAutoMl, TabularPredictor,
+    };
     pub use lepton_core::{
         Dataset, Deployer, DetachedContext, Direction, Distribution, Features, Model, ParamValue,
         Predict, Prediction, Scale, SearchSpace, Trial, TrialContext, TrialState,

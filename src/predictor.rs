@@ -5,13 +5,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use lepton_core::{Dataset, Features, Predict, Prediction, Schema, Target, Task};
+use lepton_core::{Features, Predict, Prediction, Schema, Task};
 use lepton_data::{FittedPreprocessor, Table};
 use lepton_deploy::ModelArtifact;
-use lepton_models::metrics::{self, ConfusionMatrix};
 use lepton_models::{Backend, Cpu, FittedMlp, Head, MlpConfig, TrainingSummary};
 
 use crate::error::{Error, Result};
+use crate::scores::{Scores, score_predictions};
 
 /// The model family name recorded in artifacts of this predictor.
 const FAMILY: &str = "mlp";
@@ -23,26 +23,6 @@ struct MlpArtifactConfig {
     n_features: usize,
     head: Head,
     summary: TrainingSummary,
-}
-
-/// Held-out scores of a predictor (scikit-learn's definitions, `lepton_models::metrics`):
-/// the classification scores for a classifier, the regression ones for a regressor.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Scores {
-    /// Share of rows whose class is right (classification).
-    pub accuracy: Option<f64>,
-    /// Mean recall over the classes (classification).
-    pub balanced_accuracy: Option<f64>,
-    /// Unweighted mean of the classes' F1 scores (classification).
-    pub macro_f1: Option<f64>,
-    /// Mean negative log-likelihood of the true classes (classification).
-    pub log_loss: Option<f64>,
-    /// Coefficient of determination (regression).
-    pub r2: Option<f64>,
-    /// Root mean squared error (regression).
-    pub rmse: Option<f64>,
-    /// Mean absolute error (regression).
-    pub mae: Option<f64>,
 }
 
 /// Raw rows in, predictions out: the preprocessor fitted on the training rows, then the
@@ -150,68 +130,7 @@ impl<B: Backend> TabularPredictor<B> {
     pub fn score(&self, table: &Table) -> Result<Scores> {
         let data = self.preprocessor.transform(table)?;
         let predictions = self.predict_features(data.feature_values())?;
-        let mut scores = Scores {
-            accuracy: None,
-            balanced_accuracy: None,
-            macro_f1: None,
-            log_loss: None,
-            r2: None,
-            rmse: None,
-            mae: None,
-        };
-        let wrong = |p: &Prediction| Error::IncompatibleArtifact(format!("prediction {p:?}"));
-        match self.preprocessor.task() {
-            Task::Classification { classes } => {
-                let mut truth = Vec::with_capacity(data.len());
-                for t in data.targets() {
-                    match t {
-                        Target::Class(c) => truth.push(*c),
-                        Target::Value(v) => {
-                            return Err(Error::IncompatibleArtifact(format!("target {v}")));
-                        }
-                    }
-                }
-                let mut predicted = Vec::with_capacity(predictions.len());
-                let mut probabilities = Vec::with_capacity(predictions.len());
-                for p in &predictions {
-                    match p {
-                        Prediction::Class {
-                            index,
-                            probabilities: probs,
-                        } => {
-                            predicted.push(*index);
-                            probabilities.push(probs.clone());
-                        }
-                        other => return Err(wrong(other)),
-                    }
-                }
-                let m = ConfusionMatrix::new(classes.len(), &truth, &predicted)?;
-                scores.accuracy = Some(m.accuracy());
-                scores.balanced_accuracy = Some(m.balanced_accuracy());
-                scores.macro_f1 = Some(m.macro_f1());
-                scores.log_loss = Some(metrics::log_loss(&truth, &probabilities)?);
-            }
-            Task::Regression => {
-                let truth: Vec<f64> = data
-                    .targets()
-                    .iter()
-                    .map(|t| match t {
-                        Target::Value(v) => *v,
-                        Target::Class(c) => *c as f64,
-                    })
-                    .collect();
-                let predicted = predictions
-                    .iter()
-                    .map(|p| match p {
-                        Prediction::Value(v) => Ok(*v),
-                        other => Err(wrong(other)),
-                    })
-                    .collect::<Result<Vec<f64>>>()?;
-                let r = metrics::regression_scores(&truth, &predicted)?;
-                (scores.r2, scores.rmse, scores.mae) = (Some(r.r2), Some(r.rmse), Some(r.mae));
-            }
-        }
-        Ok(scores)
+        Ok(score_predictions(self.preprocessor.task(), data.targets(), &predictions)?.0)
     }
 
     /// Packs the predictor into an artifact with its evaluation `metrics`.

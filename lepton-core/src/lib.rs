@@ -27,6 +27,7 @@ mod pruner;
 mod sampler;
 mod space;
 mod storage;
+mod subset;
 mod trial;
 
 pub use context::{DetachedContext, TrialContext};
@@ -43,4 +44,5 @@ pub use space::{DeclaredSpace, SearchSpace};
 pub use storage::{
     RETRIES_ATTR, RETRY_OF_ATTR, STALE_ATTR, Storage, check_finish, check_param, check_report,
 };
-pub use trial::{Direction, FrozenTrial, Trial, TrialState};
+pub use subset::Subset;
+pub use trial::{Direction, FrozenTrial, Trial, TrialState, scoped_params};

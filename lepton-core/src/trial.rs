@@ -150,6 +150,8 @@ pub struct Trial {
     sampler: Arc<dyn Sampler>,
     pruner: Arc<dyn Pruner>,
     storage: Arc<dyn Storage>,
+    /// Prepended to every suggested name (see [`Trial::scoped`]).
+    prefix: String,
 }
 
 impl std::fmt::Debug for Trial {
@@ -181,6 +183,7 @@ impl Trial {
             sampler,
             pruner,
             storage,
+            prefix: String::new(),
         }
     }
 
@@ -221,6 +224,13 @@ impl Trial {
     /// Suggests a value for `name` from `distribution` (define-by-run). Asking again for the
     /// same name with the same distribution returns the same value.
     pub fn suggest(&mut self, name: &str, distribution: &Distribution) -> Result<ParamValue> {
+        let scoped;
+        let name = if self.prefix.is_empty() {
+            name
+        } else {
+            scoped = format!("{}{name}", self.prefix);
+            scoped.as_str()
+        };
         distribution.validate(name)?;
         if let Some(existing) = self.record.distributions.get(name) {
             if existing != distribution {
@@ -269,6 +279,22 @@ impl Trial {
         Ok(value)
     }
 
+    /// Runs `suggest` with every name it suggests prefixed by `prefix` (scopes nest): one
+    /// model family's search space inside a conditional space over families keeps its names
+    /// (`cnn.learning_rate`) apart from another's (`mlp.learning_rate`), whose ranges differ.
+    /// [`scoped_params`] reads the scope's values back without the prefix.
+    pub fn scoped<T>(
+        &mut self,
+        prefix: &str,
+        suggest: impl FnOnce(&mut Trial) -> Result<T>,
+    ) -> Result<T> {
+        let outer = self.prefix.len();
+        self.prefix.push_str(prefix);
+        let result = suggest(self);
+        self.prefix.truncate(outer);
+        result
+    }
+
     /// Records a fact about this trial (kept in the storage, not used by samplers).
     pub fn set_user_attr(&mut self, key: &str, value: impl Into<ParamValue>) -> Result<()> {
         let value = value.into();
@@ -298,6 +324,18 @@ impl Trial {
     ) -> Result<ParamValue> {
         self.suggest(name, &Distribution::categorical(choices.iter().cloned()))
     }
+}
+
+/// The parameters suggested under `prefix` (see [`Trial::scoped`]), with the prefix taken
+/// off their names: what a family's configuration reads from a trial of a conditional space.
+pub fn scoped_params<'a, K: std::borrow::Borrow<str>>(
+    params: &'a BTreeMap<K, ParamValue>,
+    prefix: &str,
+) -> BTreeMap<&'a str, ParamValue> {
+    params
+        .iter()
+        .filter_map(|(k, v)| Some((k.borrow().strip_prefix(prefix)?, v.clone())))
+        .collect()
 }
 
 fn wrong_type(name: &str, v: &ParamValue) -> Error {
@@ -347,5 +385,18 @@ mod tests {
         }
         assert_eq!(TrialState::parse("done"), None);
         assert_eq!(Direction::parse("up"), None);
+    }
+
+    #[test]
+    fn scoped_params_strip_their_prefix_and_leave_others_out() {
+        let params = BTreeMap::from([
+            ("family".to_owned(), ParamValue::from("cnn")),
+            ("cnn.kernel".to_owned(), ParamValue::from(3i64)),
+            ("mlp.depth".to_owned(), ParamValue::from(2i64)),
+        ]);
+        assert_eq!(
+            scoped_params(&params, "cnn."),
+            BTreeMap::from([("kernel", ParamValue::from(3i64))])
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -229,6 +230,7 @@ impl CnnConfig {
             }),
             optimisation: self.optimisation,
             checkpoints: None,
+            time_limit: None,
         }
     }
 
@@ -342,6 +344,7 @@ impl Net for CnnNet {
 pub struct CnnClassifier<B: Backend = Cpu> {
     config: CnnConfig,
     checkpoints: Option<PathBuf>,
+    time_limit: Option<Duration>,
     backend: PhantomData<B>,
 }
 
@@ -352,6 +355,7 @@ impl<B: Backend> CnnClassifier<B> {
         Ok(CnnClassifier {
             config,
             checkpoints: None,
+            time_limit: None,
             backend: PhantomData,
         })
     }
@@ -362,6 +366,13 @@ impl<B: Backend> CnnClassifier<B> {
     /// uninterrupted one.
     pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
         self.checkpoints = Some(dir.into());
+        self
+    }
+
+    /// Starts no new epoch once `limit` has passed since training began; the best weights
+    /// so far are kept (a search can compare candidates at equal time).
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
         self
     }
 
@@ -411,6 +422,7 @@ impl<B: Backend> CnnClassifier<B> {
         device.seed(self.config.seed);
         let net = self.config.init(k, &device);
         let mut setup = self.config.setup();
+        setup.time_limit = self.time_limit;
         if let Some(dir) = &self.checkpoints {
             setup.checkpoints = Some(Checkpoints::new(dir, &self.config)?);
         }

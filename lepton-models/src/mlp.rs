@@ -5,6 +5,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -177,6 +178,7 @@ impl MlpConfig {
             shift: None,
             optimisation: self.optimisation,
             checkpoints: None,
+            time_limit: None,
         }
     }
 
@@ -217,6 +219,7 @@ impl Net for MlpNet {
 fn fit_mlp<B: Backend>(
     config: &MlpConfig,
     checkpoints: Option<&PathBuf>,
+    time_limit: Option<Duration>,
     train_data: &dyn Dataset,
     valid: &dyn Dataset,
     ctx: &mut dyn TrialContext,
@@ -258,6 +261,7 @@ fn fit_mlp<B: Backend>(
     device.seed(config.seed);
     let net = config.init(n_features, head.outputs(), &device);
     let mut setup = config.setup();
+    setup.time_limit = time_limit;
     if let Some(dir) = checkpoints {
         setup.checkpoints = Some(Checkpoints::new(dir, config)?);
     }
@@ -299,6 +303,7 @@ macro_rules! mlp_model {
         pub struct $name<B: Backend = Cpu> {
             config: MlpConfig,
             checkpoints: Option<PathBuf>,
+            time_limit: Option<Duration>,
             backend: PhantomData<B>,
         }
 
@@ -309,6 +314,7 @@ macro_rules! mlp_model {
                 Ok($name {
                     config,
                     checkpoints: None,
+                    time_limit: None,
                     backend: PhantomData,
                 })
             }
@@ -317,6 +323,13 @@ macro_rules! mlp_model {
             /// one of the same configuration exists (see [`checkpoint`](crate::checkpoint)).
             pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
                 self.checkpoints = Some(dir.into());
+                self
+            }
+
+            /// Starts no new epoch once `limit` has passed since training began; the best
+            /// weights so far are kept (a search can compare candidates at equal time).
+            pub fn with_time_limit(mut self, limit: Duration) -> Self {
+                self.time_limit = Some(limit);
                 self
             }
 
@@ -340,7 +353,14 @@ macro_rules! mlp_model {
                         $task
                     )));
                 }
-                fit_mlp(&self.config, self.checkpoints.as_ref(), train, valid, ctx)
+                fit_mlp(
+                    &self.config,
+                    self.checkpoints.as_ref(),
+                    self.time_limit,
+                    train,
+                    valid,
+                    ctx,
+                )
             }
         }
 

@@ -3,6 +3,8 @@
 //! best weights, and pruning. Classification minimises cross-entropy and scores accuracy;
 //! regression minimises the squared error of standardised targets and scores R².
 
+use std::time::{Duration, Instant};
+
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -38,6 +40,8 @@ pub(crate) struct TrainingSetup {
     pub optimisation: Optimisation,
     /// Where to checkpoint every epoch and resume from, if anywhere.
     pub checkpoints: Option<Checkpoints>,
+    /// Wall time after which no new epoch starts (the best weights so far are kept).
+    pub time_limit: Option<Duration>,
 }
 
 /// Random translations of training images (simple augmentation): each image is moved by up
@@ -81,6 +85,13 @@ pub struct TrainingSummary {
     pub best_valid_loss: Option<f64>,
     /// Mean training loss of the last epoch.
     pub final_train_loss: f64,
+    /// Wall seconds spent on training steps, over every epoch run (a resumed run counts
+    /// only its own).
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Wall seconds spent on validation, over every epoch run.
+    #[serde(default)]
+    pub valid_seconds: f64,
 }
 
 /// Targets ready for batching.
@@ -240,6 +251,8 @@ pub(crate) fn train<M: Net>(
             .optimisation
             .scheduler(setup.learning_rate, steps_per_epoch, setup.max_epochs)?;
     let mut order: Vec<usize> = (0..train.len()).collect();
+    let run_started = Instant::now();
+    let out_of_time = || setup.time_limit.is_some_and(|t| run_started.elapsed() >= t);
 
     let mut best: Option<(M, f64, f64, usize)> = None; // (weights, score, loss, epoch)
     let mut summary = TrainingSummary {
@@ -248,6 +261,8 @@ pub(crate) fn train<M: Net>(
         best_valid_score: None,
         best_valid_loss: None,
         final_train_loss: f64::NAN,
+        train_seconds: 0.0,
+        valid_seconds: 0.0,
     };
     let mut first_epoch = 1;
     if let Some(checkpoints) = &setup.checkpoints
@@ -274,6 +289,7 @@ pub(crate) fn train<M: Net>(
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         let mut batches = 0usize;
+        let started = Instant::now();
         for rows in order.chunks(setup.batch_size) {
             let inputs = match setup.shift {
                 Some(shift) => train.shifted_inputs(rows, shift, &mut rng, &ad),
@@ -291,15 +307,22 @@ pub(crate) fn train<M: Net>(
         }
         summary.epochs_run = epoch;
         summary.final_train_loss = loss_sum / batches.max(1) as f64;
+        summary.train_seconds += started.elapsed().as_secs_f64();
 
         if valid.len() == 0 {
             if let Some(c) = &setup.checkpoints {
                 c.save(epoch, &net, &optim, &summary, best.as_ref())?;
             }
+            if out_of_time() {
+                tracing::debug!(epoch, "time limit reached");
+                break;
+            }
             continue;
         }
+        let started = Instant::now();
         let inference = net.valid();
         let (score, loss) = evaluate(&inference, valid, device);
+        summary.valid_seconds += started.elapsed().as_secs_f64();
         if !loss.is_finite() || !score.is_finite() {
             return Err(ModelError::Diverged { epoch, loss });
         }
@@ -328,6 +351,10 @@ pub(crate) fn train<M: Net>(
             && epoch - best_epoch >= setup.patience
         {
             tracing::debug!(epoch, best_epoch, "early stopping");
+            break;
+        }
+        if out_of_time() {
+            tracing::debug!(epoch, "time limit reached");
             break;
         }
     }

@@ -1,0 +1,109 @@
+//! `AutoMl` with its default table settings on wine, breast cancer and the 8x8 digits: for
+//! each, a stratified 20 % test split, a standard scaler fitted on the training rows, model
+//! selection over linear models and MLPs, and the test scores.
+//!
+//! ```text
+//! cargo run --release --example automl_tables [-- --seed S --json]
+//! ```
+//! The digits come from `$LEPTON_DATA_DIR/tabular/digits.csv` and are left out without it.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::time::Instant;
+
+use lepton::prelude::*;
+use lepton::{AutoMlRun, evaluate};
+
+fn main() {
+    let mut seed = 42u64;
+    let mut json = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--seed" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(s) => seed = s,
+                None => fail("--seed needs a whole number"),
+            },
+            "-h" | "--help" => {
+                println!("usage: automl_tables [--seed S] [--json]");
+                return;
+            }
+            other => fail(&format!("unknown argument `{other}` (try --help)")),
+        }
+    }
+    let mut sets: Vec<(&str, TabularDataset)> = vec![
+        (
+            "wine",
+            datasets::wine().unwrap_or_else(|e| fail(&e.to_string())),
+        ),
+        (
+            "breast_cancer",
+            datasets::breast_cancer().unwrap_or_else(|e| fail(&e.to_string())),
+        ),
+    ];
+    match std::env::var_os("LEPTON_DATA_DIR") {
+        Some(dir) => {
+            let path = std::path::Path::new(&dir).join("tabular/digits.csv");
+            sets.push((
+                "digits",
+                CsvLoader::new(&path)
+                    .load()
+                    .unwrap_or_else(|e| fail(&e.to_string())),
+            ));
+        }
+        None => eprintln!("LEPTON_DATA_DIR is unset: leaving out the digits"),
+    }
+    println!(
+        "{:<14} {:>5} {:>6} {:>8} {:>9} {:>9} {:>8}",
+        "data set", "rows", "trials", "winner", "valid acc", "test acc", "seconds"
+    );
+    let mut results = Vec::new();
+    for (name, data) in &sets {
+        match run(data, seed) {
+            Ok((run, test_accuracy, seconds)) => {
+                println!(
+                    "{name:<14} {:>5} {:>6} {:>8} {:>9.4} {:>9.4} {:>8.1}",
+                    data.len(),
+                    run.trials.len(),
+                    run.model.family(),
+                    run.valid_score,
+                    test_accuracy,
+                    seconds
+                );
+                results.push(serde_json::json!({
+                    "dataset": name,
+                    "trials": run.trials.len(),
+                    "best_model": run.model.family(),
+                    "best_params": run.winner.params,
+                    "valid_accuracy": run.valid_score,
+                    "test_accuracy": test_accuracy,
+                    "wall_seconds": seconds,
+                }));
+            }
+            Err(e) => fail(&format!("{name}: {e}")),
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "seed": seed, "results": results })
+        );
+    }
+}
+
+fn run(data: &TabularDataset, seed: u64) -> lepton::Result<(AutoMlRun<Cpu>, f64, f64)> {
+    let started = Instant::now();
+    let (train, test) = stratified_split(data, 0.2, seed)?;
+    let scaler = StandardScaler.fit(&train)?; // fitted on the training rows only
+    let (train, test) = (scaler.transform(&train)?, scaler.transform(&test)?);
+    let run: AutoMlRun<Cpu> = AutoMl::new().with_seed(seed).fit(&train)?;
+    let accuracy = evaluate(&run.model, &test)?.0.accuracy.unwrap_or(f64::NAN);
+    Ok((run, accuracy, started.elapsed().as_secs_f64()))
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1);
+}

@@ -1,0 +1,256 @@
+//! `AutoMl` end to end on small data: model selection over families, the budget, the refit,
+//! the artifact round trip, and refused input.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lepton::core::{Schema, Target, Task};
+use lepton::data::{ImageDataset, stratified_holdout_indices};
+use lepton::prelude::*;
+use lepton::{AutoMlRun, Error, evaluate};
+
+/// The 8x8 digits (1,797 images, 10 classes) from `$LEPTON_DATA_DIR/tabular/digits.csv`,
+/// pixels scaled to [0, 1]; `None` (the test skips) without the data.
+fn digits() -> Option<ImageDataset> {
+    let Some(dir) = std::env::var_os("LEPTON_DATA_DIR") else {
+        eprintln!("LEPTON_DATA_DIR is unset: skipping");
+        return None;
+    };
+    let path = std::path::Path::new(&dir).join("tabular/digits.csv");
+    let table = CsvLoader::new(&path).load().unwrap();
+    let pixels: Vec<u8> = table.feature_values().iter().map(|&v| v as u8).collect();
+    let labels: Vec<u8> = table
+        .targets()
+        .iter()
+        .map(|t| match t {
+            Target::Class(c) => *c as u8,
+            Target::Value(v) => panic!("digits target {v}"),
+        })
+        .collect();
+    let classes = table.schema().n_classes().unwrap();
+    let images = ImageDataset::from_u8(
+        8,
+        8,
+        &pixels.iter().map(|&p| p * 15).collect::<Vec<u8>>(), // 0..16 -> 0..240
+        &labels,
+        (0..classes).map(|c| c.to_string()).collect(),
+    )
+    .unwrap();
+    Some(images)
+}
+
+fn split(data: &ImageDataset) -> (ImageDataset, ImageDataset) {
+    let classes: Vec<String> = (0..10).map(|c| c.to_string()).collect();
+    let (train, test) = stratified_holdout_indices(data.labels(), &classes, 0.2, 0).unwrap();
+    (data.select(&train).unwrap(), data.select(&test).unwrap())
+}
+
+#[test]
+fn image_search_selects_among_families_and_refits_within_budget() {
+    let Some(data) = digits() else { return };
+    let (train, test) = split(&data);
+    let automl = AutoMl::for_images(8, 8)
+        .with_budget(Duration::from_secs(40))
+        .with_max_trials(6)
+        .with_seed(1);
+    let run: AutoMlRun<Cpu> = automl.fit(&train).unwrap();
+    // The warm start tries each family's default first: linear, MLP, CNN.
+    let families: Vec<&str> = run.trials[..3]
+        .iter()
+        .map(|t| t.params["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(families, ["linear", "mlp", "cnn"]);
+    assert!(run.trials.len() <= 6);
+    let values: Vec<f64> = run.leaderboard.iter().map(|t| t.value.unwrap()).collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+    assert!(run.refit_epochs >= 1 && run.model.summary().epochs_run <= run.refit_epochs);
+    assert_eq!(
+        run.model.family(),
+        run.winner.params["family"].as_str().unwrap()
+    );
+    let (scores, confusion) = evaluate(&run.model, &test).unwrap();
+    let accuracy = scores.accuracy.unwrap();
+    assert!(accuracy > 0.9, "test accuracy {accuracy}");
+    let m = confusion.unwrap();
+    let total: usize = (0..10)
+        .flat_map(|t| (0..10).map(move |p| (t, p)))
+        .map(|(t, p)| m.count(t, p))
+        .sum();
+    assert_eq!(total, test.len());
+}
+
+#[test]
+fn artifact_round_trip_and_refusals() {
+    let Some(data) = digits() else { return };
+    let (train, test) = split(&data);
+    let run: AutoMlRun<Cpu> = AutoMl::for_images(8, 8)
+        .with_families(&[Family::Cnn])
+        .with_budget(Duration::from_secs(20))
+        .with_max_trials(1)
+        .with_max_refit_epochs(2)
+        .fit(&train)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = train.schema().clone();
+    run.model
+        .to_artifact(schema.clone(), BTreeMap::new())
+        .unwrap()
+        .save(dir.path())
+        .unwrap();
+    let artifact = ModelArtifact::load(dir.path()).unwrap();
+    assert_eq!(artifact.manifest().model_family, "cnn");
+    let back = FittedModel::<Cpu>::from_artifact(&artifact).unwrap();
+    let x = Features::new(test.pixels(), 64).unwrap();
+    assert_eq!(back.predict(x).unwrap(), run.model.predict(x).unwrap());
+
+    // The same weights described as 3 classes, or as 7x9 images: refused, no panic.
+    let three = Schema {
+        task: Task::Classification {
+            classes: vec!["a".into(), "b".into(), "c".into()],
+        },
+        ..schema.clone()
+    };
+    let wrong_classes = run.model.to_artifact(three, BTreeMap::new()).unwrap();
+    assert!(matches!(
+        FittedModel::<Cpu>::from_artifact(&wrong_classes),
+        Err(Error::IncompatibleArtifact(_))
+    ));
+    let mut narrow = schema.clone();
+    narrow.features.truncate(63);
+    let wrong_width = run.model.to_artifact(narrow, BTreeMap::new()).unwrap();
+    assert!(FittedModel::<Cpu>::from_artifact(&wrong_width).is_err());
+}
+
+#[test]
+fn refuses_bad_input_with_typed_errors() {
+    let images = |n: usize, classes: usize, side: usize| {
+        let pixels: Vec<u8> = (0..n * side * side).map(|i| (i * 7 % 251) as u8).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % classes) as u8).collect();
+        ImageDataset::from_u8(
+            side,
+            side,
+            &pixels,
+            &labels,
+            (0..classes).map(|c| c.to_string()).collect(),
+        )
+        .unwrap()
+    };
+    let quick = |a: AutoMl| a.with_budget(Duration::from_secs(5)).with_max_trials(1);
+
+    // One class.
+    let one = images(40, 1, 8);
+    let err = quick(AutoMl::for_images(8, 8))
+        .fit::<Cpu>(&one)
+        .unwrap_err();
+    assert!(err.to_string().contains("at least 2 classes"), "{err}");
+    // Images of the wrong size for the CNN.
+    let small = images(40, 2, 6);
+    let err = quick(AutoMl::for_images(8, 8))
+        .fit::<Cpu>(&small)
+        .unwrap_err();
+    assert!(err.to_string().contains("8x8 images need 64"), "{err}");
+    // A CNN without an image size, an unknown sampler, a bad budget share.
+    let ok = images(40, 2, 8);
+    let err = quick(AutoMl::new().with_families(&[Family::Cnn]))
+        .fit::<Cpu>(&ok)
+        .unwrap_err();
+    assert!(err.to_string().contains("image size"), "{err}");
+    let err = quick(AutoMl::for_images(8, 8).with_sampler("annealing"))
+        .fit::<Cpu>(&ok)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown sampler"), "{err}");
+    let err = quick(AutoMl::for_images(8, 8).with_search_share(1.5))
+        .fit::<Cpu>(&ok)
+        .unwrap_err();
+    assert!(err.to_string().contains("search_share"), "{err}");
+}
+
+#[test]
+fn regression_searches_the_families_that_regress() {
+    // y = 3 a - 2 b + noise-free; the CNN family is left out of a regression.
+    let (mut rows, mut targets) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        let (a, b) = ((i % 20) as f32 / 10.0, (i / 20) as f32 / 5.0);
+        rows.push(vec![a, b]);
+        targets.push(Target::Value(f64::from(3.0 * a - 2.0 * b)));
+    }
+    let schema = Schema {
+        features: vec!["a".into(), "b".into()],
+        target: "y".into(),
+        task: Task::Regression,
+    };
+    let data = TabularDataset::from_rows(schema, rows, targets).unwrap();
+    let run: AutoMlRun<Cpu> = AutoMl::new()
+        .with_budget(Duration::from_secs(20))
+        .with_max_trials(3)
+        .fit(&data)
+        .unwrap();
+    assert!(run.trials.len() <= 3);
+    assert!(run.valid_score > 0.9, "validation R² {}", run.valid_score);
+    let (scores, confusion) = evaluate(&run.model, &data).unwrap();
+    assert!(confusion.is_none() && scores.r2.unwrap() > 0.9);
+}
+
+/// A trial whose training diverges (the loss turns NaN) fails on its own; the study goes on.
+#[test]
+fn a_diverging_trial_fails_and_the_study_continues() {
+    let schema = Schema {
+        features: vec!["x".into()],
+        target: "y".into(),
+        task: Task::Classification {
+            classes: vec!["a".into(), "b".into()],
+        },
+    };
+    let rows: Vec<Vec<f32>> = (0..64).map(|i| vec![i as f32]).collect();
+    let targets = (0..64).map(|i| Target::Class(i % 2)).collect();
+    let data = TabularDataset::from_rows(schema, rows, targets).unwrap();
+    let huge = TabularDataset::from_rows(
+        data.schema().clone(),
+        (0..64).map(|i| vec![f32::MAX / (i as f32 + 1.0)]).collect(),
+        (0..64).map(|i| Target::Class(i % 2)).collect(),
+    )
+    .unwrap();
+    let study = Study::builder("diverge").build().unwrap();
+    study
+        .optimize(2, |trial| {
+            let d = if trial.number() == 0 { &huge } else { &data };
+            let config = MlpConfig::default().with_max_epochs(2);
+            let fitted = MlpClassifier::<Cpu>::new(config)?.train(d, d, trial)?;
+            Ok(fitted.summary().best_valid_score.unwrap_or(0.0))
+        })
+        .unwrap();
+    let states: Vec<TrialState> = study.trials().unwrap().iter().map(|t| t.state).collect();
+    assert_eq!(states, [TrialState::Failed, TrialState::Complete]);
+}
+
+#[test]
+fn a_time_limit_ends_training_after_the_epoch_that_reaches_it() {
+    let wine = datasets::wine().unwrap();
+    let (train, valid) = stratified_split(&wine, 0.25, 0).unwrap();
+    let config = MlpConfig::default().with_max_epochs(50).with_patience(50);
+    let fitted = MlpClassifier::<Cpu>::new(config)
+        .unwrap()
+        .with_time_limit(Duration::from_nanos(1))
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let s = fitted.summary();
+    assert_eq!((s.epochs_run, s.best_epoch), (1, 1));
+    assert!(s.train_seconds > 0.0 && s.valid_seconds > 0.0, "{s:?}");
+
+    // In a search, every trial then runs a single epoch; a zero limit is refused.
+    let run: AutoMlRun<Cpu> = AutoMl::new()
+        .with_trial_time(Duration::from_nanos(1))
+        .with_max_trials(4)
+        .fit(&train)
+        .unwrap();
+    for t in &run.trials {
+        assert!(t.intermediate_values.len() <= 1, "{t:?}");
+    }
+    let err = AutoMl::new()
+        .with_trial_time(Duration::ZERO)
+        .fit::<Cpu>(&train)
+        .unwrap_err();
+    assert!(err.to_string().contains("trial_time"), "{err}");
+}
