@@ -139,8 +139,12 @@ pub struct AutoMlRun<B: Backend> {
     pub leaderboard: Vec<FrozenTrial>,
     /// Every trial of the study, in number order (failed and pruned ones included).
     pub trials: Vec<FrozenTrial>,
-    /// The refit's validation score (accuracy or R²) on the hold-out.
+    /// The refit's validation score (accuracy or R²) on the hold-out. When the model was then
+    /// retrained on all rows (`on_all_rows`), this is the estimate for it.
     pub valid_score: f64,
+    /// Whether the returned model was retrained on every training row, hold-out included, for
+    /// the refit's best epoch count (done when the budget has room for it).
+    pub on_all_rows: bool,
     /// The epochs the refit was given (it keeps its best epoch's weights).
     pub refit_epochs: usize,
     /// Wall time of the search.
@@ -150,7 +154,7 @@ pub struct AutoMlRun<B: Backend> {
 }
 
 impl AutoMl {
-    /// Settings for tables: linear models and MLPs, at most 50 trials within a 2-minute
+    /// Settings for tables: linear models and MLPs, at most 100 trials within a 2-minute
     /// budget (half for the search), up to 100 epochs per trial with patience 10, a 20 %
     /// validation hold-out, TPE with the median pruner, seed 42.
     pub fn new() -> Self {
@@ -159,7 +163,7 @@ impl AutoMl {
             image: None,
             budget: Duration::from_secs(120),
             search_share: 0.5,
-            max_trials: Some(50),
+            max_trials: Some(100),
             search_rows: 10_000,
             search_epochs: 100,
             trial_time: None,
@@ -400,7 +404,12 @@ impl AutoMl {
             .cloned()
             .collect();
         leaderboard.sort_by(|a, b| value(b).total_cmp(&value(a)));
-        let winner = choose(&leaderboard, &train.schema().task, valid.len())
+        // Does the rest of the budget cut a trial's refit short of its most epochs?
+        let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
+        let time_binds = |t: &FrozenTrial| {
+            epoch_seconds(t, fit.len(), valid.len()) * self.max_refit_epochs as f64 > left
+        };
+        let winner = choose(&leaderboard, &train.schema().task, valid.len(), time_binds)
             .ok_or_else(|| {
                 invalid(format!(
                     "none of the {} trials completed within the search budget of {:.0} s",
@@ -418,9 +427,7 @@ impl AutoMl {
             .and_then(ParamValue::as_str)
             .and_then(Family::parse)
             .ok_or_else(|| invalid("the winning trial has no family".into()))?;
-        let per_epoch = attr(&winner, TRAIN_SECONDS_PER_ROW) * fit.len() as f64
-            + attr(&winner, VALID_SECONDS_PER_ROW) * valid.len() as f64;
-        let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
+        let per_epoch = epoch_seconds(&winner, fit.len(), valid.len());
         let known = per_epoch.is_finite() && per_epoch > 0.0;
         let epochs = if known {
             ((left / per_epoch).floor() as usize).clamp(1, self.max_refit_epochs)
@@ -438,7 +445,7 @@ impl AutoMl {
             .with_seed(self.seed);
         observer.refit_started(&winner, epochs);
         let refit_started = Instant::now();
-        let model = {
+        let mut model = {
             let mut ctx = Relay(observer);
             candidate.train::<B>(&fit, &valid, guard, &mut ctx)?
         };
@@ -446,6 +453,24 @@ impl AutoMl {
             .summary()
             .best_valid_score
             .ok_or_else(|| invalid("the refit has no validation score".into()))?;
+
+        // When the budget still has room (small data), train once more on every training row,
+        // hold-out included, for the epochs that validated best, as scikit-learn's refit does:
+        // the hold-out has chosen the model and its epochs, and its rows now teach it.
+        let best_epoch = model.summary().best_epoch.max(1);
+        let all_rows = per_epoch * (n as f64 / fit.len().max(1) as f64) * best_epoch as f64;
+        let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
+        let on_all_rows = known && all_rows < left;
+        if on_all_rows {
+            let everything: Subset<dyn Dataset + Sync> = Subset::new(train, (0..n).collect())?;
+            let none: Subset<dyn Dataset + Sync> = Subset::new(train, Vec::new())?;
+            model = candidate.with_epochs(best_epoch, best_epoch).train::<B>(
+                &everything,
+                &none,
+                None,
+                &mut Relay(&mut Quiet),
+            )?;
+        }
         Ok(AutoMlRun {
             model,
             winner,
@@ -453,6 +478,7 @@ impl AutoMl {
             trials,
             valid_score,
             refit_epochs: epochs,
+            on_all_rows,
             search_time,
             refit_time: refit_started.elapsed(),
         })
@@ -628,24 +654,32 @@ pub const TRAIN_SECONDS_PER_ROW: &str = "train_seconds_per_row";
 /// The user attribute with a trial's validation seconds per row and epoch.
 pub const VALID_SECONDS_PER_ROW: &str = "valid_seconds_per_row";
 
-/// The winner among `leaderboard` (best first). For a classification, every trial within one
-/// standard error of the best accuracy on `n_valid` rows is as good as the best (the
+/// The winner among `leaderboard` (best first): the best, unless `time_binds` says the budget
+/// would cut its refit short. Then, for a classification, every trial within one standard
+/// error of the best accuracy on `n_valid` rows is as good as the best (the
 /// one-standard-error rule), and the fastest of them wins: it gets the most refit epochs.
 fn choose<'a>(
     leaderboard: &'a [FrozenTrial],
     task: &Task,
     n_valid: usize,
+    time_binds: impl Fn(&FrozenTrial) -> bool,
 ) -> Option<&'a FrozenTrial> {
     let best = leaderboard.first()?;
-    let Task::Classification { .. } = task else {
+    if !matches!(task, Task::Classification { .. }) || !time_binds(best) {
         return Some(best);
-    };
+    }
     let p = value(best);
     let se = (p * (1.0 - p) / n_valid.max(1) as f64).sqrt();
     leaderboard
         .iter()
         .take_while(|t| value(t) >= p - se)
         .min_by(|a, b| speed(a).total_cmp(&speed(b)))
+}
+
+/// Seconds a trial's configuration needs per epoch on `n_fit` training and `n_valid`
+/// validation rows, at the speed its search run measured (NaN when unmeasured).
+fn epoch_seconds(t: &FrozenTrial, n_fit: usize, n_valid: usize) -> f64 {
+    attr(t, TRAIN_SECONDS_PER_ROW) * n_fit as f64 + attr(t, VALID_SECONDS_PER_ROW) * n_valid as f64
 }
 
 fn value(t: &FrozenTrial) -> f64 {

@@ -189,6 +189,8 @@ fn regression_searches_the_families_that_regress() {
         .unwrap();
     assert!(run.trials.len() <= 3);
     assert!(run.valid_score > 0.9, "validation R² {}", run.valid_score);
+    // Small data and a roomy budget: the model was retrained on every row.
+    assert!(run.on_all_rows);
     let (scores, confusion) = evaluate(&run.model, &data).unwrap();
     assert!(confusion.is_none() && scores.r2.unwrap() > 0.9);
 }

@@ -85,8 +85,8 @@ pub struct TrainingSummary {
     pub best_valid_loss: Option<f64>,
     /// Mean training loss of the last epoch.
     pub final_train_loss: f64,
-    /// Wall seconds spent on training steps, over every epoch run (a resumed run counts
-    /// only its own).
+    /// Wall seconds spent on training steps, over every epoch run (those before a resume
+    /// included: the checkpoint keeps the count).
     #[serde(default)]
     pub train_seconds: f64,
     /// Wall seconds spent on validation, over every epoch run.
