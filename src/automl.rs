@@ -17,8 +17,8 @@ use lepton_core::{
 };
 use lepton_data::{holdout_indices, stratified_holdout_indices};
 use lepton_models::{
-    Backend, CnnClassifier, CnnConfig, CnnSpace, LinearSpace, MlpClassifier, MlpConfig,
-    MlpRegressor, MlpSpace, Schedule,
+    Backend, CnnClassifier, CnnConfig, CnnSpace, ForestConfig, ForestModel, ForestSpace,
+    LinearSpace, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace, Schedule,
 };
 use lepton_search::{Optimize, Study, pruners, samplers, storage};
 
@@ -34,11 +34,13 @@ pub enum Family {
     Mlp,
     /// A convolutional network for images, classification only ([`CnnSpace`]).
     Cnn,
+    /// Bagged decision trees, the tabular baseline ([`ForestSpace`]).
+    Forest,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 3] = [Family::Linear, Family::Mlp, Family::Cnn];
+    pub const ALL: [Family; 4] = [Family::Linear, Family::Mlp, Family::Cnn, Family::Forest];
 
     /// The name used in the search space and in artifacts.
     pub fn name(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Family {
             Family::Linear => "linear",
             Family::Mlp => "mlp",
             Family::Cnn => "cnn",
+            Family::Forest => "forest",
         }
     }
 
@@ -60,6 +63,7 @@ impl Family {
             Family::Linear => LinearSpace::defaults(),
             Family::Mlp => MlpSpace::defaults(),
             Family::Cnn => CnnSpace::defaults(),
+            Family::Forest => ForestSpace::defaults(),
         }
     }
 
@@ -69,6 +73,7 @@ impl Family {
             Family::Linear => "linear.",
             Family::Mlp => "mlp.",
             Family::Cnn => "cnn.",
+            Family::Forest => "forest.",
         }
     }
 }
@@ -78,6 +83,7 @@ impl Family {
 enum Candidate {
     Mlp(MlpConfig),
     Cnn(CnnConfig),
+    Forest(ForestConfig),
 }
 
 /// Sees an [`AutoMl`] run as it goes (every method does nothing unless overridden).
@@ -97,8 +103,8 @@ pub struct Quiet;
 impl Observer for Quiet {}
 
 /// The search and refit settings. A new study first tries each family's default
-/// configuration, then the sampler's proposals. [`AutoMl::new`] suits tables (linear models and MLPs,
-/// trained to early stopping); [`AutoMl::for_images`] adds CNNs and trains briefly on a
+/// configuration, then the sampler's proposals. [`AutoMl::new`] suits tables (linear models
+/// and MLPs trained to early stopping; tree ensembles on request); [`AutoMl::for_images`] adds CNNs and trains briefly on a
 /// subsample during the search.
 #[derive(Debug, Clone)]
 pub struct AutoMl {
@@ -154,7 +160,8 @@ pub struct AutoMlRun<B: Backend> {
 }
 
 impl AutoMl {
-    /// Settings for tables: linear models and MLPs, at most 100 trials within a 2-minute
+    /// Settings for tables: linear models and MLPs (add [`Family::Forest`] with
+    /// [`with_families`](Self::with_families) for tree ensembles), at most 100 trials within a 2-minute
     /// budget (half for the search), up to 100 epochs per trial with patience 10, a 20 %
     /// validation hold-out, TPE with the median pruner, seed 42.
     pub fn new() -> Self {
@@ -186,7 +193,7 @@ impl AutoMl {
     /// validation hold-out.
     pub fn for_images(height: usize, width: usize) -> Self {
         AutoMl {
-            families: Family::ALL.to_vec(),
+            families: vec![Family::Linear, Family::Mlp, Family::Cnn],
             image: Some((height, width)),
             budget: Duration::from_secs(20 * 60),
             search_share: 0.35,
@@ -571,6 +578,7 @@ impl AutoMl {
             Family::Linear => LinearSpace.suggest(t),
             Family::Mlp => MlpSpace.suggest(t),
             Family::Cnn => CnnSpace.suggest(t),
+            Family::Forest => ForestSpace.suggest(t),
         })?;
         Ok(Candidate::from_params(family, trial.params(), self)?)
     }
@@ -601,6 +609,7 @@ impl Candidate {
                 c.optimisation.schedule = settings.schedule;
                 Candidate::Cnn(c.with_params(&own)?)
             }
+            Family::Forest => Candidate::Forest(ForestConfig::default().with_params(&own)?),
         })
     }
 
@@ -608,6 +617,8 @@ impl Candidate {
         match self {
             Candidate::Mlp(c) => Candidate::Mlp(c.with_max_epochs(epochs).with_patience(patience)),
             Candidate::Cnn(c) => Candidate::Cnn(c.with_max_epochs(epochs).with_patience(patience)),
+            // Trees are grown once: there are no epochs.
+            Candidate::Forest(c) => Candidate::Forest(c),
         }
     }
 
@@ -615,6 +626,7 @@ impl Candidate {
         match self {
             Candidate::Mlp(c) => Candidate::Mlp(c.with_seed(seed)),
             Candidate::Cnn(c) => Candidate::Cnn(c.with_seed(seed)),
+            Candidate::Forest(c) => Candidate::Forest(c.with_seed(seed)),
         }
     }
 
@@ -644,6 +656,9 @@ impl Candidate {
                 CnnClassifier::<B>::new(c.clone())?
                     .with_time_limit(limit)
                     .train(train, valid, ctx)?,
+            )),
+            Candidate::Forest(c) => FittedModel::Forest(Box::new(
+                ForestModel::new(c.clone())?.train(train, valid, ctx)?,
             )),
         })
     }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use lepton_core::{Features, Predict, Prediction, Schema};
 use lepton_deploy::ModelArtifact;
 use lepton_models::{
-    Backend, CnnConfig, Cpu, FittedCnn, FittedMlp, Head, MlpConfig, TrainingSummary,
+    Backend, CnnConfig, Cpu, FittedCnn, FittedForest, FittedMlp, ForestConfig, Head, MlpConfig,
+    TrainingSummary,
 };
 
 use crate::error::{Error, Result};
@@ -20,6 +21,8 @@ pub enum FittedModel<B: Backend = Cpu> {
     Mlp(Box<FittedMlp<B>>),
     /// A convolutional image classifier.
     Cnn(Box<FittedCnn<B>>),
+    /// A tree ensemble (no backend: trees run on the CPU).
+    Forest(Box<FittedForest>),
 }
 
 /// What an artifact's `model_config` holds, per family.
@@ -37,15 +40,22 @@ enum StoredConfig {
         head: Head,
         summary: TrainingSummary,
     },
+    Forest {
+        config: ForestConfig,
+        n_features: usize,
+        head: Head,
+        summary: TrainingSummary,
+    },
 }
 
 impl<B: Backend> FittedModel<B> {
-    /// The family's name: `linear`, `mlp` or `cnn`.
+    /// The family's name: `linear`, `mlp`, `cnn` or `forest`.
     pub fn family(&self) -> &'static str {
         match self {
             FittedModel::Mlp(m) if m.config().depth == 0 => "linear",
             FittedModel::Mlp(_) => "mlp",
             FittedModel::Cnn(_) => "cnn",
+            FittedModel::Forest(_) => "forest",
         }
     }
 
@@ -54,6 +64,7 @@ impl<B: Backend> FittedModel<B> {
         match self {
             FittedModel::Mlp(m) => m.summary(),
             FittedModel::Cnn(m) => m.summary(),
+            FittedModel::Forest(m) => m.summary(),
         }
     }
 
@@ -62,6 +73,7 @@ impl<B: Backend> FittedModel<B> {
         let value = match self {
             FittedModel::Mlp(m) => serde_json::to_value(m.config()),
             FittedModel::Cnn(m) => serde_json::to_value(m.config()),
+            FittedModel::Forest(m) => serde_json::to_value(m.config()),
         };
         value.unwrap_or(serde_json::Value::Null)
     }
@@ -91,6 +103,15 @@ impl<B: Backend> FittedModel<B> {
                 },
                 m.weights_to_bytes()?,
             ),
+            FittedModel::Forest(m) => (
+                StoredConfig::Forest {
+                    config: m.config().clone(),
+                    n_features: m.n_features(),
+                    head: m.head(),
+                    summary: m.summary().clone(),
+                },
+                m.trees_to_bytes()?,
+            ),
         };
         Ok(ModelArtifact::new(
             self.family(),
@@ -107,9 +128,9 @@ impl<B: Backend> FittedModel<B> {
     /// whose width or classes disagree with the model.
     pub fn from_artifact(artifact: &ModelArtifact) -> Result<Self> {
         let manifest = artifact.manifest();
-        if !["linear", "mlp", "cnn"].contains(&manifest.model_family.as_str()) {
+        if !["linear", "mlp", "cnn", "forest"].contains(&manifest.model_family.as_str()) {
             return Err(Error::IncompatibleArtifact(format!(
-                "model family `{}`, expected linear, mlp or cnn",
+                "model family `{}`, expected linear, mlp, cnn or forest",
                 manifest.model_family
             )));
         }
@@ -130,6 +151,14 @@ impl<B: Backend> FittedModel<B> {
                 summary,
             } => FittedModel::Cnn(Box::new(FittedCnn::from_weights(
                 config, head, summary, weights,
+            )?)),
+            StoredConfig::Forest {
+                config,
+                n_features,
+                head,
+                summary,
+            } => FittedModel::Forest(Box::new(FittedForest::from_bytes(
+                config, n_features, head, summary, &weights,
             )?)),
         };
         let schema = &manifest.input_schema;
@@ -156,6 +185,7 @@ impl<B: Backend> FittedModel<B> {
         match self {
             FittedModel::Mlp(m) => (m.n_features(), m.head()),
             FittedModel::Cnn(m) => (m.config().height * m.config().width, m.head()),
+            FittedModel::Forest(m) => (m.n_features(), m.head()),
         }
     }
 }
@@ -165,6 +195,7 @@ impl<B: Backend> Predict for FittedModel<B> {
         match self {
             FittedModel::Mlp(m) => m.predict(x),
             FittedModel::Cnn(m) => m.predict(x),
+            FittedModel::Forest(m) => m.predict(x),
         }
     }
 }

@@ -256,3 +256,26 @@ fn a_time_limit_ends_training_after_the_epoch_that_reaches_it() {
         .unwrap_err();
     assert!(err.to_string().contains("trial_time"), "{err}");
 }
+
+#[test]
+fn tables_search_the_forest_too_and_it_round_trips() {
+    let (train, test) = stratified_split(&datasets::wine().unwrap(), 0.25, 5).unwrap();
+    let run: AutoMlRun<Cpu> = AutoMl::new()
+        .with_families(&[Family::Forest])
+        .with_max_trials(2)
+        .fit(&train)
+        .unwrap();
+    assert_eq!(run.model.family(), "forest");
+    let accuracy = evaluate(&run.model, &test).unwrap().0.accuracy.unwrap();
+    assert!(accuracy > 0.85, "test accuracy {accuracy}");
+    let dir = tempfile::tempdir().unwrap();
+    run.model
+        .to_artifact(train.schema().clone(), BTreeMap::new())
+        .unwrap()
+        .save(dir.path())
+        .unwrap();
+    let back =
+        FittedModel::<Cpu>::from_artifact(&ModelArtifact::load(dir.path()).unwrap()).unwrap();
+    let x = Features::new(test.feature_values(), test.n_features()).unwrap();
+    assert_eq!(back.predict(x).unwrap(), run.model.predict(x).unwrap());
+}
