@@ -48,7 +48,7 @@ pub use fitted_cnn::FittedCnn;
 pub use fitted_mlp::{FittedMlp, Head};
 pub use forest::{FittedForest, ForestConfig, ForestModel, ForestSpace};
 pub use linear_space::LinearSpace;
-pub use mlp::{MlpClassifier, MlpConfig, MlpRegressor};
+pub use mlp::{MlpActivation, MlpClassifier, MlpConfig, MlpRegressor};
 pub use mlp_space::MlpSpace;
 pub use optimisation::{Optimisation, OptimizerKind, Schedule};
 pub use training::TrainingSummary;

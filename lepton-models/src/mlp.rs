@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::relu;
+use burn::nn::activation::{Activation, ActivationConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use lepton_core::{Dataset, Model, ParamValue, Task, TrialContext};
@@ -34,6 +34,12 @@ pub struct MlpConfig {
     pub depth: usize,
     /// Dropout probability after each hidden layer, in `[0, 1)`.
     pub dropout: f64,
+    /// The hidden layers' activation (ReLU by default).
+    #[serde(default)]
+    pub activation: MlpActivation,
+    /// Batch normalisation after each hidden layer's linear map, before its activation.
+    #[serde(default)]
+    pub batch_norm: bool,
     /// Adam's learning rate, in `(0, 1]`.
     pub learning_rate: f64,
     /// Rows per mini-batch (at least 1).
@@ -56,6 +62,8 @@ impl Default for MlpConfig {
             hidden_width: 64,
             depth: 1,
             dropout: 0.1,
+            activation: MlpActivation::Relu,
+            batch_norm: false,
             learning_rate: 1e-3,
             batch_size: 32,
             max_epochs: 200,
@@ -160,6 +168,24 @@ impl MlpConfig {
                 "patience" => self.patience = count()?,
                 "dropout" => self.dropout = param::f64_value(name, value)?,
                 "learning_rate" => self.learning_rate = param::f64_value(name, value)?,
+                "activation" => {
+                    self.activation =
+                        value
+                            .as_str()
+                            .and_then(MlpActivation::parse)
+                            .ok_or_else(|| {
+                                param::invalid(name, format!("`{value}` is not relu, gelu or tanh"))
+                            })?;
+                }
+                "batch_norm" => {
+                    let ParamValue::Bool(on) = value else {
+                        return Err(param::invalid(
+                            name,
+                            format!("`{value}` is not true or false"),
+                        ));
+                    };
+                    self.batch_norm = *on;
+                }
                 other => return self.optimisation.set_param(other, value),
             }
             Ok(true)
@@ -189,18 +215,63 @@ impl MlpConfig {
             hidden.push(LinearConfig::new(width_in, self.hidden_width).init(device));
             width_in = self.hidden_width;
         }
+        let norms = if self.batch_norm {
+            (0..self.depth)
+                .map(|_| BatchNormConfig::new(self.hidden_width).init(device))
+                .collect()
+        } else {
+            Vec::new()
+        };
         MlpNet {
             hidden,
+            norms,
+            activation: self.activation.config().init(device),
             output: LinearConfig::new(width_in, outputs).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
 }
 
-/// The burn network: `depth` x (linear, ReLU, dropout), then a linear layer to the outputs.
+/// The activation of an MLP's hidden layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MlpActivation {
+    /// max(0, x).
+    #[default]
+    Relu,
+    /// The Gaussian error linear unit.
+    Gelu,
+    /// The hyperbolic tangent.
+    Tanh,
+}
+
+impl MlpActivation {
+    /// The activation called `name` (`relu`, `gelu`, `tanh`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "relu" => Some(MlpActivation::Relu),
+            "gelu" => Some(MlpActivation::Gelu),
+            "tanh" => Some(MlpActivation::Tanh),
+            _ => None,
+        }
+    }
+
+    fn config(self) -> ActivationConfig {
+        match self {
+            MlpActivation::Relu => ActivationConfig::Relu,
+            MlpActivation::Gelu => ActivationConfig::Gelu,
+            MlpActivation::Tanh => ActivationConfig::Tanh,
+        }
+    }
+}
+
+/// The burn network: `depth` x (linear, batch norm if configured, activation, dropout), then a
+/// linear layer to the outputs.
 #[derive(Module, Debug)]
 pub(crate) struct MlpNet {
     hidden: Vec<Linear>,
+    norms: Vec<BatchNorm>,
+    activation: Activation,
     output: Linear,
     dropout: Dropout,
 }
@@ -208,8 +279,12 @@ pub(crate) struct MlpNet {
 impl Net for MlpNet {
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let mut x = x;
-        for layer in &self.hidden {
-            x = self.dropout.forward(relu(layer.forward(x)));
+        for (i, layer) in self.hidden.iter().enumerate() {
+            x = layer.forward(x);
+            if let Some(norm) = self.norms.get(i) {
+                x = norm.forward(x);
+            }
+            x = self.dropout.forward(self.activation.forward(x));
         }
         self.output.forward(x)
     }
