@@ -24,6 +24,7 @@ use lepton_search::{Optimize, Study, pruners, samplers, storage};
 
 use crate::error::{Error, Result};
 use crate::fitted_model::FittedModel;
+use crate::tabular_automl::attr;
 
 /// A model family [`AutoMl`] can choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -705,13 +706,6 @@ fn value(t: &FrozenTrial) -> f64 {
 fn speed(t: &FrozenTrial) -> f64 {
     let s = attr(t, TRAIN_SECONDS_PER_ROW);
     if s.is_finite() { s } else { f64::INFINITY }
-}
-
-fn attr(t: &FrozenTrial, key: &str) -> f64 {
-    t.user_attrs
-        .get(key)
-        .and_then(ParamValue::as_f64)
-        .unwrap_or(f64::NAN)
 }
 
 fn invalid(message: String) -> Error {

@@ -29,6 +29,7 @@ use lepton_core::{
 
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
+use crate::metrics;
 use crate::param;
 use crate::training::TrainingSummary;
 
@@ -223,14 +224,7 @@ impl ForestModel {
             cols.sort_unstable();
             cols
         };
-        let matrix = |rows: &[usize], cols: &[usize]| {
-            let mut values = Vec::with_capacity(rows.len() * cols.len());
-            for &r in rows {
-                values.extend(cols.iter().map(|&c| x[r * n_features + c]));
-            }
-            DenseMatrix::new(rows.len(), cols.len(), values, false)
-                .map_err(|e| ModelError::InvalidData(e.to_string()))
-        };
+        let matrix = |rows: &[usize], cols: &[usize]| select(&x, n_features, rows, cols);
         let (trees, head) = match &schema.task {
             Task::Classification { classes } => {
                 let count = classes.len();
@@ -470,58 +464,53 @@ impl FittedForest {
             targets.push(t);
         }
         let predictions = self.predict_values(&x)?;
-        let n = data.len() as f64;
+        let wrong = |p: &Prediction| ModelError::InvalidData(format!("prediction {p:?}"));
         match &self.head {
             Head::Classes { .. } => {
-                let (mut hits, mut loss) = (0usize, 0.0);
+                let (mut truth, mut probabilities, mut hits) = (Vec::new(), Vec::new(), 0usize);
                 for (p, t) in predictions.iter().zip(&targets) {
-                    if let (
+                    let (
                         Prediction::Class {
                             index,
-                            probabilities,
+                            probabilities: q,
                         },
                         Target::Class(c),
                     ) = (p, t)
-                    {
-                        hits += usize::from(index == c);
-                        let q = <[f32]>::get(probabilities, *c).map_or(0.0, |&q| f64::from(q));
-                        loss -= q.clamp(1e-15, 1.0).ln();
-                    }
+                    else {
+                        return Err(wrong(p));
+                    };
+                    hits += usize::from(index == c);
+                    truth.push(*c);
+                    probabilities.push(q.clone());
                 }
-                Ok((hits as f64 / n, loss / n))
+                let accuracy = hits as f64 / truth.len().max(1) as f64;
+                Ok((accuracy, metrics::log_loss(&truth, &probabilities)?))
             }
             Head::Value { .. } => {
-                let y: Vec<f64> = targets
+                let truth: Vec<f64> = targets
                     .iter()
                     .map(|t| match t {
                         Target::Value(v) => *v,
                         Target::Class(c) => *c as f64,
                     })
                     .collect();
-                let mean = y.iter().sum::<f64>() / n;
-                let (mut sse, mut sst) = (0.0, 0.0);
-                for (p, v) in predictions.iter().zip(&y) {
-                    if let Prediction::Value(f) = p {
-                        sse += (f - v).powi(2);
-                    }
-                    sst += (v - mean).powi(2);
-                }
-                let r2 = if sst > 0.0 { 1.0 - sse / sst } else { 0.0 };
-                Ok((r2, sse / n))
+                let predicted = predictions
+                    .iter()
+                    .map(|p| match p {
+                        Prediction::Value(v) => Ok(*v),
+                        other => Err(wrong(other)),
+                    })
+                    .collect::<Result<Vec<f64>>>()?;
+                let r = metrics::regression_scores(&truth, &predicted)?;
+                Ok((r.r2, r.rmse * r.rmse))
             }
         }
     }
 
     fn predict_values(&self, x: &[f32]) -> Result<Vec<Prediction>> {
         let rows = x.len() / self.n_features;
-        let matrix = |cols: &[usize]| {
-            let mut values = Vec::with_capacity(rows * cols.len());
-            for r in 0..rows {
-                values.extend(cols.iter().map(|&c| x[r * self.n_features + c]));
-            }
-            DenseMatrix::new(rows, cols.len(), values, false)
-                .map_err(|e| ModelError::InvalidData(e.to_string()))
-        };
+        let all: Vec<usize> = (0..rows).collect();
+        let matrix = |cols: &[usize]| select(x, self.n_features, &all, cols);
         match &*self.trees {
             Trees::Classes {
                 count,
@@ -571,6 +560,16 @@ impl FittedForest {
             }
         }
     }
+}
+
+/// The `cols` of the `rows` of row-major `x` (`width` values a row), as a smartcore matrix.
+fn select(x: &[f32], width: usize, rows: &[usize], cols: &[usize]) -> Result<DenseMatrix<f32>> {
+    let mut values = Vec::with_capacity(rows.len() * cols.len());
+    for &r in rows {
+        values.extend(cols.iter().map(|&c| x[r * width + c]));
+    }
+    DenseMatrix::new(rows.len(), cols.len(), values, false)
+        .map_err(|e| ModelError::InvalidData(e.to_string()))
 }
 
 impl Predict for FittedForest {

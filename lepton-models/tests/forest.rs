@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use lepton_core::{
-    DetachedContext, Features, ParamValue, Predict, Prediction, Schema, Target, Task,
+    Dataset, DetachedContext, Features, ParamValue, Predict, Prediction, Schema, Target, Task,
 };
 use lepton_data::{TabularDataset, datasets, stratified_split};
 use lepton_models::{FittedForest, ForestConfig, ForestModel, Head};
@@ -181,16 +181,26 @@ fn refuses_bad_settings_and_data() {
         .train(&one, &one, &mut DetachedContext::new())
         .unwrap_err();
     assert!(err.to_string().contains("at least 2 classes"), "{err}");
-    let nan = TabularDataset::from_rows(
-        schema,
-        vec![vec![f32::NAN], vec![1.0]],
-        vec![Target::Class(0), Target::Class(1)],
-    );
-    if let Ok(nan) = nan {
-        assert!(
-            model
-                .train(&nan, &nan, &mut DetachedContext::new())
-                .is_err()
-        );
+    // A NaN feature: TabularDataset refuses one at construction, so a dataset of raw rows
+    // brings it to the forest, which must refuse it too.
+    struct Raw(Schema);
+    impl Dataset for Raw {
+        fn schema(&self) -> &Schema {
+            &self.0
+        }
+        fn len(&self) -> usize {
+            2
+        }
+        fn features(&self, i: usize) -> Option<&[f32]> {
+            [[f32::NAN], [1.0]].get(i).map(|r| &r[..])
+        }
+        fn target(&self, i: usize) -> Option<Target> {
+            (i < 2).then_some(Target::Class(i))
+        }
     }
+    let nan = Raw(schema);
+    let err = model
+        .train(&nan, &nan, &mut DetachedContext::new())
+        .unwrap_err();
+    assert!(err.to_string().contains("non-finite"), "{err}");
 }
