@@ -27,13 +27,12 @@ use burn::tensor::{Device, Tensor};
 use lepton_core::{Dataset, Model, ParamValue, Task, TrialContext};
 
 use crate::backend::{Backend, Cpu};
-use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::fitted_cnn::FittedCnn;
 use crate::fitted_mlp::Head;
 use crate::optimisation::Optimisation;
 use crate::param;
-use crate::training::{ImageShift, Net, Rows, TrainingSetup, train};
+use crate::training::{ImageShift, Net, Rows, RunOptions, TrainingSetup, train};
 
 /// The hyper-parameters of a [`CnnClassifier`]. Serialisable; checked before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +230,7 @@ impl CnnConfig {
             optimisation: self.optimisation,
             checkpoints: None,
             time_limit: None,
+            epoch_budget: None,
         }
     }
 
@@ -343,8 +343,7 @@ impl Net for CnnNet {
 #[derive(Debug, Clone)]
 pub struct CnnClassifier<B: Backend = Cpu> {
     config: CnnConfig,
-    checkpoints: Option<PathBuf>,
-    time_limit: Option<Duration>,
+    run: RunOptions,
     backend: PhantomData<B>,
 }
 
@@ -354,8 +353,7 @@ impl<B: Backend> CnnClassifier<B> {
         config.check()?;
         Ok(CnnClassifier {
             config,
-            checkpoints: None,
-            time_limit: None,
+            run: RunOptions::default(),
             backend: PhantomData,
         })
     }
@@ -365,14 +363,23 @@ impl<B: Backend> CnnClassifier<B> {
     /// after a resume are drawn afresh; with no dropout a resumed run ends exactly as an
     /// uninterrupted one.
     pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.checkpoints = Some(dir.into());
+        self.run.checkpoints = Some(dir.into());
         self
     }
 
     /// Starts no new epoch once `limit` has passed since training began; the best weights
     /// so far are kept (a search can compare candidates at equal time).
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
-        self.time_limit = Some(limit);
+        self.run.time_limit = Some(limit);
+        self
+    }
+
+    /// Trains only up to epoch `epochs` of the configured `max_epochs`, as a budget within
+    /// the longer run: the learning-rate schedule still spans `max_epochs`, so with
+    /// [`with_checkpoints`](Self::with_checkpoints) a later call with a larger budget resumes
+    /// where this one stopped (a trial promoted by successive halving need not start over).
+    pub fn with_epoch_budget(mut self, epochs: usize) -> Self {
+        self.run.epoch_budget = Some(epochs);
         self
     }
 
@@ -421,11 +428,7 @@ impl<B: Backend> CnnClassifier<B> {
         let device = B::device();
         device.seed(self.config.seed);
         let net = self.config.init(k, &device);
-        let mut setup = self.config.setup();
-        setup.time_limit = self.time_limit;
-        if let Some(dir) = &self.checkpoints {
-            setup.checkpoints = Some(Checkpoints::new(dir, &self.config)?);
-        }
+        let setup = self.run.apply(self.config.setup(), &self.config)?;
         let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
         Ok(FittedCnn::new(
             net,

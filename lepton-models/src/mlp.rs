@@ -17,12 +17,11 @@ use burn::tensor::{Device, Tensor};
 use lepton_core::{Dataset, Model, ParamValue, Task, TrialContext};
 
 use crate::backend::{Backend, Cpu};
-use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::{FittedMlp, Head};
 use crate::optimisation::Optimisation;
 use crate::param;
-use crate::training::{Net, Rows, Standardise, TrainingSetup, train};
+use crate::training::{Net, Rows, RunOptions, Standardise, TrainingSetup, train};
 
 /// The hyper-parameters of an [`MlpClassifier`] or [`MlpRegressor`]. Serialisable; checked
 /// before any work starts.
@@ -205,6 +204,7 @@ impl MlpConfig {
             optimisation: self.optimisation,
             checkpoints: None,
             time_limit: None,
+            epoch_budget: None,
         }
     }
 
@@ -293,8 +293,7 @@ impl Net for MlpNet {
 /// Trains an MLP on backend `B` for the task of the training data's schema.
 fn fit_mlp<B: Backend>(
     config: &MlpConfig,
-    checkpoints: Option<&PathBuf>,
-    time_limit: Option<Duration>,
+    run: &RunOptions,
     train_data: &dyn Dataset,
     valid: &dyn Dataset,
     ctx: &mut dyn TrialContext,
@@ -335,11 +334,7 @@ fn fit_mlp<B: Backend>(
     let device = B::device();
     device.seed(config.seed);
     let net = config.init(n_features, head.outputs(), &device);
-    let mut setup = config.setup();
-    setup.time_limit = time_limit;
-    if let Some(dir) = checkpoints {
-        setup.checkpoints = Some(Checkpoints::new(dir, config)?);
-    }
+    let setup = run.apply(config.setup(), config)?;
     let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
     Ok(FittedMlp::new(
         net,
@@ -377,8 +372,7 @@ macro_rules! mlp_model {
         #[derive(Debug, Clone)]
         pub struct $name<B: Backend = Cpu> {
             config: MlpConfig,
-            checkpoints: Option<PathBuf>,
-            time_limit: Option<Duration>,
+            run: RunOptions,
             backend: PhantomData<B>,
         }
 
@@ -388,8 +382,7 @@ macro_rules! mlp_model {
                 config.check()?;
                 Ok($name {
                     config,
-                    checkpoints: None,
-                    time_limit: None,
+                    run: RunOptions::default(),
                     backend: PhantomData,
                 })
             }
@@ -397,14 +390,24 @@ macro_rules! mlp_model {
             /// Checkpoints every epoch into `dir`, and resumes from the checkpoint there if
             /// one of the same configuration exists (see [`checkpoint`](crate::checkpoint)).
             pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
-                self.checkpoints = Some(dir.into());
+                self.run.checkpoints = Some(dir.into());
                 self
             }
 
             /// Starts no new epoch once `limit` has passed since training began; the best
             /// weights so far are kept (a search can compare candidates at equal time).
             pub fn with_time_limit(mut self, limit: Duration) -> Self {
-                self.time_limit = Some(limit);
+                self.run.time_limit = Some(limit);
+                self
+            }
+
+            /// Trains only up to epoch `epochs` of the configured `max_epochs`, as a budget
+            /// within the longer run: the learning-rate schedule still spans `max_epochs`, so
+            /// with [`with_checkpoints`](Self::with_checkpoints) a later call with a larger
+            /// budget resumes where this one stopped and goes on as an uninterrupted run
+            /// would (a trial promoted by successive halving need not start over).
+            pub fn with_epoch_budget(mut self, epochs: usize) -> Self {
+                self.run.epoch_budget = Some(epochs);
                 self
             }
 
@@ -428,14 +431,7 @@ macro_rules! mlp_model {
                         $task
                     )));
                 }
-                fit_mlp(
-                    &self.config,
-                    self.checkpoints.as_ref(),
-                    self.time_limit,
-                    train,
-                    valid,
-                    ctx,
-                )
+                fit_mlp(&self.config, &self.run, train, valid, ctx)
             }
         }
 

@@ -3,6 +3,7 @@
 //! best weights, and pruning. Classification minimises cross-entropy and scores accuracy;
 //! regression minimises the squared error of standardised targets and scores R².
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -42,6 +43,35 @@ pub(crate) struct TrainingSetup {
     pub checkpoints: Option<Checkpoints>,
     /// Wall time after which no new epoch starts (the best weights so far are kept).
     pub time_limit: Option<Duration>,
+    /// The last epoch this run trains, when it is a budget within a longer run of
+    /// `max_epochs` (the schedule still spans `max_epochs`, so a run resumed from its
+    /// checkpoint with a larger budget goes on as an uninterrupted one would).
+    pub epoch_budget: Option<usize>,
+}
+
+/// How a model's run is carried out, apart from its configuration: where it checkpoints and
+/// when it stops short of `max_epochs`. Every classifier and regressor holds one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunOptions {
+    pub checkpoints: Option<PathBuf>,
+    pub time_limit: Option<Duration>,
+    pub epoch_budget: Option<usize>,
+}
+
+impl RunOptions {
+    /// `setup` for a run of `config` with these options.
+    pub fn apply(
+        &self,
+        mut setup: TrainingSetup,
+        config: &impl Serialize,
+    ) -> Result<TrainingSetup> {
+        setup.time_limit = self.time_limit;
+        setup.epoch_budget = self.epoch_budget;
+        if let Some(dir) = &self.checkpoints {
+            setup.checkpoints = Some(Checkpoints::new(dir, config)?);
+        }
+        Ok(setup)
+    }
 }
 
 /// Random translations of training images (simple augmentation): each image is moved by up
@@ -281,7 +311,10 @@ pub(crate) fn train<M: Net>(
             schedule.step();
         }
     }
-    for epoch in first_epoch..=setup.max_epochs {
+    let last_epoch = setup
+        .epoch_budget
+        .map_or(setup.max_epochs, |b| b.min(setup.max_epochs));
+    for epoch in first_epoch..=last_epoch {
         // Each epoch's shuffle and shifts come from its own seed, so a resumed run draws what
         // an uninterrupted one would have.
         let mut rng = StdRng::seed_from_u64(setup.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));

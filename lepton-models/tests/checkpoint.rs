@@ -30,6 +30,56 @@ impl lepton_core::TrialContext for StopAfter {
 fn a_run_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_one() {
     cnn_resumes();
     mlp_resumes();
+    mlp_climbs_budgets();
+}
+
+/// Successive halving's promotions: budgets of 1, then 3, then 6 epochs of one 6-epoch run
+/// (cosine schedule over all 6), each continuing the last one's checkpoint, end exactly as the
+/// uninterrupted run.
+fn mlp_climbs_budgets() {
+    let iris = lepton_data::datasets::iris().unwrap();
+    let (train, valid) = lepton_data::stratified_split(&iris, 0.3, 0).unwrap();
+    let config = MlpConfig {
+        dropout: 0.0,
+        learning_rate: 1e-2,
+        optimisation: Optimisation {
+            schedule: Schedule::Cosine,
+            ..Optimisation::default()
+        },
+        ..MlpConfig::default()
+    }
+    .with_max_epochs(6)
+    .with_patience(6);
+    let straight = MlpClassifier::<Cpu>::new(config.clone())
+        .unwrap()
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut reported = Vec::new();
+    let mut last = None;
+    for budget in [1, 3, 6] {
+        let mut ctx = DetachedContext::new();
+        let fitted = MlpClassifier::<Cpu>::new(config.clone())
+            .unwrap()
+            .with_checkpoints(dir.path())
+            .with_epoch_budget(budget)
+            .train(&train, &valid, &mut ctx)
+            .unwrap();
+        assert_eq!(fitted.summary().epochs_run, budget);
+        reported.extend(ctx.reports().iter().map(|r| r.0));
+        last = Some(fitted);
+    }
+    // Each budget trained only its own epochs.
+    assert_eq!(reported, [1, 2, 3, 4, 5, 6]);
+    let climbed = last.unwrap();
+    let untimed = |s: &lepton_models::TrainingSummary| lepton_models::TrainingSummary {
+        train_seconds: 0.0,
+        valid_seconds: 0.0,
+        ..s.clone()
+    };
+    assert_eq!(untimed(climbed.summary()), untimed(straight.summary()));
+    let x = Features::new(valid.feature_values(), valid.n_features()).unwrap();
+    assert_eq!(climbed.predict(x).unwrap(), straight.predict(x).unwrap());
 }
 
 fn mlp_resumes() {
