@@ -21,13 +21,16 @@ pub mod export;
 pub mod problems;
 pub mod pruners;
 pub mod samplers;
+pub mod scheduler;
 pub mod storage;
 mod study;
 
 pub use pruners::{
-    HyperbandPruner, PatientPruner, PercentilePruner, SuccessiveHalvingPruner, ThresholdPruner,
+    HyperbandPruner, ParetoPruner, PatientPruner, PercentilePruner, SuccessiveHalvingPruner,
+    ThresholdPruner,
 };
-pub use samplers::{CmaEsSampler, GridSampler, SobolSampler};
+pub use samplers::{BohbSampler, CmaEsSampler, GridSampler, SobolSampler};
 pub use samplers::{GpSampler, RandomSampler, TpeSampler};
+pub use scheduler::{Budget, HyperbandScheduler};
 pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};
 pub use study::{Observe, Optimize, Study, StudyBuilder};

@@ -259,6 +259,15 @@ impl Study {
         .with_joint_sample(joint))
     }
 
+    /// Creates a running trial whose suggestions for the names in `params` return these
+    /// values (a configuration tried again, such as one promoted to a larger budget), without
+    /// going through the queue, so waiting trials keep their turn.
+    pub fn ask_with(&self, params: BTreeMap<String, ParamValue>) -> Result<Trial> {
+        let history = self.history_for_ask()?;
+        let number = self.storage.create_trial(&self.name)?;
+        self.start(history, number, params)
+    }
+
     /// Enqueues a known-good configuration: the next `ask` (by any worker) returns a trial
     /// whose suggestions for these names return these values.
     pub fn enqueue(&self, params: BTreeMap<String, ParamValue>) -> Result<u64> {
@@ -272,7 +281,7 @@ impl Study {
     }
 
     /// [`tell`](Self::tell), returning the trial's final record.
-    fn finish(&self, trial: Trial, outcome: Result<f64>) -> Result<FrozenTrial> {
+    pub(crate) fn finish(&self, trial: Trial, outcome: Result<f64>) -> Result<FrozenTrial> {
         let number = trial.number();
         let (state, value) = match outcome {
             Ok(v) if v.is_finite() => (TrialState::Complete, Some(v)),
