@@ -29,6 +29,18 @@ pub trait TrialContext {
     fn report(&mut self, step: u64, value: f64) -> Result<()>;
     /// Whether training should stop now; training that stops returns [`Error::Pruned`].
     fn should_prune(&self) -> bool;
+
+    /// Records several scores after `step`, for pruning on all of them at once (Lepton's
+    /// `ParetoPruner`). The first is the step's intermediate value, as [`report`](Self::report)
+    /// records it; a [`Trial`](crate::Trial) keeps the others too (see
+    /// [`FrozenTrial::objectives_at`](crate::FrozenTrial::objectives_at)), while a context
+    /// that keeps one value per step, as this default does, keeps only the first.
+    fn report_objectives(&mut self, step: u64, values: &[f64]) -> Result<()> {
+        let first = values
+            .first()
+            .ok_or_else(|| Error::InvalidInput(format!("no values reported at step {step}")))?;
+        self.report(step, *first)
+    }
 }
 
 /// A context outside any study: keeps the reports, never prunes.

@@ -128,6 +128,25 @@ impl FrozenTrial {
         }
     }
 
+    /// Every value reported at `step`: the intermediate value first, then the further
+    /// objectives of a [`report_objectives`](crate::TrialContext::report_objectives) (kept as
+    /// the user attributes `lepton.report.STEP.I`, `I` from 1, so that every storage holds
+    /// and exports them). `None` without a report at `step`.
+    pub fn objectives_at(&self, step: u64) -> Option<Vec<f64>> {
+        let mut values = vec![*self.intermediate_values.get(&step)?];
+        for i in 1.. {
+            match self
+                .user_attrs
+                .get(&objective_attr(step, i))
+                .and_then(ParamValue::as_f64)
+            {
+                Some(v) => values.push(v),
+                None => break,
+            }
+        }
+        Some(values)
+    }
+
     /// The last reported intermediate value and its step.
     pub fn last_step(&self) -> Option<(u64, f64)> {
         self.intermediate_values
@@ -362,6 +381,33 @@ impl TrialContext for Trial {
     fn should_prune(&self) -> bool {
         self.pruner.should_prune(&self.history, &self.record)
     }
+
+    /// Records every value: the further objectives first (as user attributes), then the
+    /// intermediate value, so that whoever sees the step's value sees all of them. Nothing is
+    /// written unless every value is finite.
+    fn report_objectives(&mut self, step: u64, values: &[f64]) -> Result<()> {
+        let Some((&first, rest)) = values.split_first() else {
+            return Err(Error::InvalidInput(format!(
+                "trial {} reported no values at step {step}",
+                self.record.number
+            )));
+        };
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(Error::InvalidInput(format!(
+                "trial {} reported a non-finite value {bad} at step {step}",
+                self.record.number
+            )));
+        }
+        for (i, &v) in rest.iter().enumerate() {
+            self.set_user_attr(&objective_attr(step, i + 1), v)?;
+        }
+        self.report(step, first)
+    }
+}
+
+/// The user attribute holding objective `i` (from 1) of the report at `step`.
+fn objective_attr(step: u64, i: usize) -> String {
+    format!("lepton.report.{step}.{i}")
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Pruners: each decides, behind the core `Pruner` trait, whether a running trial should stop.
+//! [`ParetoPruner`] judges several reported objectives at once.
 //!
 //! A pruner sees the trial's own reports and the [`History`](lepton_core::History) as it stood
 //! when the trial was asked (so the reference trials do not shift while a trial runs).
 
 mod hyperband;
+mod pareto;
 mod patient;
 mod percentile;
 mod successive_halving;
@@ -36,6 +38,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Pruner>> {
 }
 
 pub use hyperband::HyperbandPruner;
+pub use pareto::ParetoPruner;
 pub use patient::PatientPruner;
 pub use percentile::PercentilePruner;
 pub use successive_halving::SuccessiveHalvingPruner;
