@@ -7,20 +7,27 @@
 //! poor candidates after their first epochs and the budget's deadline cuts the last one short.
 //! The refit then trains the winner on all the training rows but the hold-out, for the epochs
 //! its measured speed fits into what is left, and keeps the weights that validate best.
+//!
+//! With [`TrialBudgets::Hyperband`] the search is budget-aware instead: synchronous Hyperband
+//! gives each trial a number of epochs, and a configuration promoted to a larger budget goes
+//! on from its checkpoint (a temporary directory, removed after the search) rather than
+//! training again from zero.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Dataset, Direction, Error as CoreError, FrozenTrial, ParamValue, Result as CoreResult,
-    SearchSpace, Subset, Target, Task, Trial, TrialContext, TrialState, scoped_params,
+    Dataset, Direction, Error as CoreError, FrozenTrial, NopPruner, ParamValue,
+    Result as CoreResult, SearchSpace, Subset, Target, Task, Trial, TrialContext, TrialState,
+    scoped_params,
 };
 use lepton_data::{holdout_indices, stratified_holdout_indices};
 use lepton_models::{
     Backend, CnnClassifier, CnnConfig, CnnSpace, ForestConfig, ForestModel, ForestSpace,
     LinearSpace, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace, Schedule,
 };
-use lepton_search::{Optimize, Study, pruners, samplers, storage};
+use lepton_search::{Budget, HyperbandScheduler, Optimize, Study, pruners, samplers, storage};
 
 use crate::error::{Error, Result};
 use crate::fitted_model::FittedModel;
@@ -87,6 +94,23 @@ enum Candidate {
     Forest(ForestConfig),
 }
 
+/// How the search gives trials their epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrialBudgets {
+    /// Every trial may train all the search epochs; the pruner stops poor ones after any
+    /// epoch (asynchronous, Optuna's way). The default.
+    Pruned,
+    /// Synchronous Hyperband from 1 to the search epochs (`lepton_search::HyperbandScheduler`):
+    /// each trial gets a budget of epochs up front, and the best `1 / reduction_factor` of a
+    /// rung are promoted to a budget that many times larger, continuing from their checkpoint
+    /// rather than training again from zero. Brackets repeat until the search's time or trial
+    /// limit; the pruner is not consulted.
+    Hyperband {
+        /// The reduction factor `eta` (at least 2; 3 is the paper's choice).
+        reduction_factor: u64,
+    },
+}
+
 /// Sees an [`AutoMl`] run as it goes (every method does nothing unless overridden).
 pub trait Observer {
     /// A search trial finished (complete, pruned or failed).
@@ -123,6 +147,7 @@ pub struct AutoMl {
     schedule: Schedule,
     sampler: String,
     pruner: String,
+    trial_budgets: TrialBudgets,
     storage: Option<String>,
     study_name: String,
     warm_start: bool,
@@ -181,6 +206,7 @@ impl AutoMl {
             schedule: Schedule::Constant,
             sampler: "tpe".into(),
             pruner: "median".into(),
+            trial_budgets: TrialBudgets::Pruned,
             storage: None,
             study_name: "automl".into(),
             warm_start: true,
@@ -282,6 +308,13 @@ impl AutoMl {
         self
     }
 
+    /// Sets how trials get their epochs: pruned as they go (the default) or given budgets by
+    /// synchronous Hyperband, promoted trials resuming from their checkpoints.
+    pub fn with_trial_budgets(mut self, budgets: TrialBudgets) -> Self {
+        self.trial_budgets = budgets;
+        self
+    }
+
     /// Keeps the study in a storage (`sqlite:PATH`, `postgres://...`) under `study`; an
     /// existing study of that name is resumed and its trials count.
     pub fn with_storage(mut self, url: &str, study: &str) -> Self {
@@ -345,7 +378,11 @@ impl AutoMl {
         let mut builder = Study::builder(&self.study_name)
             .with_direction(Direction::Maximize)
             .with_sampler(samplers::by_name(&self.sampler, self.seed)?)
-            .with_pruner(pruners::by_name(&self.pruner)?);
+            .with_pruner(match self.trial_budgets {
+                TrialBudgets::Pruned => pruners::by_name(&self.pruner)?,
+                // The scheduler decides who goes on.
+                TrialBudgets::Hyperband { .. } => Box::new(NopPruner),
+            });
         if let Some(url) = &self.storage {
             builder = builder.with_storage(storage::open(url)?);
         }
@@ -362,47 +399,62 @@ impl AutoMl {
             }
         }
         let search_budget = self.budget.mul_f64(self.search_share);
-        let deadline = started + search_budget;
-        let mut options = Optimize::timeout(search_budget);
-        if let Some(max) = self.max_trials {
-            options = options.with_trials(max);
+        let search_data = SearchData {
+            families: &families,
+            search: &search,
+            valid: &valid,
+            deadline: started + search_budget,
+        };
+        match self.trial_budgets {
+            TrialBudgets::Pruned => {
+                let mut options = Optimize::timeout(search_budget);
+                if let Some(max) = self.max_trials {
+                    options = options.with_trials(max);
+                }
+                study.optimize_with_options(
+                    options,
+                    |trial| self.search_trial::<B>(trial, &search_data, None),
+                    |t| observer.trial(t),
+                )?;
+            }
+            TrialBudgets::Hyperband { reduction_factor } => {
+                let mut scheduler = HyperbandScheduler::new(1, self.search_epochs as u64)?
+                    .with_reduction_factor(reduction_factor)?
+                    .with_rounds(usize::MAX)
+                    .with_timeout(search_budget);
+                if let Some(max) = self.max_trials {
+                    scheduler = scheduler.with_max_trials(max);
+                }
+                // Removed when the search ends, however it ends.
+                let checkpoints = tempfile::Builder::new()
+                    .prefix("lepton-automl-")
+                    .tempdir()
+                    .map_err(|e| invalid(format!("no directory for checkpoints: {e}")))?;
+                // Trees have no epochs: a promoted forest keeps its first score.
+                let mut grown: BTreeMap<u64, f64> = BTreeMap::new();
+                scheduler.run(
+                    &study,
+                    |trial, budget| {
+                        if let Some(&score) = grown.get(&budget.config) {
+                            return Ok(score);
+                        }
+                        let dir = checkpoints.path().join(budget.config.to_string());
+                        let scheduled = Scheduled {
+                            budget,
+                            checkpoints: &dir,
+                        };
+                        let score = self.search_trial::<B>(trial, &search_data, Some(scheduled))?;
+                        if trial.params().get("family").and_then(ParamValue::as_str)
+                            == Some(Family::Forest.name())
+                        {
+                            grown.insert(budget.config, score);
+                        }
+                        Ok(score)
+                    },
+                    |t| observer.trial(t),
+                )?;
+            }
         }
-        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
-        study.optimize_with_options(
-            options,
-            |trial| {
-                let family = trial.suggest_categorical("family", &names)?;
-                let family = family
-                    .as_str()
-                    .and_then(Family::parse)
-                    .ok_or_else(|| CoreError::InvalidInput(format!("unknown family {family}")))?;
-                let candidate = self
-                    .candidate(family, trial)?
-                    .with_epochs(self.search_epochs, self.patience)
-                    .with_seed(self.seed.wrapping_add(trial.number()));
-                let model = {
-                    let mut ctx = Deadline {
-                        trial: &mut *trial,
-                        until: deadline,
-                    };
-                    candidate.train::<B>(&search, &valid, self.trial_time, &mut ctx)?
-                };
-                let s = model.summary();
-                let epochs = s.epochs_run.max(1) as f64;
-                trial.set_user_attr(
-                    TRAIN_SECONDS_PER_ROW,
-                    s.train_seconds / (epochs * search.len() as f64),
-                )?;
-                trial.set_user_attr(
-                    VALID_SECONDS_PER_ROW,
-                    s.valid_seconds / (epochs * valid.len().max(1) as f64),
-                )?;
-                trial.set_user_attr("best_epoch", s.best_epoch as i64)?;
-                s.best_valid_score
-                    .ok_or_else(|| CoreError::InvalidInput("no validation score".into()))
-            },
-            |t| observer.trial(t),
-        )?;
         let search_time = started.elapsed();
 
         let trials = study.trials()?;
@@ -455,7 +507,11 @@ impl AutoMl {
         let refit_started = Instant::now();
         let mut model = {
             let mut ctx = Relay(observer);
-            candidate.train::<B>(&fit, &valid, guard, &mut ctx)?
+            let run = RunLimits {
+                time: guard,
+                scheduled: None,
+            };
+            candidate.train::<B>(&fit, &valid, run, &mut ctx)?
         };
         let valid_score = model
             .summary()
@@ -475,7 +531,7 @@ impl AutoMl {
             model = candidate.with_epochs(best_epoch, best_epoch).train::<B>(
                 &everything,
                 &none,
-                None,
+                RunLimits::default(),
                 &mut Relay(&mut Quiet),
             )?;
         }
@@ -490,6 +546,55 @@ impl AutoMl {
             search_time,
             refit_time: refit_started.elapsed(),
         })
+    }
+
+    /// One search trial: suggests a family and its configuration, trains it on the search
+    /// rows (when scheduled: up to its budget, continuing its checkpoint) and returns its best
+    /// validation score, recording its speed for the refit.
+    fn search_trial<B: Backend>(
+        &self,
+        trial: &mut Trial,
+        data: &SearchData,
+        scheduled: Option<Scheduled>,
+    ) -> CoreResult<f64> {
+        let names: Vec<&str> = data.families.iter().map(|f| f.name()).collect();
+        let family = trial.suggest_categorical("family", &names)?;
+        let family = family
+            .as_str()
+            .and_then(Family::parse)
+            .ok_or_else(|| CoreError::InvalidInput(format!("unknown family {family}")))?;
+        // A configuration keeps its seed across promotions.
+        let config = scheduled
+            .as_ref()
+            .map_or(trial.number(), |s| s.budget.config);
+        let candidate = self
+            .candidate(family, trial)?
+            .with_epochs(self.search_epochs, self.patience)
+            .with_seed(self.seed.wrapping_add(config));
+        let model = {
+            let mut ctx = Deadline {
+                trial: &mut *trial,
+                until: data.deadline,
+            };
+            let run = RunLimits {
+                time: self.trial_time,
+                scheduled,
+            };
+            candidate.train::<B>(data.search, data.valid, run, &mut ctx)?
+        };
+        let s = model.summary();
+        let epochs = s.epochs_run.max(1) as f64;
+        trial.set_user_attr(
+            TRAIN_SECONDS_PER_ROW,
+            s.train_seconds / (epochs * data.search.len() as f64),
+        )?;
+        trial.set_user_attr(
+            VALID_SECONDS_PER_ROW,
+            s.valid_seconds / (epochs * data.valid.len().max(1) as f64),
+        )?;
+        trial.set_user_attr("best_epoch", s.best_epoch as i64)?;
+        s.best_valid_score
+            .ok_or_else(|| CoreError::InvalidInput("no validation score".into()))
     }
 
     /// Checks the settings against the data; returns the families that fit its task.
@@ -635,28 +740,34 @@ impl Candidate {
         &self,
         train: &dyn Dataset,
         valid: &dyn Dataset,
-        time_limit: Option<Duration>,
+        run: RunLimits,
         ctx: &mut dyn TrialContext,
     ) -> CoreResult<FittedModel<B>> {
         // No limit: one longer than any run.
-        let limit = time_limit.unwrap_or(Duration::MAX);
+        let limit = run.time.unwrap_or(Duration::MAX);
+        // Sets a model's time limit and, when scheduled, its budget and checkpoints.
+        macro_rules! limited {
+            ($model:expr) => {{
+                let model = $model.with_time_limit(limit);
+                match &run.scheduled {
+                    Some(s) => model
+                        .with_epoch_budget(s.budget.steps as usize)
+                        .with_checkpoints(s.checkpoints),
+                    None => model,
+                }
+            }};
+        }
         Ok(match self {
             Candidate::Mlp(c) => match train.schema().task {
                 Task::Classification { .. } => FittedModel::Mlp(Box::new(
-                    MlpClassifier::<B>::new(c.clone())?
-                        .with_time_limit(limit)
-                        .train(train, valid, ctx)?,
+                    limited!(MlpClassifier::<B>::new(c.clone())?).train(train, valid, ctx)?,
                 )),
                 Task::Regression => FittedModel::Mlp(Box::new(
-                    MlpRegressor::<B>::new(c.clone())?
-                        .with_time_limit(limit)
-                        .train(train, valid, ctx)?,
+                    limited!(MlpRegressor::<B>::new(c.clone())?).train(train, valid, ctx)?,
                 )),
             },
             Candidate::Cnn(c) => FittedModel::Cnn(Box::new(
-                CnnClassifier::<B>::new(c.clone())?
-                    .with_time_limit(limit)
-                    .train(train, valid, ctx)?,
+                limited!(CnnClassifier::<B>::new(c.clone())?).train(train, valid, ctx)?,
             )),
             Candidate::Forest(c) => FittedModel::Forest(Box::new(
                 ForestModel::new(c.clone())?.train(train, valid, ctx)?,
@@ -710,6 +821,31 @@ fn speed(t: &FrozenTrial) -> f64 {
 
 fn invalid(message: String) -> Error {
     CoreError::InvalidInput(message).into()
+}
+
+/// What every search trial trains and validates on, and when the search ends.
+struct SearchData<'a> {
+    families: &'a [Family],
+    search: &'a (dyn Dataset + Sync + 'a),
+    valid: &'a (dyn Dataset + Sync + 'a),
+    deadline: Instant,
+}
+
+/// A trial's budget under [`TrialBudgets::Hyperband`], and where its configuration keeps its
+/// checkpoints.
+#[derive(Clone, Copy)]
+struct Scheduled<'a> {
+    budget: Budget,
+    checkpoints: &'a Path,
+}
+
+/// How far one training run may go.
+#[derive(Default)]
+struct RunLimits<'a> {
+    /// No epoch starts after this much time.
+    time: Option<Duration>,
+    /// A budget within a longer, resumable run.
+    scheduled: Option<Scheduled<'a>>,
 }
 
 /// A trial's context that also asks to stop once the search's deadline has passed, so the

@@ -49,7 +49,8 @@ mod scores;
 mod tabular_automl;
 
 pub use automl::{
-    AutoMl, AutoMlRun, Family, Observer, Quiet, TRAIN_SECONDS_PER_ROW, VALID_SECONDS_PER_ROW,
+    AutoMl, AutoMlRun, Family, Observer, Quiet, TRAIN_SECONDS_PER_ROW, TrialBudgets,
+    VALID_SECONDS_PER_ROW,
 };
 pub use error::{Error, Result};
 pub use fitted_model::FittedModel;

@@ -279,3 +279,61 @@ fn tables_search_the_forest_too_and_it_round_trips() {
     let x = Features::new(test.feature_values(), test.n_features()).unwrap();
     assert_eq!(back.predict(x).unwrap(), run.model.predict(x).unwrap());
 }
+
+#[test]
+fn hyperband_budgets_promote_trials_that_resume_from_their_checkpoints() {
+    use lepton::search::scheduler::{BUDGET_ATTR, CONFIG_ATTR};
+    let Some(data) = digits() else { return };
+    let (train, test) = split(&data);
+    let automl = AutoMl::new()
+        .with_search_epochs(9, 9)
+        .with_trial_budgets(lepton::TrialBudgets::Hyperband {
+            reduction_factor: 3,
+        })
+        .with_max_trials(13) // the first bracket: 9 at 1 epoch, 3 at 3, 1 at 9
+        .with_seed(3);
+    let run: AutoMlRun<Cpu> = automl.fit(&train).unwrap();
+    let attr = |t: &lepton::core::FrozenTrial, k: &str| t.user_attrs[k].as_i64().unwrap() as u64;
+    let budgets: Vec<u64> = run.trials.iter().map(|t| attr(t, BUDGET_ATTR)).collect();
+    assert_eq!(budgets, [1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 9]);
+    // The warm start's defaults are the first configurations.
+    assert_eq!(run.trials[0].params["family"].as_str(), Some("linear"));
+    assert_eq!(run.trials[1].params["family"].as_str(), Some("mlp"));
+    let mut promoted = 0;
+    for t in &run.trials[9..] {
+        let config = &run.trials[attr(t, CONFIG_ATTR) as usize];
+        assert_eq!(
+            t.params, config.params,
+            "a promotion keeps its configuration"
+        );
+        if t.state == TrialState::Complete {
+            // It trained only the epochs past its last budget: resumed, not started over.
+            let first = *t.intermediate_values.keys().next().unwrap();
+            let before = run
+                .trials
+                .iter()
+                .filter(|u| u.number < t.number && attr(u, CONFIG_ATTR) == attr(t, CONFIG_ATTR))
+                .map(|u| attr(u, BUDGET_ATTR))
+                .max()
+                .unwrap();
+            assert_eq!(first, before + 1, "trial {}", t.number);
+            promoted += 1;
+        }
+    }
+    assert!(promoted >= 3, "{promoted} promotions completed");
+    // The three promoted to 3 epochs were the best three at 1 epoch.
+    let mut first_rung: Vec<&lepton::core::FrozenTrial> = run.trials[..9]
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .collect();
+    first_rung.sort_by(|a, b| b.value.unwrap().total_cmp(&a.value.unwrap()));
+    let chosen: Vec<u64> = run.trials[9..12]
+        .iter()
+        .map(|t| attr(t, CONFIG_ATTR))
+        .collect();
+    let best: Vec<u64> = first_rung[..3].iter().map(|t| t.number).collect();
+    assert_eq!(chosen, best);
+    let (scores, _) = evaluate(&run.model, &test).unwrap();
+    let accuracy = scores.accuracy.unwrap();
+    assert!(accuracy > 0.9, "test accuracy {accuracy}");
+}
