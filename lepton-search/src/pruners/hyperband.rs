@@ -201,6 +201,53 @@ mod tests {
     }
 
     #[test]
+    fn failed_rivals_do_not_count_ties_go_on_and_late_reports_count_at_their_rung() {
+        let p = HyperbandPruner::new().with_max_resource(27);
+        let n = p.n_brackets(27);
+        let in0: Vec<u64> = (0..400)
+            .filter(|&i| p.bracket_of(i, n) == 0)
+            .take(22)
+            .collect();
+        assert_eq!(in0.len(), 22);
+        let with = |number: u64, state: TrialState, from: u64, loss: f64| {
+            let mut t = FrozenTrial::new(number);
+            t.state = state;
+            t.intermediate_values = (from..=27).map(|s| (s, loss)).collect();
+            t.value = (state == TrialState::Complete).then_some(loss);
+            t
+        };
+        // Eight rivals at 1.0 and six failed trials that had reported 0.0.
+        let mut trials: Vec<FrozenTrial> = in0[..8]
+            .iter()
+            .map(|&i| with(i, TrialState::Complete, 1, 1.0))
+            .collect();
+        trials.extend(
+            in0[8..14]
+                .iter()
+                .map(|&i| with(i, TrialState::Failed, 1, 0.0)),
+        );
+        let h = History::new(Direction::Minimize, trials.clone());
+        let at_step_1 = |loss: f64| {
+            let mut t = FrozenTrial::new(in0[15]);
+            t.intermediate_values.insert(1, loss);
+            t
+        };
+        // 9 values at the rung (the failed ones left out): a tie with the cut-off goes on...
+        assert!(!p.should_prune(&h, &at_step_1(1.0)));
+        // ... a worse value does not.
+        assert!(p.should_prune(&h, &at_step_1(1.5)));
+        // A rival that first reported at step 2 counts at the step-1 rung with that value:
+        // six of them at 0.0 put the cut-off (15 values, the best 5 go on) below 1.0.
+        trials.extend(
+            in0[16..22]
+                .iter()
+                .map(|&i| with(i, TrialState::Complete, 2, 0.0)),
+        );
+        let h = History::new(Direction::Minimize, trials);
+        assert!(p.should_prune(&h, &at_step_1(1.0)));
+    }
+
+    #[test]
     fn auto_max_resource_waits_for_a_complete_trial() {
         let p = HyperbandPruner::new();
         let mut t = FrozenTrial::new(3);
