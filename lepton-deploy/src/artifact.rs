@@ -11,8 +11,9 @@ use lepton_core::Schema;
 
 use crate::error::{DeployError, Result};
 
-/// The artifact format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The artifact format this build writes (`docs/artifact-format.md`). It reads this one and
+/// the older ones (1: no training-data fingerprint or parent version).
+pub const FORMAT_VERSION: u32 = 2;
 
 const MANIFEST: &str = "manifest.json";
 const WEIGHTS: &str = "weights.bpk";
@@ -34,6 +35,12 @@ pub struct Manifest {
     pub input_schema: Schema,
     /// Evaluation metrics (e.g. `test_accuracy`).
     pub metrics: BTreeMap<String, f64>,
+    /// The fingerprint of the training data ([`fingerprint`](crate::fingerprint)), if known.
+    #[serde(default)]
+    pub training_data: Option<String>,
+    /// The registry version this model was derived from (fine-tuned from), if any.
+    #[serde(default)]
+    pub parent_version: Option<u64>,
     /// Seconds since the Unix epoch when the artifact was made.
     pub created_unix: u64,
     /// SHA-256 (hex) of every file besides the manifest.
@@ -72,11 +79,25 @@ impl ModelArtifact {
                 preprocessor: to_value(preprocessor)?,
                 input_schema,
                 metrics,
+                training_data: None,
+                parent_version: None,
                 created_unix,
                 files,
             },
             weights,
         })
+    }
+
+    /// Records the fingerprint of the data the model was trained on.
+    pub fn with_training_data(mut self, fingerprint: impl Into<String>) -> Self {
+        self.manifest.training_data = Some(fingerprint.into());
+        self
+    }
+
+    /// Records the registry version this model was derived from.
+    pub fn with_parent_version(mut self, version: u64) -> Self {
+        self.manifest.parent_version = Some(version);
+        self
     }
 
     /// The manifest.
@@ -129,32 +150,73 @@ impl ModelArtifact {
             message: e.to_string(),
         };
         let version: Version = serde_json::from_slice(&text).map_err(bad_manifest)?;
-        if version.format_version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version.format_version) {
             return Err(DeployError::UnsupportedFormat {
                 found: version.format_version,
                 supported: FORMAT_VERSION,
             });
         }
         let manifest: Manifest = serde_json::from_slice(&text).map_err(bad_manifest)?;
-        let expected = manifest
-            .files
-            .get(WEIGHTS)
-            .ok_or_else(|| DeployError::Manifest {
-                path: manifest_path.display().to_string(),
-                message: format!("no checksum for {WEIGHTS}"),
-            })?;
-        let weights_path = dir.join(WEIGHTS);
-        let weights = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
-        let found = sha256_hex(&weights);
-        if &found != expected {
-            return Err(DeployError::Checksum {
-                file: weights_path.display().to_string(),
-                expected: expected.clone(),
-                found,
-            });
+        let invalid = |message: String| DeployError::Manifest {
+            path: manifest_path.display().to_string(),
+            message,
+        };
+        check_schema(&manifest.input_schema).map_err(invalid)?;
+        if !manifest.files.contains_key(WEIGHTS) {
+            return Err(invalid(format!("no checksum for {WEIGHTS}")));
+        }
+        let mut weights = Vec::new();
+        for (name, expected) in &manifest.files {
+            // Only plain names of this directory: a manifest cannot make us read elsewhere.
+            let plain = Path::new(name)
+                .file_name()
+                .is_some_and(|f| f == name.as_str())
+                && name != MANIFEST;
+            if !plain {
+                return Err(invalid(format!("file name `{name}` is not allowed")));
+            }
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+            let found = sha256_hex(&bytes);
+            if &found != expected {
+                return Err(DeployError::Checksum {
+                    file: path.display().to_string(),
+                    expected: expected.clone(),
+                    found,
+                });
+            }
+            if name == WEIGHTS {
+                weights = bytes;
+            }
         }
         Ok(ModelArtifact { manifest, weights })
     }
+}
+
+/// The schema a served model can rely on: named, distinct features; for a classification, at
+/// least two distinct labels.
+fn check_schema(schema: &Schema) -> std::result::Result<(), String> {
+    if schema.features.is_empty() {
+        return Err("the input schema has no features".into());
+    }
+    let distinct = |names: &[String]| {
+        let mut seen = std::collections::BTreeSet::new();
+        names.iter().find(|n| !seen.insert(n.as_str())).cloned()
+    };
+    if let Some(name) = distinct(&schema.features) {
+        return Err(format!(
+            "feature `{name}` appears twice in the input schema"
+        ));
+    }
+    if let lepton_core::Task::Classification { classes } = &schema.task {
+        if classes.len() < 2 {
+            return Err(format!("{} class labels, need at least 2", classes.len()));
+        }
+        if let Some(label) = distinct(classes) {
+            return Err(format!("class label `{label}` appears twice"));
+        }
+    }
+    Ok(())
 }
 
 fn to_value(v: &impl Serialize) -> Result<serde_json::Value> {
@@ -245,6 +307,61 @@ mod tests {
     }
 
     #[test]
+    fn format_1_still_loads_and_lineage_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = artifact()
+            .with_training_data("sha256:00")
+            .with_parent_version(4);
+        a.save(dir.path()).unwrap();
+        assert_eq!(ModelArtifact::load(dir.path()).unwrap(), a);
+        // A format-1 manifest: no lineage fields.
+        let path = dir.path().join(MANIFEST);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let m = v.as_object_mut().unwrap();
+        m.insert("format_version".into(), 1.into());
+        m.remove("training_data");
+        m.remove("parent_version");
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let old = ModelArtifact::load(dir.path()).unwrap();
+        assert_eq!(old.manifest().parent_version, None);
+        assert_eq!(old.weights(), a.weights());
+    }
+
+    #[test]
+    fn manifests_that_point_elsewhere_or_describe_a_bad_schema_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        artifact().save(dir.path()).unwrap();
+        let path = dir.path().join(MANIFEST);
+        let original: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = original.clone();
+            edit(&mut v);
+            std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+            ModelArtifact::load(dir.path()).unwrap_err()
+        };
+        for name in ["../weights.bpk", "/etc/passwd", "manifest.json"] {
+            let e = edited(&|v| {
+                v["files"][name] = "00".into();
+            });
+            assert!(matches!(e, DeployError::Manifest { .. }), "{name}: {e}");
+        }
+        let e = edited(&|v| v["input_schema"]["features"] = serde_json::json!(["a", "a"]));
+        assert!(e.to_string().contains("appears twice"), "{e}");
+        let e = edited(&|v| v["input_schema"]["features"] = serde_json::json!([]));
+        assert!(e.to_string().contains("no features"), "{e}");
+        let e = edited(&|v| {
+            v["input_schema"]["task"] =
+                serde_json::json!({"kind": "classification", "classes": ["x"]})
+        });
+        assert!(e.to_string().contains("1 class labels"), "{e}");
+        // An extra listed file must exist and match too.
+        let e = edited(&|v| v["files"]["extra.bin"] = "00".into());
+        assert!(matches!(e, DeployError::Io { .. }), "{e}");
+    }
+
+    #[test]
     fn newer_format_and_broken_manifest_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         artifact().save(dir.path()).unwrap();
@@ -252,12 +369,12 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
             &path,
-            text.replace("\"format_version\": 1", "\"format_version\": 2"),
+            text.replace("\"format_version\": 2", "\"format_version\": 3"),
         )
         .unwrap();
         assert!(matches!(
             ModelArtifact::load(dir.path()).unwrap_err(),
-            DeployError::UnsupportedFormat { found: 2, .. }
+            DeployError::UnsupportedFormat { found: 3, .. }
         ));
         std::fs::write(&path, "{ not json").unwrap();
         assert!(matches!(
