@@ -232,3 +232,118 @@ fn a_worker_prunes_learning_curves_and_the_export_carries_them() {
     let (ok, _, err) = worker("lion", "lion");
     assert!(!ok && err.contains("unknown pruner `lion`"), "{err}");
 }
+
+#[test]
+fn the_model_registry_from_a_shell() {
+    use lepton::core::{Schema, Task};
+    use lepton::deploy::ModelArtifact;
+    let tmp = tempfile::tempdir().unwrap();
+    let schema = Schema {
+        features: vec!["x".into()],
+        target: "y".into(),
+        task: Task::Regression,
+    };
+    let artifact = tmp.path().join("artifact");
+    ModelArtifact::new(
+        "test",
+        &1,
+        &2,
+        schema,
+        std::collections::BTreeMap::from([("r2".into(), 0.5)]),
+        vec![1, 2, 3],
+    )
+    .unwrap()
+    .save(&artifact)
+    .unwrap();
+    let registry = tmp.path().join("registry");
+    let (reg, art) = (registry.to_str().unwrap(), artifact.to_str().unwrap());
+    // Four processes registering at once get four distinct versions.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_lepton"))
+                .args(["model", "register", "--registry", reg, "--name", "m", art])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut versions: Vec<u64> = children
+        .into_iter()
+        .map(|child| {
+            let o = child.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2, 3, 4]);
+    let (ok, out, _) = lepton(&[
+        "model",
+        "promote",
+        "--registry",
+        reg,
+        "--name",
+        "m",
+        "--version",
+        "2",
+    ]);
+    assert!(ok);
+    assert_eq!(out.trim(), "m production -> v2");
+    let (ok, _, _) = lepton(&[
+        "model",
+        "promote",
+        "--registry",
+        reg,
+        "--name",
+        "m",
+        "--version",
+        "latest",
+    ]);
+    assert!(ok);
+    let (ok, out, _) = lepton(&["model", "list", "--registry", reg]);
+    assert!(ok);
+    assert_eq!(out.trim(), "m\t4 versions\tproduction=v4");
+    let (ok, out, _) = lepton(&["model", "list", "--registry", reg, "--name", "m"]);
+    assert!(ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(
+        lines[3].starts_with("v4\tproduction\ttest\t"),
+        "{}",
+        lines[3]
+    );
+    assert!(lines[3].contains("r2=0.5000"), "{}", lines[3]);
+    let (ok, out, _) = lepton(&["model", "rollback", "--registry", reg, "--name", "m"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "2");
+    // Refusals: a bad name, an unknown version, nothing to roll back, a damaged artifact.
+    let (ok, _, err) = lepton(&[
+        "model",
+        "register",
+        "--registry",
+        reg,
+        "--name",
+        "../x",
+        art,
+    ]);
+    assert!(!ok && err.contains("invalid name"), "{err}");
+    let (ok, _, err) = lepton(&[
+        "model",
+        "promote",
+        "--registry",
+        reg,
+        "--name",
+        "m",
+        "--version",
+        "9",
+    ]);
+    assert!(!ok && err.contains("no version `9`"), "{err}");
+    let (ok, _, err) = lepton(&["model", "rollback", "--registry", reg, "--name", "m"]);
+    assert!(!ok && err.contains("no earlier version"), "{err}");
+    std::fs::write(artifact.join("weights.bpk"), [0]).unwrap();
+    let (ok, _, err) = lepton(&["model", "register", "--registry", reg, "--name", "m", art]);
+    assert!(!ok && err.contains("checksum"), "{err}");
+    let (_, out, _) = lepton(&["model", "list", "--registry", reg]);
+    assert_eq!(out.trim(), "m\t4 versions\tproduction=v2");
+}

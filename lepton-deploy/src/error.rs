@@ -38,9 +38,28 @@ pub enum DeployError {
         /// SHA-256 of the file.
         found: String,
     },
-    /// A model or registry name that is not allowed.
-    #[error("invalid name `{0}`: use 1 to 64 letters, digits, `-` or `_`")]
+    /// A model or alias name that is not allowed.
+    #[error(
+        "invalid name `{0}`: use 1 to 64 letters, digits, `-` or `_` (an alias cannot be a \
+         number, `vN` or `latest`)"
+    )]
     InvalidName(String),
+    /// A model has no such version (or alias).
+    #[error("model `{name}` has no version `{version}`")]
+    UnknownVersion {
+        /// The model.
+        name: String,
+        /// The version number or alias asked for.
+        version: String,
+    },
+    /// An alias has no earlier version to go back to.
+    #[error("alias `{alias}` of model `{name}` has no earlier version that loads")]
+    NothingToRollBack {
+        /// The model.
+        name: String,
+        /// The alias.
+        alias: String,
+    },
     /// A lepton-core error.
     #[error(transparent)]
     Core(#[from] lepton_core::Error),

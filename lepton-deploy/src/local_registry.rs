@@ -1,38 +1,169 @@
-//! A deployer onto the local file system: numbered versions per model name, a live pointer,
-//! and rollback.
+//! The registry on the local file system, and the deployer built on it.
+//!
+//! Layout under the root:
+//!
+//! ```text
+//! NAME/v1/manifest.json, NAME/v1/weights.bpk     one directory per version, never rewritten
+//! NAME/aliases.json                               {"production": [1, 3], "staging": [4]}
+//! NAME/.lock                                      serialises writers of NAME
+//! ```
+//!
+//! An alias's list is its history, the last entry the version it points at now. A new
+//! version is written to a staging directory first and renamed to `vN` under the model's lock,
+//! so readers never see half a version; `aliases.json` is replaced by a rename. Writers in
+//! other threads or processes (one machine, or a shared file system with working `flock`)
+//! wait for the lock.
 
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lepton_core::{Deployer, Deployment};
 
 use crate::artifact::{ModelArtifact, io, write_atomic};
 use crate::error::{DeployError, Result};
+use crate::registry::{PRODUCTION, Registry, check_name};
 
-const LIVE: &str = "LIVE";
+const ALIASES: &str = "aliases.json";
+const LOCK: &str = ".lock";
 
-/// Deploys artifacts into `root/NAME/vN/` and records the live version in `root/NAME/LIVE`.
-/// Every deployed artifact is verified (format, checksums) before it becomes live, and the
-/// live pointer is replaced atomically.
+/// Versioned artifacts on the local file system (see the module documentation for the layout).
 #[derive(Debug, Clone)]
-pub struct LocalRegistryDeployer {
+pub struct LocalRegistry {
     root: PathBuf,
 }
 
-impl LocalRegistryDeployer {
-    /// A registry rooted at `root` (created on first deploy).
+/// An alias name a reference could not tell from a version: a number, `vN`, or `latest`.
+fn check_alias(alias: &str) -> Result<()> {
+    check_name(alias)?;
+    let number = alias.strip_prefix('v').unwrap_or(alias);
+    if alias == "latest" || number.parse::<u64>().is_ok() {
+        return Err(DeployError::InvalidName(alias.to_owned()));
+    }
+    Ok(())
+}
+
+impl LocalRegistry {
+    /// A registry rooted at `root` (created on first use).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalRegistryDeployer { root: root.into() }
+        LocalRegistry { root: root.into() }
     }
 
-    /// The versions of `name` in the registry, ascending.
-    pub fn versions(&self, name: &str) -> Result<Vec<u64>> {
+    /// The registry's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn model_dir(&self, name: &str) -> Result<PathBuf> {
+        check_name(name)?;
+        Ok(self.root.join(name))
+    }
+
+    fn version_dir(&self, name: &str, version: u64) -> Result<PathBuf> {
+        Ok(self.model_dir(name)?.join(format!("v{version}")))
+    }
+
+    /// Runs `f` holding `name`'s exclusive lock (created with the model's directory).
+    fn locked<T>(&self, name: &str, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
         let dir = self.model_dir(name)?;
-        let mut versions = Vec::new();
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let path = dir.join(LOCK);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        lock.lock().map_err(|e| io(&path, e))?;
+        let out = f(&dir);
+        // Dropping the file releases the lock too; unlocking first reports nothing new.
+        let _ = lock.unlock();
+        out
+    }
+
+    /// Every alias's history (the last entry is where it points).
+    fn histories(&self, dir: &Path) -> Result<BTreeMap<String, Vec<u64>>> {
+        let path = dir.join(ALIASES);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| DeployError::Manifest {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
+    fn save_histories(&self, dir: &Path, histories: &BTreeMap<String, Vec<u64>>) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(histories).map_err(|e| DeployError::Manifest {
+            path: dir.join(ALIASES).display().to_string(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&dir.join(ALIASES), &bytes)
+    }
+}
+
+impl Registry for LocalRegistry {
+    fn register(&self, name: &str, artifact: &ModelArtifact) -> Result<u64> {
+        let dir = self.model_dir(name)?;
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        // Written outside the lock (the slow part), verified, then renamed into place.
+        static STAGED: AtomicU64 = AtomicU64::new(0);
+        let staging = dir.join(format!(
+            ".staging-{}-{}",
+            std::process::id(),
+            STAGED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let staged = artifact
+            .save(&staging)
+            .and_then(|_| ModelArtifact::load(&staging));
+        if let Err(e) = staged {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        let version = self.locked(name, |_| {
+            let version = self.versions(name)?.last().map_or(1, |v| v + 1);
+            let target = self.version_dir(name, version)?;
+            std::fs::rename(&staging, &target).map_err(|e| io(&target, e))?;
+            Ok(version)
+        });
+        if version.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        let version = version?;
+        tracing::info!(name, version, "registered");
+        Ok(version)
+    }
+
+    fn models(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.root, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io(&self.root, e))?;
+            if let Some(name) = entry.file_name().to_str()
+                && check_name(name).is_ok()
+                && entry.path().is_dir()
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn versions(&self, name: &str) -> Result<Vec<u64>> {
+        let dir = self.model_dir(name)?;
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(versions),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(&dir, e)),
         };
+        let mut versions = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| io(&dir, e))?;
             if let Some(v) = entry
@@ -48,169 +179,278 @@ impl LocalRegistryDeployer {
         Ok(versions)
     }
 
-    /// The live version of `name`, if any.
-    pub fn live_version(&self, name: &str) -> Result<Option<u64>> {
-        let path = self.model_dir(name)?.join(LIVE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => text
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| DeployError::Manifest {
-                    path: path.display().to_string(),
-                    message: format!("`{}` is not a version number", text.trim()),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&path, e)),
+    fn get(&self, name: &str, version: u64) -> Result<ModelArtifact> {
+        if !self.versions(name)?.contains(&version) {
+            return Err(DeployError::UnknownVersion {
+                name: name.to_owned(),
+                version: version.to_string(),
+            });
         }
-    }
-
-    /// Loads the live artifact of `name`, verified.
-    pub fn load_live(&self, name: &str) -> Result<ModelArtifact> {
-        let version = self.live_version(name)?.ok_or_else(|| {
-            lepton_core::Error::InvalidInput(format!("`{name}` has no live version"))
-        })?;
         ModelArtifact::load(self.version_dir(name, version)?)
     }
 
-    fn model_dir(&self, name: &str) -> Result<PathBuf> {
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !ok {
-            return Err(DeployError::InvalidName(name.to_owned()));
+    fn aliases(&self, name: &str) -> Result<BTreeMap<String, u64>> {
+        let histories = self.histories(&self.model_dir(name)?)?;
+        Ok(histories
+            .into_iter()
+            .filter_map(|(alias, h)| h.last().map(|v| (alias, *v)))
+            .collect())
+    }
+
+    fn promote(&self, name: &str, version: u64, alias: &str) -> Result<()> {
+        check_alias(alias)?;
+        // Verified before anything moves: a corrupted version never goes live.
+        self.get(name, version)?;
+        self.locked(name, |dir| {
+            let mut histories = self.histories(dir)?;
+            let history = histories.entry(alias.to_owned()).or_default();
+            if history.last() != Some(&version) {
+                history.push(version);
+            }
+            self.save_histories(dir, &histories)
+        })?;
+        tracing::info!(name, version, alias, "promoted");
+        Ok(())
+    }
+
+    fn rollback(&self, name: &str, alias: &str) -> Result<u64> {
+        check_alias(alias)?;
+        let version = self.locked(name, |dir| {
+            let mut histories = self.histories(dir)?;
+            let history = histories.get_mut(alias).filter(|h| !h.is_empty());
+            let Some(history) = history else {
+                return Err(DeployError::NothingToRollBack {
+                    name: name.to_owned(),
+                    alias: alias.to_owned(),
+                });
+            };
+            let current = history.pop();
+            // The latest earlier version that still loads; broken ones leave the history.
+            while let Some(&previous) = history.last() {
+                if previous != current.unwrap_or(0) && self.get(name, previous).is_ok() {
+                    break;
+                }
+                history.pop();
+            }
+            let Some(&previous) = history.last() else {
+                return Err(DeployError::NothingToRollBack {
+                    name: name.to_owned(),
+                    alias: alias.to_owned(),
+                });
+            };
+            self.save_histories(dir, &histories)?;
+            Ok(previous)
+        })?;
+        tracing::info!(name, version, alias, "rolled back");
+        Ok(version)
+    }
+}
+
+/// Deploys onto a [`LocalRegistry`]: an artifact directory is verified, registered as the next
+/// version and promoted to an alias (`production` unless [`with_alias`](Self::with_alias)
+/// says otherwise); a rollback moves that alias back.
+#[derive(Debug, Clone)]
+pub struct LocalRegistryDeployer {
+    registry: LocalRegistry,
+    alias: String,
+}
+
+impl LocalRegistryDeployer {
+    /// Deploys into a registry rooted at `root`, to the `production` alias.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalRegistryDeployer {
+            registry: LocalRegistry::new(root),
+            alias: PRODUCTION.to_owned(),
         }
-        Ok(self.root.join(name))
     }
 
-    fn version_dir(&self, name: &str, version: u64) -> Result<PathBuf> {
-        Ok(self.model_dir(name)?.join(format!("v{version}")))
+    /// Deploys to `alias` instead (e.g. `staging`).
+    pub fn with_alias(mut self, alias: &str) -> Result<Self> {
+        check_alias(alias)?;
+        self.alias = alias.to_owned();
+        Ok(self)
     }
 
-    fn set_live(&self, name: &str, version: u64) -> Result<Deployment> {
-        let dir = self.version_dir(name, version)?;
-        write_atomic(
-            &self.model_dir(name)?.join(LIVE),
-            version.to_string().as_bytes(),
-        )?;
-        tracing::info!(name, version, "deployed");
+    /// The registry deployed into.
+    pub fn registry(&self) -> &LocalRegistry {
+        &self.registry
+    }
+
+    fn deployment(&self, name: &str, version: u64) -> Result<Deployment> {
         Ok(Deployment {
             name: name.to_owned(),
             version,
-            address: dir.display().to_string(),
+            address: self
+                .registry
+                .version_dir(name, version)?
+                .display()
+                .to_string(),
         })
-    }
-
-    fn deploy_checked(&self, name: &str, artifact_dir: &Path) -> Result<Deployment> {
-        let artifact = ModelArtifact::load(artifact_dir)?;
-        let model_dir = self.model_dir(name)?;
-        std::fs::create_dir_all(&model_dir).map_err(|e| io(&model_dir, e))?;
-        // Claim the next version number by creating its directory: `create_dir` fails if a
-        // concurrent deployer took it first, and then we try the next one.
-        let mut version = self.versions(name)?.last().map_or(1, |v| v + 1);
-        let dir = loop {
-            let dir = self.version_dir(name, version)?;
-            match std::fs::create_dir(&dir) {
-                Ok(()) => break dir,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => version += 1,
-                Err(e) => return Err(io(&dir, e)),
-            }
-        };
-        artifact.save(&dir)?;
-        self.set_live(name, version)
-    }
-
-    fn rollback_checked(&self, name: &str) -> Result<Deployment> {
-        let live = self.live_version(name)?;
-        let previous = self
-            .versions(name)?
-            .into_iter()
-            .filter(|v| live.is_none_or(|l| *v < l))
-            .rev()
-            .find(|v| {
-                self.version_dir(name, *v)
-                    .is_ok_and(|d| ModelArtifact::load(d).is_ok())
-            })
-            .ok_or_else(|| {
-                lepton_core::Error::InvalidInput(format!(
-                    "`{name}` has no valid version before {live:?} to roll back to"
-                ))
-            })?;
-        self.set_live(name, previous)
     }
 }
 
 impl Deployer for LocalRegistryDeployer {
     fn deploy(&self, name: &str, artifact_dir: &Path) -> lepton_core::Result<Deployment> {
-        Ok(self.deploy_checked(name, artifact_dir)?)
+        let artifact = ModelArtifact::load(artifact_dir)?;
+        let version = self.registry.register(name, &artifact)?;
+        self.registry.promote(name, version, &self.alias)?;
+        Ok(self.deployment(name, version)?)
     }
 
     fn rollback(&self, name: &str) -> lepton_core::Result<Deployment> {
-        Ok(self.rollback_checked(name)?)
+        let version = self.registry.rollback(name, &self.alias)?;
+        Ok(self.deployment(name, version)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::STAGING;
     use lepton_core::{Schema, Task};
-    use std::collections::BTreeMap;
 
-    fn saved(dir: &Path, weights: Vec<u8>) {
+    fn artifact(weights: Vec<u8>) -> ModelArtifact {
         let schema = Schema {
             features: vec!["x".into()],
             target: "y".into(),
             task: Task::Regression,
         };
-        ModelArtifact::new("f", &1, &2, schema, BTreeMap::new(), weights)
-            .unwrap()
-            .save(dir)
-            .unwrap();
+        ModelArtifact::new("f", &1, &2, schema, BTreeMap::new(), weights).unwrap()
+    }
+
+    fn saved(dir: &Path, weights: Vec<u8>) {
+        artifact(weights).save(dir).unwrap();
     }
 
     #[test]
-    fn deploys_versions_and_rolls_back() {
+    fn registers_promotes_resolves_and_rolls_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = LocalRegistry::new(tmp.path());
+        assert!(reg.models().unwrap().is_empty());
+        for w in 1..=3u8 {
+            assert_eq!(
+                reg.register("wine", &artifact(vec![w])).unwrap(),
+                u64::from(w)
+            );
+        }
+        assert_eq!(reg.models().unwrap(), ["wine"]);
+        assert_eq!(reg.versions("wine").unwrap(), [1, 2, 3]);
+        assert!(
+            reg.aliases("wine").unwrap().is_empty(),
+            "registering moves no alias"
+        );
+        assert_eq!(reg.get("wine", 2).unwrap().weights(), &[2]);
+        reg.promote("wine", 1, PRODUCTION).unwrap();
+        reg.promote("wine", 3, PRODUCTION).unwrap();
+        reg.promote("wine", 2, STAGING).unwrap();
+        assert_eq!(
+            reg.aliases("wine").unwrap(),
+            BTreeMap::from([(PRODUCTION.to_owned(), 3), (STAGING.to_owned(), 2)])
+        );
+        assert_eq!(reg.resolve("wine", "production").unwrap(), 3);
+        assert_eq!(reg.resolve("wine", "v2").unwrap(), 2);
+        assert_eq!(reg.resolve("wine", "latest").unwrap(), 3);
+        assert!(reg.resolve("wine", "7").is_err());
+        assert!(reg.resolve("wine", "canary").is_err());
+        assert_eq!(reg.rollback("wine", PRODUCTION).unwrap(), 1);
+        assert_eq!(reg.resolve("wine", "production").unwrap(), 1);
+        assert!(matches!(
+            reg.rollback("wine", PRODUCTION),
+            Err(DeployError::NothingToRollBack { .. })
+        ));
+        assert_eq!(reg.resolve("wine", "production").unwrap(), 1, "unchanged");
+        assert!(reg.rollback("wine", "canary").is_err());
+        assert!(reg.promote("wine", 9, PRODUCTION).is_err());
+        // Aliases that a reference could not tell from a version are refused.
+        for alias in ["latest", "3", "v3", "../x", ""] {
+            assert!(reg.promote("wine", 1, alias).is_err(), "{alias}");
+        }
+    }
+
+    #[test]
+    fn bad_names_bad_artifacts_and_corrupted_versions_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = LocalRegistry::new(tmp.path().join("r"));
+        for name in ["", "../evil", "a/b", "x y", &"n".repeat(65)] {
+            assert!(
+                matches!(
+                    reg.register(name, &artifact(vec![1])),
+                    Err(DeployError::InvalidName(_))
+                ),
+                "{name}"
+            );
+        }
+        assert!(!tmp.path().join("evil").exists());
+        for w in 1..=3u8 {
+            reg.register("m", &artifact(vec![w])).unwrap();
+            reg.promote("m", u64::from(w), PRODUCTION).unwrap();
+        }
+        // Version 2 is damaged on disk: it cannot be promoted, and a rollback skips it.
+        std::fs::write(tmp.path().join("r/m/v2/weights.bpk"), [0]).unwrap();
+        assert!(matches!(
+            reg.promote("m", 2, STAGING),
+            Err(DeployError::Checksum { .. })
+        ));
+        assert_eq!(reg.rollback("m", PRODUCTION).unwrap(), 1);
+        // No staging leftovers.
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("r/m"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn concurrent_writers_get_distinct_versions_and_lose_no_promotion() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = LocalRegistry::new(tmp.path());
+        let versions: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16u8)
+                .map(|w| {
+                    let reg = reg.clone();
+                    s.spawn(move || {
+                        let v = reg.register("m", &artifact(vec![w])).unwrap();
+                        reg.promote("m", v, PRODUCTION).unwrap();
+                        v
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = versions.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (1..=16).collect::<Vec<u64>>());
+        assert_eq!(reg.versions("m").unwrap(), sorted);
+        // Every promotion is in the history: 15 rollbacks walk back through all of them.
+        let mut seen = vec![reg.resolve("m", PRODUCTION).unwrap()];
+        while let Ok(v) = reg.rollback("m", PRODUCTION) {
+            seen.push(v);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, sorted);
+    }
+
+    #[test]
+    fn the_deployer_registers_and_promotes_to_its_alias() {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         saved(&a, vec![1]);
         saved(&b, vec![2]);
-        let reg = LocalRegistryDeployer::new(tmp.path().join("registry"));
-        assert_eq!(reg.live_version("wine").unwrap(), None);
-        assert_eq!(reg.deploy("wine", &a).unwrap().version, 1);
-        assert_eq!(reg.deploy("wine", &b).unwrap().version, 2);
-        assert_eq!(reg.load_live("wine").unwrap().weights(), &[2]);
-        assert_eq!(reg.rollback("wine").unwrap().version, 1);
-        assert_eq!(reg.load_live("wine").unwrap().weights(), &[1]);
-        assert!(reg.rollback("wine").is_err());
-        assert_eq!(reg.versions("wine").unwrap(), vec![1, 2]);
-    }
-
-    #[test]
-    fn refuses_bad_names_and_bad_artifacts() {
-        let tmp = tempfile::tempdir().unwrap();
-        let reg = LocalRegistryDeployer::new(tmp.path());
-        let a = tmp.path().join("a");
-        saved(&a, vec![1]);
-        for name in ["", "../evil", "a/b", "x y"] {
-            assert!(reg.deploy(name, &a).is_err(), "{name}");
-        }
+        let deployer = LocalRegistryDeployer::new(tmp.path().join("registry"));
+        assert_eq!(deployer.deploy("wine", &a).unwrap().version, 1);
+        assert_eq!(deployer.deploy("wine", &b).unwrap().version, 2);
+        let reg = deployer.registry();
+        assert_eq!(reg.resolve("wine", PRODUCTION).unwrap(), 2);
+        assert_eq!(deployer.rollback("wine").unwrap().version, 1);
+        assert!(deployer.rollback("wine").is_err());
+        let staging = deployer.clone().with_alias(STAGING).unwrap();
+        assert_eq!(staging.deploy("wine", &b).unwrap().version, 3);
+        assert_eq!(reg.resolve("wine", PRODUCTION).unwrap(), 1);
+        assert_eq!(reg.resolve("wine", STAGING).unwrap(), 3);
+        // A damaged artifact directory is refused before it is registered.
         std::fs::write(a.join("weights.bpk"), [9]).unwrap();
-        assert!(reg.deploy("m", &a).is_err());
-        assert_eq!(reg.live_version("m").unwrap(), None);
-    }
-
-    #[test]
-    fn rollback_skips_a_corrupted_version() {
-        let tmp = tempfile::tempdir().unwrap();
-        let reg = LocalRegistryDeployer::new(tmp.path().join("r"));
-        for w in 1..=3u8 {
-            let d = tmp.path().join(format!("a{w}"));
-            saved(&d, vec![w]);
-            reg.deploy("m", &d).unwrap();
-        }
-        std::fs::write(tmp.path().join("r/m/v2/weights.bpk"), [0]).unwrap();
-        assert_eq!(reg.rollback("m").unwrap().version, 1);
+        assert!(deployer.deploy("wine", &a).is_err());
+        assert_eq!(reg.versions("wine").unwrap(), [1, 2, 3]);
     }
 }

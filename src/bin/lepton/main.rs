@@ -1,4 +1,5 @@
-//! `lepton`: inspect studies from a shell, and run workers on the benchmark problems.
+//! `lepton`: inspect studies from a shell, run workers on the benchmark problems, and manage
+//! the model registry.
 //!
 //! ```text
 //! lepton study list   --storage URL
@@ -8,6 +9,10 @@
 //! lepton worker --storage URL --study NAME --objective branin|hartmann6|rosenbrock5|mixed6|curves
 //!               --trials N [--sampler NAME] [--pruner none|median|asha|hyperband]
 //!               [--retries K] [--trial-ms MS] ...
+//! lepton model register --registry DIR --name NAME ARTIFACT_DIR
+//! lepton model list     --registry DIR [--name NAME]
+//! lepton model promote  --registry DIR --name NAME --version V [--alias production]
+//! lepton model rollback --registry DIR --name NAME [--alias production]
 //! ```
 //! Storage URLs: `memory:`, `sqlite:///path/to/study.db`, `postgres://user@host:port/db`.
 
@@ -18,13 +23,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lepton::core::History;
 use lepton::search::export;
 
+mod model;
 mod worker;
 
 #[derive(Parser)]
 #[command(
     name = "lepton",
     version,
-    about = "Inspect Lepton studies and run workers"
+    about = "Inspect Lepton studies, run workers, manage the model registry"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +45,9 @@ enum Command {
     /// Runs one worker of a shared study on a benchmark problem, until the study holds its
     /// total of trials; prints one JSON line per finished trial.
     Worker(worker::WorkerArgs),
+    /// The model registry: register artifacts, list versions, promote, roll back.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
 }
 
 #[derive(Subcommand)]
@@ -104,6 +113,7 @@ fn run(cli: Cli) -> Result<()> {
     let command = match cli.command {
         Command::Study(command) => command,
         Command::Worker(args) => return worker::run(args),
+        Command::Model(command) => return model::run(command),
     };
     let out = &mut std::io::stdout().lock();
     match command {

@@ -1,0 +1,78 @@
+//! The model registry: named models, each a list of numbered, immutable versions, and aliases
+//! (`production`, `staging`, ...) that point at one version each and remember where they
+//! pointed before, so that a promotion can be rolled back.
+
+use std::collections::BTreeMap;
+
+use crate::artifact::ModelArtifact;
+use crate::error::{DeployError, Result};
+
+/// The alias a deployment serves by default.
+pub const PRODUCTION: &str = "production";
+/// The alias for a candidate under evaluation.
+pub const STAGING: &str = "staging";
+
+/// A store of versioned model artifacts. [`LocalRegistry`](crate::LocalRegistry) keeps them on
+/// the local file system; another backend (an object store) implements the same trait.
+///
+/// Every implementation verifies an artifact (format, checksums, schema) before registering
+/// or promoting it, numbers versions from 1 without gaps or repeats however many writers
+/// register at once, and validates names (letters, digits, `-`, `_`; 1 to 64 characters).
+pub trait Registry: Send + Sync {
+    /// Stores `artifact` as the next version of `name` (creating the model) and returns the
+    /// version number. No alias moves.
+    fn register(&self, name: &str, artifact: &ModelArtifact) -> Result<u64>;
+    /// Every model name, sorted.
+    fn models(&self) -> Result<Vec<String>>;
+    /// The versions of `name`, ascending (empty for an unknown model).
+    fn versions(&self, name: &str) -> Result<Vec<u64>>;
+    /// Version `version` of `name`, verified.
+    fn get(&self, name: &str, version: u64) -> Result<ModelArtifact>;
+    /// The version each alias of `name` points at.
+    fn aliases(&self, name: &str) -> Result<BTreeMap<String, u64>>;
+    /// Points `alias` of `name` at `version` (which must exist and load), remembering the
+    /// version it pointed at before.
+    fn promote(&self, name: &str, version: u64, alias: &str) -> Result<()>;
+    /// Points `alias` of `name` back at the version it pointed at before the last promotion
+    /// (skipping versions that no longer load) and returns it.
+    fn rollback(&self, name: &str, alias: &str) -> Result<u64>;
+
+    /// The version a reference names: a version number (`3` or `v3`), `latest`, or an alias.
+    fn resolve(&self, name: &str, reference: &str) -> Result<u64> {
+        let number = reference.strip_prefix('v').unwrap_or(reference);
+        if let Ok(version) = number.parse::<u64>() {
+            return if self.versions(name)?.contains(&version) {
+                Ok(version)
+            } else {
+                Err(DeployError::UnknownVersion {
+                    name: name.to_owned(),
+                    version: reference.to_owned(),
+                })
+            };
+        }
+        let found = if reference == "latest" {
+            self.versions(name)?.last().copied()
+        } else {
+            self.aliases(name)?.get(reference).copied()
+        };
+        found.ok_or_else(|| DeployError::UnknownVersion {
+            name: name.to_owned(),
+            version: reference.to_owned(),
+        })
+    }
+}
+
+/// Whether `name` may name a model or an alias: 1 to 64 ASCII letters, digits, `-` or `_`
+/// (nothing that could leave the registry's directory).
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DeployError::InvalidName(name.to_owned()))
+    }
+}
