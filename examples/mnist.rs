@@ -7,12 +7,14 @@
 //!    third of the budget;
 //! 3. refit the winner on the training digits less a 10 % validation hold-out, for as many
 //!    epochs as the rest of the budget allows, keeping its best epoch;
-//! 4. score it once on the test split (accuracy, confusion matrix), save the artifact, load it
-//!    back and check its predictions are identical.
+//! 4. score it once on the test split (accuracy, confusion matrix), save the artifact (with
+//!    the training data's fingerprint), load it back and check its predictions are identical;
+//! 5. deploy it: register it in a local model registry as the next version of `mnist` and
+//!    promote it to `production`.
 //!
 //! ```text
 //! cargo run --release --example mnist [-- --budget-minutes M --seed S --json
-//!     --idx-dir DIR --artifact DIR --sampler NAME --pruner NAME --storage URL]
+//!     --idx-dir DIR --artifact DIR --registry DIR --sampler NAME --pruner NAME --storage URL]
 //! ```
 //! `--idx-dir DIR` reads the four files named as MNIST's (raw or .gz) from DIR without checking
 //! their digests, for Fashion-MNIST and the like. `RUST_LOG=lepton=debug` shows every epoch.
@@ -39,13 +41,15 @@ struct Args {
     json: bool,
     idx_dir: Option<PathBuf>,
     artifact: Option<PathBuf>,
+    registry: Option<PathBuf>,
     sampler: String,
     pruner: String,
     storage: Option<String>,
 }
 
 const USAGE: &str = "usage: mnist [--budget-minutes M] [--seed S] [--json] [--idx-dir DIR] \
-                     [--artifact DIR] [--sampler NAME] [--pruner NAME] [--storage URL]";
+                     [--artifact DIR] [--registry DIR] [--sampler NAME] [--pruner NAME] \
+                     [--storage URL]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -54,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         idx_dir: None,
         artifact: None,
+        registry: None,
         sampler: "tpe".into(),
         pruner: "asha".into(),
         storage: None,
@@ -84,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--idx-dir" => args.idx_dir = Some(v.into()),
             "--artifact" => args.artifact = Some(v.into()),
+            "--registry" => args.registry = Some(v.into()),
             "--sampler" => args.sampler = v,
             "--pruner" => args.pruner = v,
             "--storage" => args.storage = Some(v),
@@ -239,6 +245,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     ]);
     run.model
         .to_artifact(train.schema().clone(), metrics)?
+        .with_training_data(lepton::deploy::fingerprint(&train)?)
         .save(&artifact_dir)?;
     let reloaded = FittedModel::<Cpu>::from_artifact(&ModelArtifact::load(&artifact_dir)?)?;
     let width = test.height() * test.width();
@@ -249,6 +256,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "\nartifact saved to {} and reloaded: identical predictions",
         artifact_dir.display()
+    );
+    let registry = args
+        .registry
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("lepton-registry"));
+    let deployment = LocalRegistryDeployer::new(&registry).deploy("mnist", &artifact_dir)?;
+    println!(
+        "deployed as mnist v{} (production) in the registry {}",
+        deployment.version,
+        registry.display()
     );
     let wall = started.elapsed().as_secs_f64();
     println!("done in {wall:.0} s");
@@ -267,6 +284,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "wall_seconds": wall,
             "seed": args.seed,
             "artifact": artifact_dir.display().to_string(),
+            "deployed_version": deployment.version,
         });
         println!("{summary}");
     }
