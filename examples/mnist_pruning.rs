@@ -1,0 +1,320 @@
+//! Multi-fidelity search on real training: an MLP on MNIST, one search space searched by
+//!
+//! - `random`: random sampling, every trial trained to the end;
+//! - `hyperband`: random sampling, Hyperband pruning (asynchronous, Optuna's way);
+//! - `bohb`: BOHB's sampler (TPE on the largest budget with enough reports), Hyperband pruning;
+//! - `hyperband-resume` / `bohb-resume`: synchronous Hyperband (`HyperbandScheduler`) with
+//!   random or BOHB sampling: each trial gets a budget of epochs, and a promoted configuration
+//!   continues from its checkpoint instead of training again from zero.
+//!
+//! One worker; every epoch's validation accuracy is reported to the trial.
+//!
+//! ```text
+//! cargo run --release --example mnist_pruning -- --method METHOD \
+//!     [--seed S] [--trials N] [--epochs E] [--rounds R] [--target A] [--json]
+//! ```
+//! Each trial trains an MLP on 50,000 MNIST training digits for up to `--epochs` epochs
+//! (Adam, constant learning rate) and is scored on the other 10,000 (the same stratified split
+//! for every method and seed). The run reports the training budget spent (epochs, summed over
+//! trials), the wall time, the time until some trial first reached `--target` validation
+//! accuracy (the "time to 98 %") and the best validation accuracy. `--trials` applies to the
+//! first three methods; the scheduled ones run `--rounds` rounds of Hyperband's brackets from 1
+//! to `--epochs` epochs (reduction factor 3). `benches/mnist_pruning.sh` runs every method for
+//! several seeds and tabulates the results.
+
+// burn's CPU kernels allocate fresh buffers every step; glibc's allocator returns them to the
+// kernel and page-faults them back, mimalloc keeps them (docs/backends.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use lepton::core::{FrozenTrial, NopPruner, Pruner, Sampler, Task, TrialContext};
+use lepton::data::ImageDataset;
+use lepton::data::datasets::{MnistSplit, mnist};
+use lepton::data::stratified_holdout_indices;
+use lepton::prelude::*;
+use lepton::search::scheduler::BUDGET_ATTR;
+use lepton::search::{BohbSampler, Budget, HyperbandPruner, HyperbandScheduler, RandomSampler};
+
+struct Args {
+    method: String,
+    seed: u64,
+    trials: usize,
+    epochs: usize,
+    rounds: usize,
+    target: f64,
+    json: bool,
+}
+
+const METHODS: [&str; 5] = [
+    "random",
+    "hyperband",
+    "bohb",
+    "hyperband-resume",
+    "bohb-resume",
+];
+
+const USAGE: &str = "usage: mnist_pruning --method random|hyperband|bohb|hyperband-resume|\
+                     bohb-resume [--seed S] [--trials N] [--epochs E] [--rounds R] [--target A] \
+                     [--json]";
+
+fn parse_args() -> std::result::Result<Args, String> {
+    let mut args = Args {
+        method: String::new(),
+        seed: 0,
+        trials: 30,
+        epochs: 12,
+        rounds: 2,
+        target: 0.98,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        if a == "--json" {
+            args.json = true;
+            continue;
+        }
+        if a == "-h" || a == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let v = it.next().ok_or(format!("{a} needs a value\n{USAGE}"))?;
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{a}: `{v}` is not a whole number"))
+        };
+        match a.as_str() {
+            "--method" => args.method = v,
+            "--seed" => args.seed = number(&v)?,
+            "--trials" => args.trials = number(&v)? as usize,
+            "--epochs" => args.epochs = number(&v)? as usize,
+            "--rounds" => args.rounds = number(&v)? as usize,
+            "--target" => {
+                args.target = v
+                    .parse()
+                    .ok()
+                    .filter(|t: &f64| (0.0..=1.0).contains(t))
+                    .ok_or(format!("--target: `{v}` is not an accuracy in [0, 1]"))?;
+            }
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    if !METHODS.contains(&args.method.as_str()) {
+        return Err(format!(
+            "--method must be one of {}\n{USAGE}",
+            METHODS.join(", ")
+        ));
+    }
+    if args.trials == 0 || args.epochs == 0 || args.rounds == 0 {
+        return Err("--trials, --epochs and --rounds must be at least 1".into());
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match parse_args().map_err(Into::into).and_then(|a| run(&a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// The training budget spent so far, and when the target was first reached.
+struct Log {
+    started: Instant,
+    target: f64,
+    reached_at: Option<f64>,
+    epochs: u64,
+}
+
+/// A trial's context that logs every report (one epoch trained) before passing it on.
+struct Clocked<'a> {
+    trial: &'a mut Trial,
+    log: &'a mut Log,
+}
+
+impl TrialContext for Clocked<'_> {
+    fn report(&mut self, step: u64, value: f64) -> lepton::core::Result<()> {
+        self.log.epochs += 1;
+        if value >= self.log.target && self.log.reached_at.is_none() {
+            self.log.reached_at = Some(self.log.started.elapsed().as_secs_f64());
+        }
+        self.trial.report(step, value)
+    }
+
+    fn should_prune(&self) -> bool {
+        self.trial.should_prune()
+    }
+}
+
+/// What every trial trains on.
+struct Data<'a> {
+    train: &'a ImageDataset,
+    valid: &'a ImageDataset,
+    epochs: usize,
+    seed: u64,
+}
+
+/// Suggests an MLP and trains it (when scheduled: up to its budget, continuing the
+/// configuration's checkpoint); returns its best validation accuracy.
+fn train_trial(
+    trial: &mut Trial,
+    data: &Data,
+    scheduled: Option<(Budget, &Path)>,
+    log: &mut Log,
+) -> lepton::core::Result<f64> {
+    trial.suggest_float("learning_rate", 1e-4, 3e-2, Scale::Log)?;
+    trial.suggest_int("hidden_width", 32, 1024, Scale::Log)?;
+    trial.suggest_int("depth", 1, 3, Scale::Linear)?;
+    trial.suggest_float("dropout", 0.0, 0.5, Scale::Linear)?;
+    trial.suggest_categorical("batch_size", &[64i64, 128, 256])?;
+    // A configuration keeps its seed across promotions (the number of its first trial).
+    let config_number = scheduled.map_or(trial.number(), |(b, _)| b.config);
+    let config = MlpConfig::default()
+        .with_params(trial.params())?
+        .with_max_epochs(data.epochs)
+        .with_patience(data.epochs)
+        .with_seed(data.seed * 1000 + config_number);
+    let mut model = MlpClassifier::<Cpu>::new(config)?;
+    if let Some((budget, dir)) = scheduled {
+        model = model
+            .with_checkpoints(dir)
+            .with_epoch_budget(budget.steps as usize);
+    }
+    let mut ctx = Clocked { trial, log };
+    let fitted = model.train(data.train, data.valid, &mut ctx)?;
+    Ok(fitted.summary().best_valid_score.unwrap_or(0.0))
+}
+
+fn run(args: &Args) -> Result<()> {
+    let all = mnist(MnistSplit::Train)?;
+    let Task::Classification { classes } = &all.schema().task else {
+        return Err("MNIST should be a classification".into());
+    };
+    // The same split for every method and seed.
+    let (train_rows, valid_rows) = stratified_holdout_indices(all.labels(), classes, 1.0 / 6.0, 0)?;
+    let (train, valid) = (all.select(&train_rows)?, all.select(&valid_rows)?);
+
+    let method = args.method.as_str();
+    let sampler: Box<dyn Sampler> = if method.starts_with("bohb") {
+        Box::new(BohbSampler::new(args.seed))
+    } else {
+        Box::new(RandomSampler::new(args.seed))
+    };
+    let pruner: Box<dyn Pruner> = match method {
+        "hyperband" | "bohb" => Box::new(
+            HyperbandPruner::new()
+                .with_min_resource(1)
+                .with_max_resource(args.epochs as u64),
+        ),
+        _ => Box::new(NopPruner),
+    };
+    let study = Study::builder(format!("mnist-mlp-{method}-{}", args.seed))
+        .with_direction(Direction::Maximize)
+        .with_sampler(sampler)
+        .with_pruner(pruner)
+        .build()?;
+
+    let started = Instant::now();
+    let mut log = Log {
+        started,
+        target: args.target,
+        reached_at: None,
+        epochs: 0,
+    };
+    let data = Data {
+        train: &train,
+        valid: &valid,
+        epochs: args.epochs,
+        seed: args.seed,
+    };
+    let show = |t: &FrozenTrial| {
+        if !args.json {
+            let budget = t
+                .user_attrs
+                .get(BUDGET_ATTR)
+                .map_or(String::new(), |b| format!("budget {b:>2}  "));
+            println!(
+                "trial {:>3} {:<8} {budget}epochs {:>2}  best valid {:.4}  {:>6.0} s  {:?}",
+                t.number,
+                format!("{:?}", t.state),
+                t.intermediate_values.len(),
+                t.intermediate_values.values().copied().fold(0.0, f64::max),
+                started.elapsed().as_secs_f64(),
+                t.params
+            );
+        }
+    };
+    if method.ends_with("-resume") {
+        let checkpoints =
+            std::env::temp_dir().join(format!("lepton-mnist-pruning-{}", std::process::id()));
+        let scheduler = HyperbandScheduler::new(1, args.epochs as u64)?.with_rounds(args.rounds);
+        let outcome = scheduler.run(
+            &study,
+            |trial, budget| {
+                let dir = checkpoints.join(format!("config-{}", budget.config));
+                train_trial(trial, &data, Some((budget, &dir)), &mut log)
+            },
+            show,
+        );
+        // The checkpoints serve only promotions within this run.
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        outcome?;
+    } else {
+        for _ in 0..args.trials {
+            let mut trial = study.ask()?;
+            let outcome = train_trial(&mut trial, &data, None, &mut log);
+            let number = trial.number();
+            study.tell(trial, outcome)?;
+            show(&study.trials()?[number as usize]);
+        }
+    }
+
+    let wall = started.elapsed().as_secs_f64();
+    let trials = study.trials()?;
+    let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
+    let best = study.best_trial()?;
+    let best_valid = best.as_ref().and_then(|t| t.value).unwrap_or(f64::NAN);
+    if !args.json {
+        println!(
+            "\n{method}: {} trials ({} pruned, {} failed), {} epochs, {wall:.0} s; best \
+             validation accuracy {best_valid:.4}; {} reached after {}",
+            trials.len(),
+            count(TrialState::Pruned),
+            count(TrialState::Failed),
+            log.epochs,
+            args.target,
+            log.reached_at
+                .map_or("never".into(), |s| format!("{s:.0} s")),
+        );
+    }
+    let summary = serde_json::json!({
+        "method": method,
+        "seed": args.seed,
+        "trials": trials.len(),
+        "complete": count(TrialState::Complete),
+        "pruned": count(TrialState::Pruned),
+        "failed": count(TrialState::Failed),
+        "epochs": log.epochs,
+        "wall_seconds": wall,
+        "target": args.target,
+        "seconds_to_target": log.reached_at,
+        "best_valid_accuracy": best_valid,
+        "best_params": best.map(|t| t.params),
+    });
+    println!("{summary}");
+    Ok(())
+}
