@@ -81,6 +81,25 @@ fn list_show_best_and_export_a_study() {
     let expected = study.best_trial().unwrap().unwrap();
     assert!(ok);
     assert_eq!(best["number"], expected.number);
+
+    // Importance needs a few more trials; y plays no part in the value.
+    let (ok, _, err) = lepton(&["study", "importance", "--storage", &url, "--study", "quad"]);
+    assert!(!ok && err.contains("at least 11 complete trials"), "{err}");
+    let more = Study::builder("xy")
+        .with_storage(Arc::new(SqliteStorage::open(&path).unwrap()))
+        .build()
+        .unwrap();
+    more.optimize(60, |t| {
+        let x = t.suggest_float("x", -2.0, 2.0, Scale::Linear)?;
+        t.suggest_float("y", -2.0, 2.0, Scale::Linear)?;
+        Ok(x * x)
+    })
+    .unwrap();
+    let (ok, out, err) = lepton(&["study", "importance", "--storage", &url, "--study", "xy"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with("x\t"), "{out}");
 }
 
 #[test]

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod export;
+pub mod importance;
 pub mod problems;
 pub mod pruners;
 pub mod samplers;
@@ -25,6 +26,7 @@ pub mod scheduler;
 pub mod storage;
 mod study;
 
+pub use importance::PedAnova;
 pub use pruners::{
     HyperbandPruner, ParetoPruner, PatientPruner, PercentilePruner, SuccessiveHalvingPruner,
     ThresholdPruner,

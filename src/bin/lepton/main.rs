@@ -6,6 +6,7 @@
 //! lepton study show   --storage URL --study NAME
 //! lepton study best   --storage URL --study NAME
 //! lepton study export --storage URL --study NAME [--format json|csv]
+//! lepton study importance --storage URL --study NAME
 //! lepton worker --storage URL --study NAME --objective branin|hartmann6|rosenbrock5|mixed6|curves
 //!               --trials N [--sampler NAME] [--pruner none|median|asha|hyperband]
 //!               [--retries K] [--trial-ms MS] ...
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lepton::core::History;
-use lepton::search::export;
+use lepton::search::{PedAnova, export};
 
 mod model;
 mod worker;
@@ -69,6 +70,16 @@ enum StudyCommand {
     },
     /// A study's best complete trial, as JSON.
     Best {
+        /// Storage URL.
+        #[arg(long)]
+        storage: String,
+        /// Study name.
+        #[arg(long)]
+        study: String,
+    },
+    /// How much each parameter matters (PED-ANOVA: the top 10 % of the complete trials against
+    /// all of them), most important first; the shares sum to 1.
+    Importance {
         /// Storage URL.
         #[arg(long)]
         storage: String,
@@ -154,6 +165,19 @@ fn run(cli: Cli) -> Result<()> {
                 .best()
                 .ok_or_else(|| format!("study `{study}` has no complete trial"))?;
             writeln!(out, "{}", serde_json::to_string(best)?)?;
+        }
+        StudyCommand::Importance { storage, study } => {
+            let storage = lepton::search::storage::open(&storage)?;
+            let history = History::shared(
+                storage.study_direction(&study)?,
+                storage.trials_shared(&study)?,
+            );
+            let mut importances: Vec<(String, f64)> =
+                PedAnova::new().importances(&history)?.into_iter().collect();
+            importances.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for (name, share) in importances {
+                writeln!(out, "{name}\t{share:.4}")?;
+            }
         }
         StudyCommand::Export {
             storage,
