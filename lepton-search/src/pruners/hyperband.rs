@@ -3,7 +3,7 @@
 
 use lepton_core::{FrozenTrial, History, Pruner, Result};
 
-use super::{SuccessiveHalvingPruner, first_complete_last_step};
+use super::{SuccessiveHalvingPruner, first_complete_last_step, first_complete_number};
 use crate::samplers::stream_seed;
 
 /// Optuna's `HyperbandPruner`. With `n = floor(log_eta(max_resource / min_resource)) + 1`
@@ -13,7 +13,8 @@ use crate::samplers::stream_seed;
 /// number, and competes only with the trials of its bracket.
 ///
 /// With `max_resource` unset ("auto") it is the last step of the first complete trial plus
-/// one; until a trial completes nothing is pruned.
+/// one; until a trial completes nothing is pruned, and the trials up to that first complete
+/// one do not compete at the rungs (as in Optuna).
 #[derive(Debug, Clone, Copy)]
 pub struct HyperbandPruner {
     /// Every bracket's pruner but for its early-stopping rate: minimum resource, reduction
@@ -128,10 +129,17 @@ impl Pruner for HyperbandPruner {
         // The shares are computed once, not once per trial of the history.
         let budgets = self.budgets(self.n_brackets(max_resource));
         let mine = bracket(trial.number, &budgets);
+        // With an automatic maximum, as in Optuna, the trials that ran before it was known
+        // (up to the first complete one) never compete at a rung.
+        let auto_from = match self.max_resource {
+            Some(_) => None,
+            None => first_complete_number(history),
+        };
         let same_bracket = history
             .trials()
             .iter()
             .filter(|t| bracket(t.number, &budgets) == mine)
+            .filter(|t| auto_from.is_none_or(|first| t.number > first))
             .cloned()
             .collect();
         let view = History::shared(history.direction(), same_bracket);

@@ -54,6 +54,19 @@ pub(crate) fn first_complete_last_step(history: &History) -> Option<u64> {
         .map(|(step, _)| step)
 }
 
+/// The number of the study's first complete trial. Optuna's pruners with an automatic resource
+/// record a trial's rung values only once that resource is known, i.e. after a trial has
+/// completed; the trials up to the first complete one never compete at a rung. Lepton reads
+/// rung values off the intermediate values, so it leaves those trials out explicitly. (In a
+/// sequential study this is exactly Optuna's rule; with parallel workers it is close to it.)
+pub(crate) fn first_complete_number(history: &History) -> Option<u64> {
+    history
+        .trials()
+        .iter()
+        .find(|t| t.state == TrialState::Complete)
+        .map(|t| t.number)
+}
+
 /// When a pruner may act: not before `n_warmup_steps`, then on every `interval_steps`-th step
 /// (Optuna's rule: the first report at or after each pruning step counts).
 #[derive(Debug, Clone, Copy)]

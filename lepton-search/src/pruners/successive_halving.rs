@@ -3,7 +3,7 @@
 
 use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result, TrialState};
 
-use super::first_complete_last_step;
+use super::{first_complete_last_step, first_complete_number};
 
 /// Optuna's `SuccessiveHalvingPruner`. Rung `k` sits at step
 /// `min_resource * reduction_factor^(min_early_stopping_rate + k)`. When a trial reports at or
@@ -14,8 +14,10 @@ use super::first_complete_last_step;
 ///
 /// A trial's value at a rung is its first report at or after the rung's step, read from the
 /// intermediate values (no extra bookkeeping in the storage). With `min_resource` unset
-/// ("auto"), it is the last step of the first complete trial divided by 100 (at least 1), and
-/// nothing is pruned before a trial has completed.
+/// ("auto"), it is the last step of the first complete trial divided by 100 (at least 1),
+/// nothing is pruned before a trial has completed, and, as in Optuna, the trials up to that
+/// first complete one do not compete at the rungs (Optuna records rung values only once it
+/// knows the resource).
 #[derive(Debug, Clone, Copy)]
 pub struct SuccessiveHalvingPruner {
     pub(super) min_resource: Option<u64>,
@@ -101,6 +103,11 @@ impl Pruner for SuccessiveHalvingPruner {
         let Some(min_resource) = self.min_resource(history) else {
             return false;
         };
+        // With an automatic resource, the trials that ran before it was known never compete.
+        let auto_from = match self.min_resource {
+            Some(_) => None,
+            None => first_complete_number(history),
+        };
         let mut rung = 0;
         while let Some(rung_step) = self.rung_step(min_resource, rung) {
             if step < rung_step {
@@ -116,6 +123,7 @@ impl Pruner for SuccessiveHalvingPruner {
                 .trials()
                 .iter()
                 .filter(|t| t.number != trial.number && t.state != TrialState::Failed)
+                .filter(|t| auto_from.is_none_or(|first| t.number > first))
                 .filter_map(|t| value_at(t, rung_step))
                 .filter(|v| !v.is_nan())
                 .collect();
@@ -209,9 +217,14 @@ mod tests {
             vec![trial(0, TrialState::Running, &[(1, 1.0)])],
         );
         assert!(!auto.should_prune(&running_only, &trial(1, TrialState::Running, &[(1, 99.0)])));
-        // Auto with a complete trial of 16 steps: min resource 1.
+        // Auto with a complete trial of 16 steps: min resource 1. As in Optuna, the first
+        // complete trial (loss 1) ran before the resource was known and does not compete: 3.0
+        // ranks second of 8 and goes on, where with a fixed minimum resource (all 9
+        // competing) it would be pruned.
         let h = History::new(Direction::Minimize, ladder(8));
-        assert!(auto.should_prune(&h, &trial(9, TrialState::Running, &[(1, 3.0)])));
+        assert!(!auto.should_prune(&h, &trial(9, TrialState::Running, &[(1, 3.0)])));
+        assert!(p.should_prune(&h, &trial(9, TrialState::Running, &[(1, 3.0)])));
+        assert!(auto.should_prune(&h, &trial(9, TrialState::Running, &[(1, 3.5)])));
         // NaN is pruned; a trial with no report is not.
         assert!(p.should_prune(&h, &trial(9, TrialState::Running, &[(1, f64::NAN)])));
         assert!(!p.should_prune(&h, &trial(9, TrialState::Running, &[])));
