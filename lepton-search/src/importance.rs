@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use lepton_core::{Direction, Distribution, Error, FrozenTrial, History, Result, TrialState};
+use lepton_core::{Direction, Distribution, Error, FrozenTrial, History, Result};
 
 use crate::samplers::unit::to_unit;
 
@@ -59,7 +59,7 @@ impl PedAnova {
     pub fn importances(&self, history: &History) -> Result<BTreeMap<String, f64>> {
         let mut complete: Vec<&FrozenTrial> = history
             .completed()
-            .filter(|t| t.state == TrialState::Complete && t.value.is_some_and(f64::is_finite))
+            .filter(|t| t.value.is_some_and(f64::is_finite))
             .collect();
         let n = complete.len();
         let n_top = (self.target_quantile * n as f64).ceil() as usize;

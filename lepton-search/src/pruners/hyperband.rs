@@ -3,7 +3,7 @@
 
 use lepton_core::{FrozenTrial, History, Pruner, Result};
 
-use super::{SuccessiveHalvingPruner, first_complete_last_step, first_complete_number};
+use super::{SuccessiveHalvingPruner, first_complete};
 use crate::samplers::stream_seed;
 
 /// Optuna's `HyperbandPruner`. With `n = floor(log_eta(max_resource / min_resource)) + 1`
@@ -73,8 +73,11 @@ impl HyperbandPruner {
     }
 
     fn max_resource(&self, history: &History) -> Option<u64> {
-        self.max_resource
-            .or_else(|| first_complete_last_step(history).map(|step| step + 1))
+        self.max_resource.or_else(|| {
+            first_complete(history)?
+                .last_step()
+                .map(|(step, _)| step + 1)
+        })
     }
 
     /// The number of brackets for a maximum resource.
@@ -133,7 +136,7 @@ impl Pruner for HyperbandPruner {
         // (up to the first complete one) never compete at a rung.
         let auto_from = match self.max_resource {
             Some(_) => None,
-            None => first_complete_number(history),
+            None => first_complete(history).map(|t| t.number),
         };
         let same_bracket = history
             .trials()

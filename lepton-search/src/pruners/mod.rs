@@ -44,27 +44,17 @@ pub use percentile::PercentilePruner;
 pub use successive_halving::SuccessiveHalvingPruner;
 pub use threshold::ThresholdPruner;
 
-/// The last step of the study's first complete trial: what "auto" resources are set from.
-pub(crate) fn first_complete_last_step(history: &History) -> Option<u64> {
+/// The study's first complete trial. "Auto" resources are set from its last step; and since
+/// Optuna's pruners record a trial's rung values only once such a resource is known, the trials
+/// up to this one never compete at a rung (Lepton reads rung values off the intermediate
+/// values, so its pruners leave those trials out explicitly: exactly Optuna's rule in a
+/// sequential study, close to it with parallel workers).
+pub(crate) fn first_complete(history: &History) -> Option<&FrozenTrial> {
     history
         .trials()
         .iter()
+        .map(|t| &**t)
         .find(|t| t.state == TrialState::Complete)
-        .and_then(|t| t.last_step())
-        .map(|(step, _)| step)
-}
-
-/// The number of the study's first complete trial. Optuna's pruners with an automatic resource
-/// record a trial's rung values only once that resource is known, i.e. after a trial has
-/// completed; the trials up to the first complete one never compete at a rung. Lepton reads
-/// rung values off the intermediate values, so it leaves those trials out explicitly. (In a
-/// sequential study this is exactly Optuna's rule; with parallel workers it is close to it.)
-pub(crate) fn first_complete_number(history: &History) -> Option<u64> {
-    history
-        .trials()
-        .iter()
-        .find(|t| t.state == TrialState::Complete)
-        .map(|t| t.number)
 }
 
 /// When a pruner may act: not before `n_warmup_steps`, then on every `interval_steps`-th step
@@ -85,6 +75,29 @@ impl Default for StepSchedule {
 }
 
 impl StepSchedule {
+    /// The complete trials and the step to judge `trial` at, for the pruners that compare
+    /// against complete trials (percentile, Pareto): `None` before `n_startup` trials have
+    /// completed (at least one), before the trial's first report, or off the schedule.
+    pub(crate) fn judged_step<'h>(
+        &self,
+        history: &'h History,
+        trial: &FrozenTrial,
+        n_startup: usize,
+    ) -> Option<(Vec<&'h FrozenTrial>, u64)> {
+        let complete: Vec<&FrozenTrial> = history
+            .trials()
+            .iter()
+            .map(|t| &**t)
+            .filter(|t| t.state == TrialState::Complete)
+            .collect();
+        if complete.is_empty() || complete.len() < n_startup {
+            return None;
+        }
+        let (step, _) = trial.last_step()?;
+        self.is_pruning_step(trial, step)
+            .then_some((complete, step))
+    }
+
     /// Whether `step`, the trial's latest report, is one to prune at.
     pub(crate) fn is_pruning_step(&self, trial: &FrozenTrial, step: u64) -> bool {
         if step < self.n_warmup_steps {

@@ -7,7 +7,7 @@
 //! by one of them would prune a trial that is the best trade-off so far; this pruner prunes only
 //! trials that are worse on every objective than many others were at the same step.
 
-use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result, TrialState};
+use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result};
 
 use super::StepSchedule;
 
@@ -102,21 +102,12 @@ impl ParetoPruner {
 
 impl Pruner for ParetoPruner {
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
-        let complete: Vec<&FrozenTrial> = history
-            .trials()
-            .iter()
-            .map(|t| &**t)
-            .filter(|t| t.state == TrialState::Complete)
-            .collect();
-        if complete.is_empty() || complete.len() < self.n_startup_trials {
-            return false;
-        }
-        let Some((step, _)) = trial.last_step() else {
+        let Some((complete, step)) =
+            self.schedule
+                .judged_step(history, trial, self.n_startup_trials)
+        else {
             return false;
         };
-        if !self.schedule.is_pruning_step(trial, step) {
-            return false;
-        }
         let k = self.directions.len();
         let Some(mine) = trial.objectives_at(step).filter(|v| v.len() == k) else {
             return false; // not this pruner's kind of report: nothing to compare
@@ -142,7 +133,7 @@ mod tests {
     use super::*;
     use crate::{PercentilePruner, RandomSampler, Study};
     use Direction::{Maximize, Minimize};
-    use lepton_core::{ParamValue, Scale, TrialContext};
+    use lepton_core::{ParamValue, Scale, TrialContext, TrialState};
 
     /// A trial whose report at each step is the given objectives.
     fn trial(number: u64, state: TrialState, reports: &[(u64, &[f64])]) -> FrozenTrial {

@@ -1,7 +1,7 @@
 //! Percentile and median pruning: stop a trial whose best report so far is worse than a
 //! percentile of the complete trials' reports at the same step.
 
-use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result, TrialState};
+use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result};
 
 use super::StepSchedule;
 
@@ -76,21 +76,12 @@ impl PercentilePruner {
 
 impl Pruner for PercentilePruner {
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
-        let complete: Vec<&FrozenTrial> = history
-            .trials()
-            .iter()
-            .map(|t| &**t)
-            .filter(|t| t.state == TrialState::Complete)
-            .collect();
-        if complete.is_empty() || complete.len() < self.n_startup_trials {
-            return false;
-        }
-        let Some((step, _)) = trial.last_step() else {
+        let Some((complete, step)) =
+            self.schedule
+                .judged_step(history, trial, self.n_startup_trials)
+        else {
             return false;
         };
-        if !self.schedule.is_pruning_step(trial, step) {
-            return false;
-        }
         let direction = history.direction();
         let values = trial.intermediate_values.values();
         if values.clone().any(|v| v.is_nan()) {
@@ -131,6 +122,7 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lepton_core::TrialState;
 
     fn trial(number: u64, state: TrialState, reports: &[(u64, f64)]) -> FrozenTrial {
         let mut t = FrozenTrial::new(number);

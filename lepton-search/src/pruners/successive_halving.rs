@@ -3,7 +3,7 @@
 
 use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result, TrialState};
 
-use super::{first_complete_last_step, first_complete_number};
+use super::first_complete;
 
 /// Optuna's `SuccessiveHalvingPruner`. Rung `k` sits at step
 /// `min_resource * reduction_factor^(min_early_stopping_rate + k)`. When a trial reports at or
@@ -74,8 +74,11 @@ impl SuccessiveHalvingPruner {
     }
 
     fn min_resource(&self, history: &History) -> Option<u64> {
-        self.min_resource
-            .or_else(|| first_complete_last_step(history).map(|step| (step / 100).max(1)))
+        self.min_resource.or_else(|| {
+            first_complete(history)?
+                .last_step()
+                .map(|(step, _)| (step / 100).max(1))
+        })
     }
 
     /// The step of rung `k`; `None` past `u64`.
@@ -106,7 +109,7 @@ impl Pruner for SuccessiveHalvingPruner {
         // With an automatic resource, the trials that ran before it was known never compete.
         let auto_from = match self.min_resource {
             Some(_) => None,
-            None => first_complete_number(history),
+            None => first_complete(history).map(|t| t.number),
         };
         let mut rung = 0;
         while let Some(rung_step) = self.rung_step(min_resource, rung) {
