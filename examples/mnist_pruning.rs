@@ -274,13 +274,11 @@ fn run(args: &Args) -> Result<()> {
         let _ = std::fs::remove_dir_all(&checkpoints);
         outcome?;
     } else {
-        for _ in 0..args.trials {
-            let mut trial = study.ask()?;
-            let outcome = train_trial(&mut trial, &data, None, &mut log);
-            let number = trial.number();
-            study.tell(trial, outcome)?;
-            show(&study.trials()?[number as usize]);
-        }
+        study.optimize_with(
+            args.trials,
+            |trial| train_trial(trial, &data, None, &mut log),
+            show,
+        )?;
     }
 
     let wall = started.elapsed().as_secs_f64();

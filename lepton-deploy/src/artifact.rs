@@ -234,10 +234,12 @@ fn from_value<T: DeserializeOwned>(v: &serde_json::Value, what: &str) -> Result<
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hexadecimal of `bytes` (a digest).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn io(path: &Path, source: std::io::Error) -> DeployError {

@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 
 use lepton_core::{Dataset, Target};
 
+use crate::artifact::hex;
 use crate::error::{DeployError, Result};
 
 /// `sha256:` and the SHA-256 (hex) of the dataset: its schema as JSON, then every row's
@@ -36,13 +37,7 @@ pub fn fingerprint(data: &dyn Dataset) -> Result<String> {
             }
         }
     }
-    Ok(format!(
-        "sha256:{}",
-        hash.finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
+    Ok(format!("sha256:{}", hex(&hash.finalize())))
 }
 
 #[cfg(test)]
