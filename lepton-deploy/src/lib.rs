@@ -1,15 +1,19 @@
 //! Lepton's deployment stage: self-describing, checksummed model artifacts
 //! (`docs/artifact-format.md`), a registry of numbered versions with aliases, promotion and
-//! rollback, and a deployer built on it.
+//! rollback, a deployer built on it, and an HTTP prediction server ([`server`]).
 
 mod artifact;
 mod error;
 mod fingerprint;
 mod local_registry;
 mod registry;
+mod servable;
+pub mod server;
 
 pub use artifact::{FORMAT_VERSION, Manifest, ModelArtifact};
 pub use error::{DeployError, Result};
 pub use fingerprint::fingerprint;
 pub use local_registry::{LocalRegistry, LocalRegistryDeployer};
 pub use registry::{PRODUCTION, Registry, STAGING, check_name};
+pub use servable::{Cell, ModelLoader, Servable, encode_numbers};
+pub use server::{Batching, Server, ServerConfig};

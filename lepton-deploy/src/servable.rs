@@ -1,0 +1,74 @@
+//! What the prediction server needs from a model: its schema, a way to turn raw request rows
+//! into model inputs, and prediction on a batch of those inputs. The server knows nothing of
+//! burn; the `lepton` crate implements [`ModelLoader`] for the models it trains, and any other
+//! model can be served by implementing these two traits.
+
+use std::sync::Arc;
+
+use lepton_core::{Predict, Schema};
+
+use crate::artifact::ModelArtifact;
+
+/// One value of a request row, as JSON gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// A JSON number.
+    Number(f64),
+    /// A JSON string (a category, a boolean, or a number written as text).
+    Text(String),
+    /// JSON `null` or an absent column: a missing value.
+    Missing,
+}
+
+/// A model the server can serve.
+///
+/// Encoding is separate from prediction so that the server can check each request's rows on
+/// its own (a bad row fails its request, not its batch) and then run the rows of many
+/// requests through the model as one batch.
+pub trait Servable: Predict + Send + Sync {
+    /// The raw input columns (in the order [`encode`](Servable::encode) takes them), the
+    /// target, and the class labels.
+    fn schema(&self) -> &Schema;
+    /// The number of model inputs one encoded row has.
+    fn width(&self) -> usize;
+    /// Appends the model inputs of one raw row (cells in schema order) to `out`, or says
+    /// what is wrong with it (a missing value the model cannot take, text where a number
+    /// belongs, a non-finite number, an unknown category).
+    fn encode(&self, row: &[Cell], out: &mut Vec<f32>) -> lepton_core::Result<()>;
+}
+
+/// Builds a servable model from a verified artifact.
+pub trait ModelLoader: Send + Sync + 'static {
+    /// The model the artifact holds, or why it cannot be served.
+    fn load(&self, artifact: &ModelArtifact) -> lepton_core::Result<Arc<dyn Servable>>;
+}
+
+/// Encodes rows whose cells are all finite numbers, as a model without a preprocessor takes
+/// them: the helper for [`Servable::encode`] of such models.
+pub fn encode_numbers(
+    schema: &Schema,
+    row: &[Cell],
+    out: &mut Vec<f32>,
+) -> lepton_core::Result<()> {
+    use lepton_core::Error;
+    for (cell, name) in row.iter().zip(&schema.features) {
+        let value = match cell {
+            Cell::Number(x) => *x,
+            Cell::Text(t) => t.trim().parse::<f64>().map_err(|_| {
+                Error::InvalidInput(format!("column `{name}`: `{t}` is not a number"))
+            })?,
+            Cell::Missing => {
+                return Err(Error::InvalidInput(format!(
+                    "column `{name}`: missing value (this model has no imputation)"
+                )));
+            }
+        };
+        if !value.is_finite() || value.abs() > f64::from(f32::MAX) {
+            return Err(Error::InvalidInput(format!(
+                "column `{name}`: {value} is not a finite number"
+            )));
+        }
+        out.push(value as f32);
+    }
+    Ok(())
+}

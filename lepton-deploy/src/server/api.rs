@@ -1,0 +1,474 @@
+//! The HTTP endpoints: request parsing, answers, and JSON errors.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use lepton_core::{Prediction, Schema, Task};
+
+use crate::servable::Cell;
+use crate::server::AppState;
+use crate::server::live::Live;
+use crate::server::metrics::{Metrics, RequestLabels};
+
+/// An error answer: a status and `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// `GET /healthz`: the process is up.
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: ready once at least one model is served.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let served = state
+        .models
+        .list()
+        .iter()
+        .filter(|(_, slot)| slot.live.is_some())
+        .count();
+    if served == 0 {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!(
+                "no model has a loadable version under alias `{}` yet",
+                state.models.alias()
+            ),
+        )
+        .into_response();
+    }
+    Json(json!({"status": "ready", "models": served})).into_response()
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `GET /v1/models`: every model with the version it serves.
+pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {
+    let models: Vec<Value> = state
+        .models
+        .list()
+        .into_iter()
+        .map(|(name, slot)| {
+            json!({
+                "name": name,
+                "version": slot.live.as_ref().map(|l| l.version),
+                "family": slot.live.as_ref().map(|l| l.manifest.model_family.clone()),
+                "refused_version": slot.refused.map(|(v, _)| v),
+            })
+        })
+        .collect();
+    Json(json!({"alias": state.models.alias(), "models": models}))
+}
+
+/// `GET /v1/models/{name}`: schema, version, metrics and lineage of the served version.
+pub(crate) async fn describe_model(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = state
+        .models
+        .slot(&name)
+        .ok_or_else(|| unknown_model(&name))?;
+    let (live, refused) = (slot.live, slot.refused);
+    let live = live.ok_or_else(|| unknown_model(&name))?;
+    let m = &live.manifest;
+    let (task, classes) = match &m.input_schema.task {
+        Task::Classification { classes } => ("classification", Some(classes.clone())),
+        Task::Regression => ("regression", None),
+    };
+    Ok(Json(json!({
+        "name": name,
+        "version": live.version,
+        "family": m.model_family,
+        "inputs": m.input_schema.features,
+        "target": m.input_schema.target,
+        "task": task,
+        "classes": classes,
+        "metrics": m.metrics,
+        "training_data": m.training_data,
+        "parent_version": m.parent_version,
+        "created_unix": m.created_unix,
+        "lepton_version": m.lepton_version,
+        "refused": refused.map(|(v, why)| json!({"version": v, "error": why})),
+    })))
+}
+
+fn unknown_model(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_model",
+        format!("no model `{name}` is served"),
+    )
+}
+
+/// A prediction request: `{"rows": [...]}`, each row an object by column name or an array in
+/// the schema's column order.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictRequest {
+    rows: Vec<Value>,
+}
+
+/// `POST /v1/models/{name}/predict`.
+pub(crate) async fn predict(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let answer = predict_inner(&state, &name, body).await;
+    let status = match &answer {
+        Ok(_) => StatusCode::OK,
+        Err(e) => e.status,
+    };
+    let model = if state.models.live(&name).is_some() {
+        name.as_str()
+    } else {
+        ""
+    };
+    count(&state.metrics, "predict", model, status);
+    if status == StatusCode::OK {
+        state
+            .metrics
+            .latency
+            .get_or_create(&Metrics::model(&name))
+            .observe(started.elapsed().as_secs_f64());
+    }
+    match answer {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(crate) fn count(metrics: &Metrics, endpoint: &str, model: &str, status: StatusCode) {
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            endpoint: endpoint.to_owned(),
+            model: model.to_owned(),
+            status: status.as_u16(),
+        })
+        .inc();
+}
+
+async fn predict_inner(
+    state: &AppState,
+    name: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
+    let live = state.models.live(name).ok_or_else(|| unknown_model(name))?;
+    let body = body.map_err(body_error)?;
+    let request: PredictRequest = parse_json(&body)?;
+    let (features, rows) = encode_rows(&live, &request.rows, state.config.max_rows)?;
+    let predictions = run(state, &live, features, rows).await?;
+    state
+        .metrics
+        .rows
+        .get_or_create(&Metrics::model(name))
+        .inc_by(rows as u64);
+    Ok(json!({
+        "model": name,
+        "version": live.version,
+        "predictions": predictions.iter().map(|p| answer(&live.manifest.input_schema, p)).collect::<Vec<_>>(),
+    }))
+}
+
+/// The body could not be read: too large (413) or broken off (400).
+pub(crate) fn body_error(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            e.body_text(),
+        )
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())
+    }
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_data() {
+            "invalid_request"
+        } else {
+            "malformed_json"
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+    })
+}
+
+/// Checks and encodes the rows of one request.
+pub(crate) fn encode_rows(
+    live: &Live,
+    rows: &[Value],
+    max_rows: usize,
+) -> Result<(Vec<f32>, usize), ApiError> {
+    if rows.is_empty() {
+        return Err(ApiError::invalid("`rows` is empty"));
+    }
+    if rows.len() > max_rows {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_rows",
+            format!(
+                "{} rows in one request; the limit is {max_rows}",
+                rows.len()
+            ),
+        ));
+    }
+    let schema = live.model.schema();
+    let mut features = Vec::with_capacity(rows.len() * live.model.width());
+    let mut cells = Vec::with_capacity(schema.features.len());
+    for (i, row) in rows.iter().enumerate() {
+        cells.clear();
+        row_cells(schema, row, &mut cells)
+            .map_err(|m| ApiError::invalid(format!("row {i}: {m}")))?;
+        live.model
+            .encode(&cells, &mut features)
+            .map_err(|e| ApiError::invalid(format!("row {i}: {e}")))?;
+    }
+    Ok((features, rows.len()))
+}
+
+/// One row's cells in schema order.
+fn row_cells(schema: &Schema, row: &Value, cells: &mut Vec<Cell>) -> Result<(), String> {
+    let cell = |v: &Value, column: &str| match v {
+        Value::Number(n) => n
+            .as_f64()
+            .map(Cell::Number)
+            .ok_or_else(|| format!("column `{column}`: {n} is not a finite number")),
+        Value::String(s) => Ok(Cell::Text(s.clone())),
+        Value::Null => Ok(Cell::Missing),
+        Value::Bool(b) => Ok(Cell::Text(b.to_string())),
+        other => Err(format!(
+            "column `{column}`: expected a number, a string or null, got {other}"
+        )),
+    };
+    match row {
+        Value::Array(values) => {
+            if values.len() != schema.features.len() {
+                return Err(format!(
+                    "{} values, the model takes {} columns ({})",
+                    values.len(),
+                    schema.features.len(),
+                    preview(&schema.features)
+                ));
+            }
+            for (v, column) in values.iter().zip(&schema.features) {
+                cells.push(cell(v, column)?);
+            }
+        }
+        Value::Object(map) => {
+            if let Some(unknown) = map.keys().find(|k| !schema.features.contains(k)) {
+                return Err(format!(
+                    "unknown column `{unknown}`; the model takes {}",
+                    preview(&schema.features)
+                ));
+            }
+            for column in &schema.features {
+                let v = map
+                    .get(column)
+                    .ok_or_else(|| format!("missing column `{column}`"))?;
+                cells.push(cell(v, column)?);
+            }
+        }
+        other => return Err(format!("expected an object or an array, got {other}")),
+    }
+    Ok(())
+}
+
+/// The first few column names, for messages.
+fn preview(columns: &[String]) -> String {
+    let shown: Vec<&str> = columns.iter().take(5).map(String::as_str).collect();
+    if columns.len() > shown.len() {
+        format!("{}, ... ({} in all)", shown.join(", "), columns.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// Runs encoded rows through the model: through the batcher, or alone on a blocking thread.
+async fn run(
+    state: &AppState,
+    live: &Arc<Live>,
+    features: Vec<f32>,
+    rows: usize,
+) -> Result<Vec<Prediction>, ApiError> {
+    let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
+    let predictions = match &live.batcher {
+        Some(batcher) => {
+            let answer = batcher.submit(features, rows).map_err(|_| {
+                state.metrics.shed.inc();
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the model's queue is full; retry later",
+                )
+            })?;
+            answer
+                .await
+                .map_err(|_| internal("the batch worker stopped".into()))?
+        }
+        None => {
+            let live = live.clone();
+            state
+                .metrics
+                .batch_rows
+                .get_or_create(&Metrics::model(&live.name))
+                .observe(rows as f64);
+            tokio::task::spawn_blocking(move || {
+                let x = lepton_core::Features::new(&features, live.model.width())?;
+                live.model.predict(x)
+            })
+            .await
+            .map_err(|e| internal(e.to_string()))?
+        }
+    };
+    predictions.map_err(|e| internal(format!("prediction failed: {e}")))
+}
+
+/// One prediction as JSON: the label, class index and probabilities, or the value.
+fn answer(schema: &Schema, p: &Prediction) -> Value {
+    match (p, &schema.task) {
+        (
+            Prediction::Class {
+                index,
+                probabilities,
+            },
+            Task::Classification { classes },
+        ) => json!({
+            "label": classes.get(*index),
+            "class": index,
+            "probabilities": probabilities,
+        }),
+        (
+            Prediction::Class {
+                index,
+                probabilities,
+            },
+            Task::Regression,
+        ) => {
+            json!({"class": index, "probabilities": probabilities})
+        }
+        (Prediction::Value(v), _) => json!({"value": v}),
+    }
+}
+
+/// Refuses `/v1` requests without the configured bearer token.
+pub(crate) async fn authorize(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.config.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
+        if !ok {
+            count(&state.metrics, "auth", "", StatusCode::UNAUTHORIZED);
+            let message = if given.is_some() {
+                "wrong bearer token"
+            } else {
+                "missing bearer token (Authorization: Bearer ...)"
+            };
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without stopping at the first difference, so timing does not leak the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Admits a `/v1` request if fewer than the limit are in flight (else 503 at once: load
+/// shedding) and answers 504 if it takes longer than the timeout.
+pub(crate) async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        state.metrics.shed.inc();
+        count(&state.metrics, "shed", "", StatusCode::SERVICE_UNAVAILABLE);
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!(
+                "{} requests in flight, the limit; retry later",
+                state.config.max_concurrency
+            ),
+        )
+        .into_response();
+    };
+    match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!(
+                "no answer within {} ms",
+                state.config.request_timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Any other path.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}

@@ -1,0 +1,158 @@
+//! Dynamic batching, the way Triton's dynamic batcher does it: rows of concurrent requests
+//! wait in a queue; a worker takes the first request, waits up to a time window for more
+//! (until the batch holds `max_rows`), runs them through the model as one batch, and answers
+//! each request with its own rows.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use lepton_core::{Features, Prediction};
+
+use crate::servable::Servable;
+
+/// How requests are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// The longest a request waits for others to join its batch.
+    pub window: Duration,
+    /// The most rows in one batch (a larger request runs alone).
+    pub max_rows: usize,
+    /// Worker threads, each running one batch at a time.
+    pub workers: usize,
+}
+
+impl Default for Batching {
+    /// A 2 ms window, 64 rows, one worker per core.
+    fn default() -> Self {
+        Batching {
+            window: Duration::from_millis(2),
+            max_rows: 64,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<lepton_core::Result<Vec<Prediction>>>;
+
+struct Job {
+    features: Vec<f32>,
+    rows: usize,
+    reply: Reply,
+}
+
+/// The queue in front of one model version and the workers draining it. Dropping the
+/// batcher closes the queue; its workers answer what is queued, then stop.
+/// Workers are detached: dropping a batcher on a hot swap never blocks a request.
+pub(crate) struct Batcher {
+    queue: SyncSender<Job>,
+}
+
+/// The queue is full: the server is overloaded.
+pub(crate) struct QueueFull;
+
+impl Batcher {
+    /// Starts `batching.workers` workers for `model`; `observe` hears the size of each batch.
+    pub fn start(
+        model: Arc<dyn Servable>,
+        batching: Batching,
+        observe: impl Fn(usize) + Send + Sync + 'static,
+    ) -> Self {
+        // Enough room for every worker's next batch, several times over.
+        let capacity = batching.max_rows.max(1) * batching.workers.max(1) * 8;
+        let (queue, rx) = sync_channel::<Job>(capacity);
+        let rx = Arc::new(Mutex::new(rx));
+        let observe = Arc::new(observe);
+        for _ in 0..batching.workers.max(1) {
+            let (rx, model, observe) = (rx.clone(), model.clone(), observe.clone());
+            std::thread::spawn(move || {
+                let mut carried = None;
+                while let Some(batch) = next_batch(&rx, &mut carried, batching) {
+                    observe(batch.iter().map(|j| j.rows).sum());
+                    run(model.as_ref(), batch);
+                }
+            });
+        }
+        Batcher { queue }
+    }
+
+    /// Queues `rows` encoded rows and returns where their predictions will arrive.
+    pub fn submit(
+        &self,
+        features: Vec<f32>,
+        rows: usize,
+    ) -> Result<oneshot::Receiver<lepton_core::Result<Vec<Prediction>>>, QueueFull> {
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Job {
+            features,
+            rows,
+            reply,
+        }) {
+            Ok(()) => Ok(answer),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(QueueFull),
+        }
+    }
+}
+
+/// The next batch: the first job to arrive (or the one carried over), then whatever arrives
+/// within the window while the rows fit. `None` once the queue is closed and drained.
+fn next_batch(
+    rx: &Mutex<Receiver<Job>>,
+    carried: &mut Option<Job>,
+    batching: Batching,
+) -> Option<Vec<Job>> {
+    let rx = rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let first = match carried.take() {
+        Some(job) => job,
+        None => rx.recv().ok()?,
+    };
+    let mut rows = first.rows;
+    let mut batch = vec![first];
+    let deadline = Instant::now() + batching.window;
+    while rows < batching.max_rows {
+        let job = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        };
+        if rows + job.rows > batching.max_rows {
+            *carried = Some(job);
+            break;
+        }
+        rows += job.rows;
+        batch.push(job);
+    }
+    Some(batch)
+}
+
+/// Runs a batch and answers each job with its rows' predictions. Should the batch fail as a
+/// whole, each job runs alone so that one job's error is not another's.
+fn run(model: &dyn Servable, batch: Vec<Job>) {
+    let width = model.width();
+    if batch.len() == 1 {
+        return run_alone(model, batch);
+    }
+    let features: Vec<f32> = batch
+        .iter()
+        .flat_map(|j| j.features.iter().copied())
+        .collect();
+    match Features::new(&features, width).and_then(|x| model.predict(x)) {
+        Ok(mut predictions) if predictions.len() == features.len() / width => {
+            // Split from the back so each job takes its own tail.
+            for job in batch.into_iter().rev() {
+                let own = predictions.split_off(predictions.len() - job.rows);
+                // A requester that gave up (timed out) no longer listens.
+                let _ = job.reply.send(Ok(own));
+            }
+        }
+        _ => run_alone(model, batch),
+    }
+}
+
+fn run_alone(model: &dyn Servable, batch: Vec<Job>) {
+    for job in batch {
+        let answer = Features::new(&job.features, model.width()).and_then(|x| model.predict(x));
+        let _ = job.reply.send(answer);
+    }
+}

@@ -1,0 +1,172 @@
+//! The models the server answers with, and the hot swap: the registry's alias is polled, a
+//! newly promoted version is loaded and verified off to the side, then put in place with one
+//! pointer swap. Requests already in flight hold the version they started with and finish
+//! on it; a version that does not load is refused and the one before keeps serving.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use crate::artifact::Manifest;
+use crate::registry::Registry;
+use crate::servable::{ModelLoader, Servable};
+use crate::server::batcher::{Batcher, Batching};
+use crate::server::metrics::Metrics;
+
+/// One version of one model, ready to answer.
+pub(crate) struct Live {
+    pub name: String,
+    pub version: u64,
+    pub manifest: Manifest,
+    pub model: Arc<dyn Servable>,
+    /// The dynamic batcher in front of the model, when batching is on.
+    pub batcher: Option<Batcher>,
+}
+
+/// What the server knows of one model name.
+#[derive(Default, Clone)]
+pub(crate) struct Slot {
+    /// The version being served, if any loaded.
+    pub live: Option<Arc<Live>>,
+    /// Why the alias's current version is not served (it failed to load), if it is not.
+    pub refused: Option<(u64, String)>,
+}
+
+/// Every model the server knows, keyed by name.
+pub(crate) struct Models {
+    slots: RwLock<BTreeMap<String, Slot>>,
+    registry: Arc<dyn Registry>,
+    loader: Arc<dyn ModelLoader>,
+    alias: String,
+    batching: Option<Batching>,
+    metrics: Arc<Metrics>,
+}
+
+impl Models {
+    pub fn new(
+        registry: Arc<dyn Registry>,
+        loader: Arc<dyn ModelLoader>,
+        alias: String,
+        batching: Option<Batching>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Models {
+            slots: RwLock::new(BTreeMap::new()),
+            registry,
+            loader,
+            alias,
+            batching,
+            metrics,
+        }
+    }
+
+    /// The version of `name` being served.
+    pub fn live(&self, name: &str) -> Option<Arc<Live>> {
+        self.read(|slots| slots.get(name).and_then(|s| s.live.clone()))
+    }
+
+    /// Every model name with what is served of it.
+    pub fn list(&self) -> Vec<(String, Slot)> {
+        self.read(|slots| slots.iter().map(|(n, s)| (n.clone(), s.clone())).collect())
+    }
+
+    /// What is served of `name`.
+    pub fn slot(&self, name: &str) -> Option<Slot> {
+        self.read(|slots| slots.get(name).cloned())
+    }
+
+    /// The alias the server follows.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, Slot>) -> T) -> T {
+        f(&self.slots.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Brings every model up to the version its alias points at. Blocking (it reads and
+    /// verifies artifacts and builds models): run it off the async threads. Returns how many
+    /// versions were swapped in.
+    pub fn sync(&self) -> usize {
+        let names = match self.registry.models() {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the registry's models");
+                return 0;
+            }
+        };
+        let mut swapped = 0;
+        for name in names {
+            let wanted = match self.registry.aliases(&name) {
+                Ok(aliases) => aliases.get(&self.alias).copied(),
+                Err(e) => {
+                    tracing::warn!(model = %name, error = %e, "cannot read aliases");
+                    continue;
+                }
+            };
+            let Some(wanted) = wanted else { continue };
+            let (served, refused) = self.read(|slots| {
+                let slot = slots.get(&name);
+                (
+                    slot.and_then(|s| s.live.as_ref().map(|l| l.version)),
+                    slot.and_then(|s| s.refused.as_ref().map(|r| r.0)),
+                )
+            });
+            if served == Some(wanted) || refused == Some(wanted) {
+                continue;
+            }
+            let outcome = self.load(&name, wanted);
+            let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+            let slot = slots.entry(name.clone()).or_default();
+            match outcome {
+                Ok(live) => {
+                    tracing::info!(model = %name, version = wanted, from = ?served, "serving");
+                    self.metrics
+                        .version
+                        .get_or_create(&Metrics::model(&name))
+                        .set(wanted as i64);
+                    slot.live = Some(Arc::new(live));
+                    slot.refused = None;
+                    swapped += 1;
+                }
+                Err(e) => {
+                    tracing::error!(model = %name, version = wanted, error = %e,
+                        "refused to serve a version that does not load; the previous one keeps serving");
+                    self.metrics
+                        .load_failures
+                        .get_or_create(&Metrics::model(&name))
+                        .inc();
+                    slot.refused = Some((wanted, e));
+                }
+            }
+        }
+        swapped
+    }
+
+    fn load(&self, name: &str, version: u64) -> Result<Live, String> {
+        let artifact = self
+            .registry
+            .get(name, version)
+            .map_err(|e| e.to_string())?;
+        let model = self.loader.load(&artifact).map_err(|e| e.to_string())?;
+        if model.width() == 0 || model.schema() != &artifact.manifest().input_schema {
+            return Err("the loaded model's schema disagrees with its manifest".into());
+        }
+        let batcher = self.batching.map(|batching| {
+            let histogram = self
+                .metrics
+                .batch_rows
+                .get_or_create(&Metrics::model(name))
+                .clone();
+            Batcher::start(model.clone(), batching, move |rows| {
+                histogram.observe(rows as f64)
+            })
+        });
+        Ok(Live {
+            name: name.to_owned(),
+            version,
+            manifest: artifact.manifest().clone(),
+            model,
+            batcher,
+        })
+    }
+}

@@ -1,0 +1,267 @@
+//! The HTTP prediction server (axum on tokio): serves the version each registry model's alias
+//! points at, follows promotions and rollbacks without dropping a request, and groups
+//! concurrent requests into batches.
+//!
+//! | endpoint | answer |
+//! |---|---|
+//! | `POST /v1/models/{name}/predict` | `{"rows": [{"col": 1.0, ...} or [1.0, ...], ...]}` → predictions |
+//! | `GET /v1/models` | the models and the versions they serve |
+//! | `GET /v1/models/{name}` | schema, version, metrics, lineage |
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness (a model is served) |
+//! | `GET /metrics` | Prometheus (OpenMetrics) text |
+//!
+//! `/v1` asks for the bearer token when one is set, admits at most
+//! [`ServerConfig::max_concurrency`] requests at once (the rest get 503 at once), and gives
+//! each [`ServerConfig::request_timeout`]. Every error is JSON:
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+mod api;
+mod batcher;
+mod live;
+mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::sync::{Semaphore, oneshot};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use batcher::Batching;
+
+use crate::error::{DeployError, Result};
+use crate::registry::{PRODUCTION, Registry};
+use crate::servable::ModelLoader;
+use live::Models;
+use metrics::Metrics;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The alias whose version of each model is served.
+    pub alias: String,
+    /// How often the registry is read for promotions and rollbacks.
+    pub poll_interval: Duration,
+    /// The largest request body, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// The most rows in one request (413 above it).
+    pub max_rows: usize,
+    /// The most `/v1` requests in flight; more are refused with 503 at once.
+    pub max_concurrency: usize,
+    /// The longest a `/v1` request may take (504 after it).
+    pub request_timeout: Duration,
+    /// The bearer token `/v1` asks for, if any.
+    pub token: Option<String>,
+    /// Dynamic batching, or `None` to run each request alone.
+    pub batching: Option<Batching>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            alias: PRODUCTION.to_owned(),
+            poll_interval: Duration::from_secs(1),
+            max_body_bytes: 8 << 20,
+            max_rows: 1024,
+            max_concurrency: 512,
+            request_timeout: Duration::from_secs(10),
+            token: None,
+            batching: Some(Batching::default()),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    config: Arc<ServerConfig>,
+    models: Arc<Models>,
+    metrics: Arc<Metrics>,
+    in_flight: Arc<Semaphore>,
+}
+
+/// The routes, with their limits. Loads nothing: see [`Models::sync`].
+fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/models", get(api::list_models))
+        .route("/v1/models/{name}", get(api::describe_model))
+        .route("/v1/models/{name}/predict", post(api::predict))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::admit,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::authorize,
+        ));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .merge(v1)
+        .fallback(api::not_found)
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(api::ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed while answering",
+            ))
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A running server: its own tokio runtime on a background thread. [`shutdown`](Self::shutdown)
+/// stops it gracefully (no new connections; requests in flight are answered).
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free one), loads the version each model's alias points
+    /// at, and starts answering; returns once it listens. Models with no loadable version
+    /// are reported by `/readyz` and `/v1/models`, not as an error here.
+    pub fn start(
+        addr: SocketAddr,
+        config: ServerConfig,
+        registry: Arc<dyn Registry>,
+        loader: Arc<dyn ModelLoader>,
+    ) -> Result<Server> {
+        Self::start_with_signal(addr, config, registry, loader, std::future::pending())
+    }
+
+    /// As [`start`](Self::start), also stopping gracefully when `signal` completes (for a
+    /// binary: Ctrl-C or SIGTERM).
+    pub fn start_with_signal(
+        addr: SocketAddr,
+        config: ServerConfig,
+        registry: Arc<dyn Registry>,
+        loader: Arc<dyn ModelLoader>,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Server> {
+        let io = |e: std::io::Error| DeployError::Io {
+            path: addr.to_string(),
+            source: e,
+        };
+        if config.max_rows == 0 || config.max_concurrency == 0 || config.max_body_bytes == 0 {
+            return Err(DeployError::Core(lepton_core::Error::InvalidInput(
+                "max_rows, max_concurrency and max_body_bytes must be positive".into(),
+            )));
+        }
+        // Bound here, so that the caller learns of a taken port at once; handed to the
+        // runtime on its own thread (this may be called from inside another runtime).
+        let listener = std::net::TcpListener::bind(addr).map_err(io)?;
+        listener.set_nonblocking(true).map_err(io)?;
+        let addr = listener.local_addr().map_err(io)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("lepton-serve")
+            .build()
+            .map_err(io)?;
+        let metrics = Arc::new(Metrics::new());
+        let models = Arc::new(Models::new(
+            registry,
+            loader,
+            config.alias.clone(),
+            config.batching,
+            metrics.clone(),
+        ));
+        models.sync();
+        let state = AppState {
+            in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+            config: Arc::new(config),
+            models,
+            metrics,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("lepton-serve".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let poller = tokio::spawn(follow_registry(state.clone()));
+                    let shutdown = async move {
+                        tokio::select! {
+                            _ = stopped => {}
+                            () = signal => {}
+                        }
+                        tracing::info!("shutting down: answering the requests in flight");
+                    };
+                    let served = axum::serve(listener, router(state))
+                        .with_graceful_shutdown(shutdown)
+                        .await;
+                    poller.abort();
+                    served
+                })
+            })
+            .map_err(io)?;
+        tracing::info!(%addr, "listening");
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, answers the requests in flight, and returns.
+    pub fn shutdown(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.join()
+    }
+
+    /// Blocks until the server stops (its signal fired), then returns.
+    pub fn wait(mut self) -> Result<()> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let addr = self.addr.to_string();
+        match thread.join() {
+            Ok(result) => result.map_err(|source| DeployError::Io { path: addr, source }),
+            Err(_) => Err(DeployError::Io {
+                path: addr,
+                source: std::io::Error::other("the server thread panicked"),
+            }),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.join();
+    }
+}
+
+/// Reads the registry every poll interval and swaps in newly promoted versions.
+async fn follow_registry(state: AppState) {
+    let mut tick = tokio::time::interval(state.config.poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let models = state.models.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || models.sync()).await {
+            tracing::error!(error = %e, "registry poll failed");
+        }
+    }
+}

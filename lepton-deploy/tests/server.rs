@@ -1,0 +1,706 @@
+//! The prediction server over real HTTP on loopback, with a small model whose answers show
+//! which version gave them: bad input, limits, tokens, hot swap under load, a corrupted
+//! version, dynamic batching, graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use lepton_core::{Error, Features, Predict, Prediction, Schema, Task};
+use lepton_deploy::{
+    Batching, Cell, LocalRegistry, ModelArtifact, ModelLoader, PRODUCTION, Registry, Servable,
+    Server, ServerConfig, encode_numbers,
+};
+
+/// `yes` when `a + b + bias > 0`; sleeps `sleep_ms` per batch; records each batch's size.
+struct Threshold {
+    schema: Schema,
+    bias: f64,
+    sleep_ms: u64,
+    batches: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Predict for Threshold {
+    fn predict(&self, x: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
+        std::thread::sleep(Duration::from_millis(self.sleep_ms));
+        self.batches.lock().unwrap().push(x.n_rows());
+        Ok(x.values()
+            .chunks(2)
+            .map(|r| {
+                let yes = f64::from(r[0] + r[1]) + self.bias > 0.0;
+                Prediction::Class {
+                    index: usize::from(yes),
+                    probabilities: if yes { vec![0.0, 1.0] } else { vec![1.0, 0.0] },
+                }
+            })
+            .collect())
+    }
+}
+
+impl Servable for Threshold {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+    fn width(&self) -> usize {
+        2
+    }
+    fn encode(&self, row: &[Cell], out: &mut Vec<f32>) -> lepton_core::Result<()> {
+        encode_numbers(&self.schema, row, out)
+    }
+}
+
+#[derive(Default)]
+struct Loader {
+    batches: Arc<Mutex<Vec<usize>>>,
+    loads: AtomicUsize,
+}
+
+impl ModelLoader for Loader {
+    fn load(&self, artifact: &ModelArtifact) -> lepton_core::Result<Arc<dyn Servable>> {
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let config: Value = artifact.model_config()?;
+        let bias = config["bias"]
+            .as_f64()
+            .ok_or_else(|| Error::InvalidInput("no bias".into()))?;
+        Ok(Arc::new(Threshold {
+            schema: artifact.manifest().input_schema.clone(),
+            bias,
+            sleep_ms: config["sleep_ms"].as_u64().unwrap_or(0),
+            batches: self.batches.clone(),
+        }))
+    }
+}
+
+fn artifact(bias: f64, sleep_ms: u64) -> ModelArtifact {
+    let schema = Schema {
+        features: vec!["a".into(), "b".into()],
+        target: "y".into(),
+        task: Task::Classification {
+            classes: vec!["no".into(), "yes".into()],
+        },
+    };
+    ModelArtifact::new(
+        "threshold",
+        &json!({"bias": bias, "sleep_ms": sleep_ms}),
+        &(),
+        schema,
+        BTreeMap::from([("accuracy".to_owned(), 0.9)]),
+        vec![1, 2, 3],
+    )
+    .unwrap()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    registry: Arc<LocalRegistry>,
+    loader: Arc<Loader>,
+    server: Option<Server>,
+    base: String,
+    client: reqwest::Client,
+}
+
+/// A registry with model `m` at version 1 (bias 0) in production, and a server on it.
+fn serve(config: ServerConfig, sleep_ms: u64) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(LocalRegistry::new(dir.path()));
+    let v = registry.register("m", &artifact(0.0, sleep_ms)).unwrap();
+    registry.promote("m", v, PRODUCTION).unwrap();
+    let loader = Arc::new(Loader::default());
+    let server = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+        registry.clone(),
+        loader.clone(),
+    )
+    .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    Fixture {
+        _dir: dir,
+        registry,
+        loader,
+        server: Some(server),
+        base,
+        client: reqwest::Client::new(),
+    }
+}
+
+fn fast_polling() -> ServerConfig {
+    ServerConfig {
+        poll_interval: Duration::from_millis(20),
+        ..ServerConfig::default()
+    }
+}
+
+impl Fixture {
+    async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn predict(&self, body: Value) -> (StatusCode, Value) {
+        self.post("/v1/models/m/predict", body.to_string()).await
+    }
+
+    /// Waits until the server answers with `version`.
+    async fn wait_for_version(&self, version: u64) {
+        for _ in 0..200 {
+            let (_, answer) = self.predict(json!({"rows": [[1, 1]]})).await;
+            if answer["version"] == version {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the server never served version {version}");
+    }
+}
+
+fn error_code(answer: &Value) -> &str {
+    answer["error"]["code"]
+        .as_str()
+        .unwrap_or("<no JSON error body>")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_rows_by_name_or_position_and_describes_itself() {
+    let f = serve(fast_polling(), 0);
+    let (status, by_name) = f
+        .predict(json!({"rows": [{"a": 1.0, "b": 2}, {"b": -3, "a": "1"}]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_name}");
+    let (_, by_position) = f.predict(json!({"rows": [[1.0, 2], [1, -3]]})).await;
+    assert_eq!(by_name, by_position);
+    assert_eq!(by_name["version"], 1);
+    assert_eq!(by_name["predictions"][0]["label"], "yes");
+    assert_eq!(by_name["predictions"][1]["label"], "no");
+    assert_eq!(
+        by_name["predictions"][1]["probabilities"],
+        json!([1.0, 0.0])
+    );
+
+    let (status, list) = f.get("/v1/models").await;
+    assert_eq!(status, StatusCode::OK);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["models"][0]["name"], "m");
+    assert_eq!(list["models"][0]["version"], 1);
+    let (_, about) = f.get("/v1/models/m").await;
+    let about: Value = serde_json::from_str(&about).unwrap();
+    assert_eq!(about["inputs"], json!(["a", "b"]));
+    assert_eq!(about["classes"], json!(["no", "yes"]));
+    assert_eq!(about["metrics"]["accuracy"], 0.9);
+
+    assert_eq!(f.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(f.get("/readyz").await.0, StatusCode::OK);
+    let (status, metrics) = f.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics
+            .contains(r#"lepton_http_requests_total{endpoint="predict",model="m",status="200"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"lepton_model_version{model="m"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lepton_predict_latency_seconds_bucket"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_their_status_and_a_json_error() {
+    let f = serve(
+        ServerConfig {
+            max_body_bytes: 4096,
+            max_rows: 10,
+            ..fast_polling()
+        },
+        0,
+    );
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        (
+            "malformed JSON",
+            "{\"rows\": [".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "not JSON at all",
+            "rows=1".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "rows not a list",
+            r#"{"rows": 3}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "unknown field",
+            r#"{"rows": [], "x": 1}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "out-of-range number",
+            r#"{"rows": [[1e400, 1]]}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "no rows",
+            r#"{"rows": []}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "wrong column name",
+            r#"{"rows": [{"a": 1, "c": 2}]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "missing column",
+            r#"{"rows": [{"a": 1}]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "too few values",
+            r#"{"rows": [[1]]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "too many values",
+            r#"{"rows": [[1, 2, 3]]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "NaN",
+            r#"{"rows": [[1, "NaN"]]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "infinity",
+            r#"{"rows": [["inf", 1]]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "null",
+            r#"{"rows": [[1, null]]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "text",
+            r#"{"rows": [[1, "two"]]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "nested",
+            r#"{"rows": [[1, [2]]]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "row not a row",
+            r#"{"rows": [7]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            "too many rows",
+            json!({"rows": vec![[1, 2]; 11]}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_rows",
+        ),
+        (
+            "body too large",
+            json!({"rows": vec![[1.0, 2.0]; 600]}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let (got, answer) = f.post("/v1/models/m/predict", body).await;
+        assert_eq!(
+            (got, error_code(&answer)),
+            (status, code),
+            "{what}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}"
+        );
+    }
+    // The row at fault is named.
+    let (_, answer) = f.predict(json!({"rows": [[1, 2], [3, "x"]]})).await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("row 1:"),
+        "{answer}"
+    );
+
+    let (status, answer) = f
+        .post("/v1/models/nope/predict", "{\"rows\": [[1, 2]]}")
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::NOT_FOUND, "unknown_model")
+    );
+    let (status, answer) = f.post("/v1/models/../predict", "{}").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    let (status, body) = f.get("/v2/anything").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        error_code(&serde_json::from_str(&body).unwrap()),
+        "not_found"
+    );
+    // Still serving after all that.
+    assert_eq!(f.predict(json!({"rows": [[1, 2]]})).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_asked_for_on_v1_only() {
+    let f = serve(
+        ServerConfig {
+            token: Some("s3cret".into()),
+            ..fast_polling()
+        },
+        0,
+    );
+    let url = format!("{}/v1/models/m/predict", f.base);
+    let body = r#"{"rows": [[1, 2]]}"#;
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("s3cret"),
+        Some("Bearer s3cret2"),
+    ] {
+        let mut request = f.client.post(&url).body(body);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&answer), "unauthorized");
+    }
+    let response = f
+        .client
+        .post(&url)
+        .header("authorization", "Bearer s3cret")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(f.get("/v1/models").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(f.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(f.get("/metrics").await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_and_rollback_switch_traffic_without_failing_a_request() {
+    let f = serve(
+        ServerConfig {
+            batching: Some(Batching {
+                window: Duration::from_millis(1),
+                max_rows: 16,
+                workers: 2,
+            }),
+            ..fast_polling()
+        },
+        1,
+    );
+    let v2 = f.registry.register("m", &artifact(-10.0, 1)).unwrap();
+    let f = Arc::new(f);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (f, stop) = (f.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, answer) = f.predict(json!({"rows": [[1, 2]]})).await;
+                    assert_eq!(status, StatusCode::OK, "{answer}");
+                    // Each version answers consistently: v1 says yes, v2 (bias -10) no.
+                    let (version, label) = (
+                        answer["version"].as_u64().unwrap(),
+                        &answer["predictions"][0]["label"],
+                    );
+                    assert_eq!(label, if version == 1 { "yes" } else { "no" });
+                    seen.push(version);
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    f.registry.promote("m", v2, PRODUCTION).unwrap();
+    f.wait_for_version(v2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.registry.rollback("m", PRODUCTION).unwrap();
+    f.wait_for_version(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answered = 0;
+    for client in clients {
+        let seen = client.await.unwrap();
+        answered += seen.len();
+        // Versions only move forward in time: 1, then 2, then back to 1.
+        let changes = seen.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(changes <= 2, "{seen:?}");
+    }
+    assert!(answered > 100, "only {answered} requests answered");
+    let (_, metrics) = f.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            "lepton_http_requests_total{endpoint=\"predict\",model=\"m\",status=\"200\"}"
+        )
+    );
+    assert!(!metrics.contains("status=\"5"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_version_is_refused_and_the_previous_one_keeps_serving() {
+    let f = serve(fast_polling(), 0);
+    let v2 = f.registry.register("m", &artifact(-10.0, 0)).unwrap();
+    // The weights of version 2 rot on disk after its promotion was written by another
+    // process (the registry would refuse to promote a version that does not load).
+    let dir = f.registry.root().join("m");
+    std::fs::write(dir.join(format!("v{v2}/weights.bpk")), [9, 9]).unwrap();
+    std::fs::write(dir.join("aliases.json"), r#"{"production": [1, 2]}"#).unwrap();
+    let mut refused = false;
+    for _ in 0..200 {
+        let (_, about) = f.get("/v1/models/m").await;
+        let about: Value = serde_json::from_str(&about).unwrap();
+        if about["refused"]["version"] == v2 {
+            assert!(
+                about["refused"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("checksum"),
+                "{about}"
+            );
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "version 2 was never refused");
+    let (status, answer) = f.predict(json!({"rows": [[1, 2]]})).await;
+    assert_eq!((status, &answer["version"]), (StatusCode::OK, &json!(1)));
+    let (_, metrics) = f.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"lepton_model_load_failures_total{model="m"} 1"#),
+        "{metrics}"
+    );
+    // The refused version is not retried every poll; a good new version is served.
+    let loads = f.loader.loads.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(f.loader.loads.load(Ordering::Relaxed), loads);
+    let v3 = f.registry.register("m", &artifact(-10.0, 0)).unwrap();
+    f.registry.promote("m", v3, PRODUCTION).unwrap();
+    f.wait_for_version(v3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_single_rows_are_batched_and_each_gets_its_own_answer() {
+    let f = serve(
+        ServerConfig {
+            batching: Some(Batching {
+                window: Duration::from_millis(50),
+                max_rows: 64,
+                workers: 1,
+            }),
+            ..fast_polling()
+        },
+        0,
+    );
+    let f = Arc::new(f);
+    let requests: Vec<_> = (0..16)
+        .map(|i| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                // Odd requests are "yes" rows, even ones "no" rows.
+                let a = if i % 2 == 1 { 5.0 } else { -5.0 };
+                let (status, answer) = f.predict(json!({"rows": [[a, 0.0]]})).await;
+                assert_eq!(status, StatusCode::OK, "{answer}");
+                let expected = if i % 2 == 1 { "yes" } else { "no" };
+                assert_eq!(answer["predictions"][0]["label"], expected, "request {i}");
+                assert_eq!(answer["predictions"].as_array().unwrap().len(), 1);
+            })
+        })
+        .collect();
+    for r in requests {
+        r.await.unwrap();
+    }
+    let batches = f.loader.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 16);
+    assert!(
+        batches.iter().any(|&n| n > 1),
+        "no request was batched: {batches:?}"
+    );
+    let (_, metrics) = f.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"lepton_batch_rows_count{model="m"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_concurrency_limit_requests_are_shed_with_503() {
+    let f = Arc::new(serve(
+        ServerConfig {
+            max_concurrency: 2,
+            batching: None,
+            ..fast_polling()
+        },
+        300,
+    ));
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { f.predict(json!({"rows": [[1, 2]]})).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for r in requests {
+        let (status, answer) = r.await.unwrap();
+        if status != StatusCode::OK {
+            assert_eq!(error_code(&answer), "overloaded", "{answer}");
+        }
+        statuses.push(status);
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let shed = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert_eq!(
+        (ok + shed, ok >= 1, shed >= 1),
+        (6, true, true),
+        "{statuses:?}"
+    );
+    // Health stays answerable under load.
+    assert_eq!(f.get("/healthz").await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_times_out_with_504() {
+    let f = serve(
+        ServerConfig {
+            request_timeout: Duration::from_millis(50),
+            batching: None,
+            ..fast_polling()
+        },
+        400,
+    );
+    let (status, answer) = f.predict(json!({"rows": [[1, 2]]})).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::GATEWAY_TIMEOUT, "timeout")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_requests_in_flight() {
+    let mut f = serve(
+        ServerConfig {
+            batching: None,
+            ..fast_polling()
+        },
+        300,
+    );
+    let (client, url) = (f.client.clone(), format!("{}/v1/models/m/predict", f.base));
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(url)
+            .body(r#"{"rows": [[1, 2]]}"#)
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let server = f.server.take().unwrap();
+    tokio::task::spawn_blocking(move || server.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
+    assert!(
+        f.client
+            .get(format!("{}/healthz", f.base))
+            .send()
+            .await
+            .is_err(),
+        "still listening"
+    );
+}
+
+#[test]
+fn an_empty_registry_is_not_ready_and_a_taken_port_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(LocalRegistry::new(dir.path()));
+    let server = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerConfig::default(),
+        registry.clone(),
+        Arc::new(Loader::default()),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer = runtime.block_on(async {
+        let r = reqwest::get(format!("http://{}/readyz", server.local_addr()))
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(
+        (answer.0, error_code(&answer.1)),
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    );
+    let taken = Server::start(
+        server.local_addr(),
+        ServerConfig::default(),
+        registry,
+        Arc::new(Loader::default()),
+    );
+    assert!(taken.is_err());
+    server.shutdown().unwrap();
+}
