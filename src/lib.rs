@@ -46,6 +46,7 @@ mod error;
 mod fitted_model;
 mod predictor;
 mod scores;
+mod serving;
 mod tabular_automl;
 
 pub use automl::{
@@ -56,6 +57,7 @@ pub use error::{Error, Result};
 pub use fitted_model::FittedModel;
 pub use predictor::TabularPredictor;
 pub use scores::{Scores, evaluate, score_predictions};
+pub use serving::ArtifactLoader;
 pub use tabular_automl::{TabularAutoMl, TabularRun, attr};
 
 /// The types most programs use.

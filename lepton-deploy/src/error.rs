@@ -60,6 +60,14 @@ pub enum DeployError {
         /// The alias.
         alias: String,
     },
+    /// A prediction server did not do what a deployment asked.
+    #[error("{url}: {message}")]
+    Server {
+        /// The server's URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A lepton-core error.
     #[error(transparent)]
     Core(#[from] lepton_core::Error),

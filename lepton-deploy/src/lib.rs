@@ -5,6 +5,7 @@
 mod artifact;
 mod error;
 mod fingerprint;
+mod http_deployer;
 mod local_registry;
 mod registry;
 mod servable;
@@ -13,6 +14,7 @@ pub mod server;
 pub use artifact::{FORMAT_VERSION, Manifest, ModelArtifact};
 pub use error::{DeployError, Result};
 pub use fingerprint::fingerprint;
+pub use http_deployer::HttpServerDeployer;
 pub use local_registry::{LocalRegistry, LocalRegistryDeployer};
 pub use registry::{PRODUCTION, Registry, STAGING, check_name};
 pub use servable::{Cell, ModelLoader, Servable, encode_numbers};

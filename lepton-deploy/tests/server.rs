@@ -1,6 +1,6 @@
 //! The prediction server over real HTTP on loopback, with a small model whose answers show
 //! which version gave them: bad input, limits, tokens, hot swap under load, a corrupted
-//! version, dynamic batching, graceful shutdown.
+//! version, dynamic batching, graceful shutdown, and the deployer that waits for the swap.
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
 use std::collections::BTreeMap;
@@ -703,4 +703,65 @@ fn an_empty_registry_is_not_ready_and_a_taken_port_is_an_error() {
     );
     assert!(taken.is_err());
     server.shutdown().unwrap();
+}
+
+#[test]
+fn the_http_deployer_returns_once_the_server_serves_the_new_version() {
+    use lepton_core::Deployer;
+    use lepton_deploy::HttpServerDeployer;
+
+    let f = serve(fast_polling(), 0);
+    let deployer = HttpServerDeployer::new(f.registry.root(), f.base.clone())
+        .with_wait(Duration::from_secs(10));
+    let staged = tempfile::tempdir().unwrap();
+    artifact(-10.0, 0).save(staged.path()).unwrap();
+    let deployment = deployer.deploy("m", staged.path()).unwrap();
+    assert_eq!(deployment.version, 2);
+    assert_eq!(
+        deployment.address,
+        format!("{}/v1/models/m/predict", f.base)
+    );
+    let predict = || {
+        let answer: Value = reqwest::blocking::Client::new()
+            .post(&deployment.address)
+            .body(r#"{"rows": [[1, 2]]}"#)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        (
+            answer["version"].as_u64().unwrap(),
+            answer["predictions"][0]["label"].clone(),
+        )
+    };
+    // Served at once: the deployer waited for the swap.
+    assert_eq!(predict(), (2, json!("no")));
+
+    // A version the server cannot load (the loader wants a bias) is refused, the alias moves
+    // back, and version 2 keeps serving.
+    let broken = ModelArtifact::new(
+        "threshold",
+        &json!({"no_bias": true}),
+        &(),
+        artifact(0.0, 0).manifest().input_schema.clone(),
+        BTreeMap::new(),
+        vec![1],
+    )
+    .unwrap();
+    let staged = tempfile::tempdir().unwrap();
+    broken.save(staged.path()).unwrap();
+    let e = deployer.deploy("m", staged.path()).unwrap_err();
+    assert!(e.to_string().contains("refused version 3"), "{e}");
+    assert_eq!(f.registry.aliases("m").unwrap()[PRODUCTION], 2);
+    assert_eq!(predict(), (2, json!("no")));
+
+    assert_eq!(deployer.rollback("m").unwrap().version, 1);
+    assert_eq!(predict(), (1, json!("yes")));
+    let wrong = HttpServerDeployer::new(f.registry.root(), "http://127.0.0.1:9")
+        .with_wait(Duration::from_millis(200));
+    let staged = tempfile::tempdir().unwrap();
+    artifact(-10.0, 0).save(staged.path()).unwrap();
+    let e = wrong.deploy("m", staged.path()).unwrap_err();
+    assert!(e.to_string().contains("not serving version 4"), "{e}");
+    assert_eq!(f.registry.aliases("m").unwrap()[PRODUCTION], 1);
 }

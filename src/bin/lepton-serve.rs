@@ -1,0 +1,114 @@
+//! `lepton-serve`: the HTTP prediction server over a model registry.
+//!
+//! ```text
+//! lepton-serve --registry DIR [--addr 127.0.0.1:8080] [--alias production]
+//!              [--batch-window-us 2000] [--batch-max-rows 64] [--batch-workers N]
+//!              [--max-concurrency 512] [--max-rows 1024] [--max-body-bytes 8388608]
+//!              [--timeout-ms 10000] [--poll-ms 1000]
+//! ```
+//!
+//! Serves the version each model's alias points at and follows promotions and rollbacks.
+//! With `LEPTON_API_TOKEN` set, `/v1` asks for `Authorization: Bearer $LEPTON_API_TOKEN`.
+//! Ctrl-C or SIGTERM stops it after answering the requests in flight. Logs go to stderr
+//! (`RUST_LOG` filters them; `info` by default).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use lepton::ArtifactLoader;
+use lepton::deploy::server::shutdown_signal;
+use lepton::deploy::{Batching, LocalRegistry, PRODUCTION, Server, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "lepton-serve",
+    version,
+    about = "Serve a Lepton model registry over HTTP"
+)]
+struct Args {
+    /// The registry's root directory.
+    #[arg(long)]
+    registry: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// The alias whose version of each model is served.
+    #[arg(long, default_value = PRODUCTION)]
+    alias: String,
+    /// Dynamic batching window in microseconds; 0 runs each request alone.
+    #[arg(long, default_value_t = 2000)]
+    batch_window_us: u64,
+    /// The most rows in one batch.
+    #[arg(long, default_value_t = 64)]
+    batch_max_rows: usize,
+    /// Batch worker threads (default: one per core).
+    #[arg(long)]
+    batch_workers: Option<usize>,
+    /// The most requests in flight; more get 503 at once.
+    #[arg(long, default_value_t = 512)]
+    max_concurrency: usize,
+    /// The most rows in one request.
+    #[arg(long, default_value_t = 1024)]
+    max_rows: usize,
+    /// The largest request body in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    max_body_bytes: usize,
+    /// Request timeout in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// How often to read the registry for promotions, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let default = Batching::default();
+    let batching = (args.batch_window_us > 0).then(|| Batching {
+        window: Duration::from_micros(args.batch_window_us),
+        max_rows: args.batch_max_rows,
+        workers: args.batch_workers.unwrap_or(default.workers),
+    });
+    let config = ServerConfig {
+        alias: args.alias,
+        poll_interval: Duration::from_millis(args.poll_ms),
+        max_body_bytes: args.max_body_bytes,
+        max_rows: args.max_rows,
+        max_concurrency: args.max_concurrency,
+        request_timeout: Duration::from_millis(args.timeout_ms),
+        token: std::env::var("LEPTON_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        batching,
+    };
+    let served = Server::start_with_signal(
+        args.addr,
+        config,
+        Arc::new(LocalRegistry::new(args.registry)),
+        Arc::new(ArtifactLoader),
+        shutdown_signal(),
+    )
+    .and_then(|server| {
+        // The address on stdout, for scripts that start it on port 0.
+        println!("listening on http://{}", server.local_addr());
+        server.wait()
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

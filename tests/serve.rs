@@ -1,0 +1,234 @@
+//! `lepton-serve` as a newcomer runs it: a process over a registry, real models, real HTTP.
+//! Its answers must be the ones the same model gives in process.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use lepton::data::{Column, stratified_holdout_indices};
+use lepton::prelude::*;
+
+/// An iris predictor (preprocessor + MLP) and its test rows.
+fn iris_predictor() -> (TabularPredictor, Table) {
+    let iris = datasets::table("iris").unwrap();
+    let (labels, classes) = iris.class_indices("target").unwrap();
+    let (train_rows, test_rows) = stratified_holdout_indices(&labels, &classes, 0.3, 0).unwrap();
+    let (train, test) = (
+        iris.select(&train_rows).unwrap(),
+        iris.select(&test_rows).unwrap(),
+    );
+    let p = Preprocessor::default()
+        .fit(&train, "target", TargetKind::Classification)
+        .unwrap();
+    let config = MlpConfig::default()
+        .with_learning_rate(1e-2)
+        .with_max_epochs(20);
+    let model = MlpClassifier::<Cpu>::new(config)
+        .unwrap()
+        .train(
+            &p.transform(&train).unwrap(),
+            &p.transform(&test).unwrap(),
+            &mut DetachedContext::new(),
+        )
+        .unwrap();
+    (TabularPredictor::new(p, model).unwrap(), test)
+}
+
+/// Starts `lepton-serve` on a free port (with `token`, if any, as `LEPTON_API_TOKEN`);
+/// returns the process and its base URL.
+fn start(registry: &Path, extra: &[&str], token: Option<&str>) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
+        .args([
+            "--registry",
+            registry.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env("LEPTON_API_TOKEN", token.unwrap_or(""))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn post(url: &str, body: &Value) -> (u16, Value) {
+    let r = reqwest::blocking::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap())
+}
+
+/// SIGTERM, then the exit status: the server stops gracefully and reports success.
+fn terminate(mut child: Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn serves_a_tabular_predictor_exactly_as_it_predicts_in_process() {
+    let (predictor, test) = iris_predictor();
+    let artifact = tempfile::tempdir().unwrap();
+    predictor.save(artifact.path(), BTreeMap::new()).unwrap();
+    let registry = tempfile::tempdir().unwrap();
+    LocalRegistryDeployer::new(registry.path())
+        .deploy("iris", artifact.path())
+        .unwrap();
+    let (server, url) = start(registry.path(), &[], None);
+
+    let expected = predictor
+        .labels(&predictor.predict_table(&test).unwrap())
+        .unwrap();
+    let inputs = predictor.input_schema().features;
+    let rows: Vec<Value> = (0..test.n_rows())
+        .map(|i| {
+            let row: serde_json::Map<String, Value> = inputs
+                .iter()
+                .map(|name| {
+                    let Some(Column::Numeric(values)) = test.column(name) else {
+                        panic!("iris column {name} is not numeric");
+                    };
+                    (name.clone(), json!(values[i]))
+                })
+                .collect();
+            Value::Object(row)
+        })
+        .collect();
+    let (status, answer) = post(
+        &format!("{url}/v1/models/iris/predict"),
+        &json!({"rows": rows}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let served: Vec<&str> = answer["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(served, expected);
+    assert_eq!(answer["version"], 1);
+
+    // The preprocessor imputes a missing value; an unknown column is refused.
+    let mut row = rows[0].clone();
+    row[inputs[0].as_str()] = Value::Null;
+    let (status, answer) = post(
+        &format!("{url}/v1/models/iris/predict"),
+        &json!({"rows": [row]}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post(
+        &format!("{url}/v1/models/iris/predict"),
+        &json!({"rows": [{"petal": 1.0}]}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    terminate(server);
+}
+
+#[test]
+fn serves_a_model_without_preprocessor_by_position_and_asks_for_the_token() {
+    let wine = datasets::wine().unwrap();
+    let (train, valid) = stratified_split(&wine, 0.3, 0).unwrap();
+    let scaler = StandardScaler.fit(&train).unwrap();
+    let (train, valid) = (
+        scaler.transform(&train).unwrap(),
+        scaler.transform(&valid).unwrap(),
+    );
+    let config = MlpConfig::default().with_max_epochs(5);
+    let fitted = MlpClassifier::<Cpu>::new(config)
+        .unwrap()
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let model = FittedModel::Mlp(Box::new(fitted));
+    let artifact = tempfile::tempdir().unwrap();
+    model
+        .to_artifact(valid.schema().clone(), BTreeMap::new())
+        .unwrap()
+        .save(artifact.path())
+        .unwrap();
+    let registry = tempfile::tempdir().unwrap();
+    LocalRegistryDeployer::new(registry.path())
+        .deploy("wine", artifact.path())
+        .unwrap();
+
+    let (server, url) = start(registry.path(), &["--batch-window-us", "0"], Some("t0ken"));
+    let n = 5;
+    let width = valid.n_features();
+    let x = &valid.feature_values()[..n * width];
+    let expected = model.predict(Features::new(x, width).unwrap()).unwrap();
+    let rows: Vec<Vec<f32>> = x.chunks(width).map(<[f32]>::to_vec).collect();
+    let predict_url = format!("{url}/v1/models/wine/predict");
+    let (status, _) = post(&predict_url, &json!({"rows": rows}));
+    assert_eq!(status, 401);
+    let answer: Value = reqwest::blocking::Client::new()
+        .post(&predict_url)
+        .bearer_auth("t0ken")
+        .json(&json!({"rows": rows}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    for (served, expected) in answer["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&expected)
+    {
+        let Prediction::Class {
+            index,
+            probabilities,
+        } = expected
+        else {
+            panic!("a classifier answered {expected:?}");
+        };
+        assert_eq!(served["class"], *index);
+        for (s, e) in served["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(probabilities)
+        {
+            assert!((s.as_f64().unwrap() - f64::from(*e)).abs() < 1e-6);
+        }
+    }
+    terminate(server);
+}
+
+#[test]
+fn a_taken_address_is_an_error_not_a_hang() {
+    let registry = tempfile::tempdir().unwrap();
+    let (server, url) = start(registry.path(), &[], None);
+    let addr = url.trim_start_matches("http://");
+    let out = Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
+        .args([
+            "--registry",
+            registry.path().to_str().unwrap(),
+            "--addr",
+            addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
+    terminate(server);
+}
