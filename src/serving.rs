@@ -1,13 +1,14 @@
 //! Serving the models Lepton trains: [`ArtifactLoader`] turns any artifact this crate writes
 //! (a [`FittedModel`] or a [`TabularPredictor`]) into a model the prediction server
-//! ([`lepton_deploy::server`]) can answer with.
+//! ([`lepton_deploy::server`]) can answer with, and fine-tune online (MLPs and linear
+//! models; CNNs and forests are served but do not learn online yet).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lepton_core::{Features, Predict, Prediction, Schema};
-use lepton_deploy::{Cell, ModelArtifact, ModelLoader, Servable, encode_numbers};
-use lepton_models::Cpu;
+use lepton_deploy::{Cell, Examples, ModelArtifact, ModelLoader, Servable, Tuning, encode_numbers};
+use lepton_models::{Cpu, FineTuning};
 
 use crate::{FittedModel, TabularPredictor};
 
@@ -57,6 +58,33 @@ impl Servable for ServedModel {
     fn encode(&self, row: &[Cell], out: &mut Vec<f32>) -> lepton_core::Result<()> {
         encode_numbers(&self.schema, row, out)
     }
+
+    fn fine_tune(
+        &self,
+        examples: &Examples,
+        tuning: &Tuning,
+    ) -> lepton_core::Result<ModelArtifact> {
+        let FittedModel::Mlp(mlp) = &self.model else {
+            return Err(lepton_core::Error::InvalidInput(format!(
+                "a {} model does not learn online (only MLP and linear models do)",
+                self.model.family()
+            )));
+        };
+        let tuned =
+            FittedModel::<Cpu>::Mlp(Box::new(mlp.fine_tune(examples, fine_tuning(tuning))?));
+        tuned
+            .to_artifact(self.schema.clone(), BTreeMap::new())
+            .map_err(core)
+    }
+}
+
+fn fine_tuning(t: &Tuning) -> FineTuning {
+    FineTuning {
+        epochs: t.epochs,
+        learning_rate: t.learning_rate,
+        batch_size: t.batch_size,
+        seed: t.seed,
+    }
 }
 
 /// A model behind its fitted preprocessor.
@@ -101,5 +129,19 @@ impl Servable for ServedPredictor {
             .map_err(lepton_core::Error::stage)?;
         out.extend(features);
         Ok(())
+    }
+
+    fn fine_tune(
+        &self,
+        examples: &Examples,
+        tuning: &Tuning,
+    ) -> lepton_core::Result<ModelArtifact> {
+        let tuned = self
+            .predictor
+            .model()
+            .fine_tune(examples, fine_tuning(tuning))?;
+        TabularPredictor::new(self.predictor.preprocessor().clone(), tuned)
+            .and_then(|p| p.to_artifact(BTreeMap::new()))
+            .map_err(core)
     }
 }

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use lepton_core::Schema;
 
 use crate::error::{DeployError, Result};
+use crate::labelled::Examples;
 
 /// The artifact format this build writes (`docs/artifact-format.md`). It reads this one and
 /// the older ones (1: no training-data fingerprint or parent version).
@@ -17,6 +18,7 @@ pub const FORMAT_VERSION: u32 = 2;
 
 const MANIFEST: &str = "manifest.json";
 const WEIGHTS: &str = "weights.bpk";
+const REPLAY: &str = "replay.json";
 
 /// The description of an artifact, stored as `manifest.json` next to the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +56,8 @@ pub struct Manifest {
 pub struct ModelArtifact {
     manifest: Manifest,
     weights: Vec<u8>,
+    /// `replay.json`: a sample of training rows for fine-tuning, if the artifact has one.
+    replay: Option<Vec<u8>>,
 }
 
 impl ModelArtifact {
@@ -85,7 +89,35 @@ impl ModelArtifact {
                 files,
             },
             weights,
+            replay: None,
         })
+    }
+
+    /// Carries `sample` (encoded training rows) as `replay.json`, for online learning to mix
+    /// into fine-tuning and to guard against forgetting.
+    pub fn with_replay(mut self, sample: &Examples) -> Result<Self> {
+        let bytes = sample.to_json().map_err(|e| DeployError::Manifest {
+            path: REPLAY.into(),
+            message: e.to_string(),
+        })?;
+        self.manifest
+            .files
+            .insert(REPLAY.to_owned(), sha256_hex(&bytes));
+        self.replay = Some(bytes);
+        Ok(self)
+    }
+
+    /// The replay sample, if the artifact carries one.
+    pub fn replay(&self) -> Result<Option<Examples>> {
+        self.replay
+            .as_deref()
+            .map(|bytes| {
+                Examples::from_json(bytes).map_err(|message| DeployError::Manifest {
+                    path: REPLAY.into(),
+                    message,
+                })
+            })
+            .transpose()
     }
 
     /// Records the fingerprint of the data the model was trained on.
@@ -126,6 +158,9 @@ impl ModelArtifact {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         write_atomic(&dir.join(WEIGHTS), &self.weights)?;
+        if let Some(replay) = &self.replay {
+            write_atomic(&dir.join(REPLAY), replay)?;
+        }
         let manifest =
             serde_json::to_vec_pretty(&self.manifest).map_err(|e| DeployError::Manifest {
                 path: dir.join(MANIFEST).display().to_string(),
@@ -165,7 +200,7 @@ impl ModelArtifact {
         if !manifest.files.contains_key(WEIGHTS) {
             return Err(invalid(format!("no checksum for {WEIGHTS}")));
         }
-        let mut weights = Vec::new();
+        let (mut weights, mut replay) = (Vec::new(), None);
         for (name, expected) in &manifest.files {
             // Only plain names of this directory: a manifest cannot make us read elsewhere.
             let plain = Path::new(name)
@@ -185,11 +220,17 @@ impl ModelArtifact {
                     found,
                 });
             }
-            if name == WEIGHTS {
-                weights = bytes;
+            match name.as_str() {
+                WEIGHTS => weights = bytes,
+                REPLAY => replay = Some(bytes),
+                _ => {}
             }
         }
-        Ok(ModelArtifact { manifest, weights })
+        Ok(ModelArtifact {
+            manifest,
+            weights,
+            replay,
+        })
     }
 }
 
@@ -361,6 +402,27 @@ mod tests {
         // An extra listed file must exist and match too.
         let e = edited(&|v| v["files"]["extra.bin"] = "00".into());
         assert!(matches!(e, DeployError::Io { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_replay_sample_travels_and_is_verified() {
+        use lepton_core::{Target, Task};
+        let dir = tempfile::tempdir().unwrap();
+        let task = Task::Classification {
+            classes: vec!["no".into(), "yes".into()],
+        };
+        let mut sample = Examples::empty(task, 2);
+        sample.push(&[0.5, 1.5], Target::Class(1)).unwrap();
+        let a = artifact().with_replay(&sample).unwrap();
+        a.save(dir.path()).unwrap();
+        let b = ModelArtifact::load(dir.path()).unwrap();
+        assert_eq!(b.replay().unwrap(), Some(sample));
+        assert_eq!(artifact().replay().unwrap(), None);
+        std::fs::write(dir.path().join(REPLAY), b"{}").unwrap();
+        assert!(matches!(
+            ModelArtifact::load(dir.path()).unwrap_err(),
+            DeployError::Checksum { .. }
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use lepton_core::{Predict, Schema};
 
 use crate::artifact::ModelArtifact;
+use crate::labelled::Examples;
 
 /// One value of a request row, as JSON gave it.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +36,45 @@ pub trait Servable: Predict + Send + Sync {
     /// what is wrong with it (a missing value the model cannot take, text where a number
     /// belongs, a non-finite number, an unknown category).
     fn encode(&self, row: &[Cell], out: &mut Vec<f32>) -> lepton_core::Result<()>;
+
+    /// A copy trained further on `examples` (encoded rows, as [`encode`](Servable::encode)
+    /// makes them), packed as an artifact with this model's schema and preprocessing; this
+    /// model is unchanged. Models that cannot learn online say so (the default).
+    fn fine_tune(
+        &self,
+        examples: &Examples,
+        tuning: &Tuning,
+    ) -> lepton_core::Result<ModelArtifact> {
+        let _ = (examples, tuning);
+        Err(lepton_core::Error::InvalidInput(
+            "this model does not support fine-tuning".into(),
+        ))
+    }
+}
+
+/// How a candidate is fine-tuned on feedback: a few epochs at a constant rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    /// Passes over the examples.
+    pub epochs: usize,
+    /// The optimiser's learning rate.
+    pub learning_rate: f64,
+    /// Rows per mini-batch.
+    pub batch_size: usize,
+    /// Seed for shuffling.
+    pub seed: u64,
+}
+
+impl Default for Tuning {
+    /// Three epochs at 1e-3 in batches of 32.
+    fn default() -> Self {
+        Tuning {
+            epochs: 3,
+            learning_rate: 1e-3,
+            batch_size: 32,
+            seed: 0,
+        }
+    }
 }
 
 /// Builds a servable model from a verified artifact.

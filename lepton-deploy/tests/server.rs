@@ -11,10 +11,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use lepton_core::{Error, Features, Predict, Prediction, Schema, Task};
+use lepton_core::{Dataset, Error, Features, Predict, Prediction, Schema, Target, Task};
 use lepton_deploy::{
-    Batching, Cell, LocalRegistry, ModelArtifact, ModelLoader, PRODUCTION, Registry, Servable,
-    Server, ServerConfig, encode_numbers,
+    Batching, Cell, Examples, LocalRegistry, ModelArtifact, ModelLoader, OnlineLearning,
+    PRODUCTION, Registry, Servable, Server, ServerConfig, Tuning, encode_numbers,
 };
 
 /// `yes` when `a + b + bias > 0`; sleeps `sleep_ms` per batch; records each batch's size.
@@ -52,6 +52,28 @@ impl Servable for Threshold {
     fn encode(&self, row: &[Cell], out: &mut Vec<f32>) -> lepton_core::Result<()> {
         encode_numbers(&self.schema, row, out)
     }
+    /// "Training": the bias (on a grid of halves) with the most training rows right, the
+    /// one nearest the current bias among equals.
+    fn fine_tune(&self, examples: &Examples, _: &Tuning) -> lepton_core::Result<ModelArtifact> {
+        let right = |bias: f64| {
+            (0..examples.len())
+                .filter(|&i| {
+                    let x = examples.features(i).unwrap();
+                    let yes = f64::from(x[0] + x[1]) + bias > 0.0;
+                    examples.target(i) == Some(Target::Class(usize::from(yes)))
+                })
+                .count()
+        };
+        let grid = (-20..=20).map(|k| f64::from(k) / 2.0);
+        let best = grid
+            .max_by(|a, b| {
+                right(*a)
+                    .cmp(&right(*b))
+                    .then((b - self.bias).abs().total_cmp(&(a - self.bias).abs()))
+            })
+            .unwrap();
+        Ok(artifact(best, self.sleep_ms))
+    }
 }
 
 #[derive(Default)]
@@ -76,13 +98,17 @@ impl ModelLoader for Loader {
     }
 }
 
+fn yes_no() -> Task {
+    Task::Classification {
+        classes: vec!["no".into(), "yes".into()],
+    }
+}
+
 fn artifact(bias: f64, sleep_ms: u64) -> ModelArtifact {
     let schema = Schema {
         features: vec!["a".into(), "b".into()],
         target: "y".into(),
-        task: Task::Classification {
-            classes: vec!["no".into(), "yes".into()],
-        },
+        task: yes_no(),
     };
     ModelArtifact::new(
         "threshold",
@@ -764,4 +790,205 @@ fn the_http_deployer_returns_once_the_server_serves_the_new_version() {
     let e = wrong.deploy("m", staged.path()).unwrap_err();
     assert!(e.to_string().contains("not serving version 4"), "{e}");
     assert_eq!(f.registry.aliases("m").unwrap()[PRODUCTION], 1);
+}
+
+/// A registry whose v1 (bias 0) carries a replay sample of its training distribution: rows
+/// (a, 0) with |a| >= 5, labelled `a > 0`; and a server that learns online every 30 ms.
+fn serve_learning() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(LocalRegistry::new(dir.path()));
+    let mut replay = Examples::empty(yes_no(), 2);
+    for k in 0..80 {
+        let a = 5.0 + f64::from(k % 40) / 8.0;
+        let a = if k < 40 { a } else { -a };
+        replay
+            .push(&[a as f32, 0.0], Target::Class(usize::from(a > 0.0)))
+            .unwrap();
+    }
+    let v1 = artifact(0.0, 0).with_replay(&replay).unwrap();
+    registry.register("m", &v1).unwrap();
+    registry.promote("m", 1, PRODUCTION).unwrap();
+    let loader = Arc::new(Loader::default());
+    let config = ServerConfig {
+        learning: Some(OnlineLearning {
+            interval: Duration::from_millis(30),
+            min_feedback: 100,
+            ..OnlineLearning::default()
+        }),
+        ..fast_polling()
+    };
+    let server = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+        registry.clone(),
+        loader.clone(),
+    )
+    .unwrap();
+    let base = format!("http://{}", server.local_addr());
+    Fixture {
+        _dir: dir,
+        registry,
+        loader,
+        server: Some(server),
+        base,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Fixture {
+    /// Posts 200 feedback rows (a, 0) with a in [-3, 3) labelled by `label`; waits for the
+    /// learning round they start and returns `/v1/models/m`'s learning status after it.
+    async fn feedback_round(&self, label: impl Fn(usize, f64) -> &'static str) -> Value {
+        let rounds = |about: &Value| about["learning"]["rounds"].as_u64().unwrap();
+        let before = rounds(&self.about().await);
+        let a = |i: usize| -3.0 + 6.0 * (i as f64 * 0.618_034).fract();
+        let rows: Vec<Value> = (0..200).map(|i| json!([a(i), 0.0])).collect();
+        let labels: Vec<&str> = (0..200).map(|i| label(i, a(i))).collect();
+        let (status, answer) = self
+            .post(
+                "/v1/models/m/feedback",
+                json!({"rows": rows, "labels": labels}).to_string(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(answer["accepted"], 200);
+        for _ in 0..300 {
+            let about = self.about().await;
+            if rounds(&about) > before && !about["learning"]["last_round"].is_null() {
+                return about["learning"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no learning round ran");
+    }
+
+    async fn about(&self) -> Value {
+        serde_json::from_str(&self.get("/v1/models/m").await.1).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_from_a_shifted_world_is_learned_guarded_and_rolled_back() {
+    let f = serve_learning();
+    // The world moved: `yes` now means a > 2. The live version (a > 0) is wrong on a third
+    // of the feedback; a candidate with bias -2 is right on all of it and on the replay rows.
+    let learning = f
+        .feedback_round(|_, a| if a > 2.0 { "yes" } else { "no" })
+        .await;
+    let round = &learning["last_round"];
+    assert_eq!(round["promoted_version"], 2, "{learning}");
+    assert_eq!(round["parent_version"], 1);
+    assert!(
+        round["candidate"]["feedback"].as_f64().unwrap()
+            > round["live"]["feedback"].as_f64().unwrap()
+    );
+    assert_eq!(round["candidate"]["replay"], 1.0);
+    f.wait_for_version(2).await;
+    let (_, answer) = f.predict(json!({"rows": [[1.5, 0.0]]})).await;
+    assert_eq!(answer["predictions"][0]["label"], "no");
+    // Lineage: the new version names its parent and keeps the replay sample.
+    let v2 = f.registry.get("m", 2).unwrap();
+    assert_eq!(v2.manifest().parent_version, Some(1));
+    assert_eq!(v2.replay().unwrap().unwrap().len(), 80);
+    let (_, metrics) = f.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"lepton_candidates_total{model="m",outcome="promoted"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"lepton_feedback_rows_total{model="m"} 200"#),
+        "{metrics}"
+    );
+    // Rollback works on a learned version like on any other.
+    assert_eq!(f.registry.rollback("m", PRODUCTION).unwrap(), 1);
+    f.wait_for_version(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_that_is_label_noise_is_never_promoted() {
+    let f = serve_learning();
+    for round in 0..5u64 {
+        // Labels from a seeded generator: no relation to the inputs.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(round);
+        let labels: Vec<&'static str> = (0..200)
+            .map(|_| if rng.random_bool(0.5) { "yes" } else { "no" })
+            .collect();
+        let learning = f.feedback_round(|i, _| labels[i]).await;
+        let round = &learning["last_round"];
+        assert!(round["promoted_version"].is_null(), "{learning}");
+        let reason = round["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("no significant gain") || reason.contains("forgets"),
+            "{reason}"
+        );
+    }
+    assert_eq!(f.registry.versions("m").unwrap(), [1]);
+    let (_, metrics) = f.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"lepton_candidates_total{model="m",outcome="rejected"} 5"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_feedback_is_refused_and_feedback_without_learning_is_a_conflict() {
+    let f = serve_learning();
+    let cases = [
+        (
+            r#"{"rows": [[1, 2]], "labels": []}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"rows": [[1, 2]], "labels": ["maybe"]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"rows": [[1, 2]], "labels": [[1]]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"rows": [[1, "x"]], "labels": ["yes"]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (r#"{"rows": [[1, 2]]}"#, StatusCode::BAD_REQUEST),
+        (
+            r#"{"rows": [[1, 2]], "labels": ["yes"], "extra": 1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (body, status) in cases {
+        let (got, answer) = f.post("/v1/models/m/feedback", body).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(answer["error"]["code"].is_string(), "{answer}");
+    }
+    let (status, answer) = f
+        .post(
+            "/v1/models/m/feedback",
+            r#"{"rows": [[1, 2]], "labels": ["yes"]}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, &answer["buffered"]),
+        (StatusCode::ACCEPTED, &json!(1))
+    );
+    let (status, _) = f
+        .post(
+            "/v1/models/nope/feedback",
+            r#"{"rows": [[1, 2]], "labels": ["yes"]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let plain = serve(fast_polling(), 0);
+    let (status, answer) = plain
+        .post(
+            "/v1/models/m/feedback",
+            r#"{"rows": [[1, 2]], "labels": ["yes"]}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::CONFLICT, "learning_disabled")
+    );
 }

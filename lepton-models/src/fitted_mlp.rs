@@ -7,14 +7,15 @@ use serde::{Deserialize, Serialize};
 use burn::module::Module;
 use burn::tensor::Device;
 
-use lepton_core::{Features, Predict, Prediction};
+use lepton_core::{Dataset, DetachedContext, Features, Predict, Prediction, Task};
 
 use crate::backend::{Backend, Cpu};
 use crate::burnpack;
 use crate::error::{ModelError, Result};
 use crate::mlp::{MlpConfig, MlpNet};
+use crate::optimisation::Schedule;
 use crate::predict::predict_rows;
-use crate::training::TrainingSummary;
+use crate::training::{Rows, Standardise, TrainingSummary, train};
 
 /// What the network's outputs mean.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,32 @@ impl Head {
         match self {
             Head::Classes { count } => *count,
             Head::Value { .. } => 1,
+        }
+    }
+}
+
+/// How a trained model is trained further on new examples (online learning): a few epochs
+/// at a constant learning rate, from its current weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FineTuning {
+    /// Passes over the examples (at least 1).
+    pub epochs: usize,
+    /// The optimiser's learning rate, constant, in `(0, 1]`.
+    pub learning_rate: f64,
+    /// Rows per mini-batch (at least 1).
+    pub batch_size: usize,
+    /// Seed for shuffling and dropout.
+    pub seed: u64,
+}
+
+impl Default for FineTuning {
+    /// Three epochs at 1e-3 in batches of 32.
+    fn default() -> Self {
+        FineTuning {
+            epochs: 3,
+            learning_rate: 1e-3,
+            batch_size: 32,
+            seed: 0,
         }
     }
 }
@@ -124,6 +151,68 @@ impl<B: Backend> FittedMlp<B> {
         let net =
             burnpack::load(config.init(n_features, head.outputs(), &device), weights)?.valid();
         Ok(Self::new(net, config, n_features, head, summary, device))
+    }
+}
+
+impl<B: Backend> FittedMlp<B> {
+    /// A copy trained further on `data` as `tuning` says; this model is unchanged. The data
+    /// must have this model's width and task (a regression keeps the original target scale).
+    /// Its training summary counts the extra epochs.
+    pub fn fine_tune(&self, data: &dyn Dataset, tuning: FineTuning) -> Result<Self> {
+        let ok = tuning.epochs >= 1
+            && tuning.batch_size >= 1
+            && tuning.learning_rate > 0.0
+            && tuning.learning_rate <= 1.0;
+        if !ok {
+            return Err(ModelError::Core(lepton_core::Error::InvalidInput(format!(
+                "fine-tuning {tuning:?}: epochs and batch size must be at least 1, the learning \
+                 rate in (0, 1]"
+            ))));
+        }
+        let rows = match (self.head, &data.schema().task) {
+            (Head::Classes { count }, Task::Classification { classes })
+                if classes.len() == count =>
+            {
+                Rows::classes(data, self.n_features, count)?
+            }
+            (Head::Value { mean, sd }, Task::Regression) => {
+                Rows::values(data, self.n_features, Standardise { mean, sd })?
+            }
+            (head, task) => {
+                return Err(ModelError::InvalidData(format!(
+                    "examples for {task:?} cannot fine-tune a model with head {head:?}"
+                )));
+            }
+        };
+        let mut setup = self.config.setup();
+        setup.learning_rate = tuning.learning_rate;
+        setup.batch_size = tuning.batch_size;
+        setup.max_epochs = tuning.epochs;
+        setup.patience = tuning.epochs;
+        setup.seed = tuning.seed;
+        setup.optimisation.schedule = Schedule::Constant;
+        let no_validation = Rows::empty(self.n_features, self.head);
+        self.device.seed(tuning.seed);
+        let (net, tuned) = train(
+            self.net.clone(),
+            &rows,
+            &no_validation,
+            &setup,
+            &self.device,
+            &mut DetachedContext::new(),
+        )?;
+        let mut summary = self.summary.clone();
+        summary.epochs_run += tuned.epochs_run;
+        summary.final_train_loss = tuned.final_train_loss;
+        summary.train_seconds += tuned.train_seconds;
+        Ok(Self::new(
+            net,
+            self.config.clone(),
+            self.n_features,
+            self.head,
+            summary,
+            self.device.clone(),
+        ))
     }
 }
 

@@ -45,7 +45,7 @@ pub use cnn::{CnnClassifier, CnnConfig};
 pub use cnn_space::CnnSpace;
 pub use error::{ModelError, Result};
 pub use fitted_cnn::FittedCnn;
-pub use fitted_mlp::{FittedMlp, Head};
+pub use fitted_mlp::{FineTuning, FittedMlp, Head};
 pub use forest::{FittedForest, ForestConfig, ForestModel, ForestSpace};
 pub use linear_space::LinearSpace;
 pub use mlp::{MlpActivation, MlpClassifier, MlpConfig, MlpRegressor};

@@ -193,7 +193,7 @@ impl MlpConfig {
         Ok(self)
     }
 
-    fn setup(&self) -> TrainingSetup {
+    pub(crate) fn setup(&self) -> TrainingSetup {
         TrainingSetup {
             learning_rate: self.learning_rate,
             batch_size: self.batch_size,

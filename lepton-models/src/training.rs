@@ -20,6 +20,7 @@ use lepton_core::{Dataset, Error, Target, TrialContext};
 
 use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
+use crate::fitted_mlp::Head;
 use crate::optimisation::Optimisation;
 
 /// A network that maps a batch of feature rows to outputs (class logits or one value).
@@ -183,6 +184,19 @@ impl Rows {
             targets: Targets::Values(y),
             width,
         })
+    }
+
+    /// No rows, with the targets `head` describes (training without validation).
+    pub fn empty(width: usize, head: Head) -> Self {
+        let targets = match head {
+            Head::Classes { .. } => Targets::Classes(Vec::new()),
+            Head::Value { .. } => Targets::Values(Vec::new()),
+        };
+        Rows {
+            x: Vec::new(),
+            targets,
+            width,
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -5,7 +5,9 @@
 
 use lepton_core::{DetachedContext, Error, Features, Model, Predict, Result, TrialContext};
 use lepton_data::{StandardScaler, TabularDataset, datasets, stratified_split};
-use lepton_models::{Cpu, FittedMlp, Head, MlpClassifier, MlpConfig, MlpRegressor, ModelError};
+use lepton_models::{
+    Cpu, FineTuning, FittedMlp, Head, MlpClassifier, MlpConfig, MlpRegressor, ModelError,
+};
 
 fn scaled_iris() -> (TabularDataset, TabularDataset) {
     let iris = datasets::iris().unwrap();
@@ -233,4 +235,57 @@ fn regressor_learns_a_linear_function_and_restores() {
             .train(&iris_train, &iris_valid, &mut DetachedContext::new())
             .is_err()
     );
+}
+
+#[test]
+fn fine_tuning_trains_a_copy_further_and_leaves_the_original_alone() {
+    let (train, valid) = scaled_iris();
+    let barely = MlpClassifier::<Cpu>::new(quick().with_max_epochs(1).with_learning_rate(1e-3))
+        .unwrap()
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let x = Features::new(valid.feature_values(), 4).unwrap();
+    let before = barely.predict(x).unwrap();
+    let tuning = FineTuning {
+        epochs: 40,
+        learning_rate: 1e-2,
+        batch_size: 16,
+        seed: 1,
+    };
+    let tuned = barely.fine_tune(&train, tuning).unwrap();
+    assert_eq!(barely.predict(x).unwrap(), before, "the original changed");
+    let (was, now) = (accuracy(&barely, &valid), accuracy(&tuned, &valid));
+    assert!(
+        now >= 0.9 && now > was,
+        "validation accuracy {was} -> {now}"
+    );
+    assert_eq!(tuned.summary().epochs_run, 41);
+    assert_eq!(tuned.head(), barely.head());
+
+    for bad in [
+        FineTuning {
+            epochs: 0,
+            ..tuning
+        },
+        FineTuning {
+            batch_size: 0,
+            ..tuning
+        },
+        FineTuning {
+            learning_rate: 0.0,
+            ..tuning
+        },
+        FineTuning {
+            learning_rate: f64::NAN,
+            ..tuning
+        },
+    ] {
+        assert!(barely.fine_tune(&train, bad).is_err(), "{bad:?}");
+    }
+    // Examples of another task or width are refused.
+    let wine = datasets::wine().unwrap();
+    assert!(matches!(
+        barely.fine_tune(&wine, tuning),
+        Err(ModelError::InvalidData(_))
+    ));
 }

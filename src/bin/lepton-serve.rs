@@ -5,7 +5,14 @@
 //!              [--batch-window-us 2000] [--batch-max-rows 64] [--batch-workers N]
 //!              [--max-concurrency 512] [--max-rows 1024] [--max-body-bytes 8388608]
 //!              [--timeout-ms 10000] [--poll-ms 1000]
+//!              [--learn] [--learn-interval-s 30] [--learn-min-feedback 200] [--learn-margin 0.01]
+//!              [--learn-epochs 3] [--learn-rate 0.001]
 //! ```
+//!
+//! With `--learn`, `POST /v1/models/{name}/feedback` takes labelled rows; every interval a
+//! model with enough of them gets a fine-tuned candidate, which becomes a new registry version
+//! (promoted, with its parent recorded) only if it does significantly better on held-out
+//! feedback and no worse than the margin on the held-out replay rows of its artifact.
 //!
 //! Serves the version each model's alias points at and follows promotions and rollbacks.
 //! With `LEPTON_API_TOKEN` set, `/v1` asks for `Authorization: Bearer $LEPTON_API_TOKEN`.
@@ -21,7 +28,9 @@ use std::time::Duration;
 use clap::Parser;
 use lepton::ArtifactLoader;
 use lepton::deploy::server::shutdown_signal;
-use lepton::deploy::{Batching, LocalRegistry, PRODUCTION, Server, ServerConfig};
+use lepton::deploy::{
+    Batching, LocalRegistry, OnlineLearning, PRODUCTION, Server, ServerConfig, Tuning,
+};
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +72,24 @@ struct Args {
     /// How often to read the registry for promotions, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     poll_ms: u64,
+    /// Learn online from `POST /v1/models/{name}/feedback`.
+    #[arg(long)]
+    learn: bool,
+    /// Seconds between learning rounds.
+    #[arg(long, default_value_t = 30)]
+    learn_interval_s: u64,
+    /// The fewest buffered feedback rows worth a candidate.
+    #[arg(long, default_value_t = 200)]
+    learn_min_feedback: usize,
+    /// How much worse a candidate may score on the replay guard.
+    #[arg(long, default_value_t = 0.01)]
+    learn_margin: f64,
+    /// Fine-tuning epochs per candidate.
+    #[arg(long, default_value_t = 3)]
+    learn_epochs: usize,
+    /// Fine-tuning learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    learn_rate: f64,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +118,17 @@ fn main() -> ExitCode {
             .ok()
             .filter(|t| !t.is_empty()),
         batching,
+        learning: args.learn.then(|| OnlineLearning {
+            interval: Duration::from_secs(args.learn_interval_s),
+            min_feedback: args.learn_min_feedback,
+            margin: args.learn_margin,
+            tuning: Tuning {
+                epochs: args.learn_epochs,
+                learning_rate: args.learn_rate,
+                ..Tuning::default()
+            },
+            ..OnlineLearning::default()
+        }),
     };
     let served = Server::start_with_signal(
         args.addr,

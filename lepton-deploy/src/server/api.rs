@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use lepton_core::{Prediction, Schema, Task};
+use lepton_core::{Prediction, Schema, Target, Task};
 
+use crate::labelled::Examples;
 use crate::servable::Cell;
 use crate::server::AppState;
 use crate::server::live::Live;
@@ -142,6 +143,7 @@ pub(crate) async fn describe_model(
         "created_unix": m.created_unix,
         "lepton_version": m.lepton_version,
         "refused": refused.map(|(v, why)| json!({"version": v, "error": why})),
+        "learning": state.learner.as_ref().map(|l| l.status(&name)),
     })))
 }
 
@@ -223,6 +225,113 @@ async fn predict_inner(
         "version": live.version,
         "predictions": predictions.iter().map(|p| answer(&live.manifest.input_schema, p)).collect::<Vec<_>>(),
     }))
+}
+
+/// Labelled rows: `{"rows": [...], "labels": [...]}`, a label per row (a class label, or a
+/// number for a regression).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackRequest {
+    rows: Vec<Value>,
+    labels: Vec<Value>,
+}
+
+/// `POST /v1/models/{name}/feedback`: buffers labelled rows for online learning (202).
+pub(crate) async fn feedback(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answer = feedback_inner(&state, &name, body);
+    let (status, response) = match answer {
+        Ok(body) => (
+            StatusCode::ACCEPTED,
+            (StatusCode::ACCEPTED, Json(body)).into_response(),
+        ),
+        Err(e) => (e.status, e.into_response()),
+    };
+    let model = if state.models.live(&name).is_some() {
+        name.as_str()
+    } else {
+        ""
+    };
+    count(&state.metrics, "feedback", model, status);
+    response
+}
+
+fn feedback_inner(
+    state: &AppState,
+    name: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
+    let learner = state.learner.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "learning_disabled",
+            "this server does not learn online (start it with online learning on)",
+        )
+    })?;
+    let live = state.models.live(name).ok_or_else(|| unknown_model(name))?;
+    let body = body.map_err(body_error)?;
+    let request: FeedbackRequest = parse_json(&body)?;
+    if request.labels.len() != request.rows.len() {
+        return Err(ApiError::invalid(format!(
+            "{} rows but {} labels",
+            request.rows.len(),
+            request.labels.len()
+        )));
+    }
+    let (features, rows) = encode_rows(&live, &request.rows, state.config.max_rows)?;
+    let task = &live.model.schema().task;
+    let width = live.model.width();
+    let mut examples = Examples::empty(task.clone(), width);
+    for (i, (row, label)) in features.chunks(width).zip(&request.labels).enumerate() {
+        let target =
+            target(task, label).map_err(|m| ApiError::invalid(format!("label {i}: {m}")))?;
+        examples
+            .push(row, target)
+            .map_err(|e| ApiError::invalid(format!("row {i}: {e}")))?;
+    }
+    let buffered = learner
+        .add(name, &examples)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    state
+        .metrics
+        .feedback_rows
+        .get_or_create(&Metrics::model(name))
+        .inc_by(rows as u64);
+    Ok(json!({"model": name, "accepted": rows, "buffered": buffered}))
+}
+
+/// A JSON label as a target: a class label (`"7"`, or `7` where the label is `"7"`), or a
+/// finite number for a regression.
+fn target(task: &Task, label: &Value) -> Result<Target, String> {
+    match task {
+        Task::Classification { classes } => {
+            let text = match label {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => return Err(format!("expected a class label, got {other}")),
+            };
+            classes
+                .iter()
+                .position(|c| *c == text)
+                .map(Target::Class)
+                .ok_or_else(|| format!("`{text}` is not one of the classes {}", preview(classes)))
+        }
+        Task::Regression => {
+            let value = match label {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            value
+                .filter(|v| v.is_finite())
+                .map(Target::Value)
+                .ok_or_else(|| format!("expected a finite number, got {label}"))
+        }
+    }
 }
 
 /// The body could not be read: too large (413) or broken off (400).

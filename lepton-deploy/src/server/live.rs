@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use crate::artifact::Manifest;
+use crate::artifact::{Manifest, ModelArtifact};
+use crate::error::{DeployError, Result};
+use crate::labelled::Examples;
 use crate::registry::Registry;
 use crate::servable::{ModelLoader, Servable};
 use crate::server::batcher::{Batcher, Batching};
@@ -20,6 +22,8 @@ pub(crate) struct Live {
     pub model: Arc<dyn Servable>,
     /// The dynamic batcher in front of the model, when batching is on.
     pub batcher: Option<Batcher>,
+    /// The artifact's replay sample of training rows, if it has one.
+    pub replay: Option<Examples>,
 }
 
 /// What the server knows of one model name.
@@ -72,6 +76,36 @@ impl Models {
     /// What is served of `name`.
     pub fn slot(&self, name: &str) -> Option<Slot> {
         self.read(|slots| slots.get(name).cloned())
+    }
+
+    /// The loader that builds servable models.
+    pub fn loader(&self) -> &dyn ModelLoader {
+        self.loader.as_ref()
+    }
+
+    /// Registers `artifact` (a candidate fine-tuned from `parent`) as the next version of
+    /// `name` and points the alias at it, unless the alias has moved off `parent` meanwhile;
+    /// then serves it at once. Returns the new version.
+    pub fn promote_candidate(
+        &self,
+        name: &str,
+        parent: u64,
+        artifact: &ModelArtifact,
+    ) -> Result<u64> {
+        let now = self.registry.aliases(name)?.get(&self.alias).copied();
+        if now != Some(parent) {
+            return Err(DeployError::Server {
+                url: format!("registry model `{name}`"),
+                message: format!(
+                    "alias `{}` moved from v{parent} to {now:?} while the candidate trained",
+                    self.alias
+                ),
+            });
+        }
+        let version = self.registry.register(name, artifact)?;
+        self.registry.promote(name, version, &self.alias)?;
+        self.sync();
+        Ok(version)
     }
 
     /// The alias the server follows.
@@ -142,11 +176,12 @@ impl Models {
         swapped
     }
 
-    fn load(&self, name: &str, version: u64) -> Result<Live, String> {
+    fn load(&self, name: &str, version: u64) -> std::result::Result<Live, String> {
         let artifact = self
             .registry
             .get(name, version)
             .map_err(|e| e.to_string())?;
+        let replay = artifact.replay().map_err(|e| e.to_string())?;
         let model = self.loader.load(&artifact).map_err(|e| e.to_string())?;
         if model.width() == 0 || model.schema() != &artifact.manifest().input_schema {
             return Err("the loaded model's schema disagrees with its manifest".into());
@@ -167,6 +202,7 @@ impl Models {
             manifest: artifact.manifest().clone(),
             model,
             batcher,
+            replay,
         })
     }
 }

@@ -40,6 +40,17 @@ pub(crate) struct Metrics {
     pub load_failures: Family<ModelLabel, Counter>,
     /// Requests refused because the server was at its concurrency limit.
     pub shed: Counter,
+    /// Labelled feedback rows received.
+    pub feedback_rows: Family<ModelLabel, Counter>,
+    /// Fine-tuned candidates, by outcome (`promoted` or `rejected`).
+    pub candidates: Family<CandidateLabels, Counter>,
+}
+
+/// A candidate's labels: the model and what became of it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CandidateLabels {
+    pub model: String,
+    pub outcome: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -63,6 +74,8 @@ impl Metrics {
         let version = Family::<ModelLabel, Gauge>::default();
         let load_failures = Family::<ModelLabel, Counter>::default();
         let shed = Counter::default();
+        let feedback_rows = Family::<ModelLabel, Counter>::default();
+        let candidates = Family::<CandidateLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by endpoint, model and status",
@@ -90,6 +103,16 @@ impl Metrics {
             "Requests refused at the concurrency limit (503)",
             shed.clone(),
         );
+        registry.register(
+            "feedback_rows",
+            "Labelled feedback rows received",
+            feedback_rows.clone(),
+        );
+        registry.register(
+            "candidates",
+            "Fine-tuned candidates, by outcome",
+            candidates.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -99,6 +122,8 @@ impl Metrics {
             version,
             load_failures,
             shed,
+            feedback_rows,
+            candidates,
         }
     }
 

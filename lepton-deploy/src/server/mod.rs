@@ -5,6 +5,7 @@
 //! | endpoint | answer |
 //! |---|---|
 //! | `POST /v1/models/{name}/predict` | `{"rows": [{"col": 1.0, ...} or [1.0, ...], ...]}` → predictions |
+//! | `POST /v1/models/{name}/feedback` | `{"rows": [...], "labels": [...]}` → buffered for online learning (202) |
 //! | `GET /v1/models` | the models and the versions they serve |
 //! | `GET /v1/models/{name}` | schema, version, metrics, lineage |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (a model is served) |
@@ -17,6 +18,7 @@
 
 mod api;
 mod batcher;
+mod learning;
 mod live;
 mod metrics;
 
@@ -33,10 +35,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use batcher::Batching;
+pub use learning::OnlineLearning;
 
 use crate::error::{DeployError, Result};
 use crate::registry::{PRODUCTION, Registry};
 use crate::servable::ModelLoader;
+use learning::Learner;
 use live::Models;
 use metrics::Metrics;
 
@@ -59,6 +63,8 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Dynamic batching, or `None` to run each request alone.
     pub batching: Option<Batching>,
+    /// Online learning from feedback, or `None` (feedback is refused with 409).
+    pub learning: Option<OnlineLearning>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +78,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(10),
             token: None,
             batching: Some(Batching::default()),
+            learning: None,
         }
     }
 }
@@ -83,6 +90,7 @@ pub(crate) struct AppState {
     models: Arc<Models>,
     metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
+    learner: Option<Arc<Learner>>,
 }
 
 /// The routes, with their limits. Loads nothing: see [`Models::sync`].
@@ -91,6 +99,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/models", get(api::list_models))
         .route("/v1/models/{name}", get(api::describe_model))
         .route("/v1/models/{name}/predict", post(api::predict))
+        .route("/v1/models/{name}/feedback", post(api::feedback))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -156,6 +165,26 @@ impl Server {
                 "max_rows, max_concurrency and max_body_bytes must be positive".into(),
             )));
         }
+        if let Some(l) = &config.learning {
+            let ok = !l.interval.is_zero()
+                && l.guard_fraction > 0.0
+                && l.guard_fraction < 1.0
+                && l.replay_ratio >= 0.0
+                && l.margin >= 0.0
+                && l.gain_z >= 0.0
+                && l.max_buffer >= l.min_feedback
+                && l.tuning.epochs >= 1
+                && l.tuning.batch_size >= 1;
+            if !ok {
+                return Err(DeployError::Core(lepton_core::Error::InvalidInput(
+                    format!(
+                        "online learning {l:?}: the interval, epochs and batch size must be \
+                     positive, the guard fraction in (0, 1), the margin, gain_z and replay ratio \
+                     at least 0, and the buffer at least min_feedback"
+                    ),
+                )));
+            }
+        }
         // Bound here, so that the caller learns of a taken port at once; handed to the
         // runtime on its own thread (this may be called from inside another runtime).
         let listener = std::net::TcpListener::bind(addr).map_err(io)?;
@@ -177,6 +206,7 @@ impl Server {
         models.sync();
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+            learner: config.learning.clone().map(|l| Arc::new(Learner::new(l))),
             config: Arc::new(config),
             models,
             metrics,
@@ -188,6 +218,13 @@ impl Server {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
                     let poller = tokio::spawn(follow_registry(state.clone()));
+                    let learning = state.learner.clone().map(|learner| {
+                        tokio::spawn(learning::follow_feedback(
+                            learner,
+                            state.models.clone(),
+                            state.metrics.clone(),
+                        ))
+                    });
                     let shutdown = async move {
                         tokio::select! {
                             _ = stopped => {}
@@ -199,6 +236,9 @@ impl Server {
                         .with_graceful_shutdown(shutdown)
                         .await;
                     poller.abort();
+                    if let Some(learning) = learning {
+                        learning.abort();
+                    }
                     served
                 })
             })
