@@ -1,8 +1,9 @@
 """The Python side of benches/serve_load.sh: the same MNIST MLP served by FastAPI + PyTorch
-under uvicorn, with Lepton's request and answer shapes, as a Python team would write it.
+under gunicorn with uvicorn workers, with Lepton's request and answer shapes, as a Python team
+would write it.
 
-    LEPTON_MANIFEST=REGISTRY/mnist-mlp/v1/manifest.json \
-        uvicorn --app-dir benches serve_fastapi:app --port 8200 --workers 2
+    LEPTON_MANIFEST=REGISTRY/mnist-mlp/v1/manifest.json WEB_CONCURRENCY=2 gunicorn \
+        --chdir benches -k uvicorn.workers.UvicornWorker -w 2 -b 127.0.0.1:8200 serve_fastapi:app
 
 The network is built from the Lepton artifact's manifest (input width, hidden width, depth,
 activation, classes), so it has the same layers and the same arithmetic per request; its

@@ -32,7 +32,7 @@ use lepton::ArtifactLoader;
 use lepton::core::Subset;
 use lepton::data::ImageDataset;
 use lepton::data::datasets::{MnistSplit, mnist};
-use lepton::deploy::{HttpServerDeployer, LocalRegistry, Registry, Server, ServerConfig};
+use lepton::deploy::{Examples, HttpServerDeployer, LocalRegistry, Registry, Server, ServerConfig};
 use lepton::prelude::*;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -117,6 +117,8 @@ fn train(train: &ImageDataset, epochs: usize, seed: u64, dir: &Path) -> Result<F
             BTreeMap::from([("valid_accuracy".to_owned(), valid)]),
         )?
         .with_training_data(lepton::deploy::fingerprint(train)?)
+        // 500 training digits for online learning (`lepton-serve --learn`) to replay.
+        .with_replay(&Examples::sample(train, 500, seed)?)?
         .save(dir)?;
     Ok(model)
 }
