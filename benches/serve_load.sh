@@ -51,6 +51,13 @@ print(json.dumps(out))
 PYEOF
 )
 
+for port in 8101 8102 8103; do
+    if curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1; then
+        echo "port $port is taken: stop what listens there first" >&2
+        exit 1
+    fi
+done
+
 wait_up() {
     for _ in $(seq 1 100); do
         curl -sf "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0

@@ -310,6 +310,12 @@ async fn bad_requests_get_their_status_and_a_json_error() {
             "invalid_input",
         ),
         (
+            "column given twice",
+            r#"{"rows": [{"a": 1, "a": 2, "b": 3}]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
             "missing column",
             r#"{"rows": [{"a": 1}]}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -990,5 +996,30 @@ async fn bad_feedback_is_refused_and_feedback_without_learning_is_a_conflict() {
     assert_eq!(
         (status, error_code(&answer)),
         (StatusCode::CONFLICT, "learning_disabled")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_request_does_not_wait_for_the_batching_window() {
+    let f = serve(
+        ServerConfig {
+            batching: Some(Batching {
+                window: Duration::from_secs(5),
+                max_rows: 64,
+                workers: 1,
+            }),
+            ..fast_polling()
+        },
+        0,
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(f.predict(json!({"rows": [[1, 2]]})).await.0, StatusCode::OK);
+    }
+    // Nothing else was arriving, so no request waited the 5 s window.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
     );
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! lepton-serve --registry DIR [--addr 127.0.0.1:8080] [--alias production]
-//!              [--batch-window-us 2000] [--batch-max-rows 64] [--batch-workers N]
+//!              [--batch-window-us 500] [--batch-max-rows 64] [--batch-workers N]
 //!              [--max-concurrency 512] [--max-rows 1024] [--max-body-bytes 8388608]
 //!              [--timeout-ms 10000] [--poll-ms 1000]
 //!              [--learn] [--learn-interval-s 30] [--learn-min-feedback 200] [--learn-margin 0.01]
@@ -49,7 +49,7 @@ struct Args {
     #[arg(long, default_value = PRODUCTION)]
     alias: String,
     /// Dynamic batching window in microseconds; 0 runs each request alone.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 500)]
     batch_window_us: u64,
     /// The most rows in one batch.
     #[arg(long, default_value_t = 64)]

@@ -10,16 +10,17 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use lepton_core::{Prediction, Schema, Target, Task};
 
 use crate::labelled::Examples;
-use crate::servable::Cell;
 use crate::server::AppState;
+use crate::server::batcher::Arrival;
 use crate::server::live::Live;
 use crate::server::metrics::{Metrics, RequestLabels};
+use crate::server::rows::{RowIn, preview};
 
 /// An error answer: a status and `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug)]
@@ -160,7 +161,49 @@ fn unknown_model(name: &str) -> ApiError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PredictRequest {
-    rows: Vec<Value>,
+    rows: Vec<RowIn>,
+}
+
+/// A prediction answer.
+#[derive(Serialize)]
+struct PredictResponse<'a> {
+    model: &'a str,
+    version: u64,
+    predictions: Vec<Answer<'a>>,
+}
+
+/// One prediction as JSON: the label, class index and probabilities, or the value.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer<'a> {
+    Class {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<&'a str>,
+        class: usize,
+        probabilities: &'a [f32],
+    },
+    Value {
+        value: f64,
+    },
+}
+
+impl<'a> Answer<'a> {
+    fn new(schema: &'a Schema, p: &'a Prediction) -> Self {
+        match p {
+            Prediction::Class {
+                index,
+                probabilities,
+            } => Answer::Class {
+                label: match &schema.task {
+                    Task::Classification { classes } => classes.get(*index).map(String::as_str),
+                    Task::Regression => None,
+                },
+                class: *index,
+                probabilities,
+            },
+            Prediction::Value(value) => Answer::Value { value: *value },
+        }
+    }
 }
 
 /// `POST /v1/models/{name}/predict`.
@@ -170,27 +213,22 @@ pub(crate) async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let answer = predict_inner(&state, &name, body).await;
-    let status = match &answer {
-        Ok(_) => StatusCode::OK,
-        Err(e) => e.status,
+    let Some(live) = state.models.live(&name) else {
+        count(&state.metrics, "predict", "", StatusCode::NOT_FOUND);
+        return unknown_model(&name).into_response();
     };
-    let model = if state.models.live(&name).is_some() {
-        name.as_str()
-    } else {
-        ""
-    };
-    count(&state.metrics, "predict", model, status);
-    if status == StatusCode::OK {
-        state
-            .metrics
-            .latency
-            .get_or_create(&Metrics::model(&name))
-            .observe(started.elapsed().as_secs_f64());
-    }
-    match answer {
-        Ok(body) => Json(body).into_response(),
-        Err(e) => e.into_response(),
+    match predict_inner(&state, &live, body).await {
+        Ok(response) => {
+            live.handles.ok.inc();
+            live.handles
+                .latency
+                .observe(started.elapsed().as_secs_f64());
+            response
+        }
+        Err(e) => {
+            count(&state.metrics, "predict", &name, e.status);
+            e.into_response()
+        }
     }
 }
 
@@ -207,24 +245,23 @@ pub(crate) fn count(metrics: &Metrics, endpoint: &str, model: &str, status: Stat
 
 async fn predict_inner(
     state: &AppState,
-    name: &str,
+    live: &Arc<Live>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Value, ApiError> {
-    let live = state.models.live(name).ok_or_else(|| unknown_model(name))?;
+) -> Result<Response, ApiError> {
+    // Announced before the body is parsed, so that the batch being formed waits for it.
+    let arrival = live.batcher.as_ref().map(|b| b.arriving());
     let body = body.map_err(body_error)?;
     let request: PredictRequest = parse_json(&body)?;
-    let (features, rows) = encode_rows(&live, &request.rows, state.config.max_rows)?;
-    let predictions = run(state, &live, features, rows).await?;
-    state
-        .metrics
-        .rows
-        .get_or_create(&Metrics::model(name))
-        .inc_by(rows as u64);
-    Ok(json!({
-        "model": name,
-        "version": live.version,
-        "predictions": predictions.iter().map(|p| answer(&live.manifest.input_schema, p)).collect::<Vec<_>>(),
-    }))
+    let (features, rows) = encode_rows(live, request.rows, state.config.max_rows)?;
+    let predictions = run(state, live, arrival, features, rows).await?;
+    live.handles.rows.inc_by(rows as u64);
+    let schema = &live.manifest.input_schema;
+    let answer = PredictResponse {
+        model: &live.name,
+        version: live.version,
+        predictions: predictions.iter().map(|p| Answer::new(schema, p)).collect(),
+    };
+    Ok(Json(answer).into_response())
 }
 
 /// Labelled rows: `{"rows": [...], "labels": [...]}`, a label per row (a class label, or a
@@ -232,7 +269,7 @@ async fn predict_inner(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FeedbackRequest {
-    rows: Vec<Value>,
+    rows: Vec<RowIn>,
     labels: Vec<Value>,
 }
 
@@ -281,7 +318,7 @@ fn feedback_inner(
             request.labels.len()
         )));
     }
-    let (features, rows) = encode_rows(&live, &request.rows, state.config.max_rows)?;
+    let (features, rows) = encode_rows(&live, request.rows, state.config.max_rows)?;
     let task = &live.model.schema().task;
     let width = live.model.width();
     let mut examples = Examples::empty(task.clone(), width);
@@ -361,104 +398,46 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
 /// Checks and encodes the rows of one request.
 pub(crate) fn encode_rows(
     live: &Live,
-    rows: &[Value],
+    rows: Vec<RowIn>,
     max_rows: usize,
 ) -> Result<(Vec<f32>, usize), ApiError> {
     if rows.is_empty() {
         return Err(ApiError::invalid("`rows` is empty"));
     }
-    if rows.len() > max_rows {
+    let n = rows.len();
+    if n > max_rows {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_rows",
-            format!(
-                "{} rows in one request; the limit is {max_rows}",
-                rows.len()
-            ),
+            format!("{n} rows in one request; the limit is {max_rows}"),
         ));
     }
     let schema = live.model.schema();
-    let mut features = Vec::with_capacity(rows.len() * live.model.width());
+    let mut features = Vec::with_capacity(n * live.model.width());
     let mut cells = Vec::with_capacity(schema.features.len());
-    for (i, row) in rows.iter().enumerate() {
+    for (i, row) in rows.into_iter().enumerate() {
         cells.clear();
-        row_cells(schema, row, &mut cells)
+        row.into_cells(schema, &mut cells)
             .map_err(|m| ApiError::invalid(format!("row {i}: {m}")))?;
         live.model
             .encode(&cells, &mut features)
             .map_err(|e| ApiError::invalid(format!("row {i}: {e}")))?;
     }
-    Ok((features, rows.len()))
-}
-
-/// One row's cells in schema order.
-fn row_cells(schema: &Schema, row: &Value, cells: &mut Vec<Cell>) -> Result<(), String> {
-    let cell = |v: &Value, column: &str| match v {
-        Value::Number(n) => n
-            .as_f64()
-            .map(Cell::Number)
-            .ok_or_else(|| format!("column `{column}`: {n} is not a finite number")),
-        Value::String(s) => Ok(Cell::Text(s.clone())),
-        Value::Null => Ok(Cell::Missing),
-        Value::Bool(b) => Ok(Cell::Text(b.to_string())),
-        other => Err(format!(
-            "column `{column}`: expected a number, a string or null, got {other}"
-        )),
-    };
-    match row {
-        Value::Array(values) => {
-            if values.len() != schema.features.len() {
-                return Err(format!(
-                    "{} values, the model takes {} columns ({})",
-                    values.len(),
-                    schema.features.len(),
-                    preview(&schema.features)
-                ));
-            }
-            for (v, column) in values.iter().zip(&schema.features) {
-                cells.push(cell(v, column)?);
-            }
-        }
-        Value::Object(map) => {
-            if let Some(unknown) = map.keys().find(|k| !schema.features.contains(k)) {
-                return Err(format!(
-                    "unknown column `{unknown}`; the model takes {}",
-                    preview(&schema.features)
-                ));
-            }
-            for column in &schema.features {
-                let v = map
-                    .get(column)
-                    .ok_or_else(|| format!("missing column `{column}`"))?;
-                cells.push(cell(v, column)?);
-            }
-        }
-        other => return Err(format!("expected an object or an array, got {other}")),
-    }
-    Ok(())
-}
-
-/// The first few column names, for messages.
-fn preview(columns: &[String]) -> String {
-    let shown: Vec<&str> = columns.iter().take(5).map(String::as_str).collect();
-    if columns.len() > shown.len() {
-        format!("{}, ... ({} in all)", shown.join(", "), columns.len())
-    } else {
-        shown.join(", ")
-    }
+    Ok((features, n))
 }
 
 /// Runs encoded rows through the model: through the batcher, or alone on a blocking thread.
 async fn run(
     state: &AppState,
     live: &Arc<Live>,
+    arrival: Option<Arrival>,
     features: Vec<f32>,
     rows: usize,
 ) -> Result<Vec<Prediction>, ApiError> {
     let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
-    let predictions = match &live.batcher {
-        Some(batcher) => {
-            let answer = batcher.submit(features, rows).map_err(|_| {
+    let predictions = match (&live.batcher, arrival) {
+        (Some(batcher), Some(arrival)) => {
+            let answer = batcher.submit(arrival, features, rows).map_err(|_| {
                 state.metrics.shed.inc();
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -470,13 +449,9 @@ async fn run(
                 .await
                 .map_err(|_| internal("the batch worker stopped".into()))?
         }
-        None => {
+        _ => {
             let live = live.clone();
-            state
-                .metrics
-                .batch_rows
-                .get_or_create(&Metrics::model(&live.name))
-                .observe(rows as f64);
+            live.handles.batch_rows.observe(rows as f64);
             tokio::task::spawn_blocking(move || {
                 let x = lepton_core::Features::new(&features, live.model.width())?;
                 live.model.predict(x)
@@ -486,33 +461,6 @@ async fn run(
         }
     };
     predictions.map_err(|e| internal(format!("prediction failed: {e}")))
-}
-
-/// One prediction as JSON: the label, class index and probabilities, or the value.
-fn answer(schema: &Schema, p: &Prediction) -> Value {
-    match (p, &schema.task) {
-        (
-            Prediction::Class {
-                index,
-                probabilities,
-            },
-            Task::Classification { classes },
-        ) => json!({
-            "label": classes.get(*index),
-            "class": index,
-            "probabilities": probabilities,
-        }),
-        (
-            Prediction::Class {
-                index,
-                probabilities,
-            },
-            Task::Regression,
-        ) => {
-            json!({"class": index, "probabilities": probabilities})
-        }
-        (Prediction::Value(v), _) => json!({"value": v}),
-    }
 }
 
 /// Refuses `/v1` requests without the configured bearer token.

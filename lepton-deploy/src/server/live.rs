@@ -12,7 +12,9 @@ use crate::labelled::Examples;
 use crate::registry::Registry;
 use crate::servable::{ModelLoader, Servable};
 use crate::server::batcher::{Batcher, Batching};
-use crate::server::metrics::Metrics;
+use crate::server::metrics::{Metrics, RequestLabels};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// One version of one model, ready to answer.
 pub(crate) struct Live {
@@ -24,6 +26,36 @@ pub(crate) struct Live {
     pub batcher: Option<Batcher>,
     /// The artifact's replay sample of training rows, if it has one.
     pub replay: Option<Examples>,
+    /// This model's metrics, looked up once rather than on every request.
+    pub handles: Handles,
+}
+
+/// The metric series a served model updates on every request.
+pub(crate) struct Handles {
+    /// Prediction requests answered 200.
+    pub ok: Counter,
+    pub latency: Histogram,
+    pub rows: Counter,
+    pub batch_rows: Histogram,
+}
+
+impl Handles {
+    fn new(metrics: &Metrics, name: &str) -> Self {
+        let model = Metrics::model(name);
+        Handles {
+            ok: metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    endpoint: "predict".into(),
+                    model: name.to_owned(),
+                    status: 200,
+                })
+                .clone(),
+            latency: metrics.latency.get_or_create(&model).clone(),
+            rows: metrics.rows.get_or_create(&model).clone(),
+            batch_rows: metrics.batch_rows.get_or_create(&model).clone(),
+        }
+    }
 }
 
 /// What the server knows of one model name.
@@ -186,12 +218,9 @@ impl Models {
         if model.width() == 0 || model.schema() != &artifact.manifest().input_schema {
             return Err("the loaded model's schema disagrees with its manifest".into());
         }
+        let handles = Handles::new(&self.metrics, name);
         let batcher = self.batching.map(|batching| {
-            let histogram = self
-                .metrics
-                .batch_rows
-                .get_or_create(&Metrics::model(name))
-                .clone();
+            let histogram = handles.batch_rows.clone();
             Batcher::start(model.clone(), batching, move |rows| {
                 histogram.observe(rows as f64)
             })
@@ -203,6 +232,7 @@ impl Models {
             model,
             batcher,
             replay,
+            handles,
         })
     }
 }

@@ -21,6 +21,7 @@ mod batcher;
 mod learning;
 mod live;
 mod metrics;
+mod rows;
 
 use std::future::Future;
 use std::net::SocketAddr;
