@@ -6,37 +6,14 @@
 use std::collections::BTreeMap;
 
 use lepton::prelude::*;
-use lepton::{Error, deploy::DeployError};
 
-fn fitted() -> (TabularPredictor, Table) {
-    let iris = datasets::table("iris").unwrap();
-    let (labels, classes) = iris.class_indices("target").unwrap();
-    let (train_rows, test_rows) =
-        lepton::data::stratified_holdout_indices(&labels, &classes, 0.3, 0).unwrap();
-    let (train, test) = (
-        iris.select(&train_rows).unwrap(),
-        iris.select(&test_rows).unwrap(),
-    );
-    let p = Preprocessor::default()
-        .fit(&train, "target", TargetKind::Classification)
-        .unwrap();
-    let config = MlpConfig::default()
-        .with_learning_rate(1e-2)
-        .with_max_epochs(30);
-    let model = MlpClassifier::<Cpu>::new(config)
-        .unwrap()
-        .train(
-            &p.transform(&train).unwrap(),
-            &p.transform(&test).unwrap(),
-            &mut DetachedContext::new(),
-        )
-        .unwrap();
-    (TabularPredictor::new(p, model).unwrap(), test)
-}
+mod common;
+use common::iris_predictor;
+use lepton::{Error, deploy::DeployError};
 
 #[test]
 fn reloaded_predictor_predicts_identically() {
-    let (predictor, test) = fitted();
+    let (predictor, test) = iris_predictor();
     let dir = tempfile::tempdir().unwrap();
     predictor
         .save(dir.path(), BTreeMap::from([("acc".into(), 1.0)]))
@@ -57,7 +34,7 @@ fn reloaded_predictor_predicts_identically() {
 
 #[test]
 fn records_by_column_name_are_validated() {
-    let (predictor, _) = fitted();
+    let (predictor, _) = iris_predictor();
     let schema = predictor.input_schema();
     assert_eq!(schema.features.len(), 4);
     let record: BTreeMap<String, String> = schema
@@ -83,7 +60,7 @@ fn records_by_column_name_are_validated() {
 
 #[test]
 fn tampered_and_foreign_artifacts_are_refused() {
-    let (predictor, _) = fitted();
+    let (predictor, _) = iris_predictor();
     let dir = tempfile::tempdir().unwrap();
     predictor.save(dir.path(), BTreeMap::new()).unwrap();
     let manifest = dir.path().join("manifest.json");

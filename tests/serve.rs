@@ -10,34 +10,11 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use lepton::data::{Column, stratified_holdout_indices};
+use lepton::data::Column;
 use lepton::prelude::*;
 
-/// An iris predictor (preprocessor + MLP) and its test rows.
-fn iris_predictor() -> (TabularPredictor, Table) {
-    let iris = datasets::table("iris").unwrap();
-    let (labels, classes) = iris.class_indices("target").unwrap();
-    let (train_rows, test_rows) = stratified_holdout_indices(&labels, &classes, 0.3, 0).unwrap();
-    let (train, test) = (
-        iris.select(&train_rows).unwrap(),
-        iris.select(&test_rows).unwrap(),
-    );
-    let p = Preprocessor::default()
-        .fit(&train, "target", TargetKind::Classification)
-        .unwrap();
-    let config = MlpConfig::default()
-        .with_learning_rate(1e-2)
-        .with_max_epochs(20);
-    let model = MlpClassifier::<Cpu>::new(config)
-        .unwrap()
-        .train(
-            &p.transform(&train).unwrap(),
-            &p.transform(&test).unwrap(),
-            &mut DetachedContext::new(),
-        )
-        .unwrap();
-    (TabularPredictor::new(p, model).unwrap(), test)
-}
+mod common;
+use common::iris_predictor;
 
 /// Starts `lepton-serve` on a free port (with `token`, if any, as `LEPTON_API_TOKEN`);
 /// returns the process and its base URL.
