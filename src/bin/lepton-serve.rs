@@ -19,6 +19,7 @@
 //! Ctrl-C or SIGTERM stops it after answering the requests in flight. Logs go to stderr
 //! (`RUST_LOG` filters them; `info` by default).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,7 @@ struct Args {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -130,6 +132,13 @@ fn main() -> ExitCode {
             ..OnlineLearning::default()
         }),
     };
+    if !args.registry.is_dir() {
+        tracing::warn!(
+            registry = %args.registry.display(),
+            "the registry directory does not exist (yet): nothing is served until a model is \
+             deployed there"
+        );
+    }
     let served = Server::start_with_signal(
         args.addr,
         config,

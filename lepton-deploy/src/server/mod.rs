@@ -204,7 +204,12 @@ impl Server {
             config.batching,
             metrics.clone(),
         ));
-        models.sync();
+        if models.sync() == 0 {
+            tracing::warn!(
+                alias = %config.alias,
+                "no model has a loadable version under the alias yet; /readyz says 503 until one has"
+            );
+        }
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
             learner: config.learning.clone().map(|l| Arc::new(Learner::new(l))),
