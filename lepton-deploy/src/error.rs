@@ -60,6 +60,18 @@ pub enum DeployError {
         /// The alias.
         alias: String,
     },
+    /// An alias no longer points where an operation started from (another writer moved it).
+    #[error("alias `{alias}` of model `{name}` moved from v{expected} to {found:?}")]
+    AliasMoved {
+        /// The model.
+        name: String,
+        /// The alias.
+        alias: String,
+        /// The version it pointed at when the operation started.
+        expected: u64,
+        /// The version it points at now, if any.
+        found: Option<u64>,
+    },
     /// A prediction server did not do what a deployment asked.
     #[error("{url}: {message}")]
     Server {

@@ -1023,3 +1023,50 @@ async fn a_lone_request_does_not_wait_for_the_batching_window() {
         started.elapsed()
     );
 }
+
+#[test]
+fn limits_of_zero_and_learning_settings_out_of_range_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(LocalRegistry::new(dir.path()));
+    let start = |config: ServerConfig| {
+        Server::start(
+            "127.0.0.1:0".parse().unwrap(),
+            config,
+            registry.clone(),
+            Arc::new(Loader::default()),
+        )
+    };
+    let learning = |l: OnlineLearning| ServerConfig {
+        learning: Some(l),
+        ..ServerConfig::default()
+    };
+    for config in [
+        ServerConfig {
+            max_rows: 0,
+            ..ServerConfig::default()
+        },
+        ServerConfig {
+            max_concurrency: 0,
+            ..ServerConfig::default()
+        },
+        learning(OnlineLearning {
+            guard_fraction: 1.0,
+            ..OnlineLearning::default()
+        }),
+        learning(OnlineLearning {
+            interval: Duration::ZERO,
+            ..OnlineLearning::default()
+        }),
+        learning(OnlineLearning {
+            min_feedback: 20_000,
+            ..OnlineLearning::default()
+        }),
+    ] {
+        let e = start(config).err().expect("a bad configuration started");
+        assert!(e.to_string().contains("must be"), "{e}");
+    }
+    start(learning(OnlineLearning::default()))
+        .unwrap()
+        .shutdown()
+        .unwrap();
+}

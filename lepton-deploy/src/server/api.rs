@@ -123,8 +123,8 @@ pub(crate) async fn describe_model(
         .models
         .slot(&name)
         .ok_or_else(|| unknown_model(&name))?;
-    let (live, refused) = (slot.live, slot.refused);
-    let live = live.ok_or_else(|| unknown_model(&name))?;
+    let live = slot.live.ok_or_else(|| unknown_model(&name))?;
+    let refused = slot.refused;
     let m = &live.manifest;
     let (task, classes) = match &m.input_schema.task {
         Task::Classification { classes } => ("classification", Some(classes.clone())),
@@ -279,26 +279,24 @@ pub(crate) async fn feedback(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let answer = feedback_inner(&state, &name, body);
-    let (status, response) = match answer {
+    let Some(live) = state.models.live(&name) else {
+        count(&state.metrics, "feedback", "", StatusCode::NOT_FOUND);
+        return unknown_model(&name).into_response();
+    };
+    let (status, response) = match feedback_inner(&state, &live, body) {
         Ok(body) => (
             StatusCode::ACCEPTED,
             (StatusCode::ACCEPTED, Json(body)).into_response(),
         ),
         Err(e) => (e.status, e.into_response()),
     };
-    let model = if state.models.live(&name).is_some() {
-        name.as_str()
-    } else {
-        ""
-    };
-    count(&state.metrics, "feedback", model, status);
+    count(&state.metrics, "feedback", &name, status);
     response
 }
 
 fn feedback_inner(
     state: &AppState,
-    name: &str,
+    live: &Live,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Value, ApiError> {
     let learner = state.learner.as_ref().ok_or_else(|| {
@@ -308,7 +306,6 @@ fn feedback_inner(
             "this server does not learn online (start it with online learning on)",
         )
     })?;
-    let live = state.models.live(name).ok_or_else(|| unknown_model(name))?;
     let body = body.map_err(body_error)?;
     let request: FeedbackRequest = parse_json(&body)?;
     if request.labels.len() != request.rows.len() {
@@ -318,7 +315,7 @@ fn feedback_inner(
             request.labels.len()
         )));
     }
-    let (features, rows) = encode_rows(&live, request.rows, state.config.max_rows)?;
+    let (features, rows) = encode_rows(live, request.rows, state.config.max_rows)?;
     let task = &live.model.schema().task;
     let width = live.model.width();
     let mut examples = Examples::empty(task.clone(), width);
@@ -330,14 +327,14 @@ fn feedback_inner(
             .map_err(|e| ApiError::invalid(format!("row {i}: {e}")))?;
     }
     let buffered = learner
-        .add(name, &examples)
+        .add(&live.name, &examples)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     state
         .metrics
         .feedback_rows
-        .get_or_create(&Metrics::model(name))
+        .get_or_create(&Metrics::model(&live.name))
         .inc_by(rows as u64);
-    Ok(json!({"model": name, "accepted": rows, "buffered": buffered}))
+    Ok(json!({"model": live.name, "accepted": rows, "buffered": buffered}))
 }
 
 /// A JSON label as a target: a class label (`"7"`, or `7` where the label is `"7"`), or a
@@ -372,7 +369,7 @@ fn target(task: &Task, label: &Value) -> Result<Target, String> {
 }
 
 /// The body could not be read: too large (413) or broken off (400).
-pub(crate) fn body_error(e: BytesRejection) -> ApiError {
+fn body_error(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -384,7 +381,7 @@ pub(crate) fn body_error(e: BytesRejection) -> ApiError {
     }
 }
 
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         let code = if e.is_data() {
             "invalid_request"
@@ -396,7 +393,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
 }
 
 /// Checks and encodes the rows of one request.
-pub(crate) fn encode_rows(
+fn encode_rows(
     live: &Live,
     rows: Vec<RowIn>,
     max_rows: usize,
@@ -426,7 +423,8 @@ pub(crate) fn encode_rows(
     Ok((features, n))
 }
 
-/// Runs encoded rows through the model: through the batcher, or alone on a blocking thread.
+/// Runs encoded rows through the model: through the batcher the request announced itself to,
+/// or (batching off) alone on a blocking thread.
 async fn run(
     state: &AppState,
     live: &Arc<Live>,
@@ -435,9 +433,9 @@ async fn run(
     rows: usize,
 ) -> Result<Vec<Prediction>, ApiError> {
     let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
-    let predictions = match (&live.batcher, arrival) {
-        (Some(batcher), Some(arrival)) => {
-            let answer = batcher.submit(arrival, features, rows).map_err(|_| {
+    let predictions = match arrival {
+        Some(arrival) => {
+            let answer = arrival.submit(features, rows).map_err(|_| {
                 state.metrics.shed.inc();
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -449,7 +447,7 @@ async fn run(
                 .await
                 .map_err(|_| internal("the batch worker stopped".into()))?
         }
-        _ => {
+        None => {
             let live = live.clone();
             live.handles.batch_rows.observe(rows as f64);
             tokio::task::spawn_blocking(move || {

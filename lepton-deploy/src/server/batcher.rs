@@ -4,7 +4,7 @@
 //! each request with its own rows.
 //!
 //! Unlike a fixed queue delay, a worker waits only while more requests are on their way: each
-//! request announces itself on arrival ([`Batcher::arriving`]), before its body is parsed,
+//! request announces itself on arrival ([`Batcher::arriving`]) before its body is parsed,
 //! and the worker stops waiting as soon as the queue is empty and no announced request is
 //! still being parsed. A lone request therefore never waits for the window.
 
@@ -61,12 +61,40 @@ pub(crate) struct Batcher {
     arriving: Arc<AtomicUsize>,
 }
 
-/// A request on its way to the queue; dropped (queued, or refused) it is no longer awaited.
-pub(crate) struct Arrival(Arc<AtomicUsize>);
+/// A request on its way to the queue, announced by [`Batcher::arriving`]: while it lives, a
+/// worker forming a batch waits for it.
+pub(crate) struct Arrival {
+    queue: SyncSender<Job>,
+    arriving: Arc<AtomicUsize>,
+}
 
 impl Drop for Arrival {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.arriving.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Arrival {
+    /// Queues the request's `rows` encoded rows and returns where their predictions will
+    /// arrive.
+    pub fn submit(
+        self,
+        features: Vec<f32>,
+        rows: usize,
+    ) -> Result<oneshot::Receiver<lepton_core::Result<Vec<Prediction>>>, QueueFull> {
+        let (reply, answer) = oneshot::channel();
+        let queued = self.queue.try_send(Job {
+            features,
+            rows,
+            reply,
+        });
+        // Only once queued (by dropping `self`) is the request no longer awaited: a worker
+        // that finds the queue empty and nothing arriving stops waiting.
+        drop(self);
+        match queued {
+            Ok(()) => Ok(answer),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(QueueFull),
+        }
     }
 }
 
@@ -100,31 +128,12 @@ impl Batcher {
         Batcher { queue, arriving }
     }
 
-    /// Announces a request that will be submitted (or dropped) soon.
+    /// Announces a request whose rows will be submitted (or dropped) soon.
     pub fn arriving(&self) -> Arrival {
         self.arriving.fetch_add(1, Ordering::SeqCst);
-        Arrival(self.arriving.clone())
-    }
-
-    /// Queues `rows` encoded rows of the request `arrival` announced and returns where their
-    /// predictions will arrive.
-    pub fn submit(
-        &self,
-        arrival: Arrival,
-        features: Vec<f32>,
-        rows: usize,
-    ) -> Result<oneshot::Receiver<lepton_core::Result<Vec<Prediction>>>, QueueFull> {
-        let (reply, answer) = oneshot::channel();
-        let queued = self.queue.try_send(Job {
-            features,
-            rows,
-            reply,
-        });
-        // Only now: a worker that finds the queue empty and nothing arriving stops waiting.
-        drop(arrival);
-        match queued {
-            Ok(()) => Ok(answer),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(QueueFull),
+        Arrival {
+            queue: self.queue.clone(),
+            arriving: self.arriving.clone(),
         }
     }
 }

@@ -124,14 +124,13 @@ impl Models {
         parent: u64,
         artifact: &ModelArtifact,
     ) -> Result<u64> {
-        let now = self.registry.aliases(name)?.get(&self.alias).copied();
-        if now != Some(parent) {
-            return Err(DeployError::Server {
-                url: format!("registry model `{name}`"),
-                message: format!(
-                    "alias `{}` moved from v{parent} to {now:?} while the candidate trained",
-                    self.alias
-                ),
+        let found = self.registry.aliases(name)?.get(&self.alias).copied();
+        if found != Some(parent) {
+            return Err(DeployError::AliasMoved {
+                name: name.to_owned(),
+                alias: self.alias.clone(),
+                expected: parent,
+                found,
             });
         }
         let version = self.registry.register(name, artifact)?;

@@ -84,6 +84,38 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Refuses limits of zero and learning settings out of range.
+    fn check(&self) -> Result<()> {
+        if self.max_rows == 0 || self.max_concurrency == 0 || self.max_body_bytes == 0 {
+            return Err(DeployError::Core(lepton_core::Error::InvalidInput(
+                "max_rows, max_concurrency and max_body_bytes must be positive".into(),
+            )));
+        }
+        if let Some(l) = &self.learning {
+            let ok = !l.interval.is_zero()
+                && l.guard_fraction > 0.0
+                && l.guard_fraction < 1.0
+                && l.replay_ratio >= 0.0
+                && l.margin >= 0.0
+                && l.gain_z >= 0.0
+                && l.max_buffer >= l.min_feedback
+                && l.tuning.epochs >= 1
+                && l.tuning.batch_size >= 1;
+            if !ok {
+                return Err(DeployError::Core(lepton_core::Error::InvalidInput(
+                    format!(
+                        "online learning {l:?}: the interval, epochs and batch size must be \
+                 positive, the guard fraction in (0, 1), the margin, gain_z and replay ratio \
+                 at least 0, and the buffer at least min_feedback"
+                    ),
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -161,31 +193,7 @@ impl Server {
             path: addr.to_string(),
             source: e,
         };
-        if config.max_rows == 0 || config.max_concurrency == 0 || config.max_body_bytes == 0 {
-            return Err(DeployError::Core(lepton_core::Error::InvalidInput(
-                "max_rows, max_concurrency and max_body_bytes must be positive".into(),
-            )));
-        }
-        if let Some(l) = &config.learning {
-            let ok = !l.interval.is_zero()
-                && l.guard_fraction > 0.0
-                && l.guard_fraction < 1.0
-                && l.replay_ratio >= 0.0
-                && l.margin >= 0.0
-                && l.gain_z >= 0.0
-                && l.max_buffer >= l.min_feedback
-                && l.tuning.epochs >= 1
-                && l.tuning.batch_size >= 1;
-            if !ok {
-                return Err(DeployError::Core(lepton_core::Error::InvalidInput(
-                    format!(
-                        "online learning {l:?}: the interval, epochs and batch size must be \
-                     positive, the guard fraction in (0, 1), the margin, gain_z and replay ratio \
-                     at least 0, and the buffer at least min_feedback"
-                    ),
-                )));
-            }
-        }
+        config.check()?;
         // Bound here, so that the caller learns of a taken port at once; handed to the
         // runtime on its own thread (this may be called from inside another runtime).
         let listener = std::net::TcpListener::bind(addr).map_err(io)?;
