@@ -16,6 +16,9 @@ use lepton::deploy::{
 };
 use lepton::prelude::*;
 
+mod common;
+use common::scaled_wine;
+
 struct Setup {
     _dir: tempfile::TempDir,
     registry: Arc<LocalRegistry>,
@@ -25,18 +28,12 @@ struct Setup {
 
 /// Wine, standardised; an MLP trained on 70 % of it, registered with a replay sample of 100
 /// training rows; a server that learns from 40 feedback rows on.
-fn setup(tuning: Tuning, replay_ratio: f64, seed: u64) -> Setup {
-    let wine = datasets::wine().unwrap();
-    let (train, valid) = stratified_split(&wine, 0.3, 0).unwrap();
-    let scaler = StandardScaler.fit(&train).unwrap();
-    let (train, valid) = (
-        scaler.transform(&train).unwrap(),
-        scaler.transform(&valid).unwrap(),
-    );
+fn setup(tuning: Tuning, replay_ratio: f64) -> Setup {
+    let (train, valid) = scaled_wine();
     let config = MlpConfig::default()
         .with_learning_rate(1e-2)
         .with_max_epochs(40)
-        .with_seed(seed);
+        .with_seed(1);
     let fitted = MlpClassifier::<Cpu>::new(config)
         .unwrap()
         .train(&train, &valid, &mut DetachedContext::new())
@@ -141,7 +138,7 @@ fn online_learning_with_a_real_mlp() {
 }
 
 fn label_noise_is_never_promoted() {
-    let s = setup(Tuning::default(), 1.0, 1);
+    let s = setup(Tuning::default(), 1.0);
     let classes = s.true_labels();
     for seed in 0..3 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -166,7 +163,6 @@ fn a_shifted_world_is_learned_without_forgetting() {
             seed: 0,
         },
         2.0,
-        1,
     );
     // Every measurement reads 2 standard deviations high now; the labels are the true ones.
     let round = s.round(2.0, &s.true_labels());

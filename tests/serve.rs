@@ -14,7 +14,7 @@ use lepton::data::Column;
 use lepton::prelude::*;
 
 mod common;
-use common::iris_predictor;
+use common::{iris_predictor, scaled_wine};
 
 /// Starts `lepton-serve` on a free port (with `token`, if any, as `LEPTON_API_TOKEN`);
 /// returns the process and its base URL.
@@ -124,13 +124,7 @@ fn serves_a_tabular_predictor_exactly_as_it_predicts_in_process() {
 
 #[test]
 fn serves_a_model_without_preprocessor_by_position_and_asks_for_the_token() {
-    let wine = datasets::wine().unwrap();
-    let (train, valid) = stratified_split(&wine, 0.3, 0).unwrap();
-    let scaler = StandardScaler.fit(&train).unwrap();
-    let (train, valid) = (
-        scaler.transform(&train).unwrap(),
-        scaler.transform(&valid).unwrap(),
-    );
+    let (train, valid) = scaled_wine();
     let config = MlpConfig::default().with_max_epochs(5);
     let fitted = MlpClassifier::<Cpu>::new(config)
         .unwrap()

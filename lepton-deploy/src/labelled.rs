@@ -99,6 +99,18 @@ impl Examples {
         out
     }
 
+    /// The first `at` rows and the rest.
+    pub fn split_at(&self, at: usize) -> (Self, Self) {
+        let at = at.min(self.len());
+        let (x, y) = self.features.split_at(at * self.width());
+        let part = |features: &[f32], targets: &[Target]| Examples {
+            schema: self.schema.clone(),
+            features: features.to_vec(),
+            targets: targets.to_vec(),
+        };
+        (part(x, &self.targets[..at]), part(y, &self.targets[at..]))
+    }
+
     /// Appends every row of `other` (same width and task).
     pub fn extend(&mut self, other: &Examples) -> lepton_core::Result<()> {
         if other.schema.task != self.schema.task || other.width() != self.width() {
@@ -215,6 +227,11 @@ mod tests {
         assert!(e.push(&[1.0, 1.0], Target::Class(2)).is_err());
         assert!(e.push(&[1.0, 1.0], Target::Value(1.0)).is_err());
         assert_eq!(e.len(), 3);
+        let (head, tail) = e.split_at(1);
+        assert_eq!(
+            (head.len(), tail.feature_values()),
+            (1, &[3.0, 4.0, 5.0, 6.0][..])
+        );
         let s = e.select(&[2, 0]);
         assert_eq!(s.feature_values(), &[5.0, 6.0, 1.0, 2.0]);
         assert_eq!(s.targets(), &[Target::Class(1), Target::Class(0)]);

@@ -1,5 +1,7 @@
 //! What several integration tests train.
 
+#![allow(dead_code)] // each test crate uses its own part of it
+
 use lepton::prelude::*;
 
 /// An iris predictor (fitted preprocessor + MLP, 30 epochs) and the 30 % of the rows it was
@@ -28,4 +30,16 @@ pub fn iris_predictor() -> (TabularPredictor, Table) {
         )
         .unwrap();
     (TabularPredictor::new(p, model).unwrap(), test)
+}
+
+/// Wine split 70 / 30 (stratified), standardised on the 70 %.
+pub fn scaled_wine() -> (TabularDataset, TabularDataset) {
+    let wine = datasets::wine().unwrap();
+    let (train, valid) = stratified_split(&wine, 0.3, 0).unwrap();
+    let scaler = StandardScaler.fit(&train).unwrap();
+    let (train, valid) = (
+        scaler.transform(&train).unwrap(),
+        scaler.transform(&valid).unwrap(),
+    );
+    (train, valid)
 }

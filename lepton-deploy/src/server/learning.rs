@@ -209,12 +209,9 @@ impl Learner {
         );
         let (replay_train, replay_guard) = match &live.replay {
             Some(replay) if replay.len() >= 2 => {
-                let cut = replay.len() - held_out(replay.len(), c.guard_fraction);
-                let all: Vec<usize> = (0..replay.len()).collect();
-                (
-                    Some(replay.select(&all[..cut])),
-                    Some(replay.select(&all[cut..])),
-                )
+                let (train, guard) =
+                    replay.split_at(replay.len() - held_out(replay.len(), c.guard_fraction));
+                (Some(train), Some(guard))
             }
             _ => (None, None),
         };
