@@ -170,10 +170,10 @@ impl ModelArtifact {
         Ok(dir.to_path_buf())
     }
 
-    /// Reads an artifact from `dir`, verifying its format version and checksums.
-    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref();
-        let manifest_path = dir.join(MANIFEST);
+    /// Reads only the manifest of the artifact in `dir`, checking its format version and
+    /// schema but not the files it lists (for listings; [`load`](Self::load) verifies them).
+    pub fn read_manifest(dir: impl AsRef<Path>) -> Result<Manifest> {
+        let manifest_path = dir.as_ref().join(MANIFEST);
         let text = std::fs::read(&manifest_path).map_err(|e| io(&manifest_path, e))?;
         // Read the version alone first: a newer format may not parse as this one.
         #[derive(Deserialize)]
@@ -200,6 +200,17 @@ impl ModelArtifact {
         if !manifest.files.contains_key(WEIGHTS) {
             return Err(invalid(format!("no checksum for {WEIGHTS}")));
         }
+        Ok(manifest)
+    }
+
+    /// Reads an artifact from `dir`, verifying its format version, schema and checksums.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let manifest = Self::read_manifest(dir)?;
+        let invalid = |message: String| DeployError::Manifest {
+            path: dir.join(MANIFEST).display().to_string(),
+            message,
+        };
         let (mut weights, mut replay) = (Vec::new(), None);
         for (name, expected) in &manifest.files {
             // Only plain names of this directory: a manifest cannot make us read elsewhere.
@@ -340,6 +351,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         artifact().save(dir.path()).unwrap();
         std::fs::write(dir.path().join(WEIGHTS), [1, 2, 3]).unwrap();
+        // A listing reads the manifest alone; loading verifies the files.
+        assert_eq!(
+            ModelArtifact::read_manifest(dir.path())
+                .unwrap()
+                .model_family,
+            "test-family"
+        );
         let e = ModelArtifact::load(dir.path()).unwrap_err();
         assert!(matches!(e, DeployError::Checksum { .. }), "{e:?}");
         std::fs::remove_file(dir.path().join(WEIGHTS)).unwrap();

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use lepton_core::{Dataset, Target};
 
 use crate::artifact::hex;
-use crate::error::{DeployError, Result};
+use crate::error::Result;
 
 /// `sha256:` and the SHA-256 (hex) of the dataset: its schema as JSON, then every row's
 /// features (little-endian `f32`) and target (a class as `u64`, a value as `f64`, each
@@ -14,18 +14,23 @@ use crate::error::{DeployError, Result};
 /// (CSV, IDX, in memory); one changed value, row or label changes it.
 pub fn fingerprint(data: &dyn Dataset) -> Result<String> {
     let mut hash = Sha256::new();
-    let schema = serde_json::to_vec(data.schema()).map_err(|e| DeployError::Manifest {
-        path: "schema".into(),
-        message: e.to_string(),
-    })?;
+    let schema = serde_json::to_vec(data.schema())
+        .map_err(|e| lepton_core::Error::InvalidInput(format!("schema: {e}")))?;
     hash.update((schema.len() as u64).to_le_bytes());
     hash.update(&schema);
     hash.update((data.len() as u64).to_le_bytes());
+    // One update per row, not per value: the bytes hashed are the same.
+    let mut row = Vec::new();
     for i in 0..data.len() {
         let missing = || lepton_core::Error::InvalidInput(format!("row {i} is missing"));
-        for v in data.features(i).ok_or_else(missing)? {
-            hash.update(v.to_le_bytes());
-        }
+        row.clear();
+        row.extend(
+            data.features(i)
+                .ok_or_else(missing)?
+                .iter()
+                .flat_map(|v| v.to_le_bytes()),
+        );
+        hash.update(&row);
         match data.target(i).ok_or_else(missing)? {
             Target::Class(c) => {
                 hash.update([0u8]);
@@ -78,6 +83,24 @@ mod tests {
             x: vec![vec![1.0, 2.0], vec![3.0, 4.0]],
             y: vec![0, 1],
         }
+    }
+
+    #[test]
+    fn the_print_hashes_the_documented_bytes() {
+        // docs/artifact-format.md: schema JSON with its length, the row count, then each
+        // row's features (LE f32) and target (tag 0 + class as LE u64).
+        let d = rows();
+        let schema = serde_json::to_vec(&d.schema).unwrap();
+        let mut bytes = (schema.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(&schema);
+        bytes.extend(2u64.to_le_bytes());
+        for (x, y) in d.x.iter().zip(&d.y) {
+            x.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
+            bytes.push(0);
+            bytes.extend((*y as u64).to_le_bytes());
+        }
+        let expected = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
+        assert_eq!(fingerprint(&d).unwrap(), expected);
     }
 
     #[test]

@@ -21,9 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lepton_core::{Deployer, Deployment};
 
-use crate::artifact::{ModelArtifact, io, write_atomic};
+use crate::artifact::{Manifest, ModelArtifact, io, write_atomic};
 use crate::error::{DeployError, Result};
-use crate::registry::{PRODUCTION, Registry, check_name};
+use crate::registry::{PRODUCTION, Registry, check_name, version_number};
 
 const ALIASES: &str = "aliases.json";
 const LOCK: &str = ".lock";
@@ -37,8 +37,7 @@ pub struct LocalRegistry {
 /// An alias name a reference could not tell from a version: a number, `vN`, or `latest`.
 fn check_alias(alias: &str) -> Result<()> {
     check_name(alias)?;
-    let number = alias.strip_prefix('v').unwrap_or(alias);
-    if alias == "latest" || number.parse::<u64>().is_ok() {
+    if alias == "latest" || version_number(alias).is_some() {
         return Err(DeployError::InvalidName(alias.to_owned()));
     }
     Ok(())
@@ -62,6 +61,17 @@ impl LocalRegistry {
 
     fn version_dir(&self, name: &str, version: u64) -> Result<PathBuf> {
         Ok(self.model_dir(name)?.join(format!("v{version}")))
+    }
+
+    /// The directory of a version that exists, or `UnknownVersion`.
+    fn existing_version_dir(&self, name: &str, version: u64) -> Result<PathBuf> {
+        if !self.versions(name)?.contains(&version) {
+            return Err(DeployError::UnknownVersion {
+                name: name.to_owned(),
+                version: version.to_string(),
+            });
+        }
+        self.version_dir(name, version)
     }
 
     /// Runs `f` holding `name`'s exclusive lock (created with the model's directory).
@@ -180,13 +190,11 @@ impl Registry for LocalRegistry {
     }
 
     fn get(&self, name: &str, version: u64) -> Result<ModelArtifact> {
-        if !self.versions(name)?.contains(&version) {
-            return Err(DeployError::UnknownVersion {
-                name: name.to_owned(),
-                version: version.to_string(),
-            });
-        }
-        ModelArtifact::load(self.version_dir(name, version)?)
+        ModelArtifact::load(self.existing_version_dir(name, version)?)
+    }
+
+    fn manifest(&self, name: &str, version: u64) -> Result<Manifest> {
+        ModelArtifact::read_manifest(self.existing_version_dir(name, version)?)
     }
 
     fn aliases(&self, name: &str) -> Result<BTreeMap<String, u64>> {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::artifact::ModelArtifact;
+use crate::artifact::{Manifest, ModelArtifact};
 use crate::error::{DeployError, Result};
 
 /// The alias a deployment serves by default.
@@ -28,6 +28,11 @@ pub trait Registry: Send + Sync {
     fn versions(&self, name: &str) -> Result<Vec<u64>>;
     /// Version `version` of `name`, verified.
     fn get(&self, name: &str, version: u64) -> Result<ModelArtifact>;
+    /// The manifest of version `version` of `name`, without reading or verifying its files
+    /// (for listings).
+    fn manifest(&self, name: &str, version: u64) -> Result<Manifest> {
+        Ok(self.get(name, version)?.manifest().clone())
+    }
     /// The version each alias of `name` points at.
     fn aliases(&self, name: &str) -> Result<BTreeMap<String, u64>>;
     /// Points `alias` of `name` at `version` (which must exist and load), remembering the
@@ -39,8 +44,7 @@ pub trait Registry: Send + Sync {
 
     /// The version a reference names: a version number (`3` or `v3`), `latest`, or an alias.
     fn resolve(&self, name: &str, reference: &str) -> Result<u64> {
-        let number = reference.strip_prefix('v').unwrap_or(reference);
-        if let Ok(version) = number.parse::<u64>() {
+        if let Some(version) = version_number(reference) {
             return if self.versions(name)?.contains(&version) {
                 Ok(version)
             } else {
@@ -60,6 +64,15 @@ pub trait Registry: Send + Sync {
             version: reference.to_owned(),
         })
     }
+}
+
+/// The version number a reference spells as `3` or `v3`, if it is one.
+pub(crate) fn version_number(reference: &str) -> Option<u64> {
+    reference
+        .strip_prefix('v')
+        .unwrap_or(reference)
+        .parse()
+        .ok()
 }
 
 /// Whether `name` may name a model or an alias: 1 to 64 ASCII letters, digits, `-` or `_`

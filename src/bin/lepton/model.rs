@@ -104,9 +104,10 @@ pub fn run(command: ModelCommand) -> Result<()> {
                     .filter(|(_, v)| **v == version)
                     .map(|(a, _)| a.as_str())
                     .collect();
-                let line = match registry.get(&name, version) {
-                    Ok(a) => {
-                        let m = a.manifest();
+                // The manifest only: listing does not read or hash the weights (promotion and
+                // serving verify them).
+                let line = match registry.manifest(&name, version) {
+                    Ok(m) => {
                         let metrics: Vec<String> = m
                             .metrics
                             .iter()
