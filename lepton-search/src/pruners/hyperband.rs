@@ -3,7 +3,7 @@
 
 use lepton_core::{FrozenTrial, History, Pruner, Result};
 
-use super::{SuccessiveHalvingPruner, first_complete};
+use super::{SuccessiveHalvingPruner, resource};
 use crate::samplers::stream_seed;
 
 /// Optuna's `HyperbandPruner`. With `n = floor(log_eta(max_resource / min_resource)) + 1`
@@ -72,14 +72,6 @@ impl HyperbandPruner {
         self.halving.reduction_factor
     }
 
-    fn max_resource(&self, history: &History) -> Option<u64> {
-        self.max_resource.or_else(|| {
-            first_complete(history)?
-                .last_step()
-                .map(|(step, _)| step + 1)
-        })
-    }
-
     /// The number of brackets for a maximum resource.
     fn n_brackets(&self, max_resource: u64) -> u32 {
         let mut n = 0;
@@ -126,18 +118,15 @@ fn bracket(number: u64, budgets: &[u64]) -> u32 {
 
 impl Pruner for HyperbandPruner {
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
-        let Some(max_resource) = self.max_resource(history) else {
+        // With an automatic maximum, as in Optuna, the trials that ran before it was known
+        // (up to the first complete one) never compete at a rung.
+        let Some((max_resource, auto_from)) = resource(self.max_resource, history, |step| step + 1)
+        else {
             return false;
         };
         // The shares are computed once, not once per trial of the history.
         let budgets = self.budgets(self.n_brackets(max_resource));
         let mine = bracket(trial.number, &budgets);
-        // With an automatic maximum, as in Optuna, the trials that ran before it was known
-        // (up to the first complete one) never compete at a rung.
-        let auto_from = match self.max_resource {
-            Some(_) => None,
-            None => first_complete(history).map(|t| t.number),
-        };
         let same_bracket = history
             .trials()
             .iter()

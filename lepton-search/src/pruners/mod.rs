@@ -44,17 +44,26 @@ pub use percentile::PercentilePruner;
 pub use successive_halving::SuccessiveHalvingPruner;
 pub use threshold::ThresholdPruner;
 
-/// The study's first complete trial. "Auto" resources are set from its last step; and since
-/// Optuna's pruners record a trial's rung values only once such a resource is known, the trials
-/// up to this one never compete at a rung (Lepton reads rung values off the intermediate
-/// values, so its pruners leave those trials out explicitly: exactly Optuna's rule in a
-/// sequential study, close to it with parallel workers).
-pub(crate) fn first_complete(history: &History) -> Option<&FrozenTrial> {
-    history
+/// A pruner's resource: `fixed` if set, else derived (by `derive`) from the last step of the
+/// study's first complete trial, with the number of that trial. Since Optuna's pruners record a
+/// trial's rung values only once such an automatic resource is known, the trials up to that
+/// one never compete at a rung; Lepton reads rung values off the intermediate values, so its
+/// pruners leave out the trials numbered up to the returned one (exactly Optuna's rule in a
+/// sequential study, close to it with parallel workers). `None` while no trial is complete.
+pub(crate) fn resource(
+    fixed: Option<u64>,
+    history: &History,
+    derive: impl Fn(u64) -> u64,
+) -> Option<(u64, Option<u64>)> {
+    if let Some(r) = fixed {
+        return Some((r, None));
+    }
+    let first = history
         .trials()
         .iter()
-        .map(|t| &**t)
-        .find(|t| t.state == TrialState::Complete)
+        .find(|t| t.state == TrialState::Complete)?;
+    let (step, _) = first.last_step()?;
+    Some((derive(step), Some(first.number)))
 }
 
 /// When a pruner may act: not before `n_warmup_steps`, then on every `interval_steps`-th step
@@ -84,18 +93,18 @@ impl StepSchedule {
         trial: &FrozenTrial,
         n_startup: usize,
     ) -> Option<(Vec<&'h FrozenTrial>, u64)> {
+        // The cheap checks first: this runs on every report.
+        let (step, _) = trial.last_step()?;
+        if !self.is_pruning_step(trial, step) {
+            return None;
+        }
         let complete: Vec<&FrozenTrial> = history
             .trials()
             .iter()
             .map(|t| &**t)
             .filter(|t| t.state == TrialState::Complete)
             .collect();
-        if complete.is_empty() || complete.len() < n_startup {
-            return None;
-        }
-        let (step, _) = trial.last_step()?;
-        self.is_pruning_step(trial, step)
-            .then_some((complete, step))
+        (!complete.is_empty() && complete.len() >= n_startup).then_some((complete, step))
     }
 
     /// Whether `step`, the trial's latest report, is one to prune at.

@@ -3,7 +3,7 @@
 
 use lepton_core::{Direction, Error, FrozenTrial, History, Pruner, Result, TrialState};
 
-use super::first_complete;
+use super::resource;
 
 /// Optuna's `SuccessiveHalvingPruner`. Rung `k` sits at step
 /// `min_resource * reduction_factor^(min_early_stopping_rate + k)`. When a trial reports at or
@@ -73,14 +73,6 @@ impl SuccessiveHalvingPruner {
         self
     }
 
-    fn min_resource(&self, history: &History) -> Option<u64> {
-        self.min_resource.or_else(|| {
-            first_complete(history)?
-                .last_step()
-                .map(|(step, _)| (step / 100).max(1))
-        })
-    }
-
     /// The step of rung `k`; `None` past `u64`.
     fn rung_step(&self, min_resource: u64, k: u32) -> Option<u64> {
         self.reduction_factor
@@ -103,13 +95,11 @@ impl Pruner for SuccessiveHalvingPruner {
         let Some((step, _)) = trial.last_step() else {
             return false;
         };
-        let Some(min_resource) = self.min_resource(history) else {
-            return false;
-        };
         // With an automatic resource, the trials that ran before it was known never compete.
-        let auto_from = match self.min_resource {
-            Some(_) => None,
-            None => first_complete(history).map(|t| t.number),
+        let Some((min_resource, auto_from)) =
+            resource(self.min_resource, history, |step| (step / 100).max(1))
+        else {
+            return false;
         };
         let mut rung = 0;
         while let Some(rung_step) = self.rung_step(min_resource, rung) {
