@@ -297,28 +297,22 @@ fn the_model_registry_from_a_shell() {
         .collect();
     versions.sort_unstable();
     assert_eq!(versions, [1, 2, 3, 4]);
-    let (ok, out, _) = lepton(&[
-        "model",
-        "promote",
-        "--registry",
-        reg,
-        "--name",
-        "m",
-        "--version",
-        "2",
-    ]);
+    let promote = |version: &str| {
+        lepton(&[
+            "model",
+            "promote",
+            "--registry",
+            reg,
+            "--name",
+            "m",
+            "--version",
+            version,
+        ])
+    };
+    let (ok, out, _) = promote("2");
     assert!(ok);
     assert_eq!(out.trim(), "m production -> v2");
-    let (ok, _, _) = lepton(&[
-        "model",
-        "promote",
-        "--registry",
-        reg,
-        "--name",
-        "m",
-        "--version",
-        "latest",
-    ]);
+    let (ok, _, _) = promote("latest");
     assert!(ok);
     let (ok, out, _) = lepton(&["model", "list", "--registry", reg]);
     assert!(ok);
@@ -347,16 +341,7 @@ fn the_model_registry_from_a_shell() {
         art,
     ]);
     assert!(!ok && err.contains("invalid name"), "{err}");
-    let (ok, _, err) = lepton(&[
-        "model",
-        "promote",
-        "--registry",
-        reg,
-        "--name",
-        "m",
-        "--version",
-        "9",
-    ]);
+    let (ok, _, err) = promote("9");
     assert!(!ok && err.contains("no version `9`"), "{err}");
     let (ok, _, err) = lepton(&["model", "rollback", "--registry", reg, "--name", "m"]);
     assert!(!ok && err.contains("no earlier version"), "{err}");

@@ -60,6 +60,19 @@ impl History {
         best
     }
 
+    /// The complete trials, best first in the study's direction (the earlier trial first on
+    /// ties).
+    pub fn ranked(&self) -> Vec<&FrozenTrial> {
+        let mut ranked: Vec<&FrozenTrial> = self.completed().collect();
+        let value = |t: &FrozenTrial| t.value.unwrap_or(f64::NAN);
+        // `completed` is in number order and the sort is stable: ties stay in that order.
+        ranked.sort_by(|a, b| match self.direction {
+            Direction::Minimize => value(a).total_cmp(&value(b)),
+            Direction::Maximize => value(b).total_cmp(&value(a)),
+        });
+        ranked
+    }
+
     /// The parameters every finished (complete or pruned) trial has, each with one
     /// distribution throughout: the space a joint sampler can model (Optuna's intersection
     /// search space). Empty before the first trial finishes.
@@ -131,5 +144,30 @@ mod tests {
         assert_eq!(space.get("x"), Some(&x));
         assert!(History::default().intersection_space().is_empty());
         assert_eq!(ParamValue::Float(0.0), x.from_internal(0.0));
+    }
+
+    #[test]
+    fn ranked_is_best_first_and_keeps_ties_in_number_order() {
+        let with_value = |number: u64, state: TrialState, value: Option<f64>| {
+            let mut t = trial(number, state, &[]);
+            t.value = value;
+            t
+        };
+        let trials = vec![
+            with_value(0, TrialState::Complete, Some(2.0)),
+            with_value(1, TrialState::Complete, Some(1.0)),
+            with_value(2, TrialState::Pruned, Some(0.0)),
+            with_value(3, TrialState::Complete, Some(2.0)),
+            with_value(4, TrialState::Complete, Some(3.0)),
+        ];
+        let numbers = |h: &History| h.ranked().iter().map(|t| t.number).collect::<Vec<_>>();
+        assert_eq!(
+            numbers(&History::new(Direction::Minimize, trials.clone())),
+            [1, 0, 3, 4]
+        );
+        assert_eq!(
+            numbers(&History::new(Direction::Maximize, trials)),
+            [4, 0, 3, 1]
+        );
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use lepton_core::{Direction, Distribution, Error, FrozenTrial, History, Result};
+use lepton_core::{Distribution, Error, FrozenTrial, History, Result};
 
 use crate::samplers::unit::to_unit;
 
@@ -18,15 +18,16 @@ use crate::samplers::unit::to_unit;
 pub struct PedAnova {
     target_quantile: f64,
     region_quantile: f64,
-    grid: usize,
 }
+
+/// Points of the unit interval a numeric parameter's density is evaluated on.
+const GRID: usize = 100;
 
 impl Default for PedAnova {
     fn default() -> Self {
         PedAnova {
             target_quantile: 0.1,
             region_quantile: 1.0,
-            grid: 100,
         }
     }
 }
@@ -57,8 +58,10 @@ impl PedAnova {
     /// distribution, normalised to sum to 1 (all 0 when no parameter matters). Needs enough
     /// complete trials for two in the target quantile.
     pub fn importances(&self, history: &History) -> Result<BTreeMap<String, f64>> {
-        let mut complete: Vec<&FrozenTrial> = history
-            .completed()
+        // Best first.
+        let complete: Vec<&FrozenTrial> = history
+            .ranked()
+            .into_iter()
             .filter(|t| t.value.is_some_and(f64::is_finite))
             .collect();
         let n = complete.len();
@@ -71,11 +74,6 @@ impl PedAnova {
                 self.target_quantile
             )));
         }
-        let value = |t: &FrozenTrial| t.value.unwrap_or(f64::NAN);
-        complete.sort_by(|a, b| match history.direction() {
-            Direction::Minimize => value(a).total_cmp(&value(b)),
-            Direction::Maximize => value(b).total_cmp(&value(a)),
-        });
         let n_region = ((self.region_quantile * n as f64).ceil() as usize).max(n_top);
         let (top, region) = (&complete[..n_top], &complete[..n_region]);
         let mut divergences = BTreeMap::new();
@@ -98,7 +96,7 @@ impl PedAnova {
     }
 
     /// The distribution of parameter `name` over `trials`, as probabilities: of each choice
-    /// for a categorical parameter, else on `grid` points of the unit interval (log scales
+    /// for a categorical parameter, else on `GRID` points of the unit interval (log scales
     /// through the logarithm), from a Gaussian kernel density with Scott's bandwidth (at least
     /// one grid cell).
     fn density(
@@ -123,10 +121,10 @@ impl PedAnova {
                 let n = xs.len().max(1) as f64;
                 let mean = xs.iter().sum::<f64>() / n;
                 let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-                let h = (1.059 * sd * n.powf(-0.2)).max(1.0 / self.grid as f64);
-                (0..self.grid)
+                let h = (1.059 * sd * n.powf(-0.2)).max(1.0 / GRID as f64);
+                (0..GRID)
                     .map(|j| {
-                        let g = (j as f64 + 0.5) / self.grid as f64;
+                        let g = (j as f64 + 0.5) / GRID as f64;
                         xs.iter()
                             .map(|x| (-0.5 * ((g - x) / h).powi(2)).exp())
                             .sum()
@@ -146,7 +144,7 @@ impl PedAnova {
 mod tests {
     use super::*;
     use crate::{RandomSampler, Study};
-    use lepton_core::Scale;
+    use lepton_core::{Direction, Scale};
 
     fn study(trials: usize, objective: impl Fn(f64, f64, f64, &str) -> f64) -> Study {
         let study = Study::builder("importance")

@@ -605,20 +605,7 @@ impl Study {
     /// first on ties); fewer when the study has fewer complete trials.
     pub fn best_trials(&self, k: usize) -> Result<Vec<FrozenTrial>> {
         let history = History::shared(self.direction, self.storage.trials_shared(&self.name)?);
-        let mut complete: Vec<(f64, &FrozenTrial)> = history
-            .completed()
-            .filter_map(|t| Some((t.value?, t)))
-            .collect();
-        // `completed` is in number order and the sort is stable: ties stay in that order.
-        complete.sort_by(|(a, _), (b, _)| match self.direction {
-            Direction::Minimize => a.total_cmp(b),
-            Direction::Maximize => b.total_cmp(a),
-        });
-        Ok(complete
-            .into_iter()
-            .take(k)
-            .map(|(_, t)| t.clone())
-            .collect())
+        Ok(history.ranked().into_iter().take(k).cloned().collect())
     }
 
     /// Writes every trial as CSV: a header, then one row per trial in number order (see

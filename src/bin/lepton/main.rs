@@ -156,22 +156,14 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         StudyCommand::Best { storage, study } => {
-            let storage = lepton::search::storage::open(&storage)?;
-            let history = History::shared(
-                storage.study_direction(&study)?,
-                storage.trials_shared(&study)?,
-            );
+            let history = open_history(&storage, &study)?;
             let best = history
                 .best()
                 .ok_or_else(|| format!("study `{study}` has no complete trial"))?;
             writeln!(out, "{}", serde_json::to_string(best)?)?;
         }
         StudyCommand::Importance { storage, study } => {
-            let storage = lepton::search::storage::open(&storage)?;
-            let history = History::shared(
-                storage.study_direction(&study)?,
-                storage.trials_shared(&study)?,
-            );
+            let history = open_history(&storage, &study)?;
             let mut importances: Vec<(String, f64)> =
                 PedAnova::new().importances(&history)?.into_iter().collect();
             importances.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -196,4 +188,13 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A study's trials and direction, from the storage at `url`.
+fn open_history(url: &str, study: &str) -> Result<History> {
+    let storage = lepton::search::storage::open(url)?;
+    Ok(History::shared(
+        storage.study_direction(study)?,
+        storage.trials_shared(study)?,
+    ))
 }
