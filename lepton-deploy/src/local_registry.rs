@@ -92,6 +92,20 @@ impl LocalRegistry {
         out
     }
 
+    /// Points `alias` of `name` at `version` (already verified), recording it in the history.
+    fn point_alias(&self, name: &str, version: u64, alias: &str) -> Result<()> {
+        self.locked(name, |dir| {
+            let mut histories = self.histories(dir)?;
+            let history = histories.entry(alias.to_owned()).or_default();
+            if history.last() != Some(&version) {
+                history.push(version);
+            }
+            self.save_histories(dir, &histories)
+        })?;
+        tracing::info!(name, version, alias, "promoted");
+        Ok(())
+    }
+
     /// Every alias's history (the last entry is where it points).
     fn histories(&self, dir: &Path) -> Result<BTreeMap<String, Vec<u64>>> {
         let path = dir.join(ALIASES);
@@ -209,16 +223,21 @@ impl Registry for LocalRegistry {
         check_alias(alias)?;
         // Verified before anything moves: a corrupted version never goes live.
         self.get(name, version)?;
-        self.locked(name, |dir| {
-            let mut histories = self.histories(dir)?;
-            let history = histories.entry(alias.to_owned()).or_default();
-            if history.last() != Some(&version) {
-                history.push(version);
-            }
-            self.save_histories(dir, &histories)
-        })?;
-        tracing::info!(name, version, alias, "promoted");
-        Ok(())
+        self.point_alias(name, version, alias)
+    }
+
+    /// `register` verifies the staged copy before it becomes a version: the alias moves
+    /// without reading it a third time.
+    fn register_and_promote(
+        &self,
+        name: &str,
+        artifact: &ModelArtifact,
+        alias: &str,
+    ) -> Result<u64> {
+        check_alias(alias)?;
+        let version = self.register(name, artifact)?;
+        self.point_alias(name, version, alias)?;
+        Ok(version)
     }
 
     fn rollback(&self, name: &str, alias: &str) -> Result<u64> {
@@ -300,8 +319,9 @@ impl LocalRegistryDeployer {
 impl Deployer for LocalRegistryDeployer {
     fn deploy(&self, name: &str, artifact_dir: &Path) -> lepton_core::Result<Deployment> {
         let artifact = ModelArtifact::load(artifact_dir)?;
-        let version = self.registry.register(name, &artifact)?;
-        self.registry.promote(name, version, &self.alias)?;
+        let version = self
+            .registry
+            .register_and_promote(name, &artifact, &self.alias)?;
         Ok(self.deployment(name, version)?)
     }
 
@@ -460,5 +480,11 @@ mod tests {
         std::fs::write(a.join("weights.bpk"), [9]).unwrap();
         assert!(deployer.deploy("wine", &a).is_err());
         assert_eq!(reg.versions("wine").unwrap(), [1, 2, 3]);
+        // An alias that could not be set is refused before a version is made.
+        let art = ModelArtifact::load(&b).unwrap();
+        assert!(reg.register_and_promote("wine", &art, "v7").is_err());
+        assert_eq!(reg.register_and_promote("wine", &art, STAGING).unwrap(), 4);
+        assert_eq!(reg.versions("wine").unwrap(), [1, 2, 3, 4]);
+        assert_eq!(reg.resolve("wine", STAGING).unwrap(), 4);
     }
 }

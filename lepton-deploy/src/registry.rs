@@ -38,6 +38,19 @@ pub trait Registry: Send + Sync {
     /// Points `alias` of `name` at `version` (which must exist and load), remembering the
     /// version it pointed at before.
     fn promote(&self, name: &str, version: u64, alias: &str) -> Result<()>;
+    /// Registers `artifact` as the next version of `name` and points `alias` at it; returns
+    /// the version. An implementation that verified the version while registering it need
+    /// not verify it again before the alias moves.
+    fn register_and_promote(
+        &self,
+        name: &str,
+        artifact: &ModelArtifact,
+        alias: &str,
+    ) -> Result<u64> {
+        let version = self.register(name, artifact)?;
+        self.promote(name, version, alias)?;
+        Ok(version)
+    }
     /// Points `alias` of `name` back at the version it pointed at before the last promotion
     /// (skipping versions that no longer load) and returns it.
     fn rollback(&self, name: &str, alias: &str) -> Result<u64>;

@@ -133,8 +133,9 @@ impl Models {
                 found,
             });
         }
-        let version = self.registry.register(name, artifact)?;
-        self.registry.promote(name, version, &self.alias)?;
+        let version = self
+            .registry
+            .register_and_promote(name, artifact, &self.alias)?;
         self.sync();
         Ok(version)
     }
