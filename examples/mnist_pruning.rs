@@ -31,6 +31,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::{Parser, ValueEnum};
 use lepton::core::{FrozenTrial, NopPruner, Pruner, Sampler, Task, TrialContext};
 use lepton::data::ImageDataset;
 use lepton::data::datasets::{MnistSplit, mnist};
@@ -39,79 +40,64 @@ use lepton::prelude::*;
 use lepton::search::scheduler::BUDGET_ATTR;
 use lepton::search::{BohbSampler, Budget, HyperbandPruner, HyperbandScheduler, RandomSampler};
 
+/// Multi-fidelity search on MNIST: one method, one seed.
+#[derive(Parser)]
+#[command(name = "mnist_pruning")]
 struct Args {
-    method: String,
+    /// The search method.
+    #[arg(long, value_enum)]
+    method: Method,
+    /// Seed of the sampler and of training.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
-    trials: usize,
-    epochs: usize,
-    rounds: usize,
+    /// Trials (random, hyperband, bohb).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    trials: u64,
+    /// The most epochs one configuration trains.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: u64,
+    /// Rounds of Hyperband's brackets (the -resume methods).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// The validation accuracy whose first reaching is timed.
+    #[arg(long, default_value_t = 0.98, value_parser = accuracy)]
     target: f64,
+    /// Print only the JSON summary.
+    #[arg(long)]
     json: bool,
 }
 
-const METHODS: [&str; 5] = [
-    "random",
-    "hyperband",
-    "bohb",
-    "hyperband-resume",
-    "bohb-resume",
-];
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Method {
+    Random,
+    Hyperband,
+    Bohb,
+    HyperbandResume,
+    BohbResume,
+}
 
-const USAGE: &str = "usage: mnist_pruning --method random|hyperband|bohb|hyperband-resume|\
-                     bohb-resume [--seed S] [--trials N] [--epochs E] [--rounds R] [--target A] \
-                     [--json]";
+impl Method {
+    /// BOHB's sampler rather than random sampling.
+    fn bohb(self) -> bool {
+        matches!(self, Method::Bohb | Method::BohbResume)
+    }
 
-fn parse_args() -> std::result::Result<Args, String> {
-    let mut args = Args {
-        method: String::new(),
-        seed: 0,
-        trials: 30,
-        epochs: 12,
-        rounds: 2,
-        target: 0.98,
-        json: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        if a == "--json" {
-            args.json = true;
-            continue;
-        }
-        if a == "-h" || a == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let v = it.next().ok_or(format!("{a} needs a value\n{USAGE}"))?;
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{a}: `{v}` is not a whole number"))
-        };
-        match a.as_str() {
-            "--method" => args.method = v,
-            "--seed" => args.seed = number(&v)?,
-            "--trials" => args.trials = number(&v)? as usize,
-            "--epochs" => args.epochs = number(&v)? as usize,
-            "--rounds" => args.rounds = number(&v)? as usize,
-            "--target" => {
-                args.target = v
-                    .parse()
-                    .ok()
-                    .filter(|t: &f64| (0.0..=1.0).contains(t))
-                    .ok_or(format!("--target: `{v}` is not an accuracy in [0, 1]"))?;
-            }
-            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
-        }
+    /// Synchronous Hyperband resuming checkpoints, rather than a study of `--trials`.
+    fn resumes(self) -> bool {
+        matches!(self, Method::HyperbandResume | Method::BohbResume)
     }
-    if !METHODS.contains(&args.method.as_str()) {
-        return Err(format!(
-            "--method must be one of {}\n{USAGE}",
-            METHODS.join(", ")
-        ));
+
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned())
     }
-    if args.trials == 0 || args.epochs == 0 || args.rounds == 0 {
-        return Err("--trials, --epochs and --rounds must be at least 1".into());
-    }
-    Ok(args)
+}
+
+fn accuracy(v: &str) -> std::result::Result<f64, String> {
+    v.parse()
+        .ok()
+        .filter(|t: &f64| (0.0..=1.0).contains(t))
+        .ok_or(format!("`{v}` is not an accuracy in [0, 1]"))
 }
 
 fn main() -> ExitCode {
@@ -121,7 +107,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match parse_args().map_err(Into::into).and_then(|a| run(&a)) {
+    match run(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -208,17 +194,17 @@ fn run(args: &Args) -> Result<()> {
     let (train_rows, valid_rows) = stratified_holdout_indices(all.labels(), classes, 1.0 / 6.0, 0)?;
     let (train, valid) = (all.select(&train_rows)?, all.select(&valid_rows)?);
 
-    let method = args.method.as_str();
-    let sampler: Box<dyn Sampler> = if method.starts_with("bohb") {
+    let method = args.method.name();
+    let sampler: Box<dyn Sampler> = if args.method.bohb() {
         Box::new(BohbSampler::new(args.seed))
     } else {
         Box::new(RandomSampler::new(args.seed))
     };
-    let pruner: Box<dyn Pruner> = match method {
-        "hyperband" | "bohb" => Box::new(
+    let pruner: Box<dyn Pruner> = match args.method {
+        Method::Hyperband | Method::Bohb => Box::new(
             HyperbandPruner::new()
                 .with_min_resource(1)
-                .with_max_resource(args.epochs as u64),
+                .with_max_resource(args.epochs),
         ),
         _ => Box::new(NopPruner),
     };
@@ -238,7 +224,7 @@ fn run(args: &Args) -> Result<()> {
     let data = Data {
         train: &train,
         valid: &valid,
-        epochs: args.epochs,
+        epochs: args.epochs as usize,
         seed: args.seed,
     };
     let show = |t: &FrozenTrial| {
@@ -258,10 +244,10 @@ fn run(args: &Args) -> Result<()> {
             );
         }
     };
-    if method.ends_with("-resume") {
+    if args.method.resumes() {
         let checkpoints =
             std::env::temp_dir().join(format!("lepton-mnist-pruning-{}", std::process::id()));
-        let scheduler = HyperbandScheduler::new(1, args.epochs as u64)?.with_rounds(args.rounds);
+        let scheduler = HyperbandScheduler::new(1, args.epochs)?.with_rounds(args.rounds as usize);
         let outcome = scheduler.run(
             &study,
             |trial, budget| {
@@ -275,7 +261,7 @@ fn run(args: &Args) -> Result<()> {
         outcome?;
     } else {
         study.optimize_with(
-            args.trials,
+            args.trials as usize,
             |trial| train_trial(trial, &data, None, &mut log),
             show,
         )?;
