@@ -243,28 +243,21 @@ impl Registry for LocalRegistry {
     fn rollback(&self, name: &str, alias: &str) -> Result<u64> {
         check_alias(alias)?;
         let version = self.locked(name, |dir| {
-            let mut histories = self.histories(dir)?;
-            let history = histories.get_mut(alias).filter(|h| !h.is_empty());
-            let Some(history) = history else {
-                return Err(DeployError::NothingToRollBack {
-                    name: name.to_owned(),
-                    alias: alias.to_owned(),
-                });
+            let nothing = || DeployError::NothingToRollBack {
+                name: name.to_owned(),
+                alias: alias.to_owned(),
             };
-            let current = history.pop();
+            let mut histories = self.histories(dir)?;
+            let history = histories.get_mut(alias).ok_or_else(nothing)?;
+            let current = history.pop().ok_or_else(nothing)?;
             // The latest earlier version that still loads; broken ones leave the history.
             while let Some(&previous) = history.last() {
-                if previous != current.unwrap_or(0) && self.get(name, previous).is_ok() {
+                if previous != current && self.get(name, previous).is_ok() {
                     break;
                 }
                 history.pop();
             }
-            let Some(&previous) = history.last() else {
-                return Err(DeployError::NothingToRollBack {
-                    name: name.to_owned(),
-                    alias: alias.to_owned(),
-                });
-            };
+            let previous = *history.last().ok_or_else(nothing)?;
             self.save_histories(dir, &histories)?;
             Ok(previous)
         })?;
