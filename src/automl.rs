@@ -27,6 +27,7 @@ use lepton_models::{
     Backend, CnnClassifier, CnnConfig, CnnSpace, ForestConfig, ForestModel, ForestSpace,
     LinearSpace, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace, Schedule,
 };
+use lepton_report::{CONFUSION_ATTR, Confusion};
 use lepton_search::{Budget, HyperbandScheduler, Optimize, Study, pruners, samplers, storage};
 
 use crate::error::{Error, Result};
@@ -593,8 +594,26 @@ impl AutoMl {
             s.valid_seconds / (epochs * data.valid.len().max(1) as f64),
         )?;
         trial.set_user_attr("best_epoch", s.best_epoch as i64)?;
-        s.best_valid_score
-            .ok_or_else(|| CoreError::InvalidInput("no validation score".into()))
+        let score = s
+            .best_valid_score
+            .ok_or_else(|| CoreError::InvalidInput("no validation score".into()))?;
+        // A classifier's confusion matrix on the validation rows, for the study's report.
+        if let Task::Classification { classes } = &data.valid.schema().task
+            && !data.valid.is_empty()
+        {
+            let (_, matrix) = crate::evaluate(&model, data.valid).map_err(CoreError::stage)?;
+            if let Some(m) = matrix {
+                let k = m.n_classes();
+                let confusion = Confusion {
+                    labels: classes.clone(),
+                    counts: (0..k)
+                        .map(|t| (0..k).map(|p| m.count(t, p) as u64).collect())
+                        .collect(),
+                };
+                trial.set_user_attr(CONFUSION_ATTR, confusion.to_attr())?;
+            }
+        }
+        Ok(score)
     }
 
     /// Checks the settings against the data; returns the families that fit its task.

@@ -39,6 +39,7 @@ pub use lepton_core as core;
 pub use lepton_data as data;
 pub use lepton_deploy as deploy;
 pub use lepton_models as models;
+pub use lepton_report as report;
 pub use lepton_search as search;
 
 mod automl;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use lepton::core::{Schema, Target, Task};
 use lepton::data::{ImageDataset, stratified_holdout_indices};
 use lepton::prelude::*;
+use lepton::report::Confusion;
 use lepton::{AutoMlRun, Error, evaluate};
 
 /// The 8x8 digits (1,797 images, 10 classes) from `$LEPTON_DATA_DIR/tabular/digits.csv`,
@@ -66,6 +67,20 @@ fn image_search_selects_among_families_and_refits_within_budget() {
     let values: Vec<f64> = run.leaderboard.iter().map(|t| t.value.unwrap()).collect();
     assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
     assert!(run.refit_epochs >= 1 && run.model.summary().epochs_run <= run.refit_epochs);
+    // Each complete trial keeps its validation confusion matrix for the study's report; its
+    // accuracy is the trial's value.
+    for t in &run.leaderboard {
+        let m = Confusion::of_trial(t).unwrap().unwrap();
+        assert_eq!(m.labels.len(), 10);
+        let total: u64 = m.counts.iter().flatten().sum();
+        let right: u64 = (0..10).map(|i| m.counts[i][i]).sum();
+        let accuracy = right as f64 / total as f64;
+        assert!(
+            (accuracy - t.value.unwrap()).abs() < 1e-9,
+            "trial {}",
+            t.number
+        );
+    }
     assert_eq!(
         run.model.family(),
         run.winner.params["family"].as_str().unwrap()

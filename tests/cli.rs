@@ -351,3 +351,107 @@ fn the_model_registry_from_a_shell() {
     let (_, out, _) = lepton(&["model", "list", "--registry", reg]);
     assert_eq!(out.trim(), "m\t4 versions\tproduction=v2");
 }
+
+/// The number a plot's layer of data says it holds (`data-KIND="N"`), in the figure of `plot`;
+/// the layers of one kind in that figure are summed.
+fn plotted(html: &str, plot: &str, kind: &str) -> usize {
+    let start = html
+        .find(&format!("data-plot=\"{plot}\""))
+        .unwrap_or_else(|| panic!("no {plot} figure"));
+    let figure = &html[start..start + html[start..].find("</figure>").unwrap()];
+    let tag = format!("data-{kind}=\"");
+    figure
+        .match_indices(&tag)
+        .map(|(i, _)| {
+            let rest = &figure[i + tag.len()..];
+            rest[..rest.find('"').unwrap()].parse::<usize>().unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn a_report_of_a_pruned_study_plots_every_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let (ok, out, err) = lepton(&[
+        "worker",
+        "--storage",
+        &url,
+        "--study",
+        "curves",
+        "--objective",
+        "curves",
+        "--sampler",
+        "random",
+        "--pruner",
+        "asha",
+        "--trials",
+        "30",
+        "--seed",
+        "5",
+    ]);
+    assert!(ok, "{err}");
+    let complete = out.matches("\"complete\"").count();
+    let pruned = out.matches("\"pruned\"").count();
+    assert_eq!(complete + pruned, 30);
+    assert!(pruned > 0 && complete > 0, "{out}");
+
+    let page = dir.path().join("report.html");
+    let page_arg = page.display().to_string();
+    let (ok, out, err) = lepton(&[
+        "study",
+        "report",
+        "--storage",
+        &url,
+        "--study",
+        "curves",
+        "--out",
+        &page_arg,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("30 trials"), "{out}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(plotted(&html, "history", "points"), complete);
+    // Every trial reported: a curve (or a lone dot), and a cross per pruned trial.
+    let crosses = {
+        let at = html.find("data-plot=\"intermediate\"").unwrap();
+        let figure = &html[at..];
+        let last = figure[..figure.find("</figure>").unwrap()]
+            .rfind("data-lines=\"")
+            .unwrap();
+        let rest = &figure[last + "data-lines=\"".len()..];
+        rest[..rest.find('"').unwrap()].parse::<usize>().unwrap()
+    };
+    assert_eq!(crosses, pruned);
+    let curves = plotted(&html, "intermediate", "lines") - crosses
+        + plotted(&html, "intermediate", "points");
+    assert_eq!(curves, 30);
+    assert_eq!(plotted(&html, "parallel", "lines"), complete);
+    // One slice per parameter (x0, x1, speed), each with every complete trial.
+    assert_eq!(html.matches("data-plot=\"slice\"").count(), 3);
+    assert_eq!(plotted(&html, "slice", "points"), complete);
+
+    let (ok, _, err) = lepton(&[
+        "study",
+        "report",
+        "--storage",
+        &url,
+        "--study",
+        "nope",
+        "--out",
+        &page_arg,
+    ]);
+    assert!(!ok && err.contains("nope"), "{err}");
+    let nowhere = dir.path().join("missing/dir/report.html");
+    let (ok, _, err) = lepton(&[
+        "study",
+        "report",
+        "--storage",
+        &url,
+        "--study",
+        "curves",
+        "--out",
+        &nowhere.display().to_string(),
+    ]);
+    assert!(!ok && err.contains("cannot write"), "{err}");
+}

@@ -7,6 +7,7 @@
 //! lepton study best   --storage URL --study NAME
 //! lepton study export --storage URL --study NAME [--format json|csv]
 //! lepton study importance --storage URL --study NAME
+//! lepton study report --storage URL --study NAME --out report.html [--top N]
 //! lepton worker --storage URL --study NAME --objective branin|hartmann6|rosenbrock5|mixed6|curves
 //!               --trials N [--sampler NAME] [--pruner none|median|asha|hyperband]
 //!               [--retries K] [--trial-ms MS] ...
@@ -18,10 +19,13 @@
 //! Storage URLs: `memory:`, `sqlite:///path/to/study.db`, `postgres://user@host:port/db`.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lepton::core::History;
+use lepton::report::StudyReport;
 use lepton::search::{PedAnova, export};
 
 mod model;
@@ -86,6 +90,23 @@ enum StudyCommand {
         /// Study name.
         #[arg(long)]
         study: String,
+    },
+    /// A study's report: one self-contained HTML page (open it in any browser, no network
+    /// needed) with the optimisation history, learning curves, parallel coordinates,
+    /// importance, slices, the leaderboard and the best trial's confusion matrix.
+    Report {
+        /// Storage URL.
+        #[arg(long)]
+        storage: String,
+        /// Study name.
+        #[arg(long)]
+        study: String,
+        /// Where to write the page.
+        #[arg(long)]
+        out: PathBuf,
+        /// How many of the best trials the leaderboard lists.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
     },
     /// Every trial of a study, as JSON (an array of trial records) or CSV (one row per
     /// trial; columns number, state, value, param_NAME..., attr_NAME..., intermediate_values).
@@ -170,6 +191,28 @@ fn run(cli: Cli) -> Result<()> {
             for (name, share) in importances {
                 writeln!(out, "{name}\t{share:.4}")?;
             }
+        }
+        StudyCommand::Report {
+            storage,
+            study,
+            out: path,
+            top,
+        } => {
+            let started = Instant::now();
+            let history = open_history(&storage, &study)?;
+            let html = StudyReport::new(&study, &history)
+                .with_leaderboard(top)
+                .html()?;
+            std::fs::write(&path, &html)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            writeln!(
+                out,
+                "wrote {} ({} trials, {} KiB) in {:.0} ms",
+                path.display(),
+                history.trials().len(),
+                html.len() / 1024,
+                started.elapsed().as_secs_f64() * 1e3
+            )?;
         }
         StudyCommand::Export {
             storage,
