@@ -17,9 +17,11 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lepton::data::{Column, holdout_indices, stratified_holdout_indices};
+use lepton::logging::LogFormat;
 use lepton::prelude::*;
 
 struct Args {
+    log_format: LogFormat,
     path: String,
     target: String,
     task: Option<TargetKind>,
@@ -29,11 +31,12 @@ struct Args {
 }
 
 const USAGE: &str = "usage: automl_csv PATH --target COLUMN [--task classification|regression] \
-                     [--trials N] [--seed S] [--json]";
+                     [--trials N] [--seed S] [--json] [--log-format pretty|json]";
 
 fn parse_args() -> Result<Args, String> {
     let (mut path, mut target, mut task) = (None, None, None);
     let (mut trials, mut seed, mut json) = (25usize, 42u64, false);
+    let mut log_format = LogFormat::default();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
@@ -63,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--seed: `{v}` is not a number"))?;
             }
             "--json" => json = true,
+            "--log-format" => log_format = value()?.parse()?,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -77,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
         return Err("--trials must be at least 1".into());
     }
     Ok(Args {
+        log_format,
         path: path.ok_or(USAGE)?,
         target: target.ok_or(USAGE)?,
         task,
@@ -87,13 +92,10 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    if let Err(e) = parse_args().map_err(Into::into).and_then(run) {
+    if let Err(e) = parse_args().map_err(Into::into).and_then(|a| {
+        lepton::logging::init(a.log_format, "warn", None)?;
+        run(a)
+    }) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

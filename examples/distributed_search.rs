@@ -27,10 +27,12 @@ use std::time::{Duration, Instant};
 use lepton::core::FrozenTrial;
 use lepton::data::datasets::{MnistSplit, mnist};
 use lepton::data::stratified_holdout_indices;
+use lepton::logging::LogFormat;
 use lepton::prelude::*;
 use lepton::search::{Optimize, PercentilePruner, TpeSampler, storage};
 
 struct Args {
+    log_format: LogFormat,
     storage: String,
     study: String,
     workers: usize,
@@ -41,10 +43,12 @@ struct Args {
 }
 
 const USAGE: &str = "usage: distributed_search --storage URL [--study NAME] [--trials N] \
-                     [--workers K | --worker] [--train-size N] [--epochs E]";
+                     [--workers K | --worker] [--train-size N] [--epochs E] \
+                     [--log-format pretty|json]";
 
 fn parse_args() -> std::result::Result<Args, String> {
     let mut args = Args {
+        log_format: LogFormat::default(),
         storage: String::new(),
         study: "mnist-mlp".into(),
         workers: 2,
@@ -68,6 +72,7 @@ fn parse_args() -> std::result::Result<Args, String> {
             "--train-size" => args.train_size = number(value()?)? as usize,
             "--epochs" => args.epochs = number(value()?)? as usize,
             "--worker" => args.worker = true,
+            "--log-format" => args.log_format = value()?.parse()?,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -85,15 +90,10 @@ fn parse_args() -> std::result::Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = parse_args()
-        .map_err(Into::into)
-        .and_then(|a| if a.worker { work(&a) } else { coordinate(&a) });
+    let result = parse_args().map_err(Into::into).and_then(|a| {
+        lepton::logging::init(a.log_format, "warn", None)?;
+        if a.worker { work(&a) } else { coordinate(&a) }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

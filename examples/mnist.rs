@@ -14,8 +14,11 @@
 //!
 //! ```text
 //! cargo run --release --example mnist [-- --budget-minutes M --seed S --json
-//!     --idx-dir DIR --artifact DIR --registry DIR --sampler NAME --pruner NAME --storage URL]
+//!     --idx-dir DIR --artifact DIR --registry DIR --sampler NAME --pruner NAME --storage URL
+//!     --report FILE --log-format pretty|json --trial-logs DIR]
 //! ```
+//! `--report FILE` writes the study's report (plots of every trial, one HTML file);
+//! `--trial-logs DIR` keeps each trial's log in `DIR/mnist-SEED/trial-N.log`.
 //! `--idx-dir DIR` reads the four files named as MNIST's (raw or .gz) from DIR without checking
 //! their digests, for Fashion-MNIST and the like. `RUST_LOG=lepton=debug` shows every epoch.
 
@@ -29,13 +32,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lepton::core::FrozenTrial;
+use lepton::core::{FrozenTrial, History};
 use lepton::data::ImageDataset;
 use lepton::data::datasets::{MnistSplit, mnist, mnist_from_dir};
+use lepton::logging::LogFormat;
 use lepton::prelude::*;
+use lepton::report::StudyReport;
 use lepton::{AutoMlRun, Observer, TRAIN_SECONDS_PER_ROW, evaluate};
 
 struct Args {
+    log_format: LogFormat,
     budget_minutes: f64,
     seed: u64,
     json: bool,
@@ -45,14 +51,18 @@ struct Args {
     sampler: String,
     pruner: String,
     storage: Option<String>,
+    trial_logs: Option<PathBuf>,
+    report: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: mnist [--budget-minutes M] [--seed S] [--json] [--idx-dir DIR] \
                      [--artifact DIR] [--registry DIR] [--sampler NAME] [--pruner NAME] \
-                     [--storage URL]";
+                     [--storage URL] [--report FILE] [--log-format pretty|json] \
+                     [--trial-logs DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        log_format: LogFormat::default(),
         budget_minutes: 20.0,
         seed: 42,
         json: false,
@@ -62,6 +72,8 @@ fn parse_args() -> Result<Args, String> {
         sampler: "tpe".into(),
         pruner: "asha".into(),
         storage: None,
+        trial_logs: None,
+        report: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -93,6 +105,9 @@ fn parse_args() -> Result<Args, String> {
             "--sampler" => args.sampler = v,
             "--pruner" => args.pruner = v,
             "--storage" => args.storage = Some(v),
+            "--trial-logs" => args.trial_logs = Some(v.into()),
+            "--report" => args.report = Some(v.into()),
+            "--log-format" => args.log_format = v.parse()?,
             other => return Err(format!("unknown argument `{other}` (try --help)")),
         }
     }
@@ -100,13 +115,10 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = parse_args().map_err(Into::into).and_then(run);
+    let result = parse_args().map_err(Into::into).and_then(|a| {
+        lepton::logging::init(a.log_format, "warn", a.trial_logs.as_deref())?;
+        run(a)
+    });
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -178,13 +190,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.budget_minutes
     );
 
+    let study = format!("mnist-{}", args.seed);
     let mut automl = AutoMl::for_images(train.height(), train.width())
+        .with_study_name(&study)
         .with_budget(budget)
         .with_seed(args.seed)
         .with_sampler(&args.sampler)
         .with_pruner(&args.pruner);
     if let Some(url) = &args.storage {
-        automl = automl.with_storage(url, &format!("mnist-{}", args.seed));
+        automl = automl.with_storage(url, &study);
     }
     let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {msg}",
@@ -209,6 +223,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         run.search_time.as_secs_f64(),
         run.valid_score
     );
+
+    if let Some(path) = &args.report {
+        let history = History::new(Direction::Maximize, run.trials.clone());
+        std::fs::write(path, StudyReport::new(&study, &history).html()?)?;
+        println!("study report written to {}", path.display());
+    }
 
     let (scores, confusion) = evaluate(&run.model, &test)?;
     let test_accuracy = scores.accuracy.unwrap_or(f64::NAN);

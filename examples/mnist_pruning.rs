@@ -36,6 +36,7 @@ use lepton::core::{FrozenTrial, NopPruner, Pruner, Sampler, Task, TrialContext};
 use lepton::data::ImageDataset;
 use lepton::data::datasets::{MnistSplit, mnist};
 use lepton::data::stratified_holdout_indices;
+use lepton::logging::LogFormat;
 use lepton::prelude::*;
 use lepton::search::scheduler::BUDGET_ATTR;
 use lepton::search::{BohbSampler, Budget, HyperbandPruner, HyperbandScheduler, RandomSampler};
@@ -65,6 +66,12 @@ struct Args {
     /// Print only the JSON summary.
     #[arg(long)]
     json: bool,
+    /// How log lines on stderr look (RUST_LOG filters them).
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+    /// Keep each trial's log in DIR/STUDY/trial-N.log.
+    #[arg(long, value_name = "DIR")]
+    trial_logs: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,13 +108,9 @@ fn accuracy(v: &str) -> std::result::Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(&Args::parse()) {
+    let args = Args::parse();
+    let logging = lepton::logging::init(args.log_format, "warn", args.trial_logs.as_deref());
+    match logging.map_err(Into::into).and_then(|()| run(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -24,9 +24,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lepton::attr;
 use lepton::core::FrozenTrial;
 use lepton::data::stratified_holdout_indices;
+use lepton::logging::LogFormat;
 use lepton::prelude::*;
 
 struct Args {
+    log_format: LogFormat,
     trials: usize,
     seed: u64,
     json: bool,
@@ -34,6 +36,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        log_format: LogFormat::default(),
         trials: 25,
         seed: 42,
         json: false,
@@ -54,8 +57,14 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: quickstart [--trials N] [--seed S] [--json]");
+                println!(
+                    "usage: quickstart [--trials N] [--seed S] [--json] [--log-format pretty|json]"
+                );
                 std::process::exit(0);
+            }
+            "--log-format" => {
+                let v = it.next().ok_or(format!("{a} needs a value"))?;
+                args.log_format = v.parse()?;
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
         }
@@ -67,13 +76,10 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = parse_args().map_err(Into::into).and_then(run);
+    let result = parse_args().map_err(Into::into).and_then(|a| {
+        lepton::logging::init(a.log_format, "warn", None)?;
+        run(a)
+    });
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);

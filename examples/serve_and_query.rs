@@ -33,6 +33,7 @@ use lepton::core::Subset;
 use lepton::data::ImageDataset;
 use lepton::data::datasets::{MnistSplit, mnist};
 use lepton::deploy::{Examples, HttpServerDeployer, LocalRegistry, Registry, Server, ServerConfig};
+use lepton::logging::LogFormat;
 use lepton::prelude::*;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -40,37 +41,39 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 const NAME: &str = "mnist-mlp";
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    if let Err(e) = parse_args().and_then(run) {
+    if let Err(e) = parse_args().and_then(|a| {
+        lepton::logging::init(a.log_format, "warn", None)?;
+        run(a)
+    }) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
 }
 
 struct Args {
+    log_format: LogFormat,
     registry: PathBuf,
     epochs: usize,
 }
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
+        log_format: LogFormat::default(),
         registry: std::env::temp_dir().join(format!("lepton-serve-{}", std::process::id())),
         epochs: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         if a == "-h" || a == "--help" {
-            println!("usage: serve_and_query [--registry DIR] [--epochs N]");
+            println!(
+                "usage: serve_and_query [--registry DIR] [--epochs N] [--log-format pretty|json]"
+            );
             std::process::exit(0);
         }
         let v = it.next().ok_or(format!("{a} needs a value (try --help)"))?;
         match a.as_str() {
             "--registry" => args.registry = v.into(),
+            "--log-format" => args.log_format = v.parse()?,
             "--epochs" => {
                 args.epochs = v
                     .parse()

@@ -316,6 +316,12 @@ impl AutoMl {
         self
     }
 
+    /// Names the study (`automl` unless set): its logs and report carry the name.
+    pub fn with_study_name(mut self, study: &str) -> Self {
+        self.study_name = study.into();
+        self
+    }
+
     /// Keeps the study in a storage (`sqlite:PATH`, `postgres://...`) under `study`; an
     /// existing study of that name is resumed and its trials count.
     pub fn with_storage(mut self, url: &str, study: &str) -> Self {

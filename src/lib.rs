@@ -45,9 +45,11 @@ pub use lepton_search as search;
 mod automl;
 mod error;
 mod fitted_model;
+pub mod logging;
 mod predictor;
 mod scores;
 mod serving;
+mod studies_view;
 mod tabular_automl;
 
 pub use automl::{
@@ -59,6 +61,7 @@ pub use fitted_model::FittedModel;
 pub use predictor::TabularPredictor;
 pub use scores::{Scores, evaluate, score_predictions};
 pub use serving::ArtifactLoader;
+pub use studies_view::studies_view;
 pub use tabular_automl::{TabularAutoMl, TabularRun, attr};
 
 /// The types most programs use.

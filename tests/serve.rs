@@ -203,3 +203,69 @@ fn a_taken_address_is_an_error_not_a_hang() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
     terminate(server);
 }
+
+#[test]
+fn serves_live_study_reports_from_a_storage() {
+    use lepton::search::SqliteStorage;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("studies.db");
+    let storage = Arc::new(SqliteStorage::open(&db).unwrap());
+    let study = Study::builder("quad/ratic")
+        .with_storage(storage.clone())
+        .with_sampler(RandomSampler::new(3))
+        .build()
+        .unwrap();
+    let quadratic = |trial: &mut Trial| {
+        let x = trial.suggest_float("x", -5.0, 5.0, Scale::Linear)?;
+        trial.report(1, x * x + 1.0)?;
+        Ok(x * x)
+    };
+    study.optimize(12, quadratic).unwrap();
+
+    let url = format!("sqlite://{}", db.display());
+    let (server, base) = start(dir.path(), &["--studies", &url], Some("secret"));
+    let get = |path: &str| {
+        let r = reqwest::blocking::get(format!("{base}{path}")).unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let (status, index) = get("/studies");
+    assert_eq!(status, 200);
+    assert!(
+        index.contains("<a href=\"/studies/quad%2Fratic\">quad/ratic</a>"),
+        "{index}"
+    );
+    assert!(index.contains("<td>12</td>"), "{index}");
+
+    let (status, page) = get("/studies/quad%2Fratic");
+    assert_eq!(status, 200, "{page}");
+    for plot in ["history", "intermediate", "parallel", "importance", "slice"] {
+        assert!(page.contains(&format!("data-plot=\"{plot}\"")), "no {plot}");
+    }
+    assert!(page.contains("data-live=\"/studies/quad%2Fratic/progress\""));
+    assert!(page.contains("data-finished=\"12\""));
+    assert!(page.contains("data-points=\"12\""));
+
+    let progress = || {
+        let (status, body) = get("/studies/quad%2Fratic/progress");
+        assert_eq!(status, 200);
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    assert_eq!(progress(), json!({"trials": 12, "finished": 12}));
+    // A worker finishes three more trials: the page's poll sees them.
+    study.optimize(3, quadratic).unwrap();
+    assert_eq!(progress(), json!({"trials": 15, "finished": 15}));
+    assert!(
+        get("/studies/quad%2Fratic")
+            .1
+            .contains("data-finished=\"15\"")
+    );
+
+    for missing in ["/studies/nope", "/studies/nope/progress"] {
+        let (status, body) = get(missing);
+        assert_eq!(status, 404, "{missing}: {body}");
+        assert!(body.contains("nope"), "{body}");
+    }
+    terminate(server);
+}

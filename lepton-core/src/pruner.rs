@@ -26,6 +26,16 @@ use crate::trial::FrozenTrial;
 pub trait Pruner: Send + Sync {
     /// Whether `trial` should stop now.
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool;
+
+    /// Why `trial` should stop now, or `None` when it should go on: the same decision as
+    /// [`should_prune`](Pruner::should_prune), in words a log can carry. The default names
+    /// the pruner; pruners override it with the rule and the numbers they compared.
+    fn prune_reason(&self, history: &History, trial: &FrozenTrial) -> Option<String> {
+        self.should_prune(history, trial).then(|| {
+            let name = std::any::type_name::<Self>();
+            format!("{} said stop", name.rsplit("::").next().unwrap_or(name))
+        })
+    }
 }
 
 /// The pruner that never prunes.
@@ -42,5 +52,9 @@ impl Pruner for NopPruner {
 impl<P: Pruner + ?Sized> Pruner for Box<P> {
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
         (**self).should_prune(history, trial)
+    }
+
+    fn prune_reason(&self, history: &History, trial: &FrozenTrial) -> Option<String> {
+        (**self).prune_reason(history, trial)
     }
 }

@@ -379,7 +379,12 @@ impl TrialContext for Trial {
     }
 
     fn should_prune(&self) -> bool {
-        self.pruner.should_prune(&self.history, &self.record)
+        let Some(reason) = self.pruner.prune_reason(&self.history, &self.record) else {
+            return false;
+        };
+        let (step, value) = self.record.last_step().unwrap_or((0, f64::NAN));
+        tracing::info!(trial = self.record.number, step, value, %reason, "pruning decision: stop");
+        true
     }
 
     /// Records every value: the further objectives first (as user attributes), then the

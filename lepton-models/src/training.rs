@@ -373,7 +373,7 @@ pub(crate) fn train<M: Net>(
         if !loss.is_finite() || !score.is_finite() {
             return Err(ModelError::Diverged { epoch, loss });
         }
-        tracing::debug!(
+        tracing::info!(
             epoch,
             train_loss = summary.final_train_loss,
             valid_score = score,

@@ -310,6 +310,18 @@ impl Study {
         let mut record = trial.record().clone();
         record.state = state;
         record.value = value;
+        let params: Vec<String> = record
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        tracing::info!(
+            trial = number,
+            state = state.as_str(),
+            value,
+            params = %params.join(" "),
+            "trial finished"
+        );
         Ok(record)
     }
 

@@ -7,7 +7,11 @@
 //!              [--timeout-ms 10000] [--poll-ms 1000]
 //!              [--learn] [--learn-interval-s 30] [--learn-min-feedback 200] [--learn-margin 0.01]
 //!              [--learn-epochs 3] [--learn-rate 0.001]
+//!              [--studies URL] [--log-format pretty|json]
 //! ```
+//!
+//! With `--studies URL`, `/studies` lists the studies of that storage and `/studies/{name}`
+//! shows a study's report (`lepton study report`'s page), reloading itself as trials finish.
 //!
 //! With `--learn`, `POST /v1/models/{name}/feedback` takes labelled rows; every interval a
 //! model with enough of them gets a fine-tuned candidate, which becomes a new registry version
@@ -17,9 +21,8 @@
 //! Serves the version each model's alias points at and follows promotions and rollbacks.
 //! With `LEPTON_API_TOKEN` set, `/v1` asks for `Authorization: Bearer $LEPTON_API_TOKEN`.
 //! Ctrl-C or SIGTERM stops it after answering the requests in flight. Logs go to stderr
-//! (`RUST_LOG` filters them; `info` by default).
+//! (`RUST_LOG` filters them; `info` by default), as text or, with `--log-format json`, JSON.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,10 +31,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use lepton::ArtifactLoader;
-use lepton::deploy::server::shutdown_signal;
+use lepton::deploy::server::{Pages, shutdown_signal};
 use lepton::deploy::{
     Batching, LocalRegistry, OnlineLearning, PRODUCTION, Server, ServerConfig, Tuning,
 };
+use lepton::logging::LogFormat;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +47,14 @@ struct Args {
     /// The registry's root directory.
     #[arg(long)]
     registry: PathBuf,
+    /// Also serve the studies of this storage (memory:, sqlite://PATH, postgres://...) as live
+    /// report pages under /studies, refreshing as trials finish. Read-only, and not behind the
+    /// API token: bind to a private address if the studies are private.
+    #[arg(long, value_name = "URL")]
+    studies: Option<String>,
+    /// How log lines on stderr look (RUST_LOG filters them; info by default).
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -94,21 +106,25 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    if let Err(e) = lepton::logging::init(args.log_format, "info", None) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let default = Batching::default();
     let batching = (args.batch_window_us > 0).then(|| Batching {
         window: Duration::from_micros(args.batch_window_us),
         max_rows: args.batch_max_rows,
         workers: args.batch_workers.unwrap_or(default.workers),
     });
+    let pages = match args.studies.as_deref().map(lepton::search::storage::open) {
+        None => None,
+        Some(Ok(storage)) => Some(Pages(lepton::studies_view(storage))),
+        Some(Err(e)) => {
+            eprintln!("error: --studies: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = ServerConfig {
         alias: args.alias,
         poll_interval: Duration::from_millis(args.poll_ms),
@@ -120,6 +136,7 @@ fn main() -> ExitCode {
             .ok()
             .filter(|t| !t.is_empty()),
         batching,
+        pages,
         learning: args.learn.then(|| OnlineLearning {
             interval: Duration::from_secs(args.learn_interval_s),
             min_feedback: args.learn_min_feedback,

@@ -66,6 +66,21 @@ pub struct ServerConfig {
     pub batching: Option<Batching>,
     /// Online learning from feedback, or `None` (feedback is refused with 409).
     pub learning: Option<OnlineLearning>,
+    /// More routes served beside the API (the live study reports of `lepton-serve`), or
+    /// `None`.
+    pub pages: Option<Pages>,
+}
+
+/// Routes served beside the API, as they are: outside `/v1`'s token, limits and metrics
+/// (read-only pages for people, such as `lepton::studies_view`). Their paths must not clash
+/// with the API's.
+#[derive(Clone)]
+pub struct Pages(pub Router);
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pages(..)")
+    }
 }
 
 impl Default for ServerConfig {
@@ -80,6 +95,7 @@ impl Default for ServerConfig {
             token: None,
             batching: Some(Batching::default()),
             learning: None,
+            pages: None,
         }
     }
 }
@@ -246,7 +262,12 @@ impl Server {
                         }
                         tracing::info!("shutting down: answering the requests in flight");
                     };
-                    let served = axum::serve(listener, router(state))
+                    let pages = state.config.pages.clone();
+                    let app = match pages {
+                        Some(Pages(pages)) => router(state).merge(pages),
+                        None => router(state),
+                    };
+                    let served = axum::serve(listener, app)
                         .with_graceful_shutdown(shutdown)
                         .await;
                     poller.abort();

@@ -118,12 +118,13 @@ fn bracket(number: u64, budgets: &[u64]) -> u32 {
 
 impl Pruner for HyperbandPruner {
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
+        self.prune_reason(history, trial).is_some()
+    }
+
+    fn prune_reason(&self, history: &History, trial: &FrozenTrial) -> Option<String> {
         // With an automatic maximum, as in Optuna, the trials that ran before it was known
         // (up to the first complete one) never compete at a rung.
-        let Some((max_resource, auto_from)) = resource(self.max_resource, history, |step| step + 1)
-        else {
-            return false;
-        };
+        let (max_resource, auto_from) = resource(self.max_resource, history, |step| step + 1)?;
         // The shares are computed once, not once per trial of the history.
         let budgets = self.budgets(self.n_brackets(max_resource));
         let mine = bracket(trial.number, &budgets);
@@ -137,7 +138,8 @@ impl Pruner for HyperbandPruner {
         let view = History::shared(history.direction(), same_bracket);
         self.halving
             .with_min_early_stopping_rate(mine)
-            .should_prune(&view, trial)
+            .prune_reason(&view, trial)
+            .map(|why| format!("in bracket {mine}: {why}"))
     }
 }
 

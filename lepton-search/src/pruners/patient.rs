@@ -35,9 +35,13 @@ impl PatientPruner {
 
 impl Pruner for PatientPruner {
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
+        self.prune_reason(history, trial).is_some()
+    }
+
+    fn prune_reason(&self, history: &History, trial: &FrozenTrial) -> Option<String> {
         let values: Vec<f64> = trial.intermediate_values.values().copied().collect();
         if values.len() <= self.patience + 1 {
-            return false;
+            return None;
         }
         let (before, recent) = values.split_at(values.len() - self.patience - 1);
         let finite = |xs: &[f64]| {
@@ -59,11 +63,19 @@ impl Pruner for PatientPruner {
                 best_before - self.min_delta > best_recent
             }
         };
-        stalled
-            && self
-                .wrapped
-                .as_ref()
-                .is_none_or(|p| p.should_prune(history, trial))
+        if !stalled {
+            return None;
+        }
+        let stalled = format!(
+            "no improvement by more than {} in the last {} steps",
+            self.min_delta, self.patience
+        );
+        match &self.wrapped {
+            None => Some(stalled),
+            Some(p) => p
+                .prune_reason(history, trial)
+                .map(|why| format!("{stalled}, and {why}")),
+        }
     }
 }
 

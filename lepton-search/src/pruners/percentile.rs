@@ -76,16 +76,17 @@ impl PercentilePruner {
 
 impl Pruner for PercentilePruner {
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
-        let Some((complete, step)) =
-            self.schedule
-                .judged_step(history, trial, self.n_startup_trials)
-        else {
-            return false;
-        };
+        self.prune_reason(history, trial).is_some()
+    }
+
+    fn prune_reason(&self, history: &History, trial: &FrozenTrial) -> Option<String> {
+        let (complete, step) = self
+            .schedule
+            .judged_step(history, trial, self.n_startup_trials)?;
         let direction = history.direction();
         let values = trial.intermediate_values.values();
         if values.clone().any(|v| v.is_nan()) {
-            return true;
+            return Some("a report is NaN".into());
         }
         let best = match direction {
             Direction::Minimize => values.copied().fold(f64::INFINITY, f64::min),
@@ -97,17 +98,24 @@ impl Pruner for PercentilePruner {
             .filter(|v| !v.is_nan())
             .collect();
         if at_step.len() < self.n_min_trials {
-            return false;
+            return None;
         }
         let q = match direction {
             Direction::Minimize => self.percentile,
             Direction::Maximize => 100.0 - self.percentile,
         };
+        let n = at_step.len();
         let p = percentile(&mut at_step, q);
-        match direction {
+        let worse = match direction {
             Direction::Minimize => best > p,
             Direction::Maximize => best < p,
-        }
+        };
+        worse.then(|| {
+            format!(
+                "best value so far {best} is worse than {p}, the {q}th percentile of {n} \
+                 complete trials at step {step}"
+            )
+        })
     }
 }
 
@@ -160,6 +168,19 @@ mod tests {
         assert!(!pruner.should_prune(&h, &trial(9, TrialState::Running, &[(1, 3.0)])));
         // The trial's best report counts, not its last.
         assert!(!pruner.should_prune(&h, &trial(9, TrialState::Running, &[(1, 0.5), (2, 9.0)])));
+        // The reason, for the log, names the numbers compared.
+        assert_eq!(
+            pruner
+                .prune_reason(&h, &trial(9, TrialState::Running, &[(1, 3.5)]))
+                .as_deref(),
+            Some(
+                "best value so far 3.5 is worse than 3, the 50th percentile of 5 complete trials at step 1"
+            )
+        );
+        assert_eq!(
+            pruner.prune_reason(&h, &trial(9, TrialState::Running, &[(1, 2.5)])),
+            None
+        );
         let h = history(Direction::Maximize, &[1.0, 2.0, 3.0, 4.0, 5.0]);
         assert!(pruner.should_prune(&h, &trial(9, TrialState::Running, &[(1, 2.5)])));
         assert!(!pruner.should_prune(&h, &trial(9, TrialState::Running, &[(1, 3.5)])));

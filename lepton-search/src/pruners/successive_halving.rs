@@ -92,25 +92,24 @@ fn value_at(trial: &FrozenTrial, step: u64) -> Option<f64> {
 
 impl Pruner for SuccessiveHalvingPruner {
     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
-        let Some((step, _)) = trial.last_step() else {
-            return false;
-        };
+        self.prune_reason(history, trial).is_some()
+    }
+
+    fn prune_reason(&self, history: &History, trial: &FrozenTrial) -> Option<String> {
+        let (step, _) = trial.last_step()?;
         // With an automatic resource, the trials that ran before it was known never compete.
-        let Some((min_resource, auto_from)) =
-            resource(self.min_resource, history, |step| (step / 100).max(1))
-        else {
-            return false;
-        };
+        let (min_resource, auto_from) =
+            resource(self.min_resource, history, |step| (step / 100).max(1))?;
         let mut rung = 0;
         while let Some(rung_step) = self.rung_step(min_resource, rung) {
             if step < rung_step {
-                return false;
+                return None;
             }
-            let Some(value) = value_at(trial, rung_step) else {
-                return false;
-            };
+            let value = value_at(trial, rung_step)?;
             if value.is_nan() {
-                return true;
+                return Some(format!(
+                    "its value at rung {rung} (step {rung_step}) is NaN"
+                ));
             }
             let mut competing: Vec<f64> = history
                 .trials()
@@ -121,8 +120,13 @@ impl Pruner for SuccessiveHalvingPruner {
                 .filter(|v| !v.is_nan())
                 .collect();
             competing.push(value);
-            if competing.len() <= self.bootstrap_count {
-                return true;
+            let n = competing.len();
+            if n <= self.bootstrap_count {
+                return Some(format!(
+                    "rung {rung} (step {rung_step}) has {n} trials, not more than the \
+                     bootstrap count {}",
+                    self.bootstrap_count
+                ));
             }
             if !promotable(
                 value,
@@ -130,11 +134,15 @@ impl Pruner for SuccessiveHalvingPruner {
                 self.reduction_factor,
                 history.direction(),
             ) {
-                return true;
+                return Some(format!(
+                    "value {value} at rung {rung} (step {rung_step}) is not in the best 1/{} \
+                     of {n} trials",
+                    self.reduction_factor
+                ));
             }
             rung += 1;
         }
-        false
+        None
     }
 }
 

@@ -46,14 +46,21 @@ impl ThresholdPruner {
 }
 
 impl Pruner for ThresholdPruner {
-    fn should_prune(&self, _: &History, trial: &FrozenTrial) -> bool {
-        let Some((step, value)) = trial.last_step() else {
-            return false;
-        };
+    fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
+        self.prune_reason(history, trial).is_some()
+    }
+
+    fn prune_reason(&self, _: &History, trial: &FrozenTrial) -> Option<String> {
+        let (step, value) = trial.last_step()?;
         if !self.schedule.is_pruning_step(trial, step) {
-            return false;
+            return None;
         }
-        value.is_nan() || value < self.lower || value > self.upper
+        (value.is_nan() || value < self.lower || value > self.upper).then(|| {
+            format!(
+                "value {value} at step {step} is outside [{}, {}]",
+                self.lower, self.upper
+            )
+        })
     }
 }
 

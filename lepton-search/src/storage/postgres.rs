@@ -352,6 +352,7 @@ impl PostgresStorage {
             .max_size(4)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(30))
+            .error_handler(Box::new(LogRetries))
             .build_unchecked(manager);
         let storage = PostgresStorage {
             pool,
@@ -414,6 +415,17 @@ impl PostgresStorage {
             return Ok(());
         }
         Err(conn.refusal(study, number, to))
+    }
+}
+
+/// Logs every failed connection attempt as a `tracing` event: the pool tries again until its
+/// 30 s timeout (r2d2's own handler writes to the `log` crate, which tracing does not see).
+#[derive(Debug)]
+struct LogRetries;
+
+impl r2d2::HandleError<postgres::Error> for LogRetries {
+    fn handle_error(&self, error: postgres::Error) {
+        tracing::warn!(%error, "postgres connection failed; retrying until the pool's 30 s timeout");
     }
 }
 

@@ -129,7 +129,7 @@ impl SqliteStorage {
 
     fn init(path: String, mut conn: Connection) -> Result<Self> {
         let e = |err| sql(&path, err);
-        conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
+        conn.busy_handler(Some(retry_while_busy)).map_err(e)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -266,6 +266,27 @@ fn sql(path: &str, source: rusqlite::Error) -> Error {
         path: path.to_owned(),
         source,
     })
+}
+
+/// SQLite's busy handler: another connection holds the write lock, so wait and try again, for
+/// about 30 s in all (1, 2, 4, ... then 100 ms between tries), saying so in the log.
+fn retry_while_busy(attempt: i32) -> bool {
+    const TRIES: i32 = 310;
+    match attempt {
+        0 => tracing::debug!("SQLite database is busy (another writer); retrying"),
+        TRIES => {
+            tracing::warn!(
+                attempts = TRIES,
+                "SQLite database still busy after about 30 s; giving up"
+            );
+            return false;
+        }
+        _ => {}
+    }
+    std::thread::sleep(Duration::from_millis(
+        (1u64 << attempt.clamp(0, 7)).min(100),
+    ));
+    true
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {

@@ -16,6 +16,8 @@
 //! lepton model promote  --registry DIR --name NAME --version V [--alias production]
 //! lepton model rollback --registry DIR --name NAME [--alias production]
 //! ```
+//! Every command takes `--log-format pretty|json` (stderr; `RUST_LOG` filters it) and
+//! `--trial-logs DIR` (a log file per trial, `DIR/STUDY/trial-N.log`).
 //! Storage URLs: `memory:`, `sqlite:///path/to/study.db`, `postgres://user@host:port/db`.
 
 use std::io::Write;
@@ -25,6 +27,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lepton::core::History;
+use lepton::logging::LogFormat;
 use lepton::report::StudyReport;
 use lepton::search::{PedAnova, export};
 
@@ -40,6 +43,12 @@ mod worker;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on stderr look (RUST_LOG filters them; warnings only by default).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+    /// Keep each trial's log (a worker's trials) in DIR/STUDY/trial-N.log.
+    #[arg(long, global = true, value_name = "DIR")]
+    trial_logs: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +151,7 @@ fn main() -> ExitCode {
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn run(cli: Cli) -> Result<()> {
+    lepton::logging::init(cli.log_format, "warn", cli.trial_logs.as_deref())?;
     let command = match cli.command {
         Command::Study(command) => command,
         Command::Worker(args) => return worker::run(args),
