@@ -1,7 +1,7 @@
 //! Logs for Lepton's binaries and examples: a `tracing` subscriber that writes human-readable
 //! or JSON lines to stderr, filtered by `RUST_LOG`, and can keep one log file per trial.
 //!
-//! Every crate emits `tracing` spans and events: a `study` span (its name), a `trial` span
+//! Every crate emits `tracing` spans and events: a `study` span (field `study`), a `trial` span
 //! (its number) around each trial, and in them each epoch's metrics, each pruning decision
 //! with its reason, and the trial's end with its state, value and parameters; storages log
 //! their retries. A library installs no subscriber: the application chooses, here with
@@ -77,9 +77,9 @@ pub fn init(
 }
 
 /// A `tracing` layer that appends every event inside a `trial` span to that trial's own file,
-/// `DIR/STUDY/trial-NUMBER.log` (`STUDY` from the enclosing `study` span, `_` without one;
-/// characters other than letters, digits, `-`, `_` and `.` become `_`). A line is the time,
-/// the level, the target, the message and the fields:
+/// `DIR/STUDY/trial-NUMBER.log` (`STUDY` is the `study` field of the enclosing `study` span,
+/// `_` without one; characters other than letters, digits, `-`, `_` and `.` become `_`). A
+/// line is the time, the level, the target, the message and the fields:
 ///
 /// ```text
 /// 2026-12-05T22:41:07.532144Z  INFO lepton_models::training: epoch done epoch=3 valid_score=0.981
@@ -135,7 +135,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for TrialFiles {
         attrs.record(&mut fields);
         match attrs.metadata().name() {
             "study" => {
-                if let Some(name) = fields.get("name") {
+                if let Some(name) = fields.get("study") {
                     span.extensions_mut().insert(StudyName(name.to_owned()));
                 }
             }
@@ -266,7 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let subscriber = tracing_subscriber::registry().with(TrialFiles::new(dir.path()));
         tracing::subscriber::with_default(subscriber, || {
-            let study = tracing::info_span!("study", name = "demo");
+            let study = tracing::info_span!("study", study = "demo");
             let _in_study = study.enter();
             tracing::info!("outside any trial");
             for number in 0..2u64 {

@@ -95,12 +95,15 @@ impl Layer {
         self.count += 1;
     }
 
-    /// A line through pixels `at` (nothing for fewer than two).
+    /// A line through pixels `at` (nothing for fewer than two), without the points that lie
+    /// within half a pixel of it anyway (a learning curve flattens out: its hundred steps
+    /// draw as a dozen segments, and the picture does not change).
     pub(crate) fn line(&mut self, at: impl IntoIterator<Item = (i32, i32)>, colour: RGBColor) {
         let at: Vec<(i32, i32)> = at.into_iter().collect();
         if at.len() < 2 {
             return;
         }
+        let at = simplified(&at, 0.5);
         let d = self.path(colour);
         for (i, (x, y)) in at.iter().enumerate() {
             let _ = write!(d, "{}{x} {y}", if i == 0 { 'M' } else { 'L' });
@@ -133,6 +136,41 @@ impl Layer {
     }
 }
 
+/// `line` without the points within `tolerance` pixels of the line that remains
+/// (Ramer-Douglas-Peucker); the first and last points always stay.
+fn simplified(line: &[(i32, i32)], tolerance: f64) -> Vec<(i32, i32)> {
+    let mut keep = vec![false; line.len()];
+    keep[0] = true;
+    keep[line.len() - 1] = true;
+    let mut spans = vec![(0, line.len() - 1)];
+    while let Some((first, last)) = spans.pop() {
+        let (ax, ay) = (line[first].0 as f64, line[first].1 as f64);
+        let (dx, dy) = (line[last].0 as f64 - ax, line[last].1 as f64 - ay);
+        let length = (dx * dx + dy * dy).sqrt();
+        let mut farthest = (0.0, first);
+        for (i, &(x, y)) in line.iter().enumerate().take(last).skip(first + 1) {
+            let (px, py) = (x as f64 - ax, y as f64 - ay);
+            let distance = if length == 0.0 {
+                (px * px + py * py).sqrt()
+            } else {
+                (px * dy - py * dx).abs() / length
+            };
+            if distance > farthest.0 {
+                farthest = (distance, i);
+            }
+        }
+        if farthest.0 > tolerance {
+            keep[farthest.1] = true;
+            spans.push((first, farthest.1));
+            spans.push((farthest.1, last));
+        }
+    }
+    line.iter()
+        .zip(keep)
+        .filter_map(|(&p, k)| k.then_some(p))
+        .collect()
+}
+
 /// Draws with `draw` on a white `width` x `height` canvas and returns the SVG document, with
 /// the layers `draw` returns on top of what it drew.
 pub(crate) fn svg(
@@ -162,4 +200,21 @@ pub(crate) fn svg(
     }
     out.push_str(&tail);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simplifying_keeps_corners_and_drops_what_lies_on_the_line() {
+        let flat: Vec<(i32, i32)> = (0..100).map(|x| (x, 50)).collect();
+        assert_eq!(simplified(&flat, 0.5), [(0, 50), (99, 50)]);
+        let corner = [(0, 0), (5, 5), (10, 10), (10, 0), (10, -10)];
+        assert_eq!(simplified(&corner, 0.5), [(0, 0), (10, 10), (10, -10)]);
+        // A point one pixel off the line stays.
+        let bump = [(0, 0), (5, 1), (10, 0)];
+        assert_eq!(simplified(&bump, 0.5), bump);
+        assert_eq!(simplified(&[(3, 3), (3, 3)], 0.5), [(3, 3), (3, 3)]);
+    }
 }

@@ -226,9 +226,13 @@ table.leaderboard{border-collapse:collapse;font-size:13px}\
 .leaderboard th,.leaderboard td{border:1px solid #ddd;padding:3px 8px;text-align:right}\
 .leaderboard th{background:#f4f4f4}";
 
-/// Records when the page has first painted (`data-render-ms` on the body, milliseconds since
-/// navigation started) and, on a live page, reloads it when the study has changed.
+/// Records how long the page took, in milliseconds since navigation started, on the body:
+/// `data-layout-ms` once it is parsed and laid out (reading `offsetHeight` forces the layout),
+/// `data-render-ms` once it has painted (two animation frames later). On a live page, it also
+/// reloads the page when the study has changed.
 const SCRIPT: &str = "<script>\
+(function(){var b=document.body;b.offsetHeight;\
+b.setAttribute('data-layout-ms',String(Math.round(performance.now())));})();\
 requestAnimationFrame(function(){requestAnimationFrame(function(){\
 document.body.setAttribute('data-render-ms',String(Math.round(performance.now())));});});\
 (function(){var b=document.body,u=b.getAttribute('data-live');if(!u)return;\

@@ -342,7 +342,7 @@ impl Study {
         F: FnMut(&mut Trial) -> Result<f64>,
         O: FnMut(&FrozenTrial),
     {
-        let span = tracing::info_span!("study", name = %self.name);
+        let span = tracing::info_span!("study", study = %self.name);
         let run = Run::new(
             Some(n_trials),
             None,
@@ -409,7 +409,7 @@ impl Study {
             Observer::new(options.observe, self.direction, best, on_trial),
         )
         .with_study_total(options.study_total);
-        let span = tracing::info_span!("study", name = %self.name, workers = options.n_workers);
+        let span = tracing::info_span!("study", study = %self.name, workers = options.n_workers);
         let (shared, objective) = (&run, &objective);
         std::thread::scope(|scope| {
             for i in 1..options.n_workers {
