@@ -20,6 +20,33 @@ fn lepton(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `lepton worker` filling the study `curves` of `url` with learning-curve trials.
+fn curves_worker(
+    url: &str,
+    sampler: &str,
+    pruner: &str,
+    trials: &str,
+    seed: &str,
+) -> (bool, String, String) {
+    lepton(&[
+        "worker",
+        "--storage",
+        url,
+        "--study",
+        "curves",
+        "--objective",
+        "curves",
+        "--sampler",
+        sampler,
+        "--pruner",
+        pruner,
+        "--trials",
+        trials,
+        "--seed",
+        seed,
+    ])
+}
+
 #[test]
 fn list_show_best_and_export_a_study() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,23 +214,7 @@ fn a_worker_refuses_unknown_problems_and_samplers_before_touching_the_storage() 
 fn a_worker_prunes_learning_curves_and_the_export_carries_them() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
-    let (ok, out, err) = lepton(&[
-        "worker",
-        "--storage",
-        &url,
-        "--study",
-        "curves",
-        "--objective",
-        "curves",
-        "--sampler",
-        "random",
-        "--pruner",
-        "asha",
-        "--trials",
-        "40",
-        "--seed",
-        "2",
-    ]);
+    let (ok, out, err) = curves_worker(&url, "random", "asha", "40", "2");
     assert!(ok, "{err}");
     let states: Vec<String> = out
         .lines()
@@ -373,23 +384,7 @@ fn plotted(html: &str, plot: &str, kind: &str) -> usize {
 fn a_report_of_a_pruned_study_plots_every_trial() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("r.db").display());
-    let (ok, out, err) = lepton(&[
-        "worker",
-        "--storage",
-        &url,
-        "--study",
-        "curves",
-        "--objective",
-        "curves",
-        "--sampler",
-        "random",
-        "--pruner",
-        "asha",
-        "--trials",
-        "30",
-        "--seed",
-        "5",
-    ]);
+    let (ok, out, err) = curves_worker(&url, "random", "asha", "30", "5");
     assert!(ok, "{err}");
     let complete = out.matches("\"complete\"").count();
     let pruned = out.matches("\"pruned\"").count();

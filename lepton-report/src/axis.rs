@@ -66,12 +66,7 @@ impl ParamAxis {
                     .iter()
                     .filter_map(|v| v.as_f64())
                     .filter(|x| x.is_finite() && (!log || *x > 0.0));
-                let (low, high) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
-                    (l.min(x), h.max(x))
-                });
-                if low > high {
-                    return None;
-                }
+                let (low, high) = extent(finite)?;
                 AxisScale::Numeric { low, high, log }
             }
         };
@@ -158,6 +153,22 @@ fn categorical(choices: &[ParamValue], values: &[&ParamValue]) -> AxisScale {
     AxisScale::Categorical { labels }
 }
 
+/// The smallest and largest of `values`, or `None` when there are none.
+pub(crate) fn extent(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+    let (low, high) = values
+        .into_iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+            (l.min(x), h.max(x))
+        });
+    (low <= high).then_some((low, high))
+}
+
+/// A plot's value axis for `values`: their extent, [`padded`], or `(0, 1)` when there are
+/// none.
+pub(crate) fn value_range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    extent(values).map_or((0.0, 1.0), |(l, h)| padded(l, h))
+}
+
 /// `[low, high]` widened by 5 % either side, or by 1 (or 10 % of the value) when it is a
 /// single point.
 pub(crate) fn padded(low: f64, high: f64) -> (f64, f64) {
@@ -175,6 +186,17 @@ pub fn value_label(value: &ParamValue) -> String {
     match value {
         ParamValue::Float(x) => number(*x),
         other => other.to_string(),
+    }
+}
+
+/// The label of a tick on an axis of whole numbers (steps, trial numbers): the number, or
+/// nothing between two whole numbers.
+pub(crate) fn whole(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        // `+ 0.0` turns -0 into 0.
+        format!("{}", x.round() + 0.0)
+    } else {
+        String::new()
     }
 }
 
@@ -267,5 +289,8 @@ mod tests {
         assert_eq!(number(12.5), "12.5");
         assert_eq!(number(1e-6), "1.00e-6");
         assert_eq!(number(0.0), "0");
+        assert_eq!(whole(3.0), "3");
+        assert_eq!(whole(2.5), "");
+        assert_eq!(whole(-0.0), "0");
     }
 }

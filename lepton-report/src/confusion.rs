@@ -43,15 +43,18 @@ impl Confusion {
             }
             other => Err(malformed(format!("{other} is not a JSON string"))),
         };
-        Some(parsed.and_then(|c| {
-            let k = c.labels.len();
-            if k == 0 || c.counts.len() != k || c.counts.iter().any(|r| r.len() != k) {
-                return Err(malformed(format!(
-                    "{k} labels need a {k} x {k} matrix of counts"
-                )));
-            }
-            Ok(c)
-        }))
+        Some(parsed.and_then(|c| c.check().map(|()| c).map_err(malformed)))
+    }
+
+    /// At least one label, and a square matrix with a row and a column per label.
+    fn check(&self) -> std::result::Result<(), String> {
+        let k = self.labels.len();
+        if k == 0 || self.counts.len() != k || self.counts.iter().any(|r| r.len() != k) {
+            return Err(format!(
+                "{k} labels need a {k} x {k} matrix of counts, and there must be one at least"
+            ));
+        }
+        Ok(())
     }
 
     /// Each row's share of its true class, the recall per cell (0 for an empty row).
@@ -76,6 +79,10 @@ impl Confusion {
     /// The heat map as an SVG document: a cell per (true, predicted) pair with its count,
     /// shaded by its share of the true class.
     pub fn svg(&self) -> Result<String> {
+        self.check().map_err(|message| ReportError::Plot {
+            plot: "confusion matrix",
+            message,
+        })?;
         let k = self.labels.len();
         let cell = (480 / k.max(1) as u32).clamp(24, 64);
         let side = cell * k as u32;
@@ -86,7 +93,8 @@ impl Confusion {
                 .margin(10)
                 .x_label_area_size(40)
                 .y_label_area_size(70)
-                .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())?;
+                // A segmented `0..m` has a segment per value of `0..=m`: `k` cells.
+                .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())?;
             let label = |v: &SegmentValue<usize>, flip: bool| match v {
                 SegmentValue::CenterOf(i) => {
                     let i = if flip { k.checked_sub(i + 1) } else { Some(*i) };
@@ -159,6 +167,13 @@ mod tests {
         assert_eq!(Confusion::of_trial(&t).unwrap().unwrap(), c);
         assert_eq!(c.row_shares()[0], vec![0.8, 0.2]);
         assert!(Confusion::of_trial(&FrozenTrial::new(4)).is_none());
+        assert!(c.svg().unwrap().contains(">\n9\n</text>"));
+        // Made by hand, a ragged matrix is refused rather than drawn.
+        let ragged = Confusion {
+            labels: vec!["a".into()],
+            counts: vec![vec![1, 2]],
+        };
+        assert!(matches!(ragged.svg(), Err(ReportError::Plot { .. })));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use lepton_core::{History, TrialState};
 use plotters::prelude::*;
 
-use crate::axis::{number, padded};
+use crate::axis::{number, value_range, whole};
 use crate::draw::{self, COMPLETE, Layer, OTHER, PRUNED};
 use crate::error::Result;
 
@@ -64,14 +64,7 @@ impl CurvesPlot {
         let all = || self.curves.iter().flat_map(|c| c.points.iter());
         let last = all().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
         let first = all().map(|p| p.0).min().unwrap_or(0) as f64;
-        let (low, high) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
-            (l.min(p.1), h.max(p.1))
-        });
-        let (low, high) = if low <= high {
-            padded(low, high)
-        } else {
-            (0.0, 1.0)
-        };
+        let (low, high) = value_range(all().map(|p| p.1));
         let colour = |state: TrialState| match state {
             TrialState::Complete => COMPLETE,
             TrialState::Pruned => PRUNED,
@@ -93,7 +86,8 @@ impl CurvesPlot {
                 .x_desc("step")
                 .y_desc("intermediate value")
                 .label_style(draw::label())
-                .x_label_formatter(&|x| number(*x))
+                .x_labels(((last - first) as usize + 1).min(10))
+                .x_label_formatter(&|x| whole(*x))
                 .y_label_formatter(&|y| number(*y))
                 .draw()?;
             // Complete trials under the rest, so the pruned ones stay visible.

@@ -4,7 +4,7 @@
 use lepton_core::{Direction, History};
 use plotters::prelude::*;
 
-use crate::axis::{number, padded};
+use crate::axis::{number, value_range, whole};
 use crate::draw::{self, BEST, COMPLETE, Layer};
 use crate::error::Result;
 
@@ -53,17 +53,7 @@ impl HistoryPlot {
     /// The plot as an SVG document.
     pub fn svg(&self) -> Result<String> {
         let last = self.points.last().map_or(1, |p| p.0 + 1) as f64;
-        let (low, high) = self
-            .points
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
-                (l.min(p.1), h.max(p.1))
-            });
-        let (low, high) = if low <= high {
-            padded(low, high)
-        } else {
-            (0.0, 1.0)
-        };
+        let (low, high) = value_range(self.points.iter().map(|p| p.1));
         draw::svg("history", (860, 360), |area| {
             let mut chart = ChartBuilder::on(area)
                 .caption("Optimisation history", draw::title())
@@ -77,7 +67,8 @@ impl HistoryPlot {
                 .x_desc("trial")
                 .y_desc("objective value")
                 .label_style(draw::label())
-                .x_label_formatter(&|x| format!("{x:.0}"))
+                .x_labels((last as usize).min(10))
+                .x_label_formatter(&|x| whole(*x))
                 .y_label_formatter(&|y| number(*y))
                 .draw()?;
             let mut points = Layer::points(6, 0.6);

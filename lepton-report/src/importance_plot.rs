@@ -38,7 +38,8 @@ impl ImportancePlot {
                 .margin(12)
                 .x_label_area_size(28)
                 .y_label_area_size(names)
-                .build_cartesian_2d(0.0..1.0, (0..n).into_segmented())?;
+                // A segmented `0..m` has a segment per value of `0..=m`: `n` rows.
+                .build_cartesian_2d(0.0..1.0, (0..n - 1).into_segmented())?;
             chart
                 .configure_mesh()
                 .light_line_style(WHITE)

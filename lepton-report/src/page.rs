@@ -124,7 +124,9 @@ impl<'a> StudyReport<'a> {
         if board.rows.is_empty() {
             note(&mut out, "no complete trial yet");
         } else {
+            out.push_str("<div class=\"wide\">");
             out.push_str(&board.html());
+            out.push_str("</div>\n");
         }
 
         if let Some(best) = h.best()
@@ -221,7 +223,7 @@ const CSS: &str = "body{font-family:sans-serif;margin:24px auto;max-width:1280px
 h2{margin-top:32px;border-bottom:1px solid #ddd}\
 figure.plot{margin:8px 0;overflow-x:auto}\
 .grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure.plot{margin:0}\
-.empty{color:#777;font-style:italic}\
+.empty{color:#777;font-style:italic}.wide{overflow-x:auto}\
 table.leaderboard{border-collapse:collapse;font-size:13px}\
 .leaderboard th,.leaderboard td{border:1px solid #ddd;padding:3px 8px;text-align:right}\
 .leaderboard th{background:#f4f4f4}";

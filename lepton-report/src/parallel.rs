@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use lepton_core::{FrozenTrial, History, ParamValue};
 use plotters::prelude::*;
 
-use crate::axis::{AxisScale, ParamAxis};
+use crate::axis::{AxisScale, ParamAxis, extent};
 use crate::draw::{self, Layer};
 use crate::error::Result;
 
@@ -50,11 +50,7 @@ impl ParallelPlot {
             .into_iter()
             .filter_map(|n| ParamAxis::of(n, complete.iter().copied()))
             .collect();
-        let values = complete.iter().filter_map(|t| t.value);
-        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-            (l.min(v), h.max(v))
-        });
-        if low <= high {
+        if let Some((low, high)) = extent(complete.iter().filter_map(|t| t.value)) {
             axes.push(ParamAxis {
                 name: "objective".into(),
                 scale: AxisScale::Numeric {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use lepton_core::{FrozenTrial, History};
 use plotters::prelude::*;
 
-use crate::axis::{ParamAxis, number, padded};
+use crate::axis::{ParamAxis, number, value_range};
 use crate::draw::{self, Layer};
 use crate::error::Result;
 
@@ -58,17 +58,7 @@ impl SlicePlot {
     /// The plot as an SVG document.
     pub fn svg(&self) -> Result<String> {
         let (xl, xh) = self.axis.range();
-        let (low, high) = self
-            .points
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
-                (l.min(p.1), h.max(p.1))
-            });
-        let (low, high) = if low <= high {
-            padded(low, high)
-        } else {
-            (0.0, 1.0)
-        };
+        let (low, high) = value_range(self.points.iter().map(|p| p.1));
         let last = self.last_trial.max(1) as f64;
         draw::svg("slice", (420, 300), |area| {
             let mut chart = ChartBuilder::on(area)
