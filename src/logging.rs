@@ -146,11 +146,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for TrialFiles {
                 let study = span
                     .scope()
                     .skip(1)
-                    .find_map(|s| s.extensions().get::<StudyName>().map(|n| n.0.clone()))
+                    .find_map(|s| s.extensions().get::<StudyName>().map(|n| file_safe(&n.0)))
                     .unwrap_or_else(|| "_".into());
                 let path = self
                     .dir
-                    .join(file_safe(&study))
+                    .join(study)
                     .join(format!("trial-{}.log", file_safe(number)));
                 span.extensions_mut().insert(TrialFile(path));
             }
@@ -225,17 +225,28 @@ impl Visit for Fields {
     }
 }
 
-/// `name` with every character but letters, digits, `-`, `_` and `.` replaced by `_` (and a
-/// leading `.` too, so no name climbs out of the directory).
+/// `name` with every character but ASCII letters, digits, `-`, `_` and `.` replaced by `_`
+/// (and a leading `.` too, so no name climbs out of the directory); a name that changed gets
+/// a hash of itself appended, so that `exp/1` and `exp_1` keep files of their own.
 fn file_safe(name: &str) -> String {
-    name.chars()
+    let safe: String = name
+        .chars()
         .enumerate()
         .map(|(i, c)| match c {
             '.' if i == 0 => '_',
             c if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') => c,
             _ => '_',
         })
-        .collect()
+        .collect();
+    // `_` is the directory of trials outside any study.
+    if safe == name && name != "_" {
+        return safe;
+    }
+    // FNV-1a: the same on every run and platform.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{safe}-{hash:08x}")
 }
 
 #[cfg(test)]
@@ -257,8 +268,11 @@ mod tests {
     #[test]
     fn file_names_stay_in_their_directory() {
         assert_eq!(file_safe("mnist-1"), "mnist-1");
-        assert_eq!(file_safe("../etc/passwd"), "_._etc_passwd");
-        assert_eq!(file_safe("a b/c"), "a_b_c");
+        assert!(file_safe("../etc/passwd").starts_with("_._etc_passwd-"));
+        assert!(file_safe("a b/c").starts_with("a_b_c-"));
+        // Names that clean up alike keep their own files.
+        assert_ne!(file_safe("exp/1"), file_safe("exp_1"));
+        assert_ne!(file_safe("_"), "_");
     }
 
     #[test]

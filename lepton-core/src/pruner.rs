@@ -32,7 +32,9 @@ pub trait Pruner: Send + Sync {
     /// the pruner; pruners override it with the rule and the numbers they compared.
     fn prune_reason(&self, history: &History, trial: &FrozenTrial) -> Option<String> {
         self.should_prune(history, trial).then(|| {
+            // `a::Wrapper<b::Inner>` is called `Wrapper`.
             let name = std::any::type_name::<Self>();
+            let name = name.split('<').next().unwrap_or(name);
             format!("{} said stop", name.rsplit("::").next().unwrap_or(name))
         })
     }

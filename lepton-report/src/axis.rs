@@ -89,7 +89,7 @@ impl ParamAxis {
                 }
             }
             AxisScale::Categorical { labels } => {
-                let label = value_label(value);
+                let label = choice_label(value);
                 labels.iter().position(|l| *l == label).map(|i| i as f64)
             }
         }
@@ -111,10 +111,12 @@ impl ParamAxis {
         }
     }
 
-    /// Where `value` sits between the ends of [`range`](Self::range), from 0 to 1.
+    /// Where `value` sits between the ends of [`range`](Self::range), from 0 to 1 (a value
+    /// beyond the axis' limit sits at its end).
     pub fn position(&self, value: &ParamValue) -> Option<f64> {
         let (l, h) = self.range();
-        self.coordinate(value).map(|x| (x - l) / (h - l))
+        self.coordinate(value)
+            .map(|x| ((x - l) / (h - l)).clamp(0.0, 1.0))
     }
 
     /// The tick label at coordinate `x`: the value (undoing the logarithm), or the choice at
@@ -142,10 +144,19 @@ impl ParamAxis {
     }
 }
 
+/// A choice as its axis prints it: every digit of a number, so that no two choices share a
+/// label (`1.0` and `1` stay apart).
+fn choice_label(value: &ParamValue) -> String {
+    match value {
+        ParamValue::Float(x) => format!("{x:?}"),
+        other => other.to_string(),
+    }
+}
+
 fn categorical(choices: &[ParamValue], values: &[&ParamValue]) -> AxisScale {
-    let mut labels: Vec<String> = choices.iter().map(value_label).collect();
+    let mut labels: Vec<String> = choices.iter().map(choice_label).collect();
     for v in values {
-        let label = value_label(v);
+        let label = choice_label(v);
         if !labels.contains(&label) {
             labels.push(label);
         }
@@ -169,16 +180,25 @@ pub(crate) fn value_range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
     extent(values).map_or((0.0, 1.0), |(l, h)| padded(l, h))
 }
 
+/// The largest magnitude a plot's axis reaches: values beyond it (such as a penalty of
+/// `f64::MAX`) sit at the edge, and the axis' width stays finite for plotters' ticks.
+const AXIS_LIMIT: f64 = f64::MAX / 4.0;
+
 /// `[low, high]` widened by 5 % either side, or by 1 (or 10 % of the value) when it is a
-/// single point.
+/// single point; both ends first held within [`AXIS_LIMIT`].
 pub(crate) fn padded(low: f64, high: f64) -> (f64, f64) {
-    if high > low {
-        let pad = (high - low) * 0.05;
-        (low - pad, high + pad)
+    let (low, high) = (
+        low.clamp(-AXIS_LIMIT, AXIS_LIMIT),
+        high.clamp(-AXIS_LIMIT, AXIS_LIMIT),
+    );
+    let pad = if high > low {
+        (high - low) * 0.05
+    } else if low == 0.0 {
+        1.0
     } else {
-        let pad = if low == 0.0 { 1.0 } else { low.abs() * 0.1 };
-        (low - pad, high + pad)
-    }
+        low.abs() * 0.1
+    };
+    (low - pad, high + pad)
 }
 
 /// A parameter value as a person reads it: numbers by [`number`], the rest as they print.
@@ -279,6 +299,23 @@ mod tests {
         let axis = ParamAxis::of("x", trials.iter()).unwrap();
         let (l, h) = axis.range();
         assert!(l < 0.5 && h > 0.5);
+    }
+
+    #[test]
+    fn huge_values_keep_a_finite_axis() {
+        let (l, h) = padded(f64::MAX, f64::MAX);
+        assert!(l.is_finite() && h.is_finite() && l < h);
+        let (l, h) = padded(-f64::MAX, f64::MAX);
+        assert!(l.is_finite() && h.is_finite() && (h - l).is_finite());
+    }
+
+    #[test]
+    fn close_choices_keep_their_own_places() {
+        let d = Distribution::categorical([0.12345, 0.12349]);
+        let trials = [trial(0, "c", d, ParamValue::Float(0.12349))];
+        let axis = ParamAxis::of("c", trials.iter()).unwrap();
+        assert_eq!(axis.coordinate(&ParamValue::Float(0.12349)), Some(1.0));
+        assert_eq!(axis.coordinate(&ParamValue::Float(0.12345)), Some(0.0));
     }
 
     #[test]

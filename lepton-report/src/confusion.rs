@@ -62,15 +62,10 @@ impl Confusion {
         self.counts
             .iter()
             .map(|row| {
-                let total: u64 = row.iter().sum();
+                // As floats: counts read from a storage may be anything, and must not overflow.
+                let total: f64 = row.iter().map(|&c| c as f64).sum();
                 row.iter()
-                    .map(|&c| {
-                        if total == 0 {
-                            0.0
-                        } else {
-                            c as f64 / total as f64
-                        }
-                    })
+                    .map(|&c| if total == 0.0 { 0.0 } else { c as f64 / total })
                     .collect()
             })
             .collect()

@@ -105,13 +105,19 @@ impl ParallelPlot {
                 .set_label_area_size(LabelAreaPosition::Bottom, 20)
                 .build_cartesian_2d(0.0..(k - 1) as f64, 0.0..1.0)?;
             let mut lines = Layer::lines(1, 0.5);
+            // A trial on one axis only (no parameters) is a dot there.
+            let mut dots = Layer::points(5, 0.8);
             for (i, line) in self.lines.iter().enumerate() {
-                let at = line
+                let at: Vec<(i32, i32)> = line
                     .positions
                     .iter()
                     .enumerate()
-                    .filter_map(|(a, p)| p.map(|p| chart.backend_coord(&(a as f64, p))));
-                lines.line(at, draw::ordered(i as f64 / n));
+                    .filter_map(|(a, p)| p.map(|p| chart.backend_coord(&(a as f64, p))))
+                    .collect();
+                match at.as_slice() {
+                    [only] => dots.point(*only, draw::ordered(i as f64 / n)),
+                    _ => lines.line(at, draw::ordered(i as f64 / n)),
+                }
             }
             let plot = chart.plotting_area();
             for (a, axis) in self.axes.iter().enumerate() {
@@ -159,7 +165,7 @@ impl ParallelPlot {
                     }
                 }
             }
-            Ok(vec![lines])
+            Ok(vec![lines, dots])
         })
     }
 }

@@ -301,3 +301,26 @@ fn a_malformed_confusion_matrix_is_reported_on_the_page() {
     assert!(html.contains("attribute `lepton.confusion_matrix` is malformed"));
     assert!(!html.contains("data-plot=\"confusion\""));
 }
+
+#[test]
+fn a_penalty_of_f64_max_still_draws_and_stays_on_the_axes() {
+    let trials = vec![
+        trial(0, TrialState::Complete, Some(f64::MAX), &[("x", 1.0)]),
+        trial(1, TrialState::Complete, Some(1.0), &[("x", 2.0)]),
+        trial(2, TrialState::Complete, Some(-f64::MAX), &[("x", 3.0)]),
+        // No parameters: on the objective axis only, a dot.
+        trial(3, TrialState::Complete, Some(2.0), &[]),
+    ];
+    let history = History::new(Direction::Minimize, trials);
+    let html = StudyReport::new("penalty", &history).html().unwrap();
+    for kind in ["history", "parallel", "slice"] {
+        assert!(html.contains(&format!("data-plot=\"{kind}\"")), "{kind}");
+    }
+    let plot = ParallelPlot::new(&history);
+    for p in plot.lines.iter().flat_map(|l| l.positions.iter().flatten()) {
+        assert!((0.0..=1.0).contains(p), "{p}");
+    }
+    let svg = plot.svg().unwrap();
+    assert_eq!(layer(&svg, "lines"), (3, 3));
+    assert_eq!(layer(&svg, "points"), (1, 1));
+}

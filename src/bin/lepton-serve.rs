@@ -48,8 +48,9 @@ struct Args {
     #[arg(long)]
     registry: PathBuf,
     /// Also serve the studies of this storage (memory:, sqlite://PATH, postgres://...) as live
-    /// report pages under /studies, refreshing as trials finish. Read-only, and not behind the
-    /// API token: bind to a private address if the studies are private.
+    /// report pages under /studies, refreshing as trials finish. The pages only read the
+    /// studies (though opening a SQLite path that does not exist creates an empty database)
+    /// and are not behind the API token: bind to a private address if the studies are private.
     #[arg(long, value_name = "URL")]
     studies: Option<String>,
     /// How log lines on stderr look (RUST_LOG filters them; info by default).

@@ -67,8 +67,10 @@ impl Pruner for PatientPruner {
             return None;
         }
         let stalled = format!(
-            "no improvement by more than {} in the last {} steps",
-            self.min_delta, self.patience
+            "its best of its last {} reports is not better than its best before them by more \
+             than {}",
+            self.patience + 1,
+            self.min_delta
         );
         match &self.wrapped {
             None => Some(stalled),
