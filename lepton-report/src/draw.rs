@@ -192,7 +192,7 @@ pub(crate) fn svg(
     };
     let end = out.rfind("</svg>").unwrap_or(out.len());
     let mut tail = out.split_off(end);
-    for layer in &layers {
+    for layer in layers.iter().filter(|l| l.count > 0) {
         layer.svg(&mut out);
     }
     if tail.is_empty() {
