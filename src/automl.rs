@@ -603,21 +603,19 @@ impl AutoMl {
         let score = s
             .best_valid_score
             .ok_or_else(|| CoreError::InvalidInput("no validation score".into()))?;
-        // A classifier's confusion matrix on the validation rows, for the study's report.
-        if let Task::Classification { classes } = &data.valid.schema().task
-            && !data.valid.is_empty()
+        // A classifier's confusion matrix on the validation rows (from the pass that scored
+        // its kept weights), for the study's report.
+        if let (Task::Classification { classes }, Some(m)) =
+            (&data.valid.schema().task, &s.best_valid_confusion)
         {
-            let (_, matrix) = crate::evaluate(&model, data.valid).map_err(CoreError::stage)?;
-            if let Some(m) = matrix {
-                let k = m.n_classes();
-                let confusion = Confusion {
-                    labels: classes.clone(),
-                    counts: (0..k)
-                        .map(|t| (0..k).map(|p| m.count(t, p) as u64).collect())
-                        .collect(),
-                };
-                trial.set_user_attr(CONFUSION_ATTR, confusion.to_attr())?;
-            }
+            let k = m.n_classes();
+            let confusion = Confusion {
+                labels: classes.clone(),
+                counts: (0..k)
+                    .map(|t| (0..k).map(|p| m.count(t, p) as u64).collect())
+                    .collect(),
+            };
+            trial.set_user_attr(CONFUSION_ATTR, confusion.to_attr())?;
         }
         Ok(score)
     }

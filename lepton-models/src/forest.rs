@@ -29,7 +29,7 @@ use lepton_core::{
 
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
-use crate::metrics;
+use crate::metrics::{self, ConfusionMatrix};
 use crate::param;
 use crate::training::TrainingSummary;
 
@@ -332,6 +332,7 @@ impl ForestModel {
                 best_epoch: 1,
                 best_valid_score: None,
                 best_valid_loss: None,
+                best_valid_confusion: None,
                 final_train_loss: f64::NAN,
                 train_seconds: started.elapsed().as_secs_f64(),
                 valid_seconds: 0.0,
@@ -341,10 +342,11 @@ impl ForestModel {
         fitted.summary.final_train_loss = fitted.validation(train)?.1;
         if !valid.is_empty() {
             let started = Instant::now();
-            let (score, loss) = fitted.validation(valid)?;
+            let (score, loss, confusion) = fitted.validation(valid)?;
             fitted.summary.valid_seconds = started.elapsed().as_secs_f64();
             fitted.summary.best_valid_score = Some(score);
             fitted.summary.best_valid_loss = Some(loss);
+            fitted.summary.best_valid_confusion = confusion;
             ctx.report(1, score)?;
             if ctx.should_prune() {
                 return Err(Error::Pruned { step: 1 }.into());
@@ -453,7 +455,8 @@ impl FittedForest {
     }
 
     /// Accuracy (or R²) and log-loss (or mean squared error) on `data`.
-    fn validation(&self, data: &dyn Dataset) -> Result<(f64, f64)> {
+    /// Score, loss and (classification) confusion matrix on `data`.
+    fn validation(&self, data: &dyn Dataset) -> Result<(f64, f64, Option<ConfusionMatrix>)> {
         let mut x = Vec::with_capacity(data.len() * self.n_features);
         let mut targets = Vec::with_capacity(data.len());
         for i in 0..data.len() {
@@ -466,8 +469,9 @@ impl FittedForest {
         let predictions = self.predict_values(&x)?;
         let wrong = |p: &Prediction| ModelError::InvalidData(format!("prediction {p:?}"));
         match &self.head {
-            Head::Classes { .. } => {
-                let (mut truth, mut probabilities, mut hits) = (Vec::new(), Vec::new(), 0usize);
+            Head::Classes { count } => {
+                let (mut truth, mut probabilities, mut chosen) =
+                    (Vec::new(), Vec::new(), Vec::new());
                 for (p, t) in predictions.iter().zip(&targets) {
                     let (
                         Prediction::Class {
@@ -479,12 +483,13 @@ impl FittedForest {
                     else {
                         return Err(wrong(p));
                     };
-                    hits += usize::from(index == c);
+                    chosen.push(*index);
                     truth.push(*c);
                     probabilities.push(q.clone());
                 }
-                let accuracy = hits as f64 / truth.len().max(1) as f64;
-                Ok((accuracy, metrics::log_loss(&truth, &probabilities)?))
+                let loss = metrics::log_loss(&truth, &probabilities)?;
+                let confusion = ConfusionMatrix::new(*count, &truth, &chosen)?;
+                Ok((confusion.accuracy(), loss, Some(confusion)))
             }
             Head::Value { .. } => {
                 let truth: Vec<f64> = targets
@@ -502,7 +507,7 @@ impl FittedForest {
                     })
                     .collect::<Result<Vec<f64>>>()?;
                 let r = metrics::regression_scores(&truth, &predicted)?;
-                Ok((r.r2, r.rmse * r.rmse))
+                Ok((r.r2, r.rmse * r.rmse, None))
             }
         }
     }

@@ -21,6 +21,7 @@ use lepton_core::{Dataset, Error, Target, TrialContext};
 use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
+use crate::metrics::ConfusionMatrix;
 use crate::optimisation::Optimisation;
 
 /// A network that maps a batch of feature rows to outputs (class logits or one value).
@@ -114,6 +115,10 @@ pub struct TrainingSummary {
     /// Validation loss of the kept weights (cross-entropy, or mean squared error of the
     /// standardised target), when there was a validation set.
     pub best_valid_loss: Option<f64>,
+    /// Confusion matrix of the kept weights on the validation rows (classification), from the
+    /// same pass that scored them.
+    #[serde(default)]
+    pub best_valid_confusion: Option<ConfusionMatrix>,
     /// Mean training loss of the last epoch.
     pub final_train_loss: f64,
     /// Wall seconds spent on training steps, over every epoch run (those before a resume
@@ -304,6 +309,7 @@ pub(crate) fn train<M: Net>(
         best_epoch: 0,
         best_valid_score: None,
         best_valid_loss: None,
+        best_valid_confusion: None,
         final_train_loss: f64::NAN,
         train_seconds: 0.0,
         valid_seconds: 0.0,
@@ -368,7 +374,7 @@ pub(crate) fn train<M: Net>(
         }
         let started = Instant::now();
         let inference = net.valid();
-        let (score, loss) = evaluate(&inference, valid, device);
+        let (score, loss, confusion) = evaluate(&inference, valid, device)?;
         summary.valid_seconds += started.elapsed().as_secs_f64();
         if !loss.is_finite() || !score.is_finite() {
             return Err(ModelError::Diverged { epoch, loss });
@@ -387,6 +393,7 @@ pub(crate) fn train<M: Net>(
         };
         if improved {
             best = Some((inference, score, loss, epoch));
+            summary.best_valid_confusion = confusion;
         }
         if let Some(c) = &setup.checkpoints {
             c.save(epoch, &net, &optim, &summary, best.as_ref())?;
@@ -420,25 +427,37 @@ pub(crate) fn train<M: Net>(
 }
 
 /// The score (accuracy or R²) and mean loss of `net` (in inference mode) on `data`.
-fn evaluate<M: Net>(net: &M, data: &Rows, device: &Device) -> (f64, f64) {
+/// Score, loss and (classification) confusion matrix of `net` on `data`.
+fn evaluate<M: Net>(
+    net: &M,
+    data: &Rows,
+    device: &Device,
+) -> Result<(f64, f64, Option<ConfusionMatrix>)> {
     let rows: Vec<usize> = (0..data.len()).collect();
-    let (mut hits, mut loss_sum) = (0usize, 0.0f64);
+    let (mut loss_sum, mut predicted, mut classes) = (0.0f64, Vec::new(), 0);
     for chunk in rows.chunks(1024) {
         let out = net.forward(data.inputs(chunk, device));
         let loss = data.loss(out.clone(), chunk, device);
         loss_sum += f64::from(loss.into_scalar::<f32>()) * chunk.len() as f64;
-        if let Targets::Classes(y) = &data.targets {
-            let yb: Vec<i64> = chunk.iter().map(|&r| y[r]).collect();
-            let yb = Tensor::<1, Int>::from_data(TensorData::new(yb, [chunk.len()]), device);
-            let correct = out.argmax(1).flatten::<1>(0, 1).equal(yb).int().sum();
-            hits += correct.into_scalar::<i64>() as usize;
+        if let Targets::Classes(_) = &data.targets {
+            classes = out.dims()[1];
+            let chosen = out.argmax(1).flatten::<1>(0, 1).into_data();
+            predicted.extend(chosen.iter::<i64>().map(|c| c as usize));
         }
     }
+    let confusion = match &data.targets {
+        Targets::Classes(y) if !y.is_empty() => {
+            let truth: Vec<usize> = y.iter().map(|&c| c as usize).collect();
+            Some(ConfusionMatrix::new(classes, &truth, &predicted)?)
+        }
+        _ => None,
+    };
     let n = data.len() as f64;
     let loss = loss_sum / n;
-    let score = match &data.targets {
-        Targets::Classes(_) => hits as f64 / n,
-        Targets::Values(y) => {
+    let score = match (&data.targets, &confusion) {
+        (Targets::Classes(_), Some(m)) => m.accuracy(),
+        (Targets::Classes(_), None) => 0.0,
+        (Targets::Values(y), _) => {
             // R² = 1 - SSE / SST, both on the standardised scale (R² is scale-free).
             let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
             let sst = y
@@ -448,7 +467,7 @@ fn evaluate<M: Net>(net: &M, data: &Rows, device: &Device) -> (f64, f64) {
             if sst > 0.0 { 1.0 - loss * n / sst } else { 0.0 }
         }
     };
-    (score, loss)
+    Ok((score, loss, confusion))
 }
 
 #[cfg(test)]
