@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use lepton_core::{History, Storage};
-use lepton_report::StudyReport;
+use lepton_report::{StudyReport, escape};
 
 /// The routes of the live view over `storage`, to merge into a server (see
 /// `lepton_deploy::server::Pages`).
@@ -133,13 +133,6 @@ fn path_segment(name: &str) -> String {
         }
     }
     out
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

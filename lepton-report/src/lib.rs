@@ -27,6 +27,6 @@ pub use error::{ReportError, Result};
 pub use history_plot::HistoryPlot;
 pub use importance_plot::ImportancePlot;
 pub use leaderboard::{LeaderRow, Leaderboard};
-pub use page::StudyReport;
+pub use page::{StudyReport, escape};
 pub use parallel::{ParallelLine, ParallelPlot};
 pub use slices::SlicePlot;

@@ -203,8 +203,8 @@ fn figure(
     Ok(())
 }
 
-/// `text` with HTML's special characters escaped.
-pub(crate) fn escape(text: &str) -> String {
+/// `text` with HTML's special characters escaped, for a page's text or an attribute value.
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
