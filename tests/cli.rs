@@ -380,6 +380,20 @@ fn plotted(html: &str, plot: &str, kind: &str) -> usize {
         .sum()
 }
 
+/// `lepton study report` of `study` in `url` into `out`.
+fn report(url: &str, study: &str, out: &str) -> (bool, String, String) {
+    lepton(&[
+        "study",
+        "report",
+        "--storage",
+        url,
+        "--study",
+        study,
+        "--out",
+        out,
+    ])
+}
+
 #[test]
 fn a_report_of_a_pruned_study_plots_every_trial() {
     let dir = tempfile::tempdir().unwrap();
@@ -393,60 +407,23 @@ fn a_report_of_a_pruned_study_plots_every_trial() {
 
     let page = dir.path().join("report.html");
     let page_arg = page.display().to_string();
-    let (ok, out, err) = lepton(&[
-        "study",
-        "report",
-        "--storage",
-        &url,
-        "--study",
-        "curves",
-        "--out",
-        &page_arg,
-    ]);
+    let (ok, out, err) = report(&url, "curves", &page_arg);
     assert!(ok, "{err}");
     assert!(out.contains("30 trials"), "{out}");
     let html = std::fs::read_to_string(&page).unwrap();
     assert_eq!(plotted(&html, "history", "points"), complete);
     // Every trial reported: a curve (or a lone dot), and a cross per pruned trial.
-    let crosses = {
-        let at = html.find("data-plot=\"intermediate\"").unwrap();
-        let figure = &html[at..];
-        let last = figure[..figure.find("</figure>").unwrap()]
-            .rfind("data-lines=\"")
-            .unwrap();
-        let rest = &figure[last + "data-lines=\"".len()..];
-        rest[..rest.find('"').unwrap()].parse::<usize>().unwrap()
-    };
-    assert_eq!(crosses, pruned);
-    let curves = plotted(&html, "intermediate", "lines") - crosses
-        + plotted(&html, "intermediate", "points");
+    assert_eq!(plotted(&html, "intermediate", "marks"), pruned);
+    let curves = plotted(&html, "intermediate", "lines") + plotted(&html, "intermediate", "points");
     assert_eq!(curves, 30);
     assert_eq!(plotted(&html, "parallel", "lines"), complete);
     // One slice per parameter (x0, x1, speed), each with every complete trial.
     assert_eq!(html.matches("data-plot=\"slice\"").count(), 3);
     assert_eq!(plotted(&html, "slice", "points"), complete);
 
-    let (ok, _, err) = lepton(&[
-        "study",
-        "report",
-        "--storage",
-        &url,
-        "--study",
-        "nope",
-        "--out",
-        &page_arg,
-    ]);
+    let (ok, _, err) = report(&url, "nope", &page_arg);
     assert!(!ok && err.contains("nope"), "{err}");
     let nowhere = dir.path().join("missing/dir/report.html");
-    let (ok, _, err) = lepton(&[
-        "study",
-        "report",
-        "--storage",
-        &url,
-        "--study",
-        "curves",
-        "--out",
-        &nowhere.display().to_string(),
-    ]);
+    let (ok, _, err) = report(&url, "curves", &nowhere.display().to_string());
     assert!(!ok && err.contains("cannot write"), "{err}");
 }

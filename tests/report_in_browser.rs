@@ -44,13 +44,16 @@ fn chromium(binary: &str, page: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The number in attribute `name="N"` of the first tag after `from` in `html`.
-fn attribute(html: &str, from: usize, name: &str) -> usize {
-    let tag = format!("{name}=\"");
+/// The value of the first attribute `name` after position `from` in `html`.
+fn attribute<'a>(html: &'a str, from: usize, name: &str) -> &'a str {
+    let tag = format!(" {name}=\"");
     let at = from + html[from..].find(&tag).unwrap() + tag.len();
-    html[at..at + html[at..].find('"').unwrap()]
-        .parse()
-        .unwrap()
+    &html[at..at + html[at..].find('"').unwrap()]
+}
+
+/// The number in the first attribute `name` after position `from` in `html`.
+fn number(html: &str, from: usize, name: &str) -> usize {
+    attribute(html, from, name).parse().unwrap()
 }
 
 #[test]
@@ -100,7 +103,7 @@ fn chromium_renders_a_real_studys_plots() {
         &["--virtual-time-budget=10000", "--dump-dom"],
     );
     let body = dom.find("<body").unwrap();
-    let layout_ms = attribute(&dom, body, "data-layout-ms");
+    let layout_ms = number(&dom, body, "data-layout-ms");
     eprintln!("parsed and laid out in Chromium after {layout_ms} ms");
     for plot in ["history", "intermediate", "parallel", "importance", "slice"] {
         let figure = dom
@@ -110,12 +113,12 @@ fn chromium_renders_a_real_studys_plots() {
         assert!(dom[figure..end].contains("<svg"), "{plot} has no svg");
     }
     let history = dom.find("data-plot=\"history\"").unwrap();
-    assert_eq!(attribute(&dom, history, "data-points"), complete);
+    assert_eq!(number(&dom, history, "data-points"), complete);
     let parallel = dom.find("data-plot=\"parallel\"").unwrap();
-    assert_eq!(attribute(&dom, parallel, "data-lines"), complete);
+    assert_eq!(number(&dom, parallel, "data-lines"), complete);
     // Every data path the browser holds draws something.
     for (at, _) in dom.match_indices("<path stroke=") {
-        let d = attribute_text(&dom, at, "d");
+        let d = attribute(&dom, at, "d");
         assert!(d.starts_with('M') && d.len() > 4, "an empty path: {d:?}");
     }
 
@@ -160,12 +163,4 @@ fn chromium_renders_a_real_studys_plots() {
         blue > 200,
         "no complete trials on screen ({blue} blue pixels)"
     );
-}
-
-/// The text of attribute `name` of the tag at `from`.
-fn attribute_text<'a>(html: &'a str, from: usize, name: &str) -> &'a str {
-    let tag = format!(" {name}=\"");
-    let end_of_tag = from + html[from..].find('>').unwrap();
-    let at = from + html[from..end_of_tag].find(&tag).unwrap() + tag.len();
-    &html[at..at + html[at..].find('"').unwrap()]
 }

@@ -93,7 +93,7 @@ impl CurvesPlot {
             // Complete trials under the rest, so the pruned ones stay visible.
             let mut lines = Layer::lines(1, 0.45);
             let mut dots = Layer::points(4, 0.45);
-            let mut crosses = Layer::lines(2, 1.0);
+            let mut crosses = Layer::marks(2, 1.0);
             let mut order: Vec<&Curve> = self.curves.iter().collect();
             order.sort_by_key(|c| c.state != TrialState::Complete);
             for c in order {

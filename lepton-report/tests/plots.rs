@@ -99,9 +99,7 @@ fn learning_curves_mark_the_pruned_trials_where_they_stopped() {
     // Three curves of two or more reports; one single report as a dot; two crosses.
     assert_eq!(layer(&svg, "lines").0, 3);
     assert_eq!(layer(&svg, "points"), (1, 1));
-    let crosses = svg.rfind("data-lines=\"2\"").expect("the crosses' layer");
-    let group = &svg[crosses..];
-    assert_eq!(group[..group.find("</g>").unwrap()].matches('M').count(), 4);
+    assert_eq!(layer(&svg, "marks"), (2, 4));
     // Pruned trials are drawn in red.
     assert!(svg.contains("stroke=\"#D62728\""));
 }
