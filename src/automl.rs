@@ -152,6 +152,7 @@ pub struct AutoMl {
     storage: Option<String>,
     study_name: String,
     warm_start: bool,
+    data_parallel: usize,
     seed: u64,
 }
 
@@ -211,6 +212,7 @@ impl AutoMl {
             storage: None,
             study_name: "automl".into(),
             warm_start: true,
+            data_parallel: 1,
             seed: 42,
         }
     }
@@ -334,6 +336,15 @@ impl AutoMl {
     /// as auto-sklearn starts from known-good configurations) before the sampler's own.
     pub fn with_warm_start(mut self, on: bool) -> Self {
         self.warm_start = on;
+        self
+    }
+
+    /// Trains every network (MLPs and CNNs; forests are unaffected) data-parallel on
+    /// `devices` devices of the backend, each batch split across them (see
+    /// `MlpClassifier::with_data_parallel`); 1, the default, trains on one device. 0 is
+    /// refused by `fit`.
+    pub fn with_data_parallel(mut self, devices: usize) -> Self {
+        self.data_parallel = devices;
         self
     }
 
@@ -516,6 +527,7 @@ impl AutoMl {
             let mut ctx = Relay(observer);
             let run = RunLimits {
                 time: guard,
+                devices: self.data_parallel,
                 scheduled: None,
             };
             candidate.train::<B>(&fit, &valid, run, &mut ctx)?
@@ -538,7 +550,11 @@ impl AutoMl {
             model = candidate.with_epochs(best_epoch, best_epoch).train::<B>(
                 &everything,
                 &none,
-                RunLimits::default(),
+                RunLimits {
+                    time: None,
+                    devices: self.data_parallel,
+                    scheduled: None,
+                },
                 &mut Relay(&mut Quiet),
             )?;
         }
@@ -585,6 +601,7 @@ impl AutoMl {
             };
             let run = RunLimits {
                 time: self.trial_time,
+                devices: self.data_parallel,
                 scheduled,
             };
             candidate.train::<B>(data.search, data.valid, run, &mut ctx)?
@@ -646,6 +663,7 @@ impl AutoMl {
             ("search_epochs", self.search_epochs),
             ("patience", self.patience),
             ("max_refit_epochs", self.max_refit_epochs),
+            ("data_parallel", self.data_parallel),
         ] {
             if v == 0 {
                 return Err(bad(name, "must be at least 1".into()));
@@ -771,7 +789,9 @@ impl Candidate {
         // Sets a model's time limit and, when scheduled, its budget and checkpoints.
         macro_rules! limited {
             ($model:expr) => {{
-                let model = $model.with_time_limit(limit);
+                let model = $model
+                    .with_time_limit(limit)
+                    .with_data_parallel(run.devices);
                 match &run.scheduled {
                     Some(s) => model
                         .with_epoch_budget(s.budget.steps as usize)
@@ -862,11 +882,12 @@ struct Scheduled<'a> {
     checkpoints: &'a Path,
 }
 
-/// How far one training run may go.
-#[derive(Default)]
+/// How far one training run may go, and on how many devices.
 struct RunLimits<'a> {
     /// No epoch starts after this much time.
     time: Option<Duration>,
+    /// Devices of the backend sharing every batch (networks only).
+    devices: usize,
     /// A budget within a longer, resumable run.
     scheduled: Option<Scheduled<'a>>,
 }

@@ -180,11 +180,16 @@ fn refuses_bad_input_with_typed_errors() {
         .fit::<Cpu>(&ok)
         .unwrap_err();
     assert!(err.to_string().contains("search_share"), "{err}");
+    let err = quick(AutoMl::for_images(8, 8).with_data_parallel(0))
+        .fit::<Cpu>(&ok)
+        .unwrap_err();
+    assert!(err.to_string().contains("data_parallel"), "{err}");
 }
 
 #[test]
 fn regression_searches_the_families_that_regress() {
-    // y = 3 a - 2 b + noise-free; the CNN family is left out of a regression.
+    // y = 3 a - 2 b + noise-free; the CNN family is left out of a regression. Every network
+    // trains data-parallel, its batches split across two replicas of the CPU device.
     let (mut rows, mut targets) = (Vec::new(), Vec::new());
     for i in 0..200 {
         let (a, b) = ((i % 20) as f32 / 10.0, (i / 20) as f32 / 5.0);
@@ -200,6 +205,7 @@ fn regression_searches_the_families_that_regress() {
     let run: AutoMlRun<Cpu> = AutoMl::new()
         .with_budget(Duration::from_secs(20))
         .with_max_trials(3)
+        .with_data_parallel(2)
         .fit(&data)
         .unwrap();
     assert!(run.trials.len() <= 3);

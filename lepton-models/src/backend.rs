@@ -28,6 +28,14 @@ pub trait Backend: Send + Sync + 'static {
     const NAME: &'static str;
     /// The burn device this backend runs on (without autodiff).
     fn device() -> Device;
+
+    /// `count` devices of this backend for data-parallel training (see
+    /// `with_data_parallel` on the models); `devices(1)` is `[device()]`. A backend with a
+    /// single device, like the CPU, returns that device `count` times: the replicas then
+    /// share it, each step's shards running in threads of their own.
+    fn devices(count: usize) -> Vec<Device> {
+        vec![Self::device(); count]
+    }
 }
 
 /// The default CPU backend: burn's pure-Rust `flex`, multi-threaded with rayon and SIMD.
@@ -66,9 +74,19 @@ impl Backend for Wgpu {
     fn device() -> Device {
         Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
     }
+
+    /// The default device alone, or discrete GPUs `0..count`.
+    fn devices(count: usize) -> Vec<Device> {
+        match count {
+            1 => vec![Self::device()],
+            _ => (0..count)
+                .map(|i| Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)))
+                .collect(),
+        }
+    }
 }
 
-/// The first CUDA GPU.
+/// The first CUDA GPU (several with `devices`).
 #[cfg(feature = "cuda")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cuda;
@@ -78,5 +96,10 @@ impl Backend for Cuda {
     const NAME: &'static str = "cuda";
     fn device() -> Device {
         Device::cuda(0)
+    }
+
+    /// CUDA GPUs `0..count`.
+    fn devices(count: usize) -> Vec<Device> {
+        (0..count).map(Device::cuda).collect()
     }
 }

@@ -231,6 +231,7 @@ impl CnnConfig {
             checkpoints: None,
             time_limit: None,
             epoch_budget: None,
+            replicas: Vec::new(),
         }
     }
 
@@ -383,6 +384,16 @@ impl<B: Backend> CnnClassifier<B> {
         self
     }
 
+    /// Trains data-parallel on `devices` devices of `B` (see [`Backend::devices`]): every
+    /// batch is split into equal shards, each device computes its shard's gradients on a
+    /// copy of the network, and the main device sums them and takes the optimiser step, so
+    /// the update is the whole batch's (batch norm's statistics are each shard's, as in
+    /// PyTorch's DDP). 0 is refused when training.
+    pub fn with_data_parallel(mut self, devices: usize) -> Self {
+        self.run.data_parallel = Some(devices);
+        self
+    }
+
     /// The configuration.
     pub fn config(&self) -> &CnnConfig {
         &self.config
@@ -425,10 +436,13 @@ impl<B: Backend> CnnClassifier<B> {
         }
         let train_rows = Rows::classes(train_data, pixels, k)?;
         let valid_rows = Rows::classes(valid, pixels, k)?;
-        let device = B::device();
+        let devices = self.run.devices::<B>()?;
+        let device = devices[0].clone();
         device.seed(self.config.seed);
         let net = self.config.init(k, &device);
-        let setup = self.run.apply(self.config.setup(), &self.config)?;
+        let setup = self
+            .run
+            .apply(self.config.setup(), &self.config, &devices)?;
         let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
         Ok(FittedCnn::new(
             net,

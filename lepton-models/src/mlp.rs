@@ -205,6 +205,7 @@ impl MlpConfig {
             checkpoints: None,
             time_limit: None,
             epoch_budget: None,
+            replicas: Vec::new(),
         }
     }
 
@@ -331,10 +332,11 @@ fn fit_mlp<B: Backend>(
             )
         }
     };
-    let device = B::device();
+    let devices = run.devices::<B>()?;
+    let device = devices[0].clone();
     device.seed(config.seed);
     let net = config.init(n_features, head.outputs(), &device);
-    let setup = run.apply(config.setup(), config)?;
+    let setup = run.apply(config.setup(), config, &devices)?;
     let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
     Ok(FittedMlp::new(
         net,
@@ -408,6 +410,16 @@ macro_rules! mlp_model {
             /// would (a trial promoted by successive halving need not start over).
             pub fn with_epoch_budget(mut self, epochs: usize) -> Self {
                 self.run.epoch_budget = Some(epochs);
+                self
+            }
+
+            /// Trains data-parallel on `devices` devices of `B` (see [`Backend::devices`]):
+            /// every batch is split into equal shards, each device computes its shard's
+            /// gradients on a copy of the network, and the main device sums them and takes
+            /// the optimiser step, so the update is the whole batch's (batch norm's
+            /// statistics are each shard's, as in PyTorch's DDP). 0 is refused when training.
+            pub fn with_data_parallel(mut self, devices: usize) -> Self {
+                self.run.data_parallel = Some(devices);
                 self
             }
 

@@ -13,16 +13,18 @@ use serde::{Deserialize, Serialize};
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use lepton_core::{Dataset, Error, Target, TrialContext};
 
+use crate::backend::Backend;
 use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
 use crate::metrics::ConfusionMatrix;
 use crate::optimisation::Optimisation;
+use crate::param;
 
 /// A network that maps a batch of feature rows to outputs (class logits or one value).
 pub(crate) trait Net: Module {
@@ -49,6 +51,9 @@ pub(crate) struct TrainingSetup {
     /// `max_epochs` (the schedule still spans `max_epochs`, so a run resumed from its
     /// checkpoint with a larger budget goes on as an uninterrupted one would).
     pub epoch_budget: Option<usize>,
+    /// Further devices that each take an equal share of every batch (data-parallel
+    /// training); empty trains on the main device alone.
+    pub replicas: Vec<Device>,
 }
 
 /// How a model's run is carried out, apart from its configuration: where it checkpoints and
@@ -58,17 +63,35 @@ pub(crate) struct RunOptions {
     pub checkpoints: Option<PathBuf>,
     pub time_limit: Option<Duration>,
     pub epoch_budget: Option<usize>,
+    /// How many devices of the backend share every batch (one when unset).
+    pub data_parallel: Option<usize>,
 }
 
 impl RunOptions {
-    /// `setup` for a run of `config` with these options.
+    /// The devices a run on backend `B` trains on; the first (the main device) holds the
+    /// weights and the optimiser, and validates.
+    pub fn devices<B: Backend>(&self) -> Result<Vec<Device>> {
+        match self.data_parallel {
+            None => Ok(vec![B::device()]),
+            Some(0) => Err(param::invalid(
+                "data_parallel",
+                "data-parallel training needs at least 1 device, not 0".into(),
+            )),
+            Some(n) => Ok(B::devices(n)),
+        }
+    }
+
+    /// `setup` for a run of `config` on `devices` (from [`devices`](Self::devices)) with
+    /// these options.
     pub fn apply(
         &self,
         mut setup: TrainingSetup,
         config: &impl Serialize,
+        devices: &[Device],
     ) -> Result<TrainingSetup> {
         setup.time_limit = self.time_limit;
         setup.epoch_budget = self.epoch_budget;
+        setup.replicas = devices.iter().skip(1).cloned().collect();
         if let Some(dir) = &self.checkpoints {
             setup.checkpoints = Some(Checkpoints::new(dir, config)?);
         }
@@ -216,6 +239,20 @@ impl Rows {
         Tensor::from_data(TensorData::new(xb, [rows.len(), self.width]), device)
     }
 
+    /// The training inputs of `rows`, shifted at random if `shift` is given.
+    fn batch_inputs(
+        &self,
+        rows: &[usize],
+        shift: Option<ImageShift>,
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<2> {
+        match shift {
+            Some(shift) => self.shifted_inputs(rows, shift, rng, device),
+            None => self.inputs(rows, device),
+        }
+    }
+
     /// [`inputs`](Self::inputs), each image shifted at random as `shift` says.
     fn shifted_inputs(
         &self,
@@ -290,6 +327,11 @@ pub(crate) fn train<M: Net>(
         return Err(ModelError::InvalidData("no training rows".into()));
     }
     let ad = device.clone().autodiff();
+    let replicas: Vec<Device> = setup
+        .replicas
+        .iter()
+        .map(|d| d.clone().autodiff())
+        .collect();
     let inference_template = net.clone();
     // `train` turns gradient tracking on: a net built on a plain device has none.
     let mut net = net.fork(&ad).train();
@@ -344,18 +386,19 @@ pub(crate) fn train<M: Net>(
         let mut batches = 0usize;
         let started = Instant::now();
         for rows in order.chunks(setup.batch_size) {
-            let inputs = match setup.shift {
-                Some(shift) => train.shifted_inputs(rows, shift, &mut rng, &ad),
-                None => train.inputs(rows, &ad),
+            let (value, grads) = if replicas.is_empty() {
+                let inputs = train.batch_inputs(rows, setup.shift, &mut rng, &ad);
+                let loss = train.loss(net.forward(inputs), rows, &ad);
+                let value = f64::from(loss.clone().into_scalar::<f32>());
+                (value, GradientsParams::from_grads(loss.backward(), &net))
+            } else {
+                data_parallel_step(&net, train, rows, setup.shift, &mut rng, &ad, &replicas)
             };
-            let loss = train.loss(net.forward(inputs), rows, &ad);
-            let value = f64::from(loss.clone().into_scalar::<f32>());
             if !value.is_finite() {
                 return Err(ModelError::Diverged { epoch, loss: value });
             }
             loss_sum += value;
             batches += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(schedule.step(), net, grads);
         }
         summary.epochs_run = epoch;
@@ -426,8 +469,69 @@ pub(crate) fn train<M: Net>(
     })
 }
 
-/// The score (accuracy or R²) and mean loss of `net` (in inference mode) on `data`.
-/// Score, loss and (classification) confusion matrix of `net` on `data`.
+/// One step's mean loss and gradients with the batch `rows` split into equal shards, one per
+/// device of `replicas` after `main`: each device runs a copy of `net` (burn's `fork`) on its
+/// shard in a thread of its own, each shard's loss is weighted by its share of the batch, and
+/// the gradients are moved to `main` and summed there (burn's `GradientsAccumulator`), which
+/// gives the gradient of the whole batch's mean loss, as burn-train's multi-device strategy
+/// with the optimiser on the main device does. burn 0.22's all-reduce (`DistributedContext`)
+/// would leave the gradients on every device instead, but only its CUDA backend implements
+/// it (flex has no collective operations, wgpu reports no device transport).
+fn data_parallel_step<M: Net>(
+    net: &M,
+    data: &Rows,
+    rows: &[usize],
+    shift: Option<ImageShift>,
+    rng: &mut StdRng,
+    main: &Device,
+    replicas: &[Device],
+) -> (f64, GradientsParams) {
+    let devices: Vec<&Device> = std::iter::once(main).chain(replicas).collect();
+    let size = rows.len().div_ceil(devices.len());
+    // The inputs are drawn in row order, so the random shifts are those of a one-device run.
+    let shards: Vec<_> = rows
+        .chunks(size)
+        .zip(devices)
+        .map(|(shard, device)| {
+            let inputs = data.batch_inputs(shard, shift, rng, device);
+            (shard, device, inputs, net.clone())
+        })
+        .collect();
+    let batch = rows.len() as f64;
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .into_iter()
+            .map(|(shard, device, inputs, replica)| {
+                scope.spawn(move || {
+                    let replica = replica.fork(device);
+                    let loss = data.loss(replica.forward(inputs), shard, device);
+                    let share = shard.len() as f64 / batch;
+                    let value = f64::from(loss.clone().into_scalar::<f32>()) * share;
+                    let grads = loss.mul_scalar(share as f32).backward();
+                    let grads =
+                        GradientsParams::from_grads(grads, &replica).to_device(main, &replica);
+                    (value, grads)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut value = 0.0;
+    let mut sum = GradientsAccumulator::<M>::new();
+    for (shard_value, grads) in results {
+        value += shard_value;
+        sum.accumulate(net, grads);
+    }
+    (value, sum.grads())
+}
+
+/// Score and (classification) confusion matrix of `net` on `data`.
 fn evaluate<M: Net>(
     net: &M,
     data: &Rows,
