@@ -438,7 +438,7 @@ impl<B: Backend> CnnClassifier<B> {
         let valid_rows = Rows::classes(valid, pixels, k)?;
         let devices = self.run.devices::<B>()?;
         let device = devices[0].clone();
-        device.seed(self.config.seed);
+        RunOptions::seed_devices(&devices, self.config.seed);
         let net = self.config.init(k, &device);
         let setup = self
             .run

@@ -334,7 +334,7 @@ fn fit_mlp<B: Backend>(
     };
     let devices = run.devices::<B>()?;
     let device = devices[0].clone();
-    device.seed(config.seed);
+    RunOptions::seed_devices(&devices, config.seed);
     let net = config.init(n_features, head.outputs(), &device);
     let setup = run.apply(config.setup(), config, &devices)?;
     let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;

@@ -81,6 +81,18 @@ impl RunOptions {
         }
     }
 
+    /// Seeds the random numbers (initial weights, dropout) of `devices`: the main device with
+    /// `seed`, every other distinct device with a seed of its own, so that a data-parallel
+    /// run on several GPUs draws the same dropout masks each time. A device that appears
+    /// again (the CPU's one device, shared) is not reseeded.
+    pub fn seed_devices(devices: &[Device], seed: u64) {
+        for (i, device) in devices.iter().enumerate() {
+            if !devices[..i].contains(device) {
+                device.seed(seed.wrapping_add(i as u64));
+            }
+        }
+    }
+
     /// `setup` for a run of `config` on `devices` (from [`devices`](Self::devices)) with
     /// these options.
     pub fn apply(
