@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """PyTorch's side of `benches/backend_step.rs`: one training step (forward, cross-entropy,
-backward, Adam update) of the same two networks on the same synthetic MNIST-shaped batches,
-on the CPU with 2 threads. Prints samples/s per network (median over rounds) as JSON lines.
+backward, Adam update) of the same two networks on the same batches of the MNIST training
+digits (in order, cycled; pixels scaled to [0, 1]), on the CPU with 2 threads. Prints
+samples/s per network (median over rounds) as JSON lines.
 
-    python benches/train_step_torch.py [--rounds 7] [--seconds 3]
+    LEPTON_DATA_DIR=../shared/data python benches/train_step_torch.py [--rounds 7] [--seconds 3]
 """
 
 import argparse
+import gzip
 import json
+import os
 import statistics
 import time
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -42,14 +47,29 @@ class Cnn(nn.Module):
         return self.output(torch.relu(self.fc(x.flatten(1))))
 
 
+def mnist_batches(batch):
+    """The MNIST training digits in batches of `batch`, as backend_step.rs builds them."""
+    root = os.path.join(os.environ["LEPTON_DATA_DIR"], "mnist")
+    with gzip.open(os.path.join(root, "train-images-idx3-ubyte.gz")) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(os.path.join(root, "train-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    y = torch.from_numpy(labels.astype(np.int64))
+    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(y) - batch + 1, batch)]
+
+
 def measure(net, batch, rounds, seconds):
     torch.manual_seed(0)
     optim = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    x = torch.rand(batch, 1, 28, 28)
-    y = torch.arange(batch) % 10
+    batches = mnist_batches(batch)
+    at = 0
 
     def step():
+        nonlocal at
+        x, y = batches[at % len(batches)]
+        at += 1
         optim.zero_grad()
         loss_fn(net(x), y).backward()
         optim.step()
