@@ -387,8 +387,11 @@ impl<B: Backend> CnnClassifier<B> {
     /// Trains data-parallel on `devices` devices of `B` (see [`Backend::devices`]): every
     /// batch is split into equal shards, each device computes its shard's gradients on a
     /// copy of the network, and the main device sums them and takes the optimiser step, so
-    /// the update is the whole batch's (batch norm's statistics are each shard's, as in
-    /// PyTorch's DDP). 0 is refused when training.
+    /// the update is the whole batch's. Batch norm normalises each shard by its own
+    /// statistics, and its running statistics average the shards' (a step late); dropout
+    /// masks come from the backend's one generator, drawn by several threads, so a run with
+    /// dropout does not repeat exactly. 0 is refused when training; a device that fails ends
+    /// it with [`ModelError::Device`].
     pub fn with_data_parallel(mut self, devices: usize) -> Self {
         self.run.data_parallel = Some(devices);
         self
@@ -438,7 +441,7 @@ impl<B: Backend> CnnClassifier<B> {
         let valid_rows = Rows::classes(valid, pixels, k)?;
         let devices = self.run.devices::<B>()?;
         let device = devices[0].clone();
-        RunOptions::seed_devices(&devices, self.config.seed);
+        device.seed(self.config.seed);
         let net = self.config.init(k, &device);
         let setup = self
             .run

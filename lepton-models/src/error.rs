@@ -18,6 +18,9 @@ pub enum ModelError {
     /// Saved weights that do not fit the configured network.
     #[error("cannot restore weights: {0}")]
     Weights(String),
+    /// A device of a data-parallel run that failed (one that does not exist, say).
+    #[error("training device: {0}")]
+    Device(String),
     /// A training checkpoint that cannot be written or read back.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

@@ -334,7 +334,7 @@ fn fit_mlp<B: Backend>(
     };
     let devices = run.devices::<B>()?;
     let device = devices[0].clone();
-    RunOptions::seed_devices(&devices, config.seed);
+    device.seed(config.seed);
     let net = config.init(n_features, head.outputs(), &device);
     let setup = run.apply(config.setup(), config, &devices)?;
     let (net, summary) = train(net, &train_rows, &valid_rows, &setup, &device, ctx)?;
@@ -416,8 +416,12 @@ macro_rules! mlp_model {
             /// Trains data-parallel on `devices` devices of `B` (see [`Backend::devices`]):
             /// every batch is split into equal shards, each device computes its shard's
             /// gradients on a copy of the network, and the main device sums them and takes
-            /// the optimiser step, so the update is the whole batch's (batch norm's
-            /// statistics are each shard's, as in PyTorch's DDP). 0 is refused when training.
+            /// the optimiser step, so the update is the whole batch's. Batch norm normalises
+            /// each shard by its own statistics, and its running statistics average the
+            /// shards' (a step late); dropout masks come from the backend's one generator,
+            /// drawn by several threads, so a run with dropout does not repeat exactly. 0 is
+            /// refused when training; a device that fails ends it with
+            /// [`ModelError::Device`].
             pub fn with_data_parallel(mut self, devices: usize) -> Self {
                 self.run.data_parallel = Some(devices);
                 self

@@ -81,18 +81,6 @@ impl RunOptions {
         }
     }
 
-    /// Seeds the random numbers (initial weights, dropout) of `devices`: the main device with
-    /// `seed`, every other distinct device with a seed of its own, so that a data-parallel
-    /// run on several GPUs draws the same dropout masks each time. A device that appears
-    /// again (the CPU's one device, shared) is not reseeded.
-    pub fn seed_devices(devices: &[Device], seed: u64) {
-        for (i, device) in devices.iter().enumerate() {
-            if !devices[..i].contains(device) {
-                device.seed(seed.wrapping_add(i as u64));
-            }
-        }
-    }
-
     /// `setup` for a run of `config` on `devices` (from [`devices`](Self::devices)) with
     /// these options.
     pub fn apply(
@@ -259,28 +247,29 @@ impl Rows {
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<2> {
-        match shift {
-            Some(shift) => self.shifted_inputs(rows, shift, rng, device),
-            None => self.inputs(rows, device),
-        }
+        Tensor::from_data(self.batch_data(rows, shift, rng), device)
     }
 
-    /// [`inputs`](Self::inputs), each image shifted at random as `shift` says.
-    fn shifted_inputs(
+    /// [`batch_inputs`](Self::batch_inputs) as data, on no device yet.
+    fn batch_data(
         &self,
         rows: &[usize],
-        shift: ImageShift,
+        shift: Option<ImageShift>,
         rng: &mut StdRng,
-        device: &Device,
-    ) -> Tensor<2> {
-        let m = shift.max as i64;
+    ) -> TensorData {
         let mut xb = Vec::with_capacity(rows.len() * self.width);
         for &r in rows {
-            let image = &self.x[r * self.width..(r + 1) * self.width];
-            let (dy, dx) = (rng.random_range(-m..=m), rng.random_range(-m..=m));
-            push_shifted(image, shift.height, shift.width, dy, dx, &mut xb);
+            let row = &self.x[r * self.width..(r + 1) * self.width];
+            match shift {
+                Some(shift) => {
+                    let m = shift.max as i64;
+                    let (dy, dx) = (rng.random_range(-m..=m), rng.random_range(-m..=m));
+                    push_shifted(row, shift.height, shift.width, dy, dx, &mut xb);
+                }
+                None => xb.extend_from_slice(row),
+            }
         }
-        Tensor::from_data(TensorData::new(xb, [rows.len(), self.width]), device)
+        TensorData::new(xb, [rows.len(), self.width])
     }
 
     /// Mean loss of `out` against the targets of `rows`.
@@ -404,7 +393,7 @@ pub(crate) fn train<M: Net>(
                 let value = f64::from(loss.clone().into_scalar::<f32>());
                 (value, GradientsParams::from_grads(loss.backward(), &net))
             } else {
-                data_parallel_step(&net, train, rows, setup.shift, &mut rng, &ad, &replicas)
+                data_parallel_step(&net, train, rows, setup.shift, &mut rng, &ad, &replicas)?
             };
             if !value.is_finite() {
                 return Err(ModelError::Diverged { epoch, loss: value });
@@ -483,12 +472,19 @@ pub(crate) fn train<M: Net>(
 
 /// One step's mean loss and gradients with the batch `rows` split into equal shards, one per
 /// device of `replicas` after `main`: each device runs a copy of `net` (burn's `fork`) on its
-/// shard in a thread of its own, each shard's loss is weighted by its share of the batch, and
-/// the gradients are moved to `main` and summed there (burn's `GradientsAccumulator`), which
-/// gives the gradient of the whole batch's mean loss, as burn-train's multi-device strategy
-/// with the optimiser on the main device does. burn 0.22's all-reduce (`DistributedContext`)
-/// would leave the gradients on every device instead, but only its CUDA backend implements
-/// it (flex has no collective operations, wgpu reports no device transport).
+/// shard, the main device's on the calling thread and each other's in a thread of its own;
+/// each shard's loss is weighted by its share of the batch, and the gradients are moved to
+/// `main` and summed there (burn's `GradientsAccumulator`), which gives the gradient of the
+/// whole batch's mean loss, as burn-train's multi-device strategy with the optimiser on the
+/// main device does. burn 0.22's all-reduce (`DistributedContext`) would leave the gradients
+/// on every device instead, but only its CUDA backend implements it (flex has no collective
+/// operations, wgpu reports no device transport).
+///
+/// Batch norm's running statistics are burn's `RunningState`, shared by the copies: each
+/// thread's update waits in it until a thread updates again, which merges (averages) all
+/// waiting ones. The main shard runs on the same thread every step, so each step merges the
+/// last step's updates from every shard; a device that fails (one that does not exist, say)
+/// ends the run with [`ModelError::Device`].
 fn data_parallel_step<M: Net>(
     net: &M,
     data: &Rows,
@@ -497,50 +493,54 @@ fn data_parallel_step<M: Net>(
     rng: &mut StdRng,
     main: &Device,
     replicas: &[Device],
-) -> (f64, GradientsParams) {
+) -> Result<(f64, GradientsParams)> {
     let devices: Vec<&Device> = std::iter::once(main).chain(replicas).collect();
     let size = rows.len().div_ceil(devices.len());
-    // The inputs are drawn in row order, so the random shifts are those of a one-device run.
-    let shards: Vec<_> = rows
-        .chunks(size)
-        .zip(devices)
-        .map(|(shard, device)| {
-            let inputs = data.batch_inputs(shard, shift, rng, device);
-            (shard, device, inputs, net.clone())
-        })
-        .collect();
     let batch = rows.len() as f64;
+    // The inputs are drawn in row order, so the random shifts are those of a one-device run.
+    let mut shards = rows.chunks(size).zip(devices).map(|(shard, device)| {
+        let inputs = data.batch_data(shard, shift, rng);
+        (shard, device, inputs, net.clone())
+    });
+    let shard_step = |(shard, device, inputs, replica): (&[usize], &Device, TensorData, M)| {
+        let replica = replica.fork(device);
+        let out = replica.forward(Tensor::from_data(inputs, device));
+        let loss = data.loss(out, shard, device);
+        let share = shard.len() as f64 / batch;
+        let value = f64::from(loss.clone().into_scalar::<f32>()) * share;
+        let grads = loss.mul_scalar(share as f32).backward();
+        let grads = GradientsParams::from_grads(grads, &replica).to_device(main, &replica);
+        (value, grads)
+    };
+    let first = shards
+        .next()
+        .ok_or_else(|| ModelError::InvalidData("a training batch without rows".into()))?;
+    let shard_step = &shard_step;
     let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = shards
-            .into_iter()
-            .map(|(shard, device, inputs, replica)| {
-                scope.spawn(move || {
-                    let replica = replica.fork(device);
-                    let loss = data.loss(replica.forward(inputs), shard, device);
-                    let share = shard.len() as f64 / batch;
-                    let value = f64::from(loss.clone().into_scalar::<f32>()) * share;
-                    let grads = loss.mul_scalar(share as f32).backward();
-                    let grads =
-                        GradientsParams::from_grads(grads, &replica).to_device(main, &replica);
-                    (value, grads)
-                })
-            })
+        let others: Vec<_> = shards
+            .map(|work| scope.spawn(move || shard_step(work)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect::<Vec<_>>()
+        let mut results = vec![Ok(shard_step(first))];
+        for (i, handle) in others.into_iter().enumerate() {
+            results.push(handle.join().map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                ModelError::Device(format!("replica {} failed: {why}", i + 1))
+            }));
+        }
+        results
     });
     let mut value = 0.0;
     let mut sum = GradientsAccumulator::<M>::new();
-    for (shard_value, grads) in results {
+    for result in results {
+        let (shard_value, grads) = result?;
         value += shard_value;
         sum.accumulate(net, grads);
     }
-    (value, sum.grads())
+    Ok((value, sum.grads()))
 }
 
 /// Score and (classification) confusion matrix of `net` on `data`.

@@ -9,7 +9,8 @@
 mod common;
 
 use common::{bars, small};
-use lepton_core::{DetachedContext, Features, Predict, Prediction};
+use lepton_core::{Dataset, DetachedContext, Features, Predict, Prediction};
+use lepton_data::TabularDataset;
 use lepton_models::{
     CnnClassifier, CnnConfig, Cpu, MlpClassifier, MlpConfig, ModelError, Optimisation,
     OptimizerKind,
@@ -52,6 +53,7 @@ fn largest_gap(a: &[Prediction], b: &[Prediction]) -> f32 {
 fn data_parallel_runs_end_where_the_one_device_run_ends() {
     mlp_on_replicas();
     cnn_on_replicas();
+    batch_norm_statistics_follow_every_step();
     zero_devices_is_refused();
 }
 
@@ -127,6 +129,48 @@ fn cnn_on_replicas() {
     };
     let gap = largest_gap(&run(1), &run(2));
     assert!(gap < 1e-4, "probabilities differ by {gap}");
+}
+
+/// Batch norm's running statistics must move every step on replicas too: with features
+/// offset by 5 the network predicts well only once the running means have caught up, which
+/// takes dozens of momentum steps. Statistics merged once an epoch (each step's shards in
+/// fresh threads) scored 0.33 here, against 0.84 on one device and 0.82 on 2 replicas.
+fn batch_norm_statistics_follow_every_step() {
+    let iris = lepton_data::datasets::iris().unwrap();
+    let width = iris.n_features();
+    let rows: Vec<Vec<f32>> = iris
+        .feature_values()
+        .chunks(width)
+        .map(|row| row.iter().map(|v| v + 5.0).collect())
+        .collect();
+    let targets = (0..iris.len()).map(|i| iris.target(i).unwrap()).collect();
+    let shifted = TabularDataset::from_rows(iris.schema().clone(), rows, targets).unwrap();
+    let (train, valid) = lepton_data::stratified_split(&shifted, 0.3, 0).unwrap();
+    let config = MlpConfig {
+        batch_norm: true,
+        dropout: 0.0,
+        learning_rate: 1e-2,
+        batch_size: 8,
+        ..MlpConfig::default()
+    }
+    .with_max_epochs(6)
+    .with_patience(6);
+    let accuracy = |devices: usize| {
+        MlpClassifier::<Cpu>::new(config.clone())
+            .unwrap()
+            .with_data_parallel(devices)
+            .train(&train, &valid, &mut DetachedContext::new())
+            .unwrap()
+            .summary()
+            .best_valid_score
+            .unwrap()
+    };
+    let (one, two) = (accuracy(1), accuracy(2));
+    assert!(one > 0.7, "one device: validation accuracy {one}");
+    assert!(
+        two > 0.7,
+        "2 replicas: validation accuracy {two} (one device {one})"
+    );
 }
 
 fn zero_devices_is_refused() {
