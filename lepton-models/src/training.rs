@@ -231,37 +231,23 @@ impl Rows {
         self.x.len() / self.width.max(1)
     }
 
+    /// The inputs of `rows` on `device`, as they are.
     fn inputs(&self, rows: &[usize], device: &Device) -> Tensor<2> {
-        let mut xb = Vec::with_capacity(rows.len() * self.width);
-        for &r in rows {
-            xb.extend_from_slice(&self.x[r * self.width..(r + 1) * self.width]);
-        }
-        Tensor::from_data(TensorData::new(xb, [rows.len(), self.width]), device)
+        Tensor::from_data(self.batch_data(rows, None), device)
     }
 
-    /// The training inputs of `rows`, shifted at random if `shift` is given.
-    fn batch_inputs(
-        &self,
-        rows: &[usize],
-        shift: Option<ImageShift>,
-        rng: &mut StdRng,
-        device: &Device,
-    ) -> Tensor<2> {
-        Tensor::from_data(self.batch_data(rows, shift, rng), device)
-    }
-
-    /// [`batch_inputs`](Self::batch_inputs) as data, on no device yet.
+    /// The inputs of `rows` as data on no device yet, each image moved at random (drawn from
+    /// the generator, row by row) if `shift` is given.
     fn batch_data(
         &self,
         rows: &[usize],
-        shift: Option<ImageShift>,
-        rng: &mut StdRng,
+        mut shift: Option<(ImageShift, &mut StdRng)>,
     ) -> TensorData {
         let mut xb = Vec::with_capacity(rows.len() * self.width);
         for &r in rows {
             let row = &self.x[r * self.width..(r + 1) * self.width];
-            match shift {
-                Some(shift) => {
+            match &mut shift {
+                Some((shift, rng)) => {
                     let m = shift.max as i64;
                     let (dy, dx) = (rng.random_range(-m..=m), rng.random_range(-m..=m));
                     push_shifted(row, shift.height, shift.width, dy, dx, &mut xb);
@@ -388,7 +374,8 @@ pub(crate) fn train<M: Net>(
         let started = Instant::now();
         for rows in order.chunks(setup.batch_size) {
             let (value, grads) = if replicas.is_empty() {
-                let inputs = train.batch_inputs(rows, setup.shift, &mut rng, &ad);
+                let shift = setup.shift.map(|s| (s, &mut rng));
+                let inputs = Tensor::from_data(train.batch_data(rows, shift), &ad);
                 let loss = train.loss(net.forward(inputs), rows, &ad);
                 let value = f64::from(loss.clone().into_scalar::<f32>());
                 (value, GradientsParams::from_grads(loss.backward(), &net))
@@ -499,7 +486,7 @@ fn data_parallel_step<M: Net>(
     let batch = rows.len() as f64;
     // The inputs are drawn in row order, so the random shifts are those of a one-device run.
     let mut shards = rows.chunks(size).zip(devices).map(|(shard, device)| {
-        let inputs = data.batch_data(shard, shift, rng);
+        let inputs = data.batch_data(shard, shift.map(|s| (s, &mut *rng)));
         (shard, device, inputs, net.clone())
     });
     let shard_step = |(shard, device, inputs, replica): (&[usize], &Device, TensorData, M)| {
