@@ -15,7 +15,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use lepton_core::{Dataset, DetachedContext};
+use lepton_core::{Dataset, DetachedContext, Model};
 use lepton_data::ImageDataset;
 use lepton_models::{CnnClassifier, CnnConfig, Cpu, MlpClassifier, MlpConfig};
 use rand::rngs::StdRng;
@@ -30,8 +30,27 @@ fn images(n: usize, seed: u64) -> ImageDataset {
     ImageDataset::from_u8(28, 28, &pixels, &labels, classes).expect("valid images")
 }
 
+/// One epoch of the model `on(devices)` on `train`, on 1 device and on 2 replicas.
+fn epochs<M: Model>(
+    c: &mut Criterion,
+    name: &str,
+    train: &ImageDataset,
+    valid: &ImageDataset,
+    on: impl Fn(usize) -> M,
+) {
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(train.len() as u64));
+    for devices in [1, 2] {
+        let model = on(devices);
+        group.bench_function(BenchmarkId::new("devices", devices), |b| {
+            b.iter(|| model.fit(train, valid, &mut DetachedContext::new()))
+        });
+    }
+    group.finish();
+}
+
 fn mlp_epoch(c: &mut Criterion) {
-    let (train, valid) = (images(7_680, 1), images(64, 2));
     let config = MlpConfig {
         hidden_width: 256,
         depth: 1,
@@ -40,22 +59,15 @@ fn mlp_epoch(c: &mut Criterion) {
         ..MlpConfig::default()
     }
     .with_max_epochs(1);
-    let mut group = c.benchmark_group("mlp_784_256_10_epoch");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(train.len() as u64));
-    for devices in [1, 2] {
-        let model = MlpClassifier::<Cpu>::new(config.clone())
+    let (train, valid) = (images(7_680, 1), images(64, 2));
+    epochs(c, "mlp_784_256_10_epoch", &train, &valid, |devices| {
+        MlpClassifier::<Cpu>::new(config.clone())
             .expect("valid config")
-            .with_data_parallel(devices);
-        group.bench_function(BenchmarkId::new("devices", devices), |b| {
-            b.iter(|| model.train(&train, &valid, &mut DetachedContext::new()))
-        });
-    }
-    group.finish();
+            .with_data_parallel(devices)
+    });
 }
 
 fn cnn_epoch(c: &mut Criterion) {
-    let (train, valid) = (images(1_280, 3), images(64, 4));
     let config = CnnConfig {
         channels1: 32,
         channels2: 64,
@@ -67,18 +79,12 @@ fn cnn_epoch(c: &mut Criterion) {
     }
     .with_max_epochs(1)
     .with_max_shift(0);
-    let mut group = c.benchmark_group("cnn_32_64_128_epoch");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(train.len() as u64));
-    for devices in [1, 2] {
-        let model = CnnClassifier::<Cpu>::new(config.clone())
+    let (train, valid) = (images(1_280, 3), images(64, 4));
+    epochs(c, "cnn_32_64_128_epoch", &train, &valid, |devices| {
+        CnnClassifier::<Cpu>::new(config.clone())
             .expect("valid config")
-            .with_data_parallel(devices);
-        group.bench_function(BenchmarkId::new("devices", devices), |b| {
-            b.iter(|| model.train(&train, &valid, &mut DetachedContext::new()))
-        });
-    }
-    group.finish();
+            .with_data_parallel(devices)
+    });
 }
 
 criterion_group!(benches, mlp_epoch, cnn_epoch);

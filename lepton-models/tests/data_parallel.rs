@@ -12,7 +12,7 @@ use common::{bars, small};
 use lepton_core::{Dataset, DetachedContext, Features, Predict, Prediction};
 use lepton_data::TabularDataset;
 use lepton_models::{
-    CnnClassifier, CnnConfig, Cpu, MlpClassifier, MlpConfig, ModelError, Optimisation,
+    CnnClassifier, CnnConfig, Cpu, FittedMlp, MlpClassifier, MlpConfig, ModelError, Optimisation,
     OptimizerKind,
 };
 
@@ -48,6 +48,18 @@ fn largest_gap(a: &[Prediction], b: &[Prediction]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// An MLP of `config` trained on `devices` devices of the CPU.
+fn mlp(
+    config: MlpConfig,
+    devices: usize,
+    train: &dyn Dataset,
+    valid: &dyn Dataset,
+) -> Result<FittedMlp<Cpu>, ModelError> {
+    MlpClassifier::<Cpu>::new(config)?
+        .with_data_parallel(devices)
+        .train(train, valid, &mut DetachedContext::new())
+}
+
 /// One test (see above): the MLP, the CNN, then a bad device count.
 #[test]
 fn data_parallel_runs_end_where_the_one_device_run_ends() {
@@ -71,11 +83,7 @@ fn mlp_on_replicas() {
     .with_patience(5);
     let x = Features::new(valid.feature_values(), valid.n_features()).unwrap();
     let run = |devices: usize| {
-        let fitted = MlpClassifier::<Cpu>::new(config.clone())
-            .unwrap()
-            .with_data_parallel(devices)
-            .train(&train, &valid, &mut DetachedContext::new())
-            .unwrap();
+        let fitted = mlp(config.clone(), devices, &train, &valid).unwrap();
         (
             fitted.predict(x).unwrap(),
             fitted.summary().final_train_loss,
@@ -97,11 +105,13 @@ fn mlp_on_replicas() {
         );
     }
     // The comparison can fail: a shorter run ends elsewhere.
-    let fewer = MlpClassifier::<Cpu>::new(config.clone().with_max_epochs(4).with_patience(4))
-        .unwrap()
-        .with_data_parallel(2)
-        .train(&train, &valid, &mut DetachedContext::new())
-        .unwrap();
+    let fewer = mlp(
+        config.with_max_epochs(4).with_patience(4),
+        2,
+        &train,
+        &valid,
+    )
+    .unwrap();
     assert!(largest_gap(&one, &fewer.predict(x).unwrap()) > 1e-3);
 }
 
@@ -156,10 +166,7 @@ fn batch_norm_statistics_follow_every_step() {
     .with_max_epochs(6)
     .with_patience(6);
     let accuracy = |devices: usize| {
-        MlpClassifier::<Cpu>::new(config.clone())
-            .unwrap()
-            .with_data_parallel(devices)
-            .train(&train, &valid, &mut DetachedContext::new())
+        mlp(config.clone(), devices, &train, &valid)
             .unwrap()
             .summary()
             .best_valid_score
@@ -175,10 +182,7 @@ fn batch_norm_statistics_follow_every_step() {
 
 fn zero_devices_is_refused() {
     let iris = lepton_data::datasets::iris().unwrap();
-    let refused = MlpClassifier::<Cpu>::new(MlpConfig::default())
-        .unwrap()
-        .with_data_parallel(0)
-        .train(&iris, &iris, &mut DetachedContext::new());
+    let refused = mlp(MlpConfig::default(), 0, &iris, &iris);
     match refused {
         Err(ModelError::Core(e)) => assert!(e.to_string().contains("data_parallel"), "{e}"),
         other => panic!("expected a refusal, got {other:?}"),
