@@ -232,6 +232,7 @@ impl CnnConfig {
             time_limit: None,
             epoch_budget: None,
             replicas: Vec::new(),
+            reports_per_epoch: 1,
         }
     }
 
@@ -394,6 +395,17 @@ impl<B: Backend> CnnClassifier<B> {
     /// it with [`ModelError::Device`].
     pub fn with_data_parallel(mut self, devices: usize) -> Self {
         self.run.data_parallel = Some(devices);
+        self
+    }
+
+    /// Validates and reports to the trial `k` times an epoch instead of once, after equal
+    /// numbers of its batches: the `j`-th report of epoch `e` is step `(e - 1) * k + j`, so a
+    /// pruner can stop a poor run within its first epoch (as Lightning's `val_check_interval`
+    /// does for validation). The best weights may then come from within an epoch; checkpoints,
+    /// [`with_epoch_budget`](Self::with_epoch_budget), the time limit and the patience stay in
+    /// epochs. 0, or more reports than an epoch has batches, is refused when training.
+    pub fn with_reports_per_epoch(mut self, k: usize) -> Self {
+        self.run.reports_per_epoch = Some(k);
         self
     }
 

@@ -1,5 +1,6 @@
 //! The supervised training loop shared by Lepton's burn networks: the configured optimiser
-//! and learning-rate schedule, shuffled (optionally shifted) mini-batches, per-epoch validation reported to the trial, early stopping that keeps the
+//! and learning-rate schedule, shuffled (optionally shifted) mini-batches, validation reported
+//! to the trial after every epoch (or several times an epoch), early stopping that keeps the
 //! best weights, and pruning. Classification minimises cross-entropy and scores accuracy;
 //! regression minimises the squared error of standardised targets and scores R².
 
@@ -54,6 +55,9 @@ pub(crate) struct TrainingSetup {
     /// Further devices that each take an equal share of every batch (data-parallel
     /// training); empty trains on the main device alone.
     pub replicas: Vec<Device>,
+    /// How many times an epoch is validated and reported, at equal numbers of batches
+    /// (the last at its end); see [`RunOptions::reports_per_epoch`].
+    pub reports_per_epoch: usize,
 }
 
 /// How a model's run is carried out, apart from its configuration: where it checkpoints and
@@ -65,6 +69,11 @@ pub(crate) struct RunOptions {
     pub epoch_budget: Option<usize>,
     /// How many devices of the backend share every batch (one when unset).
     pub data_parallel: Option<usize>,
+    /// How many times each epoch is validated and reported to the trial (once when unset):
+    /// the `j`-th of `k` reports of epoch `e` comes after `ceil(j * batches / k)` of its
+    /// batches, as step `(e - 1) * k + j`, so pruners can stop a run within its first
+    /// epoch. Checkpoints, the epoch budget, the time limit and the patience stay in epochs.
+    pub reports_per_epoch: Option<usize>,
 }
 
 impl RunOptions {
@@ -92,6 +101,16 @@ impl RunOptions {
         setup.time_limit = self.time_limit;
         setup.epoch_budget = self.epoch_budget;
         setup.replicas = devices.iter().skip(1).cloned().collect();
+        setup.reports_per_epoch = match self.reports_per_epoch {
+            None => 1,
+            Some(0) => {
+                return Err(param::invalid(
+                    "reports_per_epoch",
+                    "an epoch needs at least 1 report, not 0".into(),
+                ));
+            }
+            Some(k) => k,
+        };
         if let Some(dir) = &self.checkpoints {
             setup.checkpoints = Some(Checkpoints::new(dir, config)?);
         }
@@ -363,6 +382,46 @@ pub(crate) fn train<M: Net>(
     let last_epoch = setup
         .epoch_budget
         .map_or(setup.max_epochs, |b| b.min(setup.max_epochs));
+    let per_epoch = setup.reports_per_epoch.max(1);
+    if per_epoch > steps_per_epoch {
+        return Err(param::invalid(
+            "reports_per_epoch",
+            format!(
+                "{per_epoch} reports per epoch, but an epoch has only {steps_per_epoch} batches"
+            ),
+        ));
+    }
+    // The numbers of batches after which an epoch is validated; the last is its end.
+    let report_after: Vec<usize> = (1..=per_epoch)
+        .map(|j| (j * steps_per_epoch).div_ceil(per_epoch))
+        .collect();
+    // Scores the weights, reports the score as `step` and keeps them if they are the best so
+    // far; returns the score and the loss.
+    let validate = |net: &M,
+                    epoch: usize,
+                    step: u64,
+                    ctx: &mut dyn TrialContext,
+                    best: &mut Option<(M, f64, f64, usize)>,
+                    summary: &mut TrainingSummary|
+     -> Result<(f64, f64)> {
+        let started = Instant::now();
+        let inference = net.valid();
+        let (score, loss, confusion) = evaluate(&inference, valid, device)?;
+        summary.valid_seconds += started.elapsed().as_secs_f64();
+        if !loss.is_finite() || !score.is_finite() {
+            return Err(ModelError::Diverged { epoch, loss });
+        }
+        ctx.report(step, score)?;
+        let improved = match best {
+            None => true,
+            Some((_, s, l, _)) => score > *s || (score == *s && loss < *l),
+        };
+        if improved {
+            *best = Some((inference, score, loss, epoch));
+            summary.best_valid_confusion = confusion;
+        }
+        Ok((score, loss))
+    };
     for epoch in first_epoch..=last_epoch {
         // Each epoch's shuffle and shifts come from its own seed, so a resumed run draws what
         // an uninterrupted one would have.
@@ -371,7 +430,8 @@ pub(crate) fn train<M: Net>(
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         let mut batches = 0usize;
-        let started = Instant::now();
+        let mut reports = 0usize;
+        let mut started = Instant::now();
         for rows in order.chunks(setup.batch_size) {
             let (value, grads) = if replicas.is_empty() {
                 let shift = setup.shift.map(|s| (s, &mut rng));
@@ -388,6 +448,24 @@ pub(crate) fn train<M: Net>(
             loss_sum += value;
             batches += 1;
             net = optim.step(schedule.step(), net, grads);
+            // The reports within the epoch; its last comes after the epoch's bookkeeping.
+            if reports + 1 < per_epoch && batches == report_after[reports] && valid.len() > 0 {
+                reports += 1;
+                summary.train_seconds += started.elapsed().as_secs_f64();
+                let step = ((epoch - 1) * per_epoch + reports) as u64;
+                let (score, loss) = validate(&net, epoch, step, ctx, &mut best, &mut summary)?;
+                tracing::info!(
+                    epoch,
+                    step,
+                    valid_score = score,
+                    valid_loss = loss,
+                    "validated"
+                );
+                if ctx.should_prune() {
+                    return Err(Error::Pruned { step }.into());
+                }
+                started = Instant::now();
+            }
         }
         summary.epochs_run = epoch;
         summary.final_train_loss = loss_sum / batches.max(1) as f64;
@@ -403,13 +481,8 @@ pub(crate) fn train<M: Net>(
             }
             continue;
         }
-        let started = Instant::now();
-        let inference = net.valid();
-        let (score, loss, confusion) = evaluate(&inference, valid, device)?;
-        summary.valid_seconds += started.elapsed().as_secs_f64();
-        if !loss.is_finite() || !score.is_finite() {
-            return Err(ModelError::Diverged { epoch, loss });
-        }
+        let step = (epoch * per_epoch) as u64;
+        let (score, loss) = validate(&net, epoch, step, ctx, &mut best, &mut summary)?;
         tracing::info!(
             epoch,
             train_loss = summary.final_train_loss,
@@ -417,20 +490,11 @@ pub(crate) fn train<M: Net>(
             valid_loss = loss,
             "epoch done"
         );
-        ctx.report(epoch as u64, score)?;
-        let improved = match &best {
-            None => true,
-            Some((_, s, l, _)) => score > *s || (score == *s && loss < *l),
-        };
-        if improved {
-            best = Some((inference, score, loss, epoch));
-            summary.best_valid_confusion = confusion;
-        }
         if let Some(c) = &setup.checkpoints {
             c.save(epoch, &net, &optim, &summary, best.as_ref())?;
         }
         if ctx.should_prune() {
-            return Err(Error::Pruned { step: epoch as u64 }.into());
+            return Err(Error::Pruned { step }.into());
         }
         if let Some((_, _, _, best_epoch)) = &best
             && epoch - best_epoch >= setup.patience
