@@ -8,6 +8,7 @@
 #
 #   bash benches/mnist_pruning.sh [OUT.jsonl]
 #   METHODS="random hyperband" SEEDS="0 1" bash benches/mnist_pruning.sh
+#   TRIALS=100 EPOCHS=9 REPORTS=3 bash benches/mnist_pruning.sh   # the example's flags
 #
 # Needs MNIST (LEPTON_DATA_DIR or ../shared/data, see lepton_data::datasets::mnist).
 set -euo pipefail
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 out=${1:-target/mnist_pruning.jsonl}
 methods=${METHODS:-random hyperband bohb hyperband-resume bohb-resume}
 seeds=${SEEDS:-0 1 2}
+flags=(--trials "${TRIALS:-30}" --epochs "${EPOCHS:-12}" --reports-per-epoch "${REPORTS:-1}")
 cargo build --release --example mnist_pruning
 bin=${CARGO_TARGET_DIR:-target}/release/examples/mnist_pruning
 mkdir -p "$(dirname "$out")"
@@ -22,7 +24,7 @@ mkdir -p "$(dirname "$out")"
 for seed in $seeds; do
     for method in $methods; do
         echo "== $method, seed $seed" >&2
-        "$bin" --method "$method" --seed "$seed" --json | tail -n 1 | tee -a "$out"
+        "$bin" --method "$method" --seed "$seed" "${flags[@]}" --json | tail -n 1 | tee -a "$out"
     done
 done
 python3 - "$out" <<'EOF'
@@ -37,7 +39,7 @@ print("| method | seed | trials | pruned | epochs | wall (s) | time to target (s
 print("|---|---|---|---|---|---|---|---|")
 for r in rows:
     t = r["seconds_to_target"]
-    print(f"| {r['method']} | {r['seed']} | {r['trials']} | {r['pruned']} | {r['epochs']} | {r['wall_seconds']:.0f} | {'never' if t is None else f'{t:.0f}'} | {r['best_valid_accuracy']:.4f} |")
+    print(f"| {r['method']} | {r['seed']} | {r['trials']} | {r['pruned']} | {r['epochs']:.1f} | {r['wall_seconds']:.0f} | {'never' if t is None else f'{t:.0f}'} | {r['best_valid_accuracy']:.4f} |")
 print()
 # Ratios to random search on the same seed (same split, same first configurations), then the
 # median over seeds. A run that never reached the target counts its whole wall time.
@@ -49,5 +51,5 @@ for m, rs in by.items():
     paired = [r for r in rs if r["seed"] in base]
     ratio = lambda f: med([f(base[r["seed"]]) / f(r) for r in paired])
     diff = med([r["best_valid_accuracy"] - base[r["seed"]]["best_valid_accuracy"] for r in paired])
-    print(f"| {m} | {len(rs)} | {med([r['epochs'] for r in rs]):.0f} | {med([r['wall_seconds'] for r in rs]):.0f} | {ratio(lambda r: r['wall_seconds']):.2f}x | {ratio(lambda r: r['epochs']):.2f}x | {ratio(reach):.2f}x | {diff:+.4f} |")
+    print(f"| {m} | {len(rs)} | {med([r['epochs'] for r in rs]):.1f} | {med([r['wall_seconds'] for r in rs]):.0f} | {ratio(lambda r: r['wall_seconds']):.2f}x | {ratio(lambda r: r['epochs']):.2f}x | {ratio(reach):.2f}x | {diff:+.4f} |")
 EOF

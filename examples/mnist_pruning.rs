@@ -7,19 +7,22 @@
 //!   random or BOHB sampling: each trial gets a budget of epochs, and a promoted configuration
 //!   continues from its checkpoint instead of training again from zero.
 //!
-//! One worker; every epoch's validation accuracy is reported to the trial.
+//! One worker; the validation accuracy is reported to the trial after every epoch, or
+//! `--reports-per-epoch K` times an epoch (after equal numbers of batches), which lets
+//! Hyperband's smallest budget be a fraction of an epoch.
 //!
 //! ```text
-//! cargo run --release --example mnist_pruning -- --method METHOD \
-//!     [--seed S] [--trials N] [--epochs E] [--rounds R] [--target A] [--json]
+//! cargo run --release --example mnist_pruning -- --method METHOD [--seed S] [--trials N] \
+//!     [--epochs E] [--reports-per-epoch K] [--rounds R] [--target A] [--json]
 //! ```
 //! Each trial trains an MLP on 50,000 MNIST training digits for up to `--epochs` epochs
 //! (Adam, constant learning rate) and is scored on the other 10,000 (the same stratified split
 //! for every method and seed). The run reports the training budget spent (epochs, summed over
 //! trials), the wall time, the time until some trial first reached `--target` validation
 //! accuracy (the "time to 98 %") and the best validation accuracy. `--trials` applies to the
-//! first three methods; the scheduled ones run `--rounds` rounds of Hyperband's brackets from 1
-//! to `--epochs` epochs (reduction factor 3). `benches/mnist_pruning.sh` runs every method for
+//! first three methods, whose Hyperband pruning runs from 1 to `E * K` reports (reduction
+//! factor 3); the scheduled ones run `--rounds` rounds of Hyperband's brackets from 1 to
+//! `--epochs` epochs (their checkpoints are per epoch). `benches/mnist_pruning.sh` runs every method for
 //! several seeds and tabulates the results.
 
 // burn's CPU kernels allocate fresh buffers every step; glibc's allocator returns them to the
@@ -57,6 +60,9 @@ struct Args {
     /// The most epochs one configuration trains.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: u64,
+    /// Validation reports per epoch: Hyperband pruning's steps (the smallest budget is one).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    reports_per_epoch: u64,
     /// Rounds of Hyperband's brackets (the -resume methods).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     rounds: u64,
@@ -126,10 +132,13 @@ struct Log {
     started: Instant,
     target: f64,
     reached_at: Option<f64>,
-    epochs: u64,
+    /// Validation reports, each `1 / reports_per_epoch` of an epoch's training.
+    reports: u64,
+    /// Seconds spent validating, summed over the trials that ran to the end.
+    complete_validation: f64,
 }
 
-/// A trial's context that logs every report (one epoch trained) before passing it on.
+/// A trial's context that logs every report before passing it on.
 struct Clocked<'a> {
     trial: &'a mut Trial,
     log: &'a mut Log,
@@ -137,7 +146,7 @@ struct Clocked<'a> {
 
 impl TrialContext for Clocked<'_> {
     fn report(&mut self, step: u64, value: f64) -> lepton::core::Result<()> {
-        self.log.epochs += 1;
+        self.log.reports += 1;
         if value >= self.log.target && self.log.reached_at.is_none() {
             self.log.reached_at = Some(self.log.started.elapsed().as_secs_f64());
         }
@@ -154,6 +163,7 @@ struct Data<'a> {
     train: &'a ImageDataset,
     valid: &'a ImageDataset,
     epochs: usize,
+    reports_per_epoch: usize,
     seed: u64,
 }
 
@@ -177,14 +187,19 @@ fn train_trial(
         .with_max_epochs(data.epochs)
         .with_patience(data.epochs)
         .with_seed(data.seed * 1000 + config_number);
-    let mut model = MlpClassifier::<Cpu>::new(config)?;
+    let mut model =
+        MlpClassifier::<Cpu>::new(config)?.with_reports_per_epoch(data.reports_per_epoch);
     if let Some((budget, dir)) = scheduled {
         model = model
             .with_checkpoints(dir)
             .with_epoch_budget(budget.steps as usize);
     }
-    let mut ctx = Clocked { trial, log };
+    let mut ctx = Clocked {
+        trial,
+        log: &mut *log,
+    };
     let fitted = model.train(data.train, data.valid, &mut ctx)?;
+    log.complete_validation += fitted.summary().valid_seconds;
     Ok(fitted.summary().best_valid_score.unwrap_or(0.0))
 }
 
@@ -207,7 +222,7 @@ fn run(args: &Args) -> Result<()> {
         Method::Hyperband | Method::Bohb => Box::new(
             HyperbandPruner::new()
                 .with_min_resource(1)
-                .with_max_resource(args.epochs),
+                .with_max_resource(args.epochs * args.reports_per_epoch),
         ),
         _ => Box::new(NopPruner),
     };
@@ -222,12 +237,14 @@ fn run(args: &Args) -> Result<()> {
         started,
         target: args.target,
         reached_at: None,
-        epochs: 0,
+        reports: 0,
+        complete_validation: 0.0,
     };
     let data = Data {
         train: &train,
         valid: &valid,
         epochs: args.epochs as usize,
+        reports_per_epoch: args.reports_per_epoch as usize,
         seed: args.seed,
     };
     let show = |t: &FrozenTrial| {
@@ -237,7 +254,7 @@ fn run(args: &Args) -> Result<()> {
                 .get(BUDGET_ATTR)
                 .map_or(String::new(), |b| format!("budget {b:>2}  "));
             println!(
-                "trial {:>3} {:<8} {budget}epochs {:>2}  best valid {:.4}  {:>6.0} s  {:?}",
+                "trial {:>3} {:<8} {budget}reports {:>2}  best valid {:.4}  {:>6.0} s  {:?}",
                 t.number,
                 format!("{:?}", t.state),
                 t.intermediate_values.len(),
@@ -271,18 +288,18 @@ fn run(args: &Args) -> Result<()> {
     }
 
     let wall = started.elapsed().as_secs_f64();
+    let epochs = log.reports as f64 / args.reports_per_epoch as f64;
     let trials = study.trials()?;
     let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
     let best = study.best_trial()?;
     let best_valid = best.as_ref().and_then(|t| t.value).unwrap_or(f64::NAN);
     if !args.json {
         println!(
-            "\n{method}: {} trials ({} pruned, {} failed), {} epochs, {wall:.0} s; best \
+            "\n{method}: {} trials ({} pruned, {} failed), {epochs:.1} epochs, {wall:.0} s; best \
              validation accuracy {best_valid:.4}; {} reached after {}",
             trials.len(),
             count(TrialState::Pruned),
             count(TrialState::Failed),
-            log.epochs,
             args.target,
             log.reached_at
                 .map_or("never".into(), |s| format!("{s:.0} s")),
@@ -295,8 +312,13 @@ fn run(args: &Args) -> Result<()> {
         "complete": count(TrialState::Complete),
         "pruned": count(TrialState::Pruned),
         "failed": count(TrialState::Failed),
-        "epochs": log.epochs,
+        "epochs": epochs,
+        "max_epochs": args.epochs,
+        "reports_per_epoch": args.reports_per_epoch,
         "wall_seconds": wall,
+        // Random search validates every trial to the end, so this is all its validation
+        // time (with pruning or resumed budgets the trials' own sums miss or repeat some).
+        "validation_seconds": (args.method == Method::Random).then_some(log.complete_validation),
         "target": args.target,
         "seconds_to_target": log.reached_at,
         "best_valid_accuracy": best_valid,
