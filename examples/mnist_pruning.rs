@@ -8,7 +8,7 @@
 //!   continues from its checkpoint instead of training again from zero.
 //!
 //! One worker; the validation accuracy is reported to the trial after every epoch, or
-//! `--reports-per-epoch K` times an epoch (after equal numbers of batches), which lets
+//! `--reports-per-epoch K` times an epoch (after nearly equal numbers of batches), which lets
 //! Hyperband's smallest budget be a fraction of an epoch.
 //!
 //! ```text
@@ -20,10 +20,10 @@
 //! for every method and seed). The run reports the training budget spent (epochs, summed over
 //! trials), the wall time, the time until some trial first reached `--target` validation
 //! accuracy (the "time to 98 %") and the best validation accuracy. `--trials` applies to the
-//! first three methods, whose Hyperband pruning runs from 1 to `E * K` reports (reduction
+//! first three methods (`hyperband` and `bohb` prune from 1 to `E * K` reports, reduction
 //! factor 3); the scheduled ones run `--rounds` rounds of Hyperband's brackets from 1 to
-//! `--epochs` epochs (their checkpoints are per epoch). `benches/mnist_pruning.sh` runs every method for
-//! several seeds and tabulates the results.
+//! `--epochs` epochs (their checkpoints are per epoch). `benches/mnist_pruning.sh` runs every
+//! method for several seeds and tabulates the results.
 
 // burn's CPU kernels allocate fresh buffers every step; glibc's allocator returns them to the
 // kernel and page-faults them back, mimalloc keeps them (docs/backends.md).

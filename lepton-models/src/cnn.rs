@@ -398,12 +398,15 @@ impl<B: Backend> CnnClassifier<B> {
         self
     }
 
-    /// Validates and reports to the trial `k` times an epoch instead of once, after equal
-    /// numbers of its batches: the `j`-th report of epoch `e` is step `(e - 1) * k + j`, so a
-    /// pruner can stop a poor run within its first epoch (as Lightning's `val_check_interval`
-    /// does for validation). The best weights may then come from within an epoch; checkpoints,
-    /// [`with_epoch_budget`](Self::with_epoch_budget), the time limit and the patience stay in
-    /// epochs. 0, or more reports than an epoch has batches, is refused when training.
+    /// Validates and reports to the trial `k` times an epoch instead of once, after as nearly
+    /// equal numbers of its batches as can be (the `j`-th after `ceil(j * batches / k)`): the
+    /// `j`-th report of epoch `e` is step `(e - 1) * k + j`, so a pruner can stop a poor run
+    /// within its first epoch (as Lightning's `val_check_interval` does for validation). The
+    /// best weights may then come from within an epoch (and count as that epoch's for the
+    /// patience); checkpoints, [`with_epoch_budget`](Self::with_epoch_budget) and the time
+    /// limit stay in epochs, and a run resumed from a checkpoint should keep the same `k`
+    /// (steps would change units). 0, or more reports than an epoch has batches, is refused
+    /// when training.
     pub fn with_reports_per_epoch(mut self, k: usize) -> Self {
         self.run.reports_per_epoch = Some(k);
         self
@@ -414,7 +417,8 @@ impl<B: Backend> CnnClassifier<B> {
         &self.config
     }
 
-    /// Trains on `train`, validating on `valid` after every epoch (which may be empty: then
+    /// Trains on `train`, validating on `valid` after every epoch, or `k` times an epoch with
+    /// [`with_reports_per_epoch`](Self::with_reports_per_epoch) (`valid` may be empty: then
     /// exactly `max_epochs` epochs run and the last weights are kept). Every row must be an
     /// image of the configured size, and the task a classification of at least 2 classes.
     pub fn train(

@@ -55,8 +55,8 @@ pub(crate) struct TrainingSetup {
     /// Further devices that each take an equal share of every batch (data-parallel
     /// training); empty trains on the main device alone.
     pub replicas: Vec<Device>,
-    /// How many times an epoch is validated and reported, at equal numbers of batches
-    /// (the last at its end); see [`RunOptions::reports_per_epoch`].
+    /// How many times an epoch is validated and reported, after as nearly equal numbers of
+    /// batches as can be (the last at its end); see [`RunOptions::reports_per_epoch`].
     pub reports_per_epoch: usize,
 }
 
@@ -72,7 +72,8 @@ pub(crate) struct RunOptions {
     /// How many times each epoch is validated and reported to the trial (once when unset):
     /// the `j`-th of `k` reports of epoch `e` comes after `ceil(j * batches / k)` of its
     /// batches, as step `(e - 1) * k + j`, so pruners can stop a run within its first
-    /// epoch. Checkpoints, the epoch budget, the time limit and the patience stay in epochs.
+    /// epoch. Checkpoints, the epoch budget, the time limit and the patience stay in epochs
+    /// (weights kept within epoch `e` count as epoch `e`'s).
     pub reports_per_epoch: Option<usize>,
 }
 
@@ -149,10 +150,11 @@ fn push_shifted(image: &[f32], height: usize, width: usize, dy: i64, dx: i64, ou
 pub struct TrainingSummary {
     /// Epochs actually run (fewer than the maximum when stopped early).
     pub epochs_run: usize,
-    /// The epoch whose weights were kept (the last one when there is no validation set).
+    /// The epoch whose weights were kept (the last one when there is no validation set);
+    /// with several reports an epoch, the epoch during which they were kept.
     pub best_epoch: usize,
     /// Validation score of the kept weights (accuracy for classification, R² for
-    /// regression), when there was a validation set. This is what is reported per epoch.
+    /// regression), when there was a validation set: the best of the scores reported.
     pub best_valid_score: Option<f64>,
     /// Validation loss of the kept weights (cross-entropy, or mean squared error of the
     /// standardised target), when there was a validation set.

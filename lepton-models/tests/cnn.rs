@@ -222,25 +222,3 @@ fn learns_mnist_digits() {
     assert!(score > 0.88, "validation accuracy {score}");
     assert!(acc > 0.88, "test accuracy {acc}");
 }
-
-#[test]
-fn reports_several_times_an_epoch_without_changing_training() {
-    let (train, valid) = (bars(256, 1), bars(128, 2));
-    let reports = |k: usize| {
-        let mut ctx = DetachedContext::new();
-        CnnClassifier::<Cpu>::new(small())
-            .unwrap()
-            .with_reports_per_epoch(k)
-            .train(&train, &valid, &mut ctx)
-            .unwrap();
-        ctx.reports().to_vec()
-    };
-    let (once, four) = (reports(1), reports(4));
-    assert_eq!(once.len(), 8);
-    let steps: Vec<u64> = four.iter().map(|r| r.0).collect();
-    assert_eq!(steps, (1..=32).collect::<Vec<u64>>());
-    // Validating within epochs draws no random shift and changes no weight.
-    for (e, (_, score)) in once.iter().enumerate() {
-        assert_eq!(four[4 * e + 3].1, *score, "epoch {}", e + 1);
-    }
-}

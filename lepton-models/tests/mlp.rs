@@ -188,43 +188,6 @@ fn training_stops_when_pruned() {
     assert_eq!(ctx.0, 1);
 }
 
-/// The reports of `quick()` (without dropout, so runs repeat) on iris when validated `k`
-/// times an epoch, and the best validation accuracy.
-fn reports_of(k: usize) -> (Vec<(u64, f64)>, f64) {
-    let (train, valid) = scaled_iris();
-    let mut ctx = DetachedContext::new();
-    let fitted = MlpClassifier::<Cpu>::new(quick().with_dropout(0.0).with_max_epochs(12))
-        .unwrap()
-        .with_reports_per_epoch(k)
-        .train(&train, &valid, &mut ctx)
-        .unwrap();
-    assert_eq!(fitted.summary().epochs_run, 12);
-    (
-        ctx.reports().to_vec(),
-        fitted.summary().best_valid_score.unwrap(),
-    )
-}
-
-#[test]
-fn reports_several_times_an_epoch_without_changing_training() {
-    let (once, best_once) = reports_of(1);
-    let (thrice, best_thrice) = reports_of(3);
-    let steps: Vec<u64> = thrice.iter().map(|r| r.0).collect();
-    assert_eq!(steps, (1..=36).collect::<Vec<u64>>());
-    // Validation does not touch training: every epoch ends as it did with one report.
-    for (e, (step, score)) in once.iter().enumerate() {
-        assert_eq!(*step, e as u64 + 1);
-        assert_eq!(thrice[3 * e + 2].1, *score, "epoch {}", e + 1);
-    }
-    // The reports within epochs see weights between the epoch ends: iris's first epoch's
-    // 4 batches give reports after 2, 3 and 4 of them, which differ.
-    assert_ne!(thrice[0].1, thrice[2].1);
-    // The best weights are chosen among all reports.
-    let most = thrice.iter().map(|r| r.1).fold(0.0, f64::max);
-    assert_eq!(best_thrice, most);
-    assert!(best_thrice >= best_once);
-}
-
 #[test]
 fn pruning_can_stop_a_run_within_its_first_epoch() {
     let (train, valid) = scaled_iris();
