@@ -102,16 +102,7 @@ impl RunOptions {
         setup.time_limit = self.time_limit;
         setup.epoch_budget = self.epoch_budget;
         setup.replicas = devices.iter().skip(1).cloned().collect();
-        setup.reports_per_epoch = match self.reports_per_epoch {
-            None => 1,
-            Some(0) => {
-                return Err(param::invalid(
-                    "reports_per_epoch",
-                    "an epoch needs at least 1 report, not 0".into(),
-                ));
-            }
-            Some(k) => k,
-        };
+        setup.reports_per_epoch = self.reports_per_epoch.unwrap_or(1);
         if let Some(dir) = &self.checkpoints {
             setup.checkpoints = Some(Checkpoints::new(dir, config)?);
         }
@@ -384,19 +375,18 @@ pub(crate) fn train<M: Net>(
     let last_epoch = setup
         .epoch_budget
         .map_or(setup.max_epochs, |b| b.min(setup.max_epochs));
-    let per_epoch = setup.reports_per_epoch.max(1);
-    if per_epoch > steps_per_epoch {
+    let per_epoch = setup.reports_per_epoch;
+    if per_epoch == 0 || per_epoch > steps_per_epoch {
         return Err(param::invalid(
             "reports_per_epoch",
             format!(
-                "{per_epoch} reports per epoch, but an epoch has only {steps_per_epoch} batches"
+                "{per_epoch} reports per epoch: an epoch needs at least 1 report, and at most \
+                 one per batch (it has only {steps_per_epoch} batches)"
             ),
         ));
     }
-    // The numbers of batches after which an epoch is validated; the last is its end.
-    let report_after: Vec<usize> = (1..=per_epoch)
-        .map(|j| (j * steps_per_epoch).div_ceil(per_epoch))
-        .collect();
+    // The number of batches after which an epoch's `j`-th report comes (its last at its end).
+    let report_after = |j: usize| (j * steps_per_epoch).div_ceil(per_epoch);
     // Scores the weights, reports the score as `step` and keeps them if they are the best so
     // far; returns the score and the loss.
     let validate = |net: &M,
@@ -451,7 +441,7 @@ pub(crate) fn train<M: Net>(
             batches += 1;
             net = optim.step(schedule.step(), net, grads);
             // The reports within the epoch; its last comes after the epoch's bookkeeping.
-            if reports + 1 < per_epoch && batches == report_after[reports] && valid.len() > 0 {
+            if reports + 1 < per_epoch && batches == report_after(reports + 1) && valid.len() > 0 {
                 reports += 1;
                 summary.train_seconds += started.elapsed().as_secs_f64();
                 let step = ((epoch - 1) * per_epoch + reports) as u64;
