@@ -189,19 +189,6 @@ fn training_stops_when_pruned() {
 }
 
 #[test]
-fn pruning_can_stop_a_run_within_its_first_epoch() {
-    let (train, valid) = scaled_iris();
-    let mut ctx = PruneAtOnce(0);
-    let e = MlpClassifier::<Cpu>::new(quick())
-        .unwrap()
-        .with_reports_per_epoch(2)
-        .fit(&train, &valid, &mut ctx)
-        .unwrap_err();
-    assert!(matches!(e, Error::Pruned { step: 1 }), "{e:?}");
-    assert_eq!(ctx.0, 1);
-}
-
-#[test]
 fn impossible_report_counts_are_refused() {
     let (train, valid) = scaled_iris();
     // 105 training rows in batches of 32 are 4 batches an epoch.

@@ -9,9 +9,9 @@
 mod common;
 
 use common::{bars, small};
-use lepton_core::DetachedContext;
+use lepton_core::{DetachedContext, Error, TrialContext};
 use lepton_data::{TabularDataset, datasets, stratified_split};
-use lepton_models::{CnnClassifier, Cpu, MlpClassifier, MlpConfig, TrainingSummary};
+use lepton_models::{CnnClassifier, Cpu, MlpClassifier, MlpConfig, ModelError, TrainingSummary};
 
 /// One test (see above).
 #[test]
@@ -20,6 +20,7 @@ fn reports_within_epochs_see_the_weights_of_their_batches_and_change_nothing() {
     cnn_reports();
     mlp_reports_climb_budgets();
     no_validation_rows_no_reports();
+    pruning_stops_a_run_within_its_first_epoch();
 }
 
 /// Iris: 105 training rows in batches of 32, 4 batches an epoch.
@@ -164,4 +165,37 @@ fn no_validation_rows_no_reports() {
         .unwrap();
     assert!(ctx.reports().is_empty());
     assert_eq!(fitted.summary().epochs_run, 3);
+}
+
+/// Records what is reported and prunes at the first report.
+struct PruneAtOnce(Vec<(u64, f64)>);
+
+impl TrialContext for PruneAtOnce {
+    fn report(&mut self, step: u64, value: f64) -> lepton_core::Result<()> {
+        self.0.push((step, value));
+        Ok(())
+    }
+    fn should_prune(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+/// Pruned at its first of 2 reports an epoch, a run stops after 2 of its 4 batches: its one
+/// report is the unpruned run's first, not that run's first epoch end.
+fn pruning_stops_a_run_within_its_first_epoch() {
+    let (train, valid) = iris();
+    let mut ctx = PruneAtOnce(Vec::new());
+    let e = MlpClassifier::<Cpu>::new(config(2))
+        .unwrap()
+        .with_reports_per_epoch(2)
+        .train(&train, &valid, &mut ctx)
+        .unwrap_err();
+    assert!(
+        matches!(e, ModelError::Core(Error::Pruned { step: 1 })),
+        "{e:?}"
+    );
+    assert_eq!(ctx.0.len(), 1);
+    let (unpruned, _) = mlp_run(2, 2);
+    assert_eq!(ctx.0[0], unpruned[0]);
+    assert_ne!(ctx.0[0].1, unpruned[1].1);
 }
