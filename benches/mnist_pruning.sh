@@ -42,7 +42,7 @@ for r in rows:
     by.setdefault(r["method"], []).append(r)
 med = lambda xs: statistics.median(xs) if xs else float("nan")
 base = {r["seed"]: r for r in by.get("random", [])}
-test = lambda r: r.get("best_test_accuracy") or float("nan")
+test = lambda r: float("nan") if r.get("best_test_accuracy") is None else r["best_test_accuracy"]
 print("| method | seed | reports/epoch | trials | pruned | epochs | wall (s) | time to target (s) | best valid | its test |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:

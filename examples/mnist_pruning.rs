@@ -139,9 +139,10 @@ struct Log {
     reports: u64,
     /// Seconds spent validating, summed over the trials that ran to the end.
     complete_validation: f64,
-    /// The network of the best trial that ran to the end (the first of equals), kept to be
-    /// scored once on the test digits: the validation accuracy chose it, so it is biased upward.
-    best: Option<(f64, FittedMlp<Cpu>)>,
+    /// The best trial that ran to the end (the first of equals, as `Study::best_trial`
+    /// chooses): its number, score and network, kept to be scored once on the test digits
+    /// (the validation accuracy chose it, so that is biased upward).
+    best: Option<(u64, f64, FittedMlp<Cpu>)>,
 }
 
 /// A trial's context that logs every report before passing it on.
@@ -207,8 +208,8 @@ fn train_trial(
     let fitted = model.train(data.train, data.valid, &mut ctx)?;
     log.complete_validation += fitted.summary().valid_seconds;
     let score = fitted.summary().best_valid_score.unwrap_or(0.0);
-    if log.best.as_ref().is_none_or(|(best, _)| score > *best) {
-        log.best = Some((score, fitted));
+    if log.best.as_ref().is_none_or(|(_, best, _)| score > *best) {
+        log.best = Some((trial.number(), score, fitted));
     }
     Ok(score)
 }
@@ -305,9 +306,12 @@ fn run(args: &Args) -> Result<()> {
     let best = study.best_trial()?;
     let best_valid = best.as_ref().and_then(|t| t.value).unwrap_or(f64::NAN);
     // Scored after the clock stopped: the search's time is training and validation only.
-    let test_accuracy = match &log.best {
-        Some((_, model)) => evaluate(model, &mnist(MnistSplit::Test)?)?.0.accuracy,
-        None => None,
+    let test_accuracy = match (&log.best, &best) {
+        (Some((number, _, model)), Some(trial)) if *number == trial.number => {
+            evaluate(model, &mnist(MnistSplit::Test)?)?.0.accuracy
+        }
+        (None, None) => None,
+        _ => return Err("the network kept for the test digits is not the study's best".into()),
     };
     if !args.json {
         println!(
