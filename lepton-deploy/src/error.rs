@@ -72,6 +72,16 @@ pub enum DeployError {
         /// The version it points at now, if any.
         found: Option<u64>,
     },
+    /// A version was not removed: an alias points at it, or it is the latest.
+    #[error("version {version} of model `{name}` is not removed: {why}")]
+    Kept {
+        /// The model.
+        name: String,
+        /// The version.
+        version: u64,
+        /// Why it stays.
+        why: String,
+    },
     /// A prediction server did not do what a deployment asked.
     #[error("{url}: {message}")]
     Server {

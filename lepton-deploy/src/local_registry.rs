@@ -264,6 +264,34 @@ impl Registry for LocalRegistry {
         tracing::info!(name, version, alias, "rolled back");
         Ok(version)
     }
+
+    fn remove(&self, name: &str, version: u64) -> Result<()> {
+        let target = self.existing_version_dir(name, version)?;
+        let kept = |why: &str| DeployError::Kept {
+            name: name.to_owned(),
+            version,
+            why: why.to_owned(),
+        };
+        self.locked(name, |dir| {
+            if self.versions(name)?.last() == Some(&version) {
+                return Err(kept("it is the latest version"));
+            }
+            let mut histories = self.histories(dir)?;
+            if histories.values().any(|h| h.last() == Some(&version)) {
+                return Err(kept("an alias points at it"));
+            }
+            for history in histories.values_mut() {
+                history.retain(|&v| v != version);
+            }
+            self.save_histories(dir, &histories)?;
+            // Renamed out of the listing first, so that a crash midway leaves no half version.
+            let doomed = dir.join(format!(".removed-v{version}"));
+            std::fs::rename(&target, &doomed).map_err(|e| io(&target, e))?;
+            std::fs::remove_dir_all(&doomed).map_err(|e| io(&doomed, e))
+        })?;
+        tracing::info!(name, version, "removed");
+        Ok(())
+    }
 }
 
 /// Deploys onto a [`LocalRegistry`]: an artifact directory is verified, registered as the next
@@ -341,6 +369,36 @@ mod tests {
 
     fn saved(dir: &Path, weights: Vec<u8>) {
         artifact(weights).save(dir).unwrap();
+    }
+
+    #[test]
+    fn removes_only_versions_no_alias_points_at_and_never_the_latest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = LocalRegistry::new(tmp.path());
+        for w in 1..=4u8 {
+            reg.register("m", &artifact(vec![w])).unwrap();
+        }
+        for v in [1, 2, 3] {
+            reg.promote("m", v, PRODUCTION).unwrap();
+        }
+        let kept = |e: DeployError| matches!(e, DeployError::Kept { .. });
+        assert!(kept(reg.remove("m", 4).unwrap_err()), "the latest");
+        assert!(kept(reg.remove("m", 3).unwrap_err()), "production's");
+        assert!(matches!(
+            reg.remove("m", 9).unwrap_err(),
+            DeployError::UnknownVersion { .. }
+        ));
+        reg.remove("m", 2).unwrap();
+        assert_eq!(reg.versions("m").unwrap(), [1, 3, 4]);
+        // The history forgot v2: a rollback goes to v1; numbers go on from the latest.
+        assert_eq!(reg.rollback("m", PRODUCTION).unwrap(), 1);
+        assert_eq!(reg.register("m", &artifact(vec![5])).unwrap(), 5);
+        let names: Vec<_> = std::fs::read_dir(tmp.path().join("m"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.') && n.contains("removed"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]

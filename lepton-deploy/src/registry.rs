@@ -55,6 +55,18 @@ pub trait Registry: Send + Sync {
     /// (skipping versions that no longer load) and returns it.
     fn rollback(&self, name: &str, alias: &str) -> Result<u64>;
 
+    /// Deletes version `version` of `name` for good (the server's garbage collection of
+    /// versions it learned). Refused ([`DeployError::Kept`]) for a version an alias points at
+    /// and for the latest version, so that numbers are never given twice; an alias's history
+    /// forgets it, as a rollback skips it. A registry that keeps every version refuses all.
+    fn remove(&self, name: &str, version: u64) -> Result<()> {
+        Err(DeployError::Kept {
+            name: name.to_owned(),
+            version,
+            why: "this registry keeps every version".into(),
+        })
+    }
+
     /// The version a reference names: a version number (`3` or `v3`), `latest`, or an alias.
     fn resolve(&self, name: &str, reference: &str) -> Result<u64> {
         if let Some(version) = version_number(reference) {
