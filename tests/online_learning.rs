@@ -26,6 +26,8 @@ struct Setup {
     valid: TabularDataset,
 }
 
+const FEEDBACK_TOKEN: &str = "feedback";
+
 /// Wine, standardised; an MLP trained on 70 % of it, registered with a replay sample of 100
 /// training rows; a server that learns from 40 feedback rows on.
 fn setup(tuning: Tuning, replay_ratio: f64) -> Setup {
@@ -56,6 +58,7 @@ fn setup(tuning: Tuning, replay_ratio: f64) -> Setup {
             tuning,
             ..OnlineLearning::default()
         }),
+        feedback_token: Some(FEEDBACK_TOKEN.into()),
         ..ServerConfig::default()
     };
     let server = Server::start(
@@ -100,6 +103,7 @@ impl Setup {
             .collect();
         let response = client
             .post(self.url("/v1/models/wine/feedback"))
+            .bearer_auth(FEEDBACK_TOKEN)
             .json(&json!({"rows": rows, "labels": labels}))
             .send()
             .unwrap();

@@ -226,8 +226,15 @@ fn serves_live_study_reports_from_a_storage() {
 
     let url = format!("sqlite://{}", db.display());
     let (server, base) = start(dir.path(), &["--studies", &url], Some("secret"));
+    // The pages are behind the server's token, like /v1.
+    let anonymous = reqwest::blocking::get(format!("{base}/studies")).unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
     let get = |path: &str| {
-        let r = reqwest::blocking::get(format!("{base}{path}")).unwrap();
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{base}{path}"))
+            .bearer_auth("secret")
+            .send()
+            .unwrap();
         (r.status().as_u16(), r.text().unwrap())
     };
     let (status, index) = get("/studies");
@@ -267,5 +274,70 @@ fn serves_live_study_reports_from_a_storage() {
         assert_eq!(status, 404, "{missing}: {body}");
         assert!(body.contains("nope"), "{body}");
     }
+    terminate(server);
+}
+
+/// The peak resident memory of process `pid`, in MiB (Linux).
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// 128 requests at once, each a body just under the 8 MiB limit holding four million
+/// values: parsed within the model's width and charged against the memory budget, they
+/// leave the server's peak memory within a fixed bound (about 100 MB each, 12 GB in all,
+/// before widths were checked while parsing).
+#[test]
+#[cfg(target_os = "linux")]
+fn concurrent_near_limit_bodies_keep_the_servers_memory_bounded() {
+    let (predictor, _) = iris_predictor();
+    let artifact = tempfile::tempdir().unwrap();
+    predictor.save(artifact.path(), BTreeMap::new()).unwrap();
+    let registry = tempfile::tempdir().unwrap();
+    LocalRegistryDeployer::new(registry.path())
+        .deploy("iris", artifact.path())
+        .unwrap();
+    let (server, url) = start(registry.path(), &[], None);
+    let before = peak_rss_mib(server.id()).unwrap();
+    let body: &'static [u8] = Box::leak(
+        format!("{{\"rows\": [[{}]]}}", vec!["1"; 4_000_000].join(","))
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    assert!(body.len() < 8 << 20);
+    let url = format!("{url}/v1/models/iris/predict");
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..128)
+            .map(|_| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    reqwest::blocking::Client::new()
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .map_or(0, |r| r.status().as_u16())
+                })
+            })
+            .collect();
+        sent.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let peak = peak_rss_mib(server.id()).unwrap();
+    eprintln!(
+        "peak RSS {before:.0} MiB before, {peak:.0} MiB after 128 concurrent 8 MB bodies; \
+         statuses {:?}",
+        statuses.iter().fold(BTreeMap::new(), |mut m, s| {
+            *m.entry(*s).or_insert(0) += 1;
+            m
+        })
+    );
+    assert!(
+        statuses.iter().all(|s| [422, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&422), "{statuses:?}");
+    assert!(peak < 400.0, "peak RSS {peak:.0} MiB");
     terminate(server);
 }

@@ -20,4 +20,4 @@ pub use labelled::Examples;
 pub use local_registry::{LocalRegistry, LocalRegistryDeployer};
 pub use registry::{PRODUCTION, Registry, STAGING, check_name};
 pub use servable::{Cell, ModelLoader, Servable, Tuning, encode_numbers};
-pub use server::{Batching, OnlineLearning, Server, ServerConfig};
+pub use server::{BODY_MEMORY_FACTOR, Batching, OnlineLearning, Server, ServerConfig};

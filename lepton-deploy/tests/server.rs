@@ -17,11 +17,13 @@ use lepton_deploy::{
     PRODUCTION, Registry, Servable, Server, ServerConfig, Tuning, encode_numbers,
 };
 
-/// `yes` when `a + b + bias > 0`; sleeps `sleep_ms` per batch; records each batch's size.
+/// `yes` when `a + b + bias > 0`; sleeps `sleep_ms` per batch; records each batch's size;
+/// panics on a row whose `a` is `panic_on`, if set.
 struct Threshold {
     schema: Schema,
     bias: f64,
     sleep_ms: u64,
+    panic_on: Option<f32>,
     batches: Arc<Mutex<Vec<usize>>>,
 }
 
@@ -29,6 +31,11 @@ impl Predict for Threshold {
     fn predict(&self, x: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
         std::thread::sleep(Duration::from_millis(self.sleep_ms));
         self.batches.lock().unwrap().push(x.n_rows());
+        if let Some(bad) = self.panic_on
+            && x.values().chunks(2).any(|r| r[0] == bad)
+        {
+            panic!("the model cannot take a = {bad}");
+        }
         Ok(x.values()
             .chunks(2)
             .map(|r| {
@@ -93,6 +100,7 @@ impl ModelLoader for Loader {
             schema: artifact.manifest().input_schema.clone(),
             bias,
             sleep_ms: config["sleep_ms"].as_u64().unwrap_or(0),
+            panic_on: config["panic_on"].as_f64().map(|a| a as f32),
             batches: self.batches.clone(),
         }))
     }
@@ -105,6 +113,10 @@ fn yes_no() -> Task {
 }
 
 fn artifact(bias: f64, sleep_ms: u64) -> ModelArtifact {
+    artifact_with(json!({"bias": bias, "sleep_ms": sleep_ms}))
+}
+
+fn artifact_with(config: Value) -> ModelArtifact {
     let schema = Schema {
         features: vec!["a".into(), "b".into()],
         target: "y".into(),
@@ -112,7 +124,7 @@ fn artifact(bias: f64, sleep_ms: u64) -> ModelArtifact {
     };
     ModelArtifact::new(
         "threshold",
-        &json!({"bias": bias, "sleep_ms": sleep_ms}),
+        &config,
         &(),
         schema,
         BTreeMap::from([("accuracy".to_owned(), 0.9)]),
@@ -132,9 +144,14 @@ struct Fixture {
 
 /// A registry with model `m` at version 1 (bias 0) in production, and a server on it.
 fn serve(config: ServerConfig, sleep_ms: u64) -> Fixture {
+    serve_artifact(config, &artifact(0.0, sleep_ms))
+}
+
+/// A registry with `v1` as model `m`'s version 1 in production, and a server on it.
+fn serve_artifact(config: ServerConfig, v1: &ModelArtifact) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(LocalRegistry::new(dir.path()));
-    let v = registry.register("m", &artifact(0.0, sleep_ms)).unwrap();
+    let v = registry.register("m", v1).unwrap();
     registry.promote("m", v, PRODUCTION).unwrap();
     let loader = Arc::new(Loader::default());
     let server = Server::start(
@@ -188,6 +205,30 @@ impl Fixture {
 
     async fn predict(&self, body: Value) -> (StatusCode, Value) {
         self.post("/v1/models/m/predict", body.to_string()).await
+    }
+
+    /// Posts feedback to `m` with the feedback token.
+    async fn feedback(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        self.feedback_to("m", body).await
+    }
+
+    /// Posts feedback to `model` with the feedback token.
+    async fn feedback_to(
+        &self,
+        model: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/models/{model}/feedback", self.base))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {FEEDBACK_TOKEN}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Waits until the server answers with `version`.
@@ -442,7 +483,11 @@ async fn a_token_is_asked_for_on_v1_only() {
         Some("s3cret"),
         Some("Bearer s3cret2"),
     ] {
-        let mut request = f.client.post(&url).body(body);
+        let mut request = f
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(auth) = auth {
             request = request.header("authorization", auth);
         }
@@ -452,15 +497,29 @@ async fn a_token_is_asked_for_on_v1_only() {
         let answer: Value = response.json().await.unwrap();
         assert_eq!(error_code(&answer), "unauthorized");
     }
+    // The scheme is case-insensitive (RFC 9110); the token is not.
+    for auth in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
+        let response = f
+            .client
+            .post(&url)
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{auth}");
+    }
     let response = f
         .client
         .post(&url)
-        .header("authorization", "Bearer s3cret")
+        .header("authorization", "Bearer S3CRET")
+        .header("content-type", "application/json")
         .body(body)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(f.get("/v1/models").await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(f.get("/healthz").await.0, StatusCode::OK);
     assert_eq!(f.get("/metrics").await.0, StatusCode::OK);
@@ -683,6 +742,7 @@ async fn shutdown_answers_the_requests_in_flight() {
     let in_flight = tokio::spawn(async move {
         client
             .post(url)
+            .header("content-type", "application/json")
             .body(r#"{"rows": [[1, 2]]}"#)
             .send()
             .await
@@ -756,6 +816,7 @@ fn the_http_deployer_returns_once_the_server_serves_the_new_version() {
     let predict = || {
         let answer: Value = reqwest::blocking::Client::new()
             .post(&deployment.address)
+            .header("content-type", "application/json")
             .body(r#"{"rows": [[1, 2]]}"#)
             .send()
             .unwrap()
@@ -798,47 +859,55 @@ fn the_http_deployer_returns_once_the_server_serves_the_new_version() {
     assert_eq!(f.registry.aliases("m").unwrap()[PRODUCTION], 1);
 }
 
-/// A registry whose v1 (bias 0) carries a replay sample of its training distribution: rows
-/// (a, 0) with |a| >= 5, labelled `a > 0`; and a server that learns online every 30 ms.
-fn serve_learning() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Arc::new(LocalRegistry::new(dir.path()));
+const FEEDBACK_TOKEN: &str = "feedback-s3cret";
+
+/// Learning every 30 ms from 100 rows, with no wait between promotions.
+fn learning_often() -> OnlineLearning {
+    OnlineLearning {
+        interval: Duration::from_millis(30),
+        min_feedback: 100,
+        min_promotion_interval: Duration::ZERO,
+        ..OnlineLearning::default()
+    }
+}
+
+/// Replay rows (a, 0) labelled `a > 0`: 60 to train on with |a| >= 5 (right for any bias
+/// the tests reach), then the 20 the guard holds out (the last quarter) at `guard`.
+fn replay_sample(guard: impl Iterator<Item = f64>) -> Examples {
     let mut replay = Examples::empty(yes_no(), 2);
-    for k in 0..80 {
-        let a = 5.0 + f64::from(k % 40) / 8.0;
-        let a = if k < 40 { a } else { -a };
+    let train = (0..60).map(|k| {
+        let a = 5.0 + f64::from(k % 30) / 8.0;
+        if k < 30 { a } else { -a }
+    });
+    for a in train.chain(guard) {
         replay
             .push(&[a as f32, 0.0], Target::Class(usize::from(a > 0.0)))
             .unwrap();
     }
+    assert_eq!(replay.len(), 80);
+    replay
+}
+
+/// A registry whose v1 (bias 0) carries a replay sample of its training distribution: rows
+/// (a, 0) with |a| >= 5, labelled `a > 0`; and a server that learns online every 30 ms.
+fn serve_learning() -> Fixture {
+    let far = (0..20).map(|k| {
+        let a = 5.0 + f64::from(k % 10) / 8.0;
+        if k < 10 { a } else { -a }
+    });
+    serve_learning_with(replay_sample(far), learning_often())
+}
+
+fn serve_learning_with(replay: Examples, learning: OnlineLearning) -> Fixture {
     let v1 = artifact(0.0, 0).with_replay(&replay).unwrap();
-    registry.register("m", &v1).unwrap();
-    registry.promote("m", 1, PRODUCTION).unwrap();
-    let loader = Arc::new(Loader::default());
-    let config = ServerConfig {
-        learning: Some(OnlineLearning {
-            interval: Duration::from_millis(30),
-            min_feedback: 100,
-            ..OnlineLearning::default()
-        }),
-        ..fast_polling()
-    };
-    let server = Server::start(
-        "127.0.0.1:0".parse().unwrap(),
-        config,
-        registry.clone(),
-        loader.clone(),
+    serve_artifact(
+        ServerConfig {
+            learning: Some(learning),
+            feedback_token: Some(FEEDBACK_TOKEN.into()),
+            ..fast_polling()
+        },
+        &v1,
     )
-    .unwrap();
-    let base = format!("http://{}", server.local_addr());
-    Fixture {
-        _dir: dir,
-        registry,
-        loader,
-        server: Some(server),
-        base,
-        client: reqwest::Client::new(),
-    }
 }
 
 impl Fixture {
@@ -850,14 +919,18 @@ impl Fixture {
         let a = |i: usize| -3.0 + 6.0 * (i as f64 * 0.618_034).fract();
         let rows: Vec<Value> = (0..200).map(|i| json!([a(i), 0.0])).collect();
         let labels: Vec<&str> = (0..200).map(|i| label(i, a(i))).collect();
+        self.feedback_rows_round(&rows, &labels, before).await
+    }
+
+    /// Posts labelled rows as feedback; waits for the learning round after round `before`
+    /// and returns `/v1/models/m`'s learning status after it.
+    async fn feedback_rows_round(&self, rows: &[Value], labels: &[&str], before: u64) -> Value {
+        let rounds = |about: &Value| about["learning"]["rounds"].as_u64().unwrap();
         let (status, answer) = self
-            .post(
-                "/v1/models/m/feedback",
-                json!({"rows": rows, "labels": labels}).to_string(),
-            )
+            .feedback(json!({"rows": rows, "labels": labels}).to_string())
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-        assert_eq!(answer["accepted"], 200);
+        assert_eq!(answer["accepted"], rows.len());
         for _ in 0..300 {
             let about = self.about().await;
             if rounds(&about) > before && !about["learning"]["last_round"].is_null() {
@@ -964,26 +1037,33 @@ async fn bad_feedback_is_refused_and_feedback_without_learning_is_a_conflict() {
         ),
     ];
     for (body, status) in cases {
-        let (got, answer) = f.post("/v1/models/m/feedback", body).await;
+        let (got, answer) = f.feedback(body).await;
         assert_eq!(got, status, "{body}: {answer}");
         assert!(answer["error"]["code"].is_string(), "{answer}");
     }
-    let (status, answer) = f
-        .post(
-            "/v1/models/m/feedback",
-            r#"{"rows": [[1, 2]], "labels": ["yes"]}"#,
-        )
-        .await;
+    let good = r#"{"rows": [[1, 2]], "labels": ["yes"]}"#;
+    // Without the feedback token, or as a browser's cross-site form would send it: refused.
+    let (status, answer) = f.post("/v1/models/m/feedback", good).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let response = f
+        .client
+        .post(format!("{}/v1/models/m/feedback", f.base))
+        .header("authorization", format!("Bearer {FEEDBACK_TOKEN}"))
+        .header("content-type", "text/plain")
+        .body(good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, answer) = f.feedback(good).await;
     assert_eq!(
         (status, &answer["buffered"]),
         (StatusCode::ACCEPTED, &json!(1))
     );
-    let (status, _) = f
-        .post(
-            "/v1/models/nope/feedback",
-            r#"{"rows": [[1, 2]], "labels": ["yes"]}"#,
-        )
-        .await;
+    let (status, _) = f.feedback_to("nope", good).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let plain = serve(fast_polling(), 0);
@@ -1038,6 +1118,7 @@ fn limits_of_zero_and_learning_settings_out_of_range_are_refused_at_start() {
     };
     let learning = |l: OnlineLearning| ServerConfig {
         learning: Some(l),
+        feedback_token: Some(FEEDBACK_TOKEN.into()),
         ..ServerConfig::default()
     };
     for config in [
@@ -1069,4 +1150,437 @@ fn limits_of_zero_and_learning_settings_out_of_range_are_refused_at_start() {
         .unwrap()
         .shutdown()
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_panics_on_one_input_keeps_answering_the_others() {
+    let batched = Batching {
+        window: Duration::from_millis(1),
+        max_rows: 64,
+        workers: 2,
+    };
+    for batching in [Some(batched), None] {
+        let panicky = artifact_with(json!({"bias": 0.0, "sleep_ms": 0, "panic_on": 13.0}));
+        let f = serve_artifact(
+            ServerConfig {
+                batching,
+                ..fast_polling()
+            },
+            &panicky,
+        );
+        // More panics than there are workers: none of them takes a worker with it.
+        for _ in 0..3 {
+            let (status, answer) = f.predict(json!({"rows": [[13, 0]]})).await;
+            assert_eq!(
+                (status, error_code(&answer)),
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                "{batching:?}: {answer}"
+            );
+        }
+        let (status, answer) = f.predict(json!({"rows": [[1, 1]]})).await;
+        assert_eq!(status, StatusCode::OK, "{batching:?}: {answer}");
+        assert_eq!(answer["predictions"][0]["label"], "yes");
+        assert_eq!(f.get("/readyz").await.0, StatusCode::OK);
+        let (_, metrics) = f.get("/metrics").await;
+        assert!(
+            metrics.contains(r#"lepton_model_panics_total{model="m"} 3"#),
+            "{batching:?}: {metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_time_out_do_not_reach_the_model() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batched = Batching {
+        window: Duration::from_micros(500),
+        max_rows: 64,
+        workers: 1,
+    };
+    // A model call takes 400 ms; each request gives up after 50 ms; 40 arrive over a second.
+    for (batching, most) in [(Some(batched), 4), (None, 4 * cores)] {
+        let f = serve(
+            ServerConfig {
+                request_timeout: Duration::from_millis(50),
+                batching,
+                ..fast_polling()
+            },
+            400,
+        );
+        let mut requests = Vec::new();
+        for _ in 0..40 {
+            let (client, url) = (f.client.clone(), format!("{}/v1/models/m/predict", f.base));
+            requests.push(tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(r#"{"rows": [[1, 2]]}"#)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }));
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        for request in requests {
+            assert_eq!(request.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+        }
+        // Whatever did reach the model finishes.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let calls = f.loader.batches.lock().unwrap().len();
+        assert!(
+            calls <= most.min(39),
+            "{batching:?}: {calls} model calls for 40 requests that all timed out"
+        );
+    }
+}
+
+/// Connects `n` sockets to `addr` that each send half a request head, then nothing.
+fn half_sent_headers(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..n)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect()
+}
+
+/// Whether the server closed `socket` (or answered on it) within `wait`.
+fn closed_within(socket: &mut std::net::TcpStream, wait: Duration) -> bool {
+    use std::io::Read;
+    socket.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match socket.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an error answer (408) before the close
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_headers_do_not_starve_a_request_and_are_closed_within_the_timeout() {
+    let f = serve(
+        ServerConfig {
+            header_read_timeout: Duration::from_secs(1),
+            ..fast_polling()
+        },
+        0,
+    );
+    let addr = f.base.trim_start_matches("http://").to_owned();
+    let slow = {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || half_sent_headers(&addr, 2000))
+            .await
+            .unwrap()
+    };
+    let (status, answer) = f.predict(json!({"rows": [[1, 2]]})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // A kept-alive connection that goes quiet after its request is closed the same way.
+    let idle = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        s
+    })
+    .await
+    .unwrap();
+    // Read in the order they were opened, each given the timeout and ample slack for a busy
+    // machine: the first wait is about the timeout, and the others are closed by then.
+    let closed = tokio::task::spawn_blocking(move || {
+        slow.into_iter()
+            .chain([idle])
+            .take_while(|s| closed_within(&mut s.try_clone().unwrap(), Duration::from_secs(10)))
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, 2001, "connections left open by the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_a_request_waits_for_a_slot_rather_than_failing() {
+    let f = serve(
+        ServerConfig {
+            header_read_timeout: Duration::from_millis(500),
+            max_connections: 8,
+            ..fast_polling()
+        },
+        0,
+    );
+    let addr = f.base.trim_start_matches("http://").to_owned();
+    let slow = tokio::task::spawn_blocking(move || half_sent_headers(&addr, 8))
+        .await
+        .unwrap();
+    // Accepted once the header timeout closes one of the eight.
+    let (status, answer) = f.predict(json!({"rows": [[1, 2]]})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    drop(slow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_bodies_are_refused_while_parsing_and_bodies_share_a_memory_budget() {
+    let max_body = 8 << 20;
+    let f = serve(
+        ServerConfig {
+            max_body_bytes: max_body,
+            memory_budget_bytes: lepton_deploy::BODY_MEMORY_FACTOR * max_body,
+            ..fast_polling()
+        },
+        300,
+    );
+    // Four million values for a model of two columns: counted, not kept, and refused.
+    let wide = format!("{{\"rows\": [[{}]]}}", vec!["1"; 4_000_000].join(","));
+    assert!(wide.len() < max_body);
+    let (status, answer) = f.post("/v1/models/m/predict", wide).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+    );
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("4000000 values"), "{message}");
+    let many_rows = json!({"rows": vec![[1, 2]; 2000]}).to_string();
+    let (status, answer) = f.post("/v1/models/m/predict", many_rows).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2000 rows")
+    );
+
+    // A body of the largest size is charged the whole budget while it runs (300 ms): a
+    // request beside it is shed, and one after it is answered.
+    let mut padded = String::from(r#"{"rows": [[1, 2]]}"#);
+    padded.push_str(&" ".repeat(max_body - padded.len()));
+    let (client, url) = (f.client.clone(), format!("{}/v1/models/m/predict", f.base));
+    let big = tokio::spawn(async move {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(padded)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, answer) = f.predict(json!({"rows": [[1, 2]]})).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        "{answer}"
+    );
+    assert_eq!(big.await.unwrap(), StatusCode::OK);
+    assert_eq!(f.predict(json!({"rows": [[1, 2]]})).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_not_sent_as_json_is_refused() {
+    let f = serve(fast_polling(), 0);
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = f
+            .client
+            .post(format!("{}/v1/models/m/predict", f.base))
+            .body(r#"{"rows": [[1, 2]]}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&answer), "unsupported_media_type");
+    }
+    let response = f
+        .client
+        .post(format!("{}/v1/models/m/predict", f.base))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(r#"{"rows": [[1, 2]]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_without_a_replay_sample_does_not_learn_and_learning_needs_its_own_token() {
+    let f = serve_artifact(
+        ServerConfig {
+            learning: Some(learning_often()),
+            feedback_token: Some(FEEDBACK_TOKEN.into()),
+            token: Some("predict-token".into()),
+            ..fast_polling()
+        },
+        &artifact(0.0, 0),
+    );
+    let good = r#"{"rows": [[1, 2]], "labels": ["no"]}"#;
+    let (status, answer) = f.feedback(good).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::CONFLICT, "no_replay_sample"),
+        "{answer}"
+    );
+    // The predict token does not open feedback, nor the feedback token predictions.
+    let send = |path: &str, token: &str| {
+        f.client
+            .post(format!("{}{path}", f.base))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(good)
+            .send()
+    };
+    let status = send("/v1/models/m/feedback", "predict-token")
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let status = send("/v1/models/m/predict", FEEDBACK_TOKEN)
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Learning without a feedback token does not start.
+    let dir = tempfile::tempdir().unwrap();
+    let e = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerConfig {
+            learning: Some(learning_often()),
+            ..ServerConfig::default()
+        },
+        Arc::new(LocalRegistry::new(dir.path())),
+        Arc::new(Loader::default()),
+    )
+    .err()
+    .expect("learning started without a feedback token");
+    assert!(e.to_string().contains("feedback token"), "{e}");
+}
+
+/// Twenty replay guard rows spread over [-3, 3): 0.15, 0.45, 0.75, ... are positives.
+fn spread_guard() -> impl Iterator<Item = f64> {
+    (0..20).map(|k| -2.85 + 0.3 * f64::from(k))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_labels_where_the_replay_sample_has_rows_are_never_promoted() {
+    let f = serve_learning_with(replay_sample(spread_guard()), learning_often());
+    // A client says that (0, 2] is `no`, round after round: the live version is wrong on
+    // that third of its feedback, but the replay rows there say otherwise.
+    for _ in 0..3 {
+        let learning = f
+            .feedback_round(|_, a| if a > 2.0 { "yes" } else { "no" })
+            .await;
+        let round = &learning["last_round"];
+        assert!(round["promoted_version"].is_null(), "{learning}");
+        let reason = round["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("forgets the training distribution"),
+            "{reason}"
+        );
+    }
+    assert_eq!(f.registry.versions("m").unwrap(), [1]);
+    let (_, answer) = f.predict(json!({"rows": [[1.0, 0.0]]})).await;
+    assert_eq!(answer["predictions"][0]["label"], "yes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_cannot_ratchet_away_from_the_promoted_version() {
+    // A margin of 0.12: two guard rows of twenty may be lost, not three.
+    let f = serve_learning_with(
+        replay_sample(spread_guard()),
+        OnlineLearning {
+            margin: 0.12,
+            ..learning_often()
+        },
+    );
+    let region = |t: f64| -> Vec<Value> {
+        (1..=200)
+            .map(|i| json!([t * f64::from(i) / 200.0, 0.0]))
+            .collect()
+    };
+    let no = vec!["no"; 200];
+    // (0, 0.5] is `no`: the candidate (bias -0.5) loses the guard rows 0.15 and 0.45.
+    let learning = f.feedback_rows_round(&region(0.5), &no, 0).await;
+    assert_eq!(learning["last_round"]["promoted_version"], 2, "{learning}");
+    f.wait_for_version(2).await;
+    // Then (0, 1]: one guard row more than the live version loses, three more than v1.
+    let learning = f.feedback_rows_round(&region(1.0), &no, 1).await;
+    let round = &learning["last_round"];
+    assert!(round["promoted_version"].is_null(), "{learning}");
+    let reason = round["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("forgets") && reason.contains("promoted v1"),
+        "{reason}"
+    );
+    assert_eq!(f.registry.versions("m").unwrap(), [1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotions_are_rate_limited() {
+    let f = serve_learning_with(
+        replay_sample((0..20).map(|k| if k < 10 { 6.0 } else { -6.0 })),
+        OnlineLearning {
+            min_promotion_interval: Duration::from_secs(3600),
+            ..learning_often()
+        },
+    );
+    let learning = f
+        .feedback_round(|_, a| if a > 1.0 { "yes" } else { "no" })
+        .await;
+    assert_eq!(learning["last_round"]["promoted_version"], 2, "{learning}");
+    let (status, _) = f
+        .feedback(json!({"rows": vec![[1.5, 0.0]; 200], "labels": vec!["no"; 200]}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let learning = &f.about().await["learning"];
+    assert_eq!(learning["rounds"], 1, "{learning}");
+    assert_eq!(learning["buffered"], 200, "{learning}");
+    assert_eq!(f.registry.versions("m").unwrap(), [1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_learned_versions_are_removed_and_rollback_skips_them() {
+    let f = serve_learning_with(
+        replay_sample((0..20).map(|k| if k < 10 { 6.0 } else { -6.0 })),
+        OnlineLearning {
+            keep_learned: 1,
+            ..learning_often()
+        },
+    );
+    for (round, threshold) in [1.0, 2.0, 0.0].into_iter().enumerate() {
+        let learning = f
+            .feedback_round(|_, a| if a > threshold { "yes" } else { "no" })
+            .await;
+        assert_eq!(
+            learning["last_round"]["promoted_version"],
+            round + 2,
+            "{learning}"
+        );
+        f.wait_for_version(round as u64 + 2).await;
+    }
+    // v2 and v3 are gone; v4 (learned from v1, which stays) is served.
+    assert_eq!(f.registry.versions("m").unwrap(), [1, 4]);
+    assert_eq!(
+        f.registry.get("m", 4).unwrap().manifest().parent_version,
+        Some(1)
+    );
+    assert_eq!(f.registry.rollback("m", PRODUCTION).unwrap(), 1);
+    f.wait_for_version(1).await;
 }

@@ -4,22 +4,29 @@
 //! lepton-serve --registry DIR [--addr 127.0.0.1:8080] [--alias production]
 //!              [--batch-window-us 500] [--batch-max-rows 64] [--batch-workers N]
 //!              [--max-concurrency 512] [--max-rows 1024] [--max-body-bytes 8388608]
+//!              [--memory-budget-mib 1024] [--max-connections 4096] [--header-timeout-ms 10000]
 //!              [--timeout-ms 10000] [--poll-ms 1000]
 //!              [--learn] [--learn-interval-s 30] [--learn-min-feedback 200] [--learn-margin 0.01]
-//!              [--learn-epochs 3] [--learn-rate 0.001]
+//!              [--learn-epochs 3] [--learn-rate 0.001] [--learn-promotion-interval-s 600]
+//!              [--learn-keep 5]
 //!              [--studies URL] [--log-format pretty|json]
 //! ```
 //!
 //! With `--studies URL`, `/studies` lists the studies of that storage and `/studies/{name}`
 //! shows a study's report (`lepton study report`'s page), reloading itself as trials finish.
 //!
-//! With `--learn`, `POST /v1/models/{name}/feedback` takes labelled rows; every interval a
-//! model with enough of them gets a fine-tuned candidate, which becomes a new registry version
-//! (promoted, with its parent recorded) only if it does significantly better on held-out
-//! feedback and no worse than the margin on the held-out replay rows of its artifact.
+//! With `--learn`, `POST /v1/models/{name}/feedback` takes labelled rows, with
+//! `Authorization: Bearer $LEPTON_FEEDBACK_TOKEN` (required: it does not start without one);
+//! every interval a model with enough of them gets a fine-tuned candidate, which becomes a new
+//! registry version (promoted, with its parent recorded) only if it does significantly better
+//! on held-out feedback and no worse than the margin, against the version an operator
+//! promoted, on the held-out replay rows of its artifact. A model whose artifact has no replay
+//! sample does not learn.
 //!
 //! Serves the version each model's alias points at and follows promotions and rollbacks.
-//! With `LEPTON_API_TOKEN` set, `/v1` asks for `Authorization: Bearer $LEPTON_API_TOKEN`.
+//! With `LEPTON_API_TOKEN` set, `/v1` and `/studies` ask for
+//! `Authorization: Bearer $LEPTON_API_TOKEN`; without it, binding a non-loopback address is
+//! warned about. `docs/reliability.md` lists every limit and its default.
 //! Ctrl-C or SIGTERM stops it after answering the requests in flight. Logs go to stderr
 //! (`RUST_LOG` filters them; `info` by default), as text or, with `--log-format json`, JSON.
 
@@ -80,6 +87,17 @@ struct Args {
     /// The largest request body in bytes.
     #[arg(long, default_value_t = 8 << 20)]
     max_body_bytes: usize,
+    /// The memory request bodies in flight may take (20 times their size each), in MiB;
+    /// more are refused with 503.
+    #[arg(long, default_value_t = 1024)]
+    memory_budget_mib: usize,
+    /// The most open connections; more wait to be accepted.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// How long a client has to send a request's headers (also the keep-alive idle time),
+    /// in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// Request timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -104,6 +122,17 @@ struct Args {
     /// Fine-tuning learning rate.
     #[arg(long, default_value_t = 1e-3)]
     learn_rate: f64,
+    /// The fewest seconds between two promotions of one model by learning.
+    #[arg(long, default_value_t = 600)]
+    learn_promotion_interval_s: u64,
+    /// How many learned versions of each model the registry keeps.
+    #[arg(long, default_value_t = 5)]
+    learn_keep: usize,
+}
+
+/// A secret from the environment, if set and not empty.
+fn secret(variable: &str) -> Option<String> {
+    std::env::var(variable).ok().filter(|t| !t.is_empty())
 }
 
 fn main() -> ExitCode {
@@ -133,15 +162,19 @@ fn main() -> ExitCode {
         max_rows: args.max_rows,
         max_concurrency: args.max_concurrency,
         request_timeout: Duration::from_millis(args.timeout_ms),
-        token: std::env::var("LEPTON_API_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        memory_budget_bytes: args.memory_budget_mib.saturating_mul(1 << 20),
+        max_connections: args.max_connections,
+        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
+        token: secret("LEPTON_API_TOKEN"),
+        feedback_token: secret("LEPTON_FEEDBACK_TOKEN"),
         batching,
         pages,
         learning: args.learn.then(|| OnlineLearning {
             interval: Duration::from_secs(args.learn_interval_s),
             min_feedback: args.learn_min_feedback,
             margin: args.learn_margin,
+            min_promotion_interval: Duration::from_secs(args.learn_promotion_interval_s),
+            keep_learned: args.learn_keep,
             tuning: Tuning {
                 epochs: args.learn_epochs,
                 learning_rate: args.learn_rate,

@@ -7,20 +7,22 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
-use lepton_core::{Prediction, Schema, Target, Task};
+use lepton_core::{Dataset, Prediction, Schema, Target, Task};
 
 use crate::labelled::Examples;
-use crate::server::AppState;
-use crate::server::batcher::Arrival;
+use crate::servable::Cell;
+use crate::server::batcher::{Arrival, predict_caught};
 use crate::server::live::Live;
 use crate::server::metrics::{Metrics, RequestLabels};
-use crate::server::rows::{RowIn, preview};
+use crate::server::rows::{Bounded, CellIn, Limits, RequestIn, RowIn, parse_request, preview};
+use crate::server::{AppState, BODY_MEMORY_FACTOR};
 
 /// An error answer: a status and `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug)]
@@ -62,11 +64,29 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: ready once at least one model is served.
+/// `GET /readyz`: ready once at least one model is served, and while no served model has
+/// lost all of its batch workers.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let served = state
-        .models
-        .list()
+    let models = state.models.list();
+    let stalled: Vec<&str> = models
+        .iter()
+        .filter(|(_, slot)| {
+            slot.live
+                .as_ref()
+                .and_then(|l| l.batcher.as_ref())
+                .is_some_and(|b| b.workers_alive() == 0)
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !stalled.is_empty() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("no batch worker is running for {}", stalled.join(", ")),
+        )
+        .into_response();
+    }
+    let served = models
         .iter()
         .filter(|(_, slot)| slot.live.is_some())
         .count();
@@ -156,14 +176,6 @@ fn unknown_model(name: &str) -> ApiError {
     )
 }
 
-/// A prediction request: `{"rows": [...]}`, each row an object by column name or an array in
-/// the schema's column order.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PredictRequest {
-    rows: Vec<RowIn>,
-}
-
 /// A prediction answer.
 #[derive(Serialize)]
 struct PredictResponse<'a> {
@@ -206,10 +218,12 @@ impl<'a> Answer<'a> {
     }
 }
 
-/// `POST /v1/models/{name}/predict`.
+/// `POST /v1/models/{name}/predict`: `{"rows": [...]}`, each row an object by column name
+/// or an array in the schema's column order.
 pub(crate) async fn predict(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
@@ -217,7 +231,7 @@ pub(crate) async fn predict(
         count(&state.metrics, "predict", "", StatusCode::NOT_FOUND);
         return unknown_model(&name).into_response();
     };
-    match predict_inner(&state, &live, body).await {
+    match predict_inner(&state, &live, &headers, body).await {
         Ok(response) => {
             live.handles.ok.inc();
             live.handles
@@ -246,12 +260,14 @@ pub(crate) fn count(metrics: &Metrics, endpoint: &str, model: &str, status: Stat
 async fn predict_inner(
     state: &AppState,
     live: &Arc<Live>,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    require_json(headers)?;
     // Announced before the body is parsed, so that the batch being formed waits for it.
     let arrival = live.batcher.as_ref().map(|b| b.arriving());
     let body = body.map_err(body_error)?;
-    let request: PredictRequest = parse_json(&body)?;
+    let request = parse(state, live, &body, false)?;
     let (features, rows) = encode_rows(live, request.rows, state.config.max_rows)?;
     let predictions = run(state, live, arrival, features, rows).await?;
     live.handles.rows.inc_by(rows as u64);
@@ -264,26 +280,20 @@ async fn predict_inner(
     Ok(Json(answer).into_response())
 }
 
-/// Labelled rows: `{"rows": [...], "labels": [...]}`, a label per row (a class label, or a
-/// number for a regression).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FeedbackRequest {
-    rows: Vec<RowIn>,
-    labels: Vec<Value>,
-}
-
-/// `POST /v1/models/{name}/feedback`: buffers labelled rows for online learning (202).
+/// `POST /v1/models/{name}/feedback`: buffers labelled rows for online learning (202):
+/// `{"rows": [...], "labels": [...]}`, a label per row (a class label, or a number for a
+/// regression).
 pub(crate) async fn feedback(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(live) = state.models.live(&name) else {
         count(&state.metrics, "feedback", "", StatusCode::NOT_FOUND);
         return unknown_model(&name).into_response();
     };
-    let (status, response) = match feedback_inner(&state, &live, body) {
+    let (status, response) = match feedback_inner(&state, &live, &headers, body) {
         Ok(body) => (
             StatusCode::ACCEPTED,
             (StatusCode::ACCEPTED, Json(body)).into_response(),
@@ -297,6 +307,7 @@ pub(crate) async fn feedback(
 fn feedback_inner(
     state: &AppState,
     live: &Live,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Value, ApiError> {
     let learner = state.learner.as_ref().ok_or_else(|| {
@@ -306,20 +317,37 @@ fn feedback_inner(
             "this server does not learn online (start it with online learning on)",
         )
     })?;
+    if live.replay.as_ref().is_none_or(|r| r.len() < 2) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_replay_sample",
+            format!(
+                "version {} of `{}` has no replay sample of its training rows, without which \
+                 a candidate cannot be checked against the training distribution; it does not \
+                 learn online",
+                live.version, live.name
+            ),
+        ));
+    }
+    require_json(headers)?;
     let body = body.map_err(body_error)?;
-    let request: FeedbackRequest = parse_json(&body)?;
-    if request.labels.len() != request.rows.len() {
+    let request = parse(state, live, &body, true)?;
+    let labels = request.labels.unwrap_or(Bounded {
+        items: Vec::new(),
+        extra: 0,
+    });
+    if labels.sent() != request.rows.sent() {
         return Err(ApiError::invalid(format!(
             "{} rows but {} labels",
-            request.rows.len(),
-            request.labels.len()
+            request.rows.sent(),
+            labels.sent()
         )));
     }
     let (features, rows) = encode_rows(live, request.rows, state.config.max_rows)?;
     let task = &live.model.schema().task;
     let width = live.model.width();
     let mut examples = Examples::empty(task.clone(), width);
-    for (i, (row, label)) in features.chunks(width).zip(&request.labels).enumerate() {
+    for (i, (row, label)) in features.chunks(width).zip(&labels.items).enumerate() {
         let target =
             target(task, label).map_err(|m| ApiError::invalid(format!("label {i}: {m}")))?;
         examples
@@ -339,14 +367,16 @@ fn feedback_inner(
 
 /// A JSON label as a target: a class label (`"7"`, or `7` where the label is `"7"`), or a
 /// finite number for a regression.
-fn target(task: &Task, label: &Value) -> Result<Target, String> {
+fn target(task: &Task, label: &CellIn) -> Result<Target, String> {
     match task {
         Task::Classification { classes } => {
             let text = match label {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                other => return Err(format!("expected a class label, got {other}")),
+                CellIn::Cell(Cell::Text(s)) => s.clone(),
+                CellIn::Cell(Cell::Number(n)) => n.to_string(),
+                CellIn::Cell(Cell::Missing) => {
+                    return Err("expected a class label, got null".into());
+                }
+                CellIn::Nested(what) => return Err(format!("expected a class label, got {what}")),
             };
             classes
                 .iter()
@@ -356,14 +386,22 @@ fn target(task: &Task, label: &Value) -> Result<Target, String> {
         }
         Task::Regression => {
             let value = match label {
-                Value::Number(n) => n.as_f64(),
-                Value::String(s) => s.trim().parse().ok(),
-                _ => None,
+                CellIn::Cell(Cell::Number(n)) => Some(*n),
+                CellIn::Cell(Cell::Text(s)) => s.trim().parse().ok(),
+                CellIn::Cell(Cell::Missing) | CellIn::Nested(_) => None,
             };
             value
                 .filter(|v| v.is_finite())
                 .map(Target::Value)
-                .ok_or_else(|| format!("expected a finite number, got {label}"))
+                .ok_or_else(|| {
+                    let got = match label {
+                        CellIn::Cell(Cell::Number(n)) => n.to_string(),
+                        CellIn::Cell(Cell::Text(s)) => format!("{s:?}"),
+                        CellIn::Cell(Cell::Missing) => "null".into(),
+                        CellIn::Nested(what) => (*what).into(),
+                    };
+                    format!("expected a finite number, got {got}")
+                })
         }
     }
 }
@@ -381,8 +419,34 @@ fn body_error(e: BytesRejection) -> ApiError {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
+/// Refuses a body that does not say it is JSON (415): a browser can send a `text/plain` POST
+/// to any address without asking first, but not an `application/json` one.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "the body must be sent as `Content-Type: application/json`, not `{content_type}`"
+            ),
+        ))
+    }
+}
+
+/// Parses a request for `live` within the server's limits.
+fn parse(state: &AppState, live: &Live, body: &[u8], labels: bool) -> Result<RequestIn, ApiError> {
+    let limits = Limits {
+        columns: live.model.schema().features.len(),
+        max_rows: state.config.max_rows,
+    };
+    parse_request(body, limits, labels).map_err(|e| {
         let code = if e.is_data() {
             "invalid_request"
         } else {
@@ -395,13 +459,13 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 /// Checks and encodes the rows of one request.
 fn encode_rows(
     live: &Live,
-    rows: Vec<RowIn>,
+    rows: Bounded<RowIn>,
     max_rows: usize,
 ) -> Result<(Vec<f32>, usize), ApiError> {
-    if rows.is_empty() {
+    let n = rows.sent();
+    if n == 0 {
         return Err(ApiError::invalid("`rows` is empty"));
     }
-    let n = rows.len();
     if n > max_rows {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -412,7 +476,7 @@ fn encode_rows(
     let schema = live.model.schema();
     let mut features = Vec::with_capacity(n * live.model.width());
     let mut cells = Vec::with_capacity(schema.features.len());
-    for (i, row) in rows.into_iter().enumerate() {
+    for (i, row) in rows.items.into_iter().enumerate() {
         cells.clear();
         row.into_cells(schema, &mut cells)
             .map_err(|m| ApiError::invalid(format!("row {i}: {m}")))?;
@@ -448,11 +512,21 @@ async fn run(
                 .map_err(|_| internal("the batch worker stopped".into()))?
         }
         None => {
+            // Waiting for a turn is where a request that times out is dropped, before the
+            // model; the turn is held until the model returns, timed out or not.
+            let turn = live
+                .turns
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| internal("the model is being unloaded".into()))?;
             let live = live.clone();
             live.handles.batch_rows.observe(rows as f64);
             tokio::task::spawn_blocking(move || {
-                let x = lepton_core::Features::new(&features, live.model.width())?;
-                live.model.predict(x)
+                let _turn = turn;
+                predict_caught(live.model.as_ref(), &features, &|| {
+                    live.handles.panics.inc();
+                })
             })
             .await
             .map_err(|e| internal(e.to_string()))?
@@ -461,41 +535,98 @@ async fn run(
     predictions.map_err(|e| internal(format!("prediction failed: {e}")))
 }
 
-/// Refuses `/v1` requests without the configured bearer token.
+/// Refuses `/v1` requests (but feedback) without the configured bearer token.
 pub(crate) async fn authorize(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &state.config.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
-        if !ok {
-            count(&state.metrics, "auth", "", StatusCode::UNAUTHORIZED);
-            let message = if given.is_some() {
-                "wrong bearer token"
-            } else {
-                "missing bearer token (Authorization: Bearer ...)"
-            };
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-                .into_response();
-        }
+    match check_token(&state, &request, state.config.token.as_deref()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
     }
-    next.run(request).await
 }
 
-/// Compares without stopping at the first difference, so timing does not leak the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Refuses feedback without the feedback token: a role of its own, since feedback changes
+/// the model that answers everyone. The server does not start learning without one.
+pub(crate) async fn authorize_feedback(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = state.config.feedback_token.as_deref();
+    if token.is_none() && state.learner.is_some() {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "feedback needs a feedback token, and none is configured",
+        )
+        .into_response();
+    }
+    match check_token(&state, &request, token) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
-/// Admits a `/v1` request if fewer than the limit are in flight (else 503 at once: load
-/// shedding) and answers 504 if it takes longer than the timeout.
+/// Whether `request` carries `Authorization: Bearer <token>` (the scheme in any case, as
+/// RFC 9110 has it), when a token is wanted.
+fn check_token(state: &AppState, request: &Request, token: Option<&str>) -> Result<(), ApiError> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, credentials) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(credentials.trim_start())
+        });
+    if given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
+        return Ok(());
+    }
+    count(&state.metrics, "auth", "", StatusCode::UNAUTHORIZED);
+    let message = if given.is_some() {
+        "wrong bearer token"
+    } else {
+        "missing bearer token (Authorization: Bearer ...)"
+    };
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        message,
+    ))
+}
+
+/// Compares two secrets in time that depends on neither: their SHA-256 digests (of one
+/// length, whatever the secrets' lengths) are compared without stopping at a difference.
+fn same_secret(given: &[u8], wanted: &[u8]) -> bool {
+    let (a, b) = (Sha256::digest(given), Sha256::digest(wanted));
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Admits a `/v1` request if fewer than the limit are in flight and the memory its body may
+/// take is within the budget (else 503 at once: load shedding), and answers 504 if it takes
+/// longer than the timeout.
 pub(crate) async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let charge = memory_charge_kib(&request, state.config.max_body_bytes);
+    let Ok(_memory) = state.memory_kib.clone().try_acquire_many_owned(charge) else {
+        state.metrics.shed.inc();
+        count(&state.metrics, "shed", "", StatusCode::SERVICE_UNAVAILABLE);
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the request bodies in flight use the server's memory budget; retry later",
+        )
+        .into_response();
+    };
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         state.metrics.shed.inc();
         count(&state.metrics, "shed", "", StatusCode::SERVICE_UNAVAILABLE);
@@ -521,6 +652,24 @@ pub(crate) async fn admit(State(state): State<AppState>, request: Request, next:
         )
         .into_response(),
     }
+}
+
+/// What a request is charged against the memory budget, in KiB: [`BODY_MEMORY_FACTOR`]
+/// times its body, whose size is its `Content-Length`, the limit for a chunked body, and
+/// nothing for a request without either (which has no body).
+fn memory_charge_kib(request: &Request, max_body_bytes: usize) -> u32 {
+    let headers = request.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let body = match declared {
+        Some(n) => n.min(max_body_bytes),
+        None if headers.contains_key(header::TRANSFER_ENCODING) => max_body_bytes,
+        None => 0,
+    };
+    let kib = body.saturating_mul(BODY_MEMORY_FACTOR).div_ceil(1024);
+    u32::try_from(kib).unwrap_or(u32::MAX)
 }
 
 /// Any other path.

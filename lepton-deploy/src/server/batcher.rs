@@ -7,7 +7,13 @@
 //! request announces itself on arrival ([`Batcher::arriving`]) before its body is parsed,
 //! and the worker stops waiting as soon as the queue is empty and no announced request is
 //! still being parsed. A lone request therefore never waits for the window.
+//!
+//! As Triton's queue policy does, a job whose requester has gone (it timed out) or that has
+//! waited longer than the queue's deadline is dropped before it reaches the model, so an
+//! overloaded server does not spend itself on answers nobody reads. A model that panics
+//! fails the jobs of that call only: the panic is caught, counted, and the worker goes on.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
@@ -50,6 +56,14 @@ struct Job {
     features: Vec<f32>,
     rows: usize,
     reply: Reply,
+    queued: Instant,
+}
+
+impl Job {
+    /// Whether anyone still waits for this job's answer, within the queue's deadline.
+    fn wanted(&self, deadline: Duration) -> bool {
+        !self.reply.is_closed() && self.queued.elapsed() <= deadline
+    }
 }
 
 /// The queue in front of one model version and the workers draining it. Dropping the
@@ -59,6 +73,8 @@ pub(crate) struct Batcher {
     queue: SyncSender<Job>,
     /// Requests announced but not yet queued (their bodies are being parsed).
     arriving: Arc<AtomicUsize>,
+    /// Worker threads still running (one that died would leave this below its count).
+    alive: Arc<AtomicUsize>,
 }
 
 /// A request on its way to the queue, announced by [`Batcher::arriving`]: while it lives, a
@@ -87,6 +103,7 @@ impl Arrival {
             features,
             rows,
             reply,
+            queued: Instant::now(),
         });
         // Only once queued (by dropping `self`) is the request no longer awaited: a worker
         // that finds the queue empty and nothing arriving stops waiting.
@@ -102,30 +119,52 @@ impl Arrival {
 pub(crate) struct QueueFull;
 
 impl Batcher {
-    /// Starts `batching.workers` workers for `model`; `observe` hears the size of each batch.
+    /// Starts `batching.workers` workers for `model`. A job queued longer than `deadline`
+    /// is dropped unanswered by the model; `observe` hears the size of each batch run, and
+    /// `on_panic` each panic of the model.
     pub fn start(
         model: Arc<dyn Servable>,
         batching: Batching,
+        deadline: Duration,
         observe: impl Fn(usize) + Send + Sync + 'static,
+        on_panic: impl Fn() + Send + Sync + 'static,
     ) -> Self {
         // Enough room for every worker's next batch, several times over.
         let capacity = batching.max_rows.max(1) * batching.workers.max(1) * 8;
         let (queue, rx) = sync_channel::<Job>(capacity);
         let rx = Arc::new(Mutex::new(rx));
         let observe = Arc::new(observe);
+        let on_panic: Arc<dyn Fn() + Send + Sync> = Arc::new(on_panic);
         let arriving = Arc::new(AtomicUsize::new(0));
+        let alive = Arc::new(AtomicUsize::new(0));
         for _ in 0..batching.workers.max(1) {
             let (rx, model, observe) = (rx.clone(), model.clone(), observe.clone());
-            let arriving = arriving.clone();
+            let (arriving, on_panic) = (arriving.clone(), on_panic.clone());
+            let running = Running::start(alive.clone());
             std::thread::spawn(move || {
+                let _running = running;
                 let mut carried = None;
                 while let Some(batch) = next_batch(&rx, &mut carried, &arriving, batching) {
+                    let batch: Vec<Job> =
+                        batch.into_iter().filter(|j| j.wanted(deadline)).collect();
+                    if batch.is_empty() {
+                        continue;
+                    }
                     observe(batch.iter().map(|j| j.rows).sum());
-                    run(model.as_ref(), batch);
+                    run(model.as_ref(), batch, on_panic.as_ref());
                 }
             });
         }
-        Batcher { queue, arriving }
+        Batcher {
+            queue,
+            arriving,
+            alive,
+        }
+    }
+
+    /// How many of the workers are running.
+    pub fn workers_alive(&self) -> usize {
+        self.alive.load(Ordering::SeqCst)
     }
 
     /// Announces a request whose rows will be submitted (or dropped) soon.
@@ -183,18 +222,56 @@ fn next_batch(
     Some(batch)
 }
 
+/// Counts a worker thread as running from its start until it ends, however it ends.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(alive: Arc<AtomicUsize>) -> Self {
+        alive.fetch_add(1, Ordering::SeqCst);
+        Running(alive)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Predicts, turning a panic of the model into an error (and telling `on_panic`), so that one
+/// bad input costs its own answer and not the thread that runs the model.
+pub(crate) fn predict_caught(
+    model: &dyn Servable,
+    features: &[f32],
+    on_panic: &dyn Fn(),
+) -> lepton_core::Result<Vec<Prediction>> {
+    let x = Features::new(features, model.width())?;
+    catch_unwind(AssertUnwindSafe(|| model.predict(x))).unwrap_or_else(|panic| {
+        on_panic();
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        tracing::error!(panic = %what, "the model panicked while predicting");
+        Err(lepton_core::Error::InvalidInput(format!(
+            "the model panicked while predicting: {what}"
+        )))
+    })
+}
+
 /// Runs a batch and answers each job with its rows' predictions. Should the batch fail as a
 /// whole, each job runs alone so that one job's error is not another's.
-fn run(model: &dyn Servable, batch: Vec<Job>) {
+fn run(model: &dyn Servable, batch: Vec<Job>, on_panic: &dyn Fn()) {
     let width = model.width();
     if batch.len() == 1 {
-        return run_alone(model, batch);
+        return run_alone(model, batch, on_panic);
     }
     let features: Vec<f32> = batch
         .iter()
         .flat_map(|j| j.features.iter().copied())
         .collect();
-    match Features::new(&features, width).and_then(|x| model.predict(x)) {
+    match predict_caught(model, &features, on_panic) {
         Ok(mut predictions) if predictions.len() == features.len() / width => {
             // Split from the back so each job takes its own tail.
             for job in batch.into_iter().rev() {
@@ -203,13 +280,16 @@ fn run(model: &dyn Servable, batch: Vec<Job>) {
                 let _ = job.reply.send(Ok(own));
             }
         }
-        _ => run_alone(model, batch),
+        _ => run_alone(model, batch, on_panic),
     }
 }
 
-fn run_alone(model: &dyn Servable, batch: Vec<Job>) {
+fn run_alone(model: &dyn Servable, batch: Vec<Job>, on_panic: &dyn Fn()) {
     for job in batch {
-        let answer = Features::new(&job.features, model.width()).and_then(|x| model.predict(x));
+        if job.reply.is_closed() {
+            continue;
+        }
+        let answer = predict_caught(model, &job.features, on_panic);
         let _ = job.reply.send(answer);
     }
 }

@@ -1,16 +1,29 @@
 //! Online learning from feedback: labelled rows posted to `/v1/models/{name}/feedback` are
 //! buffered; every interval, a model with enough of them gets a candidate, a copy of the live
 //! version fine-tuned on the feedback mixed with a replay sample of its training rows. The
-//! candidate is scored against the live version on a guard set it never trained on (held-out
-//! feedback, and held-out replay rows for the training distribution) and becomes a new
-//! registry version, promoted, only if it does significantly better on the feedback guard (a
-//! paired one-sided test on the rows, so that a candidate no better than the live one passes
-//! with a known small chance) and no worse than the margin on the replay guard. Either way the
-//! round and its reason are recorded.
+//! candidate is scored on a guard set it never trained on (held-out feedback, and held-out
+//! replay rows for the training distribution) and becomes a new registry version, promoted,
+//! only if it does significantly better than the live version on the feedback guard (a paired
+//! one-sided test on the rows, so that a candidate no better than the live one passes with a
+//! known small chance) and no worse than the margin on the replay guard. Either way the round
+//! and its reason are recorded.
+//!
+//! Feedback is written by clients, so it is not trusted to judge itself: consistent wrong
+//! labels pass the feedback guard. What holds is the replay guard, and so
+//! - a model without a replay sample does not learn (its feedback is refused);
+//! - the replay margin is measured against the version an operator promoted (the one the
+//!   learned versions descend from), not the live one, so that rounds cannot ratchet the
+//!   model away from its training distribution a margin at a time;
+//! - at most one promotion per [`OnlineLearning::min_promotion_interval`];
+//! - learned versions beyond the newest [`OnlineLearning::keep_learned`] are removed from the
+//!   registry, so that learning does not fill the disk.
+//!
+//! What the replay guard cannot see, it cannot defend: labels flipped in a region of the
+//! input space the replay sample has no rows in are learned like a genuine shift there.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -43,6 +56,11 @@ pub struct OnlineLearning {
     /// per-row improvement (correctness, or squared error) must exceed. 2.33 lets a candidate
     /// that is no better than the live one through about 1 % of the time.
     pub gain_z: f64,
+    /// The shortest time between two promotions of one model: feedback waits meanwhile.
+    pub min_promotion_interval: Duration,
+    /// How many learned versions of a model the registry keeps (the newest; any an alias
+    /// points at are kept too).
+    pub keep_learned: usize,
     /// How candidates are fine-tuned.
     pub tuning: Tuning,
 }
@@ -57,6 +75,8 @@ impl Default for OnlineLearning {
             replay_ratio: 1.0,
             margin: 0.01,
             gain_z: 2.33,
+            min_promotion_interval: Duration::from_secs(600),
+            keep_learned: 5,
             tuning: Tuning::default(),
         }
     }
@@ -88,6 +108,7 @@ struct Buffer {
     received: u64,
     rounds: u64,
     last: Option<Round>,
+    promoted_at: Option<Instant>,
 }
 
 /// The feedback buffers and the learning rounds.
@@ -151,6 +172,8 @@ impl Learner {
                     b.pending
                         .as_ref()
                         .is_some_and(|p| p.len() >= self.config.min_feedback.max(2))
+                        && b.promoted_at
+                            .is_none_or(|t| t.elapsed() >= self.config.min_promotion_interval)
                 })
                 .filter_map(|(name, b)| Some((name.clone(), b.pending.take()?, b.rounds + 1)))
                 .collect()
@@ -174,10 +197,17 @@ impl Learner {
                     outcome: label.to_owned(),
                 })
                 .inc();
+            let promoted = outcome.promoted_version.is_some();
+            if promoted {
+                models.remove_old_learned(&name, self.config.keep_learned);
+            }
             if let Some(b) = self.buffers().get_mut(&name) {
                 // Counted once finished, with its outcome, so a reader sees both or neither.
                 b.rounds = round;
                 b.last = Some(outcome);
+                if promoted {
+                    b.promoted_at = Some(Instant::now());
+                }
             }
         }
     }
@@ -207,34 +237,39 @@ impl Learner {
             feedback.select(&order[..held]),
             feedback.select(&order[held..]),
         );
-        let (replay_train, replay_guard) = match &live.replay {
-            Some(replay) if replay.len() >= 2 => {
-                let (train, guard) =
-                    replay.split_at(replay.len() - held_out(replay.len(), c.guard_fraction));
-                (Some(train), Some(guard))
+        let Some(replay) = live.replay.as_ref().filter(|r| r.len() >= 2) else {
+            record.reason = "no replay sample of the training rows to guard them: \
+                             a model without one does not learn"
+                .into();
+            return record;
+        };
+        let (replay_train, replay_guard) =
+            replay.split_at(replay.len() - held_out(replay.len(), c.guard_fraction));
+        // The version an operator promoted, which the replay guard holds every round to.
+        let anchor_version = live.manifest.parent_version.unwrap_or(live.version);
+        let anchor = match models.anchor(&live.name, anchor_version) {
+            Ok(model) => model,
+            Err(e) => {
+                record.reason =
+                    format!("the promoted version v{anchor_version} to guard against: {e}");
+                return record;
             }
-            _ => (None, None),
         };
         let mut train = feedback_train;
-        if let Some(replay) = &replay_train {
-            let wanted = (train.len() as f64 * c.replay_ratio).round() as usize;
-            match Examples::sample(replay, wanted, seed).and_then(|s| train.extend(&s)) {
-                Ok(()) => record.replay_rows = wanted.min(replay.len()),
-                Err(e) => {
-                    record.reason = format!("replay sample: {e}");
-                    return record;
-                }
+        let wanted = (train.len() as f64 * c.replay_ratio).round() as usize;
+        match Examples::sample(&replay_train, wanted, seed).and_then(|s| train.extend(&s)) {
+            Ok(()) => record.replay_rows = wanted.min(replay_train.len()),
+            Err(e) => {
+                record.reason = format!("replay sample: {e}");
+                return record;
             }
         }
         let tuning = Tuning { seed, ..c.tuning };
         let artifact = live
             .model
             .fine_tune(&train, &tuning)
-            .map(|a| a.with_parent_version(live.version))
-            .and_then(|a| match &live.replay {
-                Some(replay) => a.with_replay(replay).map_err(Into::into),
-                None => Ok(a),
-            });
+            .map(|a| a.with_parent_version(anchor_version))
+            .and_then(|a| a.with_replay(replay).map_err(Into::into));
         let artifact = match artifact {
             Ok(a) => a,
             Err(e) => {
@@ -251,36 +286,36 @@ impl Learner {
         };
         let guard = |model: &dyn Servable| -> lepton_core::Result<(Vec<f64>, GuardScores)> {
             let rows = per_row(model, &feedback_guard)?;
+            let replay_rows = per_row(model, &replay_guard)?;
             Ok((
                 rows.clone(),
                 GuardScores {
                     feedback: score(&rows, &feedback_guard),
-                    replay: replay_guard
-                        .as_ref()
-                        .map(|g| per_row(model, g).map(|r| score(&r, g)))
-                        .transpose()?,
+                    replay: Some(score(&replay_rows, &replay_guard)),
                 },
             ))
         };
-        let ((old_rows, old), (new_rows, new)) =
-            match (guard(live.model.as_ref()), guard(candidate.as_ref())) {
-                (Ok(old), Ok(new)) => (old, new),
-                (Err(e), _) | (_, Err(e)) => {
-                    record.reason = format!("scoring failed: {e}");
-                    return record;
-                }
-            };
+        let scored = (
+            guard(live.model.as_ref()),
+            guard(candidate.as_ref()),
+            per_row(anchor.as_ref(), &replay_guard).map(|r| score(&r, &replay_guard)),
+        );
+        let ((old_rows, old), (new_rows, new), promoted_replay) = match scored {
+            (Ok(old), Ok(new), Ok(promoted)) => (old, new, promoted),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                record.reason = format!("scoring failed: {e}");
+                return record;
+            }
+        };
         record.live = Some(old);
         record.candidate = Some(new);
         let z = paired_z(&old_rows, &new_rows);
-        let loss = match (old.replay, new.replay) {
-            (Some(o), Some(n)) => o - n,
-            _ => 0.0,
-        };
-        let replay_text = match (old.replay, new.replay) {
-            (Some(o), Some(n)) => format!("replay guard {n:.4} against {o:.4}"),
-            _ => "no replay sample to guard the training distribution".to_owned(),
-        };
+        let candidate_replay = new.replay.unwrap_or(f64::NEG_INFINITY);
+        let loss = promoted_replay - candidate_replay;
+        let replay_text = format!(
+            "replay guard {candidate_replay:.4} against the promoted v{anchor_version}'s \
+             {promoted_replay:.4}"
+        );
         if z <= c.gain_z {
             record.reason = format!(
                 "no significant gain on held-out feedback: {:.4} against the live {:.4} \

@@ -4,7 +4,11 @@
 //! on it; a version that does not load is refused and the one before keeps serving.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use crate::artifact::{Manifest, ModelArtifact};
 use crate::error::{DeployError, Result};
@@ -24,6 +28,9 @@ pub(crate) struct Live {
     pub model: Arc<dyn Servable>,
     /// The dynamic batcher in front of the model, when batching is on.
     pub batcher: Option<Batcher>,
+    /// Without batching: turns to run the model, one per core, so that requests that time
+    /// out while waiting never reach it and the model never runs more often at once.
+    pub turns: Arc<Semaphore>,
     /// The artifact's replay sample of training rows, if it has one.
     pub replay: Option<Examples>,
     /// This model's metrics, looked up once rather than on every request.
@@ -37,6 +44,8 @@ pub(crate) struct Handles {
     pub latency: Histogram,
     pub rows: Counter,
     pub batch_rows: Histogram,
+    /// Panics of the model caught while predicting.
+    pub panics: Counter,
 }
 
 impl Handles {
@@ -54,6 +63,7 @@ impl Handles {
             latency: metrics.latency.get_or_create(&model).clone(),
             rows: metrics.rows.get_or_create(&model).clone(),
             batch_rows: metrics.batch_rows.get_or_create(&model).clone(),
+            panics: metrics.panics.get_or_create(&model).clone(),
         }
     }
 }
@@ -74,7 +84,11 @@ pub(crate) struct Models {
     loader: Arc<dyn ModelLoader>,
     alias: String,
     batching: Option<Batching>,
+    /// The longest a request waits in a model's queue.
+    queue_deadline: Duration,
     metrics: Arc<Metrics>,
+    /// Per model, the promoted version online learning guards against, loaded.
+    anchors: Mutex<BTreeMap<String, (u64, Arc<dyn Servable>)>>,
 }
 
 impl Models {
@@ -83,6 +97,7 @@ impl Models {
         loader: Arc<dyn ModelLoader>,
         alias: String,
         batching: Option<Batching>,
+        queue_deadline: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         Models {
@@ -91,7 +106,9 @@ impl Models {
             loader,
             alias,
             batching,
+            queue_deadline,
             metrics,
+            anchors: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -140,6 +157,58 @@ impl Models {
         Ok(version)
     }
 
+    /// Version `version` of `name` as a model (the served one, or loaded once and kept): the
+    /// version an operator promoted, which online learning holds candidates to.
+    pub fn anchor(&self, name: &str, version: u64) -> Result<Arc<dyn Servable>> {
+        if let Some(live) = self.live(name).filter(|l| l.version == version) {
+            return Ok(live.model.clone());
+        }
+        let mut anchors = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, model)) = anchors.get(name)
+            && *v == version
+        {
+            return Ok(model.clone());
+        }
+        let artifact = self.registry.get(name, version)?;
+        let model = catch_unwind(AssertUnwindSafe(|| self.loader.load(&artifact))).unwrap_or_else(
+            |_| {
+                Err(lepton_core::Error::InvalidInput(
+                    "loading it panicked".into(),
+                ))
+            },
+        )?;
+        anchors.insert(name.to_owned(), (version, model.clone()));
+        Ok(model)
+    }
+
+    /// Removes the learned versions of `name` (those with a parent) beyond the newest
+    /// `keep`, except any an alias points at.
+    pub fn remove_old_learned(&self, name: &str, keep: usize) {
+        let versions = match self.registry.versions(name) {
+            Ok(versions) => versions,
+            Err(e) => {
+                tracing::warn!(model = %name, error = %e, "cannot list versions to remove");
+                return;
+            }
+        };
+        let learned: Vec<u64> = versions
+            .into_iter()
+            .filter(|&v| {
+                self.registry
+                    .manifest(name, v)
+                    .is_ok_and(|m| m.parent_version.is_some())
+            })
+            .collect();
+        for &version in learned.iter().rev().skip(keep) {
+            match self.registry.remove(name, version) {
+                Ok(()) => tracing::info!(model = %name, version, "removed an old learned version"),
+                Err(DeployError::Kept { .. }) => {}
+                Err(e) => tracing::warn!(model = %name, version, error = %e,
+                    "could not remove an old learned version"),
+            }
+        }
+    }
+
     /// The alias the server follows.
     pub fn alias(&self) -> &str {
         &self.alias
@@ -180,7 +249,10 @@ impl Models {
             if served == Some(wanted) || refused == Some(wanted) {
                 continue;
             }
-            let outcome = self.load(&name, wanted);
+            // A loader that panics (a hostile artifact) refuses its version; it must not stop
+            // the poll for every later model.
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.load(&name, wanted)))
+                .unwrap_or_else(|_| Err("loading it panicked".into()));
             let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
             let slot = slots.entry(name.clone()).or_default();
             match outcome {
@@ -220,17 +292,25 @@ impl Models {
         }
         let handles = Handles::new(&self.metrics, name);
         let batcher = self.batching.map(|batching| {
-            let histogram = handles.batch_rows.clone();
-            Batcher::start(model.clone(), batching, move |rows| {
-                histogram.observe(rows as f64)
-            })
+            let (histogram, panics) = (handles.batch_rows.clone(), handles.panics.clone());
+            Batcher::start(
+                model.clone(),
+                batching,
+                self.queue_deadline,
+                move |rows| histogram.observe(rows as f64),
+                move || {
+                    panics.inc();
+                },
+            )
         });
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Live {
             name: name.to_owned(),
             version,
             manifest: artifact.manifest().clone(),
             model,
             batcher,
+            turns: Arc::new(Semaphore::new(cores)),
             replay,
             handles,
         })

@@ -38,6 +38,8 @@ pub(crate) struct Metrics {
     pub version: Family<ModelLabel, Gauge>,
     /// Versions that failed to load (and were not served).
     pub load_failures: Family<ModelLabel, Counter>,
+    /// Panics of a model while predicting, caught (the request failed, the worker lives on).
+    pub panics: Family<ModelLabel, Counter>,
     /// Requests refused because the server was at its concurrency limit.
     pub shed: Counter,
     /// Labelled feedback rows received.
@@ -73,6 +75,7 @@ impl Metrics {
             Histograms::<ModelLabel>::new_with_constructor(batch_histogram as fn() -> _);
         let version = Family::<ModelLabel, Gauge>::default();
         let load_failures = Family::<ModelLabel, Counter>::default();
+        let panics = Family::<ModelLabel, Counter>::default();
         let shed = Counter::default();
         let feedback_rows = Family::<ModelLabel, Counter>::default();
         let candidates = Family::<CandidateLabels, Counter>::default();
@@ -99,8 +102,13 @@ impl Metrics {
             load_failures.clone(),
         );
         registry.register(
+            "model_panics",
+            "Panics of a model while predicting, caught: the request failed, the server goes on",
+            panics.clone(),
+        );
+        registry.register(
             "shed_requests",
-            "Requests refused at the concurrency limit (503)",
+            "Requests refused at the concurrency or memory limit (503)",
             shed.clone(),
         );
         registry.register(
@@ -121,6 +129,7 @@ impl Metrics {
             batch_rows,
             version,
             load_failures,
+            panics,
             shed,
             feedback_rows,
             candidates,

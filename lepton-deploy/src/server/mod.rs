@@ -11,14 +11,18 @@
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (a model is served) |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //!
-//! `/v1` asks for the bearer token when one is set, admits at most
-//! [`ServerConfig::max_concurrency`] requests at once (the rest get 503 at once), and gives
-//! each [`ServerConfig::request_timeout`]. Every error is JSON:
-//! `{"error": {"code": "...", "message": "..."}}`.
+//! `/v1` asks for the bearer token when one is set (feedback for its own token), admits at
+//! most [`ServerConfig::max_concurrency`] requests at once and as many bodies as fit the
+//! [`ServerConfig::memory_budget_bytes`] (the rest get 503 at once), and gives each
+//! [`ServerConfig::request_timeout`]. Connections are capped and must send their headers
+//! within [`ServerConfig::header_read_timeout`]. Every error is JSON:
+//! `{"error": {"code": "...", "message": "..."}}`. `docs/reliability.md` lists the security
+//! defaults in one place.
 
 mod api;
 mod batcher;
 mod learning;
+mod listener;
 mod live;
 mod metrics;
 mod rows;
@@ -42,6 +46,7 @@ use crate::error::{DeployError, Result};
 use crate::registry::{PRODUCTION, Registry};
 use crate::servable::ModelLoader;
 use learning::Learner;
+use listener::ConnectionLimits;
 use live::Models;
 use metrics::Metrics;
 
@@ -58,10 +63,24 @@ pub struct ServerConfig {
     pub max_rows: usize,
     /// The most `/v1` requests in flight; more are refused with 503 at once.
     pub max_concurrency: usize,
-    /// The longest a `/v1` request may take (504 after it).
+    /// The longest a `/v1` request may take (504 after it). A request that waits for the
+    /// model longer than this is dropped from the model's queue unanswered by it.
     pub request_timeout: Duration,
-    /// The bearer token `/v1` asks for, if any.
+    /// The memory the request bodies in flight, and what they are parsed into, may take
+    /// together, in bytes: a request is charged a multiple of its body's size
+    /// ([`BODY_MEMORY_FACTOR`]) while it runs, and refused with 503 when the budget is spent.
+    pub memory_budget_bytes: usize,
+    /// The most connections open at once; more wait to be accepted until one closes.
+    pub max_connections: usize,
+    /// How long a client has to send a request's headers, also the longest a kept-alive
+    /// connection may idle between requests.
+    pub header_read_timeout: Duration,
+    /// The bearer token `/v1` asks for, if any (it does not open the feedback endpoint).
     pub token: Option<String>,
+    /// The bearer token of the feedback endpoint, a role of its own: with online learning
+    /// on, it is required (the server refuses to start without it), since feedback changes
+    /// what production answers.
+    pub feedback_token: Option<String>,
     /// Dynamic batching, or `None` to run each request alone.
     pub batching: Option<Batching>,
     /// Online learning from feedback, or `None` (feedback is refused with 409).
@@ -71,9 +90,10 @@ pub struct ServerConfig {
     pub pages: Option<Pages>,
 }
 
-/// Routes served beside the API, as they are: outside `/v1`'s token, limits and metrics
-/// (read-only pages for people, such as `lepton::studies_view`). Their paths must not clash
-/// with the API's.
+/// Routes served beside the API (read-only pages for people, such as
+/// `lepton::studies_view`): behind the same token as `/v1` when one is set, and within its
+/// concurrency limit and timeout, but outside its metrics. Their paths must not clash with
+/// the API's.
 #[derive(Clone)]
 pub struct Pages(pub Router);
 
@@ -92,7 +112,11 @@ impl Default for ServerConfig {
             max_rows: 1024,
             max_concurrency: 512,
             request_timeout: Duration::from_secs(10),
+            memory_budget_bytes: 1 << 30,
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
             token: None,
+            feedback_token: None,
             batching: Some(Batching::default()),
             learning: None,
             pages: None,
@@ -100,13 +124,44 @@ impl Default for ServerConfig {
     }
 }
 
+/// A request in flight is charged this many times its body against
+/// [`ServerConfig::memory_budget_bytes`]: the body itself, its cells while parsed (a two-byte
+/// JSON number becomes a cell of at most 32 bytes: 16 times), and the encoded rows.
+pub const BODY_MEMORY_FACTOR: usize = 20;
+
 impl ServerConfig {
-    /// Refuses limits of zero and learning settings out of range.
+    /// Refuses limits of zero, a memory budget too small for one largest request, and
+    /// learning settings out of range or without a feedback token.
     fn check(&self) -> Result<()> {
-        if self.max_rows == 0 || self.max_concurrency == 0 || self.max_body_bytes == 0 {
-            return Err(DeployError::Core(lepton_core::Error::InvalidInput(
-                "max_rows, max_concurrency and max_body_bytes must be positive".into(),
+        let invalid = |m: String| DeployError::Core(lepton_core::Error::InvalidInput(m));
+        if self.max_rows == 0
+            || self.max_concurrency == 0
+            || self.max_body_bytes == 0
+            || self.max_connections == 0
+            || self.header_read_timeout.is_zero()
+        {
+            return Err(invalid(
+                "max_rows, max_concurrency, max_body_bytes, max_connections and \
+                 header_read_timeout must be positive"
+                    .into(),
+            ));
+        }
+        let largest = self.max_body_bytes.saturating_mul(BODY_MEMORY_FACTOR);
+        if self.memory_budget_bytes < largest || self.memory_budget_bytes / 1024 > u32::MAX as usize
+        {
+            return Err(invalid(format!(
+                "the memory budget ({} bytes) must be at least {BODY_MEMORY_FACTOR} times \
+                 max_body_bytes ({largest} bytes), so that the largest request can run, and \
+                 at most 4 TiB",
+                self.memory_budget_bytes
             )));
+        }
+        if self.learning.is_some() && self.feedback_token.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid(
+                "online learning must be given a feedback token: feedback changes what \
+                 production answers, so it is never open to anyone who can predict"
+                    .into(),
+            ));
         }
         if let Some(l) = &self.learning {
             let ok = !l.interval.is_zero()
@@ -139,30 +194,43 @@ pub(crate) struct AppState {
     models: Arc<Models>,
     metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
+    /// The memory budget left, in KiB.
+    memory_kib: Arc<Semaphore>,
     learner: Option<Arc<Learner>>,
 }
 
 /// The routes, with their limits. Loads nothing: see [`Models::sync`].
 fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/v1/models", get(api::list_models))
-        .route("/v1/models/{name}", get(api::describe_model))
-        .route("/v1/models/{name}/predict", post(api::predict))
-        .route("/v1/models/{name}/feedback", post(api::feedback))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+    // The token check is the outermost layer: it runs before admission and the body.
+    let limited = |routes: Router<AppState>| {
+        routes
+            .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api::admit,
+            ))
+    };
+    let v1 = limited(
+        Router::new()
+            .route("/v1/models", get(api::list_models))
+            .route("/v1/models/{name}", get(api::describe_model))
+            .route("/v1/models/{name}/predict", post(api::predict)),
+    )
+    .route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        api::authorize,
+    ));
+    let feedback = limited(Router::new().route("/v1/models/{name}/feedback", post(api::feedback)))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            api::admit,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            api::authorize,
+            api::authorize_feedback,
         ));
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .merge(v1)
+        .merge(feedback)
         .fallback(api::not_found)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(api::ApiError::new(
@@ -226,6 +294,7 @@ impl Server {
             loader,
             config.alias.clone(),
             config.batching,
+            config.request_timeout,
             metrics.clone(),
         ));
         if models.sync() == 0 {
@@ -234,8 +303,19 @@ impl Server {
                 "no model has a loadable version under the alias yet; /readyz says 503 until one has"
             );
         }
+        if config.token.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "serving a non-loopback address without a token: anyone who \
+                can reach it can predict (set a token to require one)");
+        }
+        let limits = ConnectionLimits {
+            max_connections: config.max_connections,
+            header_read_timeout: config.header_read_timeout,
+            max_header_bytes: 64 << 10,
+            drain_timeout: config.request_timeout + config.header_read_timeout,
+        };
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+            memory_kib: Arc::new(Semaphore::new(config.memory_budget_bytes / 1024)),
             learner: config.learning.clone().map(|l| Arc::new(Learner::new(l))),
             config: Arc::new(config),
             models,
@@ -262,14 +342,22 @@ impl Server {
                         }
                         tracing::info!("shutting down: answering the requests in flight");
                     };
-                    let pages = state.config.pages.clone();
+                    let pages = state.config.pages.clone().map(|Pages(pages)| {
+                        pages
+                            .layer(axum::middleware::from_fn_with_state(
+                                state.clone(),
+                                api::admit,
+                            ))
+                            .layer(axum::middleware::from_fn_with_state(
+                                state.clone(),
+                                api::authorize,
+                            ))
+                    });
                     let app = match pages {
-                        Some(Pages(pages)) => router(state).merge(pages),
+                        Some(pages) => router(state).merge(pages),
                         None => router(state),
                     };
-                    let served = axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await;
+                    let served = listener::serve(listener, app, limits, shutdown).await;
                     poller.abort();
                     if let Some(learning) = learning {
                         learning.abort();
