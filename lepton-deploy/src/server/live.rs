@@ -89,6 +89,9 @@ pub(crate) struct Models {
     metrics: Arc<Metrics>,
     /// Per model, the promoted version online learning guards against, loaded.
     anchors: Mutex<BTreeMap<String, (u64, Arc<dyn Servable>)>>,
+    /// Held for a whole [`sync`](Self::sync): the poller and the learner both sync, and two
+    /// interleaved syncs could put an older version back after a newer one.
+    syncing: Mutex<()>,
 }
 
 impl Models {
@@ -109,6 +112,7 @@ impl Models {
             queue_deadline,
             metrics,
             anchors: Mutex::new(BTreeMap::new()),
+            syncing: Mutex::new(()),
         }
     }
 
@@ -222,6 +226,7 @@ impl Models {
     /// verifies artifacts and builds models): run it off the async threads. Returns how many
     /// versions were swapped in.
     pub fn sync(&self) -> usize {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         let names = match self.registry.models() {
             Ok(names) => names,
             Err(e) => {
