@@ -333,8 +333,10 @@ fn concurrent_near_limit_bodies_keep_the_servers_memory_bounded() {
             m
         })
     );
+    // 0: the server answered 503 before reading the body and closed the connection while
+    // the client was still sending it, so the client saw the close, not the answer.
     assert!(
-        statuses.iter().all(|s| [422, 503].contains(s)),
+        statuses.iter().all(|s| [0, 422, 503].contains(s)),
         "{statuses:?}"
     );
     assert!(statuses.contains(&422), "{statuses:?}");
