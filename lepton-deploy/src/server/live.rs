@@ -77,6 +77,9 @@ pub(crate) struct Slot {
     pub refused: Option<(u64, String)>,
 }
 
+/// A version number with its model, loaded.
+type Anchor = (u64, Arc<dyn Servable>);
+
 /// Every model the server knows, keyed by name.
 pub(crate) struct Models {
     slots: RwLock<BTreeMap<String, Slot>>,
@@ -88,7 +91,7 @@ pub(crate) struct Models {
     queue_deadline: Duration,
     metrics: Arc<Metrics>,
     /// Per model, the promoted version online learning guards against, loaded.
-    anchors: Mutex<BTreeMap<String, (u64, Arc<dyn Servable>)>>,
+    anchors: Mutex<BTreeMap<String, Anchor>>,
     /// Held for a whole [`sync`](Self::sync): the poller and the learner both sync, and two
     /// interleaved syncs could put an older version back after a newer one.
     syncing: Mutex<()>,
