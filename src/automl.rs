@@ -324,8 +324,11 @@ impl AutoMl {
         self
     }
 
-    /// Keeps the study in a storage (`sqlite:PATH`, `postgres://...`) under `study`; an
-    /// existing study of that name is resumed and its trials count.
+    /// Keeps the study in a storage (`sqlite://PATH`, `postgres://...`) under `study`; an
+    /// existing study of that name is resumed and its trials count. The study keeps a
+    /// heartbeat there (a persistent storage's default), so the trial of a run killed
+    /// mid-trial is failed by the next run on the study once its heartbeat is 10 s old (or by
+    /// `lepton study sweep`).
     pub fn with_storage(mut self, url: &str, study: &str) -> Self {
         self.storage = Some(url.into());
         self.study_name = study.into();

@@ -162,6 +162,13 @@ pub trait Storage: Send + Sync {
     fn trials_shared(&self, study: &str) -> Result<Vec<Arc<FrozenTrial>>> {
         Ok(self.trials(study)?.into_iter().map(Arc::new).collect())
     }
+
+    /// Whether the trials outlive the process that writes them (a database file or server):
+    /// a process killed mid-trial then leaves a running trial that others see, so studies on
+    /// such a storage keep heartbeats by default. False unless a storage says otherwise.
+    fn is_persistent(&self) -> bool {
+        false
+    }
 }
 
 /// The user attribute a storage records on a trial it failed for a silent heartbeat.

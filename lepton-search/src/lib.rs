@@ -35,4 +35,6 @@ pub use samplers::{BohbSampler, CmaEsSampler, GridSampler, SobolSampler};
 pub use samplers::{GpSampler, RandomSampler, TpeSampler};
 pub use scheduler::{Budget, HyperbandScheduler};
 pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};
-pub use study::{Observe, Optimize, Study, StudyBuilder};
+pub use study::{
+    DEFAULT_HEARTBEAT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, Observe, Optimize, Study, StudyBuilder,
+};

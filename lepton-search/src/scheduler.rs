@@ -189,7 +189,9 @@ impl HyperbandScheduler {
                         };
                         trial.set_user_attr(BUDGET_ATTR, budget.steps as i64)?;
                         trial.set_user_attr(CONFIG_ATTR, budget.config as i64)?;
-                        let outcome = objective(&mut trial, budget);
+                        // The heartbeat (a persistent storage's) is kept while the trial trains.
+                        let outcome =
+                            study.beating_while(trial.number(), || objective(&mut trial, budget));
                         let record = study.finish(trial, outcome)?;
                         on_trial(&record);
                         if record.state == TrialState::Complete

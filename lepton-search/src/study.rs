@@ -18,15 +18,36 @@ use crate::export;
 use crate::samplers::RandomSampler;
 use crate::storage::InMemoryStorage;
 
+/// How often a study on a persistent storage refreshes a running trial's heartbeat, unless
+/// told otherwise (`lepton worker`'s default too).
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// How old a running trial's heartbeat may be, on a persistent storage with the default
+/// heartbeat, before the trial is failed as its worker's (`lepton worker`'s default too).
+pub const DEFAULT_HEARTBEAT_GRACE: Duration = Duration::from_secs(10);
+
 /// Builds a [`Study`]; every part has a working default (random sampler, no pruning,
-/// in-memory storage, minimisation).
+/// in-memory storage, minimisation, and a heartbeat when the storage is persistent).
 pub struct StudyBuilder {
     name: String,
     direction: Direction,
     sampler: Arc<dyn Sampler>,
     pruner: Arc<dyn Pruner>,
     storage: Arc<dyn Storage>,
-    heartbeat: Option<Heartbeat>,
+    heartbeat: HeartbeatChoice,
+    /// The grace period, when set (else twice a chosen interval, or the default grace).
+    grace: Option<Duration>,
+    retries: u32,
+}
+
+/// Whether a study keeps heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeartbeatChoice {
+    /// Every [`DEFAULT_HEARTBEAT_INTERVAL`] on a persistent storage; none in memory.
+    Default,
+    /// None.
+    Off,
+    /// At this interval.
+    Every(Duration),
 }
 
 /// How a study keeps its running trials alive and deals with those whose worker died.
@@ -70,21 +91,30 @@ impl StudyBuilder {
     /// older than a grace period (twice the interval, as Optuna's default; see
     /// [`with_heartbeat_grace`](Self::with_heartbeat_grace)): their workers died, and the
     /// study goes on without them.
+    ///
+    /// On a persistent storage (SQLite, PostgreSQL: [`Storage::is_persistent`]) a study has
+    /// a heartbeat even without this call: every [`DEFAULT_HEARTBEAT_INTERVAL`], with a grace
+    /// of [`DEFAULT_HEARTBEAT_GRACE`], so that a process killed mid-trial leaves no trial
+    /// running for ever. Heartbeats are refreshed while [`Study::optimize`] (and the
+    /// Hyperband scheduler) run an objective; code that asks and tells by hand and holds a
+    /// trial longer than the grace while other asks happen should set a longer grace or call
+    /// [`without_heartbeat`](Self::without_heartbeat).
     pub fn with_heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = Some(Heartbeat {
-            interval,
-            grace: interval.saturating_mul(2),
-            retries: self.heartbeat.map_or(0, |h| h.retries),
-        });
+        self.heartbeat = HeartbeatChoice::Every(interval);
+        self
+    }
+
+    /// No heartbeat, even on a persistent storage: a trial whose process dies stays running
+    /// until a sweep (`lepton study sweep`, [`Study::fail_stale_trials`]) fails it.
+    pub fn without_heartbeat(mut self) -> Self {
+        self.heartbeat = HeartbeatChoice::Off;
         self
     }
 
     /// Sets the grace period after which a silent running trial is failed (at least the
-    /// heartbeat interval; set after [`with_heartbeat`](Self::with_heartbeat)).
+    /// heartbeat interval; ignored without a heartbeat).
     pub fn with_heartbeat_grace(mut self, grace: Duration) -> Self {
-        if let Some(h) = &mut self.heartbeat {
-            h.grace = grace;
-        }
+        self.grace = Some(grace);
         self
     }
 
@@ -92,18 +122,29 @@ impl StudyBuilder {
     /// times (Optuna's `RetryFailedTrialCallback`, but exactly once per failure even when
     /// the worker that failed it dies too): it is enqueued again, with user attributes
     /// `retry_of` (the failed trial's number) and `retries` (how many times it has been
-    /// retried). Needs [`with_heartbeat`](Self::with_heartbeat).
+    /// retried). Needs a heartbeat ([`with_heartbeat`](Self::with_heartbeat), or a
+    /// persistent storage's default one).
     pub fn with_stale_retries(mut self, retries: u32) -> Self {
-        if let Some(h) = &mut self.heartbeat {
-            h.retries = retries;
-        }
+        self.retries = retries;
         self
     }
 
     /// Creates the study in its storage, or loads it if it exists with the same direction.
     /// Refuses a zero heartbeat interval or a grace period shorter than the interval.
     pub fn build(self) -> Result<Study> {
-        if let Some(h) = self.heartbeat {
+        let (interval, grace) = match self.heartbeat {
+            HeartbeatChoice::Every(interval) => (Some(interval), interval.saturating_mul(2)),
+            HeartbeatChoice::Default if self.storage.is_persistent() => {
+                (Some(DEFAULT_HEARTBEAT_INTERVAL), DEFAULT_HEARTBEAT_GRACE)
+            }
+            HeartbeatChoice::Default | HeartbeatChoice::Off => (None, Duration::ZERO),
+        };
+        let heartbeat = interval.map(|interval| Heartbeat {
+            interval,
+            grace: self.grace.unwrap_or(grace),
+            retries: self.retries,
+        });
+        if let Some(h) = heartbeat {
             let reason = if h.interval.is_zero() {
                 Some("the heartbeat interval must be positive")
             } else if h.grace < h.interval {
@@ -140,7 +181,7 @@ impl StudyBuilder {
             sampler: self.sampler,
             pruner: self.pruner,
             storage: self.storage,
-            heartbeat: self.heartbeat,
+            heartbeat,
         })
     }
 }
@@ -174,7 +215,9 @@ impl Study {
             sampler: Arc::new(RandomSampler::default()),
             pruner: Arc::new(NopPruner),
             storage: Arc::new(InMemoryStorage::new()),
-            heartbeat: None,
+            heartbeat: HeartbeatChoice::Default,
+            grace: None,
+            retries: 0,
         }
     }
 
@@ -529,7 +572,7 @@ impl Study {
     }
 
     /// Runs `work`, refreshing trial `number`'s heartbeat meanwhile when the study has one.
-    fn beating_while<T>(&self, number: u64, work: impl FnOnce() -> T) -> T {
+    pub(crate) fn beating_while<T>(&self, number: u64, work: impl FnOnce() -> T) -> T {
         let Some(Heartbeat { interval, .. }) = self.heartbeat else {
             return work();
         };
@@ -1147,6 +1190,42 @@ mod tests {
             .filter(|t| t.state == TrialState::Complete)
             .count();
         assert_eq!((trials.len(), complete), (5, 4));
+    }
+
+    #[test]
+    fn a_persistent_storage_has_a_heartbeat_by_default_and_memory_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite: Arc<dyn Storage> =
+            Arc::new(crate::SqliteStorage::open(dir.path().join("s.db")).unwrap());
+        let heartbeat = |builder: StudyBuilder| builder.build().unwrap().heartbeat;
+        let on_disk = || Study::builder("h").with_storage(Arc::clone(&sqlite));
+        let default = Heartbeat {
+            interval: DEFAULT_HEARTBEAT_INTERVAL,
+            grace: DEFAULT_HEARTBEAT_GRACE,
+            retries: 0,
+        };
+        assert_eq!(heartbeat(on_disk()), Some(default));
+        assert_eq!(heartbeat(on_disk().without_heartbeat()), None);
+        assert_eq!(heartbeat(Study::builder("h")), None);
+        // Settings apply to the default heartbeat too, in any order.
+        let tuned = on_disk()
+            .with_stale_retries(2)
+            .with_heartbeat_grace(Duration::from_secs(30));
+        assert_eq!(
+            heartbeat(tuned),
+            Some(Heartbeat {
+                grace: Duration::from_secs(30),
+                retries: 2,
+                ..default
+            })
+        );
+        let chosen = on_disk()
+            .with_heartbeat_grace(Duration::from_secs(5))
+            .with_heartbeat(Duration::from_millis(100));
+        assert_eq!(
+            heartbeat(chosen).map(|h| (h.interval, h.grace)),
+            Some((Duration::from_millis(100), Duration::from_secs(5)))
+        );
     }
 
     #[test]

@@ -438,6 +438,10 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 }
 
 impl Storage for PostgresStorage {
+    fn is_persistent(&self) -> bool {
+        true
+    }
+
     fn create_study(&self, name: &str, direction: Direction) -> Result<()> {
         let inserted = self
             .conn()?

@@ -294,6 +294,11 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 impl Storage for SqliteStorage {
+    fn is_persistent(&self) -> bool {
+        // `:memory:` and the empty path are private databases that die with the connection.
+        !matches!(self.path.as_str(), ":memory:" | "")
+    }
+
     fn create_study(&self, name: &str, direction: Direction) -> Result<()> {
         self.write(|tx| {
             if self.study_exists(tx, name)? {
