@@ -4,6 +4,7 @@
 
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lepton::core::{Direction, Scale, TrialContext};
 use lepton::search::{SqliteStorage, Study};
@@ -135,6 +136,65 @@ fn bad_storage_urls_and_studies_fail_with_a_message() {
     assert!(!ok && err.contains("unknown storage URL"), "{err}");
     let (ok, _, err) = lepton(&["study", "show", "--storage", "memory:", "--study", "none"]);
     assert!(!ok && err.contains("unknown study"), "{err}");
+}
+
+#[test]
+fn sweep_fails_the_running_trials_whose_heartbeat_is_stale() {
+    use lepton::core::{ParamValue, STALE_ATTR, Storage, TrialState};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let url = format!("sqlite://{}", path.display());
+    let storage = SqliteStorage::open(&path).unwrap();
+    for name in ["a", "b"] {
+        storage.create_study(name, Direction::Minimize).unwrap();
+    }
+    // Trials of processes that died: a0 and b0 stay running; a1 was told.
+    storage.create_trial("a").unwrap();
+    let told = storage.create_trial("a").unwrap();
+    storage
+        .finish_trial("a", told, TrialState::Complete, Some(1.0))
+        .unwrap();
+    storage.create_trial("b").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    // A trial whose process is alive: just started.
+    let live = storage.create_trial("a").unwrap();
+    let sweep = |extra: &[&str]| {
+        let mut args = vec!["study", "sweep", "--storage", url.as_str()];
+        args.extend_from_slice(extra);
+        lepton(&args)
+    };
+    let (ok, out, err) = sweep(&["--study", "b", "--grace-seconds", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "b\t0\n");
+    let (ok, out, err) = sweep(&["--grace-seconds", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "a\t0\n");
+    // With the default grace (10 s) the live trial is left alone.
+    let (ok, out, err) = sweep(&[]);
+    assert!(ok && out.is_empty(), "{out}{err}");
+    let states = |study: &str| -> Vec<TrialState> {
+        storage
+            .trials(study)
+            .unwrap()
+            .iter()
+            .map(|t| t.state)
+            .collect()
+    };
+    use TrialState::{Complete, Failed, Running};
+    assert_eq!(states("a"), [Failed, Complete, Running]);
+    assert_eq!(states("b"), [Failed]);
+    assert_eq!(
+        storage.trials("a").unwrap()[0].user_attrs.get(STALE_ATTR),
+        Some(&ParamValue::Bool(true))
+    );
+    assert_eq!(live, 2);
+    // Refused: an unknown study, a negative grace.
+    let (ok, _, err) = sweep(&["--study", "none"]);
+    assert!(!ok && err.contains("unknown study"), "{err}");
+    for bad in ["--grace-seconds=-1", "--grace-seconds=NaN"] {
+        let (ok, _, err) = sweep(&[bad]);
+        assert!(!ok && err.contains("error: --grace-seconds"), "{err}");
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! lepton study export --storage URL --study NAME [--format json|csv]
 //! lepton study importance --storage URL --study NAME
 //! lepton study report --storage URL --study NAME --out report.html [--top N]
+//! lepton study sweep  --storage URL [--study NAME] [--grace-seconds S]
 //! lepton worker --storage URL --study NAME --objective branin|hartmann6|rosenbrock5|mixed6|curves
 //!               --trials N [--sampler NAME] [--pruner none|median|asha|hyperband]
 //!               [--retries K] [--trial-ms MS] ...
@@ -23,13 +24,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lepton::core::History;
 use lepton::logging::LogFormat;
 use lepton::report::StudyReport;
-use lepton::search::{PedAnova, export};
+use lepton::search::{DEFAULT_HEARTBEAT_GRACE, PedAnova, export};
 
 mod model;
 mod worker;
@@ -53,7 +54,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Studies: list them, show one, its best trial, or export its trials.
+    /// Studies: list them, show one, its best trial, export its trials, or fail stale ones.
     #[command(subcommand)]
     Study(StudyCommand),
     /// Runs one worker of a shared study on a benchmark problem, until the study holds its
@@ -129,6 +130,23 @@ enum StudyCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
+    },
+    /// Fails the running trials whose heartbeat is older than the grace period: their
+    /// process died (a killed worker or AutoML run). Prints `STUDY<TAB>NUMBER` for each.
+    /// Processes with a heartbeat do this themselves before each trial; this is for studies
+    /// no process is working on, or whose processes run without a heartbeat.
+    Sweep {
+        /// Storage URL.
+        #[arg(long)]
+        storage: String,
+        /// Study name (default: every study in the storage).
+        #[arg(long)]
+        study: Option<String>,
+        /// How old a running trial's heartbeat must be to fail it, in seconds. Keep it above
+        /// the heartbeat interval of every live process (1 s by default), or live trials
+        /// are failed too.
+        #[arg(long, default_value_t = DEFAULT_HEARTBEAT_GRACE.as_secs_f64())]
+        grace_seconds: f64,
     },
 }
 
@@ -223,6 +241,24 @@ fn run(cli: Cli) -> Result<()> {
                 html.len() / 1024,
                 started.elapsed().as_secs_f64() * 1e3
             )?;
+        }
+        StudyCommand::Sweep {
+            storage,
+            study,
+            grace_seconds,
+        } => {
+            let grace = Duration::try_from_secs_f64(grace_seconds)
+                .map_err(|e| format!("--grace-seconds {grace_seconds}: {e}"))?;
+            let storage = lepton::search::storage::open(&storage)?;
+            let studies = match study {
+                Some(name) => vec![name],
+                None => storage.study_names()?,
+            };
+            for name in studies {
+                for number in storage.fail_stale_trials(&name, grace)? {
+                    writeln!(out, "{name}\t{number}")?;
+                }
+            }
         }
         StudyCommand::Export {
             storage,
