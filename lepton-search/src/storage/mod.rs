@@ -10,5 +10,5 @@ mod url;
 
 pub use memory::InMemoryStorage;
 pub use postgres::{PG_SCHEMA_VERSION, PostgresError, PostgresStorage};
-pub use sqlite::{SCHEMA_VERSION, SqliteError, SqliteStorage};
+pub use sqlite::{SCHEMA_VERSION, SqliteError, SqliteStorage, Synchronous};
 pub use url::open;

@@ -105,8 +105,49 @@ pub enum SqliteError {
     },
 }
 
+/// How hard SQLite works to put each committed write on disk before going on (its
+/// `synchronous` pragma, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `NORMAL`, the default: commits are not synced one by one, only at WAL checkpoints.
+    /// Every committed trial survives a crash of the process (kill -9, a panic), but the last
+    /// transactions before a power cut or an operating-system crash may be rolled back: told
+    /// trials can be lost (they come back as running or missing; the database stays
+    /// consistent).
+    #[default]
+    Normal,
+    /// `FULL`: every commit is synced to disk before it returns, so a told trial survives
+    /// power loss too; each write costs an fsync.
+    Full,
+}
+
+impl Synchronous {
+    /// The setting called `name` (`normal` or `full`, any case).
+    pub fn parse(name: &str) -> Option<Synchronous> {
+        match name.to_ascii_lowercase().as_str() {
+            "normal" => Some(Synchronous::Normal),
+            "full" => Some(Synchronous::Full),
+            _ => None,
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
 /// A study storage in one SQLite file (WAL mode, a busy timeout, every write in a
-/// transaction), so a study survives crashes and several threads or processes can share it.
+/// transaction), which several threads or processes can share.
+///
+/// Every committed write survives a crash of the writing process. What a power cut or an
+/// operating-system crash may lose depends on [`Synchronous`]: with the default
+/// ([`Synchronous::Normal`]) the last transactions may be rolled back; with
+/// [`Synchronous::Full`] (`sqlite:///path/s.db?synchronous=full` as a URL, or
+/// [`open_with`](Self::open_with)) nothing committed is lost, for an fsync per write.
 #[derive(Debug)]
 pub struct SqliteStorage {
     path: String,
@@ -114,25 +155,31 @@ pub struct SqliteStorage {
 }
 
 impl SqliteStorage {
-    /// Opens (creating if needed) the database at `path` and migrates its schema.
+    /// Opens (creating if needed) the database at `path` and migrates its schema, with
+    /// [`Synchronous::Normal`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Synchronous::Normal)
+    }
+
+    /// [`open`](Self::open), with the given durability.
+    pub fn open_with(path: impl AsRef<Path>, synchronous: Synchronous) -> Result<Self> {
         let path = path.as_ref().display().to_string();
         let conn = Connection::open(&path).map_err(|e| sql(&path, e))?;
-        Self::init(path, conn)
+        Self::init(path, conn, synchronous)
     }
 
     /// A private database in memory (for tests).
     pub fn in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory().map_err(|e| sql(":memory:", e))?;
-        Self::init(":memory:".into(), conn)
+        Self::init(":memory:".into(), conn, Synchronous::Normal)
     }
 
-    fn init(path: String, mut conn: Connection) -> Result<Self> {
+    fn init(path: String, mut conn: Connection, synchronous: Synchronous) -> Result<Self> {
         let e = |err| sql(&path, err);
         conn.busy_handler(Some(retry_while_busy)).map_err(e)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", synchronous.pragma())
             .map_err(e)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -781,6 +828,24 @@ mod tests {
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn synchronous_full_is_applied_and_normal_is_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let level = |s: &SqliteStorage| -> i64 {
+            s.lock()
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        let full = SqliteStorage::open_with(dir.path().join("f.db"), Synchronous::Full).unwrap();
+        assert_eq!(level(&full), 2);
+        let normal = SqliteStorage::open(dir.path().join("n.db")).unwrap();
+        assert_eq!(level(&normal), 1);
+        assert!(normal.is_persistent());
+        assert!(!SqliteStorage::in_memory().unwrap().is_persistent());
+        assert_eq!(Synchronous::parse("FULL"), Some(Synchronous::Full));
+        assert_eq!(Synchronous::parse("off"), None);
     }
 
     #[test]

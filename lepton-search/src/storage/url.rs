@@ -4,20 +4,37 @@ use std::sync::Arc;
 
 use lepton_core::{Error, Result, Storage};
 
-use super::{InMemoryStorage, PostgresStorage, SqliteStorage};
+use super::{InMemoryStorage, PostgresStorage, SqliteStorage, Synchronous};
 
 /// Opens the storage a URL names: `memory:` (a fresh in-memory storage), `sqlite://PATH`
-/// (`sqlite:///tmp/s.db` is the absolute path `/tmp/s.db`, `sqlite://s.db` a relative one), or
-/// `postgres://...` / `postgresql://...` (any libpq-style URL).
+/// (`sqlite:///tmp/s.db` is the absolute path `/tmp/s.db`, `sqlite://s.db` a relative one;
+/// `?synchronous=full` makes every commit durable across power loss, see [`Synchronous`]),
+/// or `postgres://...` / `postgresql://...` (any libpq-style URL).
 pub fn open(url: &str) -> Result<Arc<dyn Storage>> {
     if url == "memory:" {
         return Ok(Arc::new(InMemoryStorage::new()));
     }
-    if let Some(path) = url.strip_prefix("sqlite://") {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if path.is_empty() {
             return Err(Error::InvalidInput(format!("`{url}` names no file")));
         }
-        return Ok(Arc::new(SqliteStorage::open(path)?));
+        let mut synchronous = Synchronous::Normal;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            synchronous = match pair.split_once('=') {
+                Some(("synchronous", value)) => Synchronous::parse(value).ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "`{url}`: synchronous must be normal or full, not `{value}`"
+                    ))
+                })?,
+                _ => {
+                    return Err(Error::InvalidInput(format!(
+                        "`{url}`: unknown parameter `{pair}` (SQLite takes synchronous=normal|full)"
+                    )));
+                }
+            };
+        }
+        return Ok(Arc::new(SqliteStorage::open_with(path, synchronous)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Arc::new(PostgresStorage::connect(url)?));
@@ -42,7 +59,21 @@ mod tests {
             .create_study("s", Default::default())
             .unwrap();
         assert_eq!(open(&url).unwrap().study_names().unwrap(), ["s"]);
-        for bad in ["", "sqlite://", "mysql://x", "memory"] {
+        // A durable file is the same file, whatever its synchronous setting.
+        let full = open(&format!("{url}?synchronous=full")).unwrap();
+        assert_eq!(full.study_names().unwrap(), ["s"]);
+        assert!(full.is_persistent() && !open("memory:").unwrap().is_persistent());
+        for bad in ["?synchronous=off", "?durable=yes", "?synchronous"] {
+            let e = open(&format!("{url}{bad}")).err().unwrap();
+            assert!(e.to_string().contains(bad.trim_start_matches('?')), "{e}");
+        }
+        for bad in [
+            "",
+            "sqlite://",
+            "sqlite://?synchronous=full",
+            "mysql://x",
+            "memory",
+        ] {
             assert!(open(bad).is_err(), "{bad}");
         }
     }
