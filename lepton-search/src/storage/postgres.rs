@@ -358,36 +358,7 @@ impl PostgresStorage {
             pool,
             finished: Mutex::new(HashMap::new()),
         };
-        let mut conn = storage.conn()?;
-        let client = &mut conn.client;
-        client
-            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-            .map_err(pg)?;
-        let mut tx = client.transaction().map_err(pg)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .map_err(pg)?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS lepton_schema_version (version INTEGER NOT NULL)",
-        )
-        .map_err(pg)?;
-        let version: Option<i32> = tx
-            .query_one("SELECT MAX(version) FROM lepton_schema_version", &[])
-            .map_err(pg)?
-            .get(0);
-        let found = version.unwrap_or(0);
-        if found > PG_SCHEMA_VERSION {
-            return Err(pg(PostgresError::NewerSchema(found)));
-        }
-        for (from, migration) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
-            tx.batch_execute(migration).map_err(pg)?;
-            tx.execute(
-                "INSERT INTO lepton_schema_version (version) VALUES ($1)",
-                &[&(from as i32 + 1)],
-            )
-            .map_err(pg)?;
-        }
-        tx.commit().map_err(pg)?;
-        drop(conn);
+        migrate(&mut storage.conn()?.client, schema)?;
         Ok(storage)
     }
 
@@ -416,6 +387,37 @@ impl PostgresStorage {
         }
         Err(conn.refusal(study, number, to))
     }
+}
+
+/// Creates `schema` if missing and migrates its tables, all under the migration lock: workers
+/// that connect to a new schema at once wait for each other (`CREATE SCHEMA IF NOT EXISTS`
+/// alone races: two creators can both find it missing, and one fails on a unique index).
+fn migrate(client: &mut postgres::Client, schema: &str) -> Result<()> {
+    let mut tx = client.transaction().map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(pg)?;
+    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .map_err(pg)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS lepton_schema_version (version INTEGER NOT NULL)")
+        .map_err(pg)?;
+    let version: Option<i32> = tx
+        .query_one("SELECT MAX(version) FROM lepton_schema_version", &[])
+        .map_err(pg)?
+        .get(0);
+    let found = version.unwrap_or(0);
+    if found > PG_SCHEMA_VERSION {
+        return Err(pg(PostgresError::NewerSchema(found)));
+    }
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        tx.batch_execute(migration).map_err(pg)?;
+        tx.execute(
+            "INSERT INTO lepton_schema_version (version) VALUES ($1)",
+            &[&(from as i32 + 1)],
+        )
+        .map_err(pg)?;
+    }
+    tx.commit().map_err(pg)?;
+    Ok(())
 }
 
 /// Logs every failed connection attempt as a `tracing` event: the pool tries again until its
@@ -928,6 +930,41 @@ mod tests {
             assert_eq!(fresh.len(), 1);
             assert_eq!(fresh[0].state, TrialState::Running);
         });
+    }
+
+    #[test]
+    fn sixteen_first_connections_to_a_new_schema_all_succeed() {
+        let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
+            eprintln!("LEPTON_TEST_POSTGRES_URL unset: skipping the PostgreSQL schema race test");
+            return;
+        };
+        for round in 0..3 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let schema = format!("lepton_race_{}_{round}_{nanos}", std::process::id());
+            let barrier = std::sync::Barrier::new(16);
+            let outcomes: Vec<Result<PostgresStorage>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..16)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            PostgresStorage::connect_in_schema(&url, &schema)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let mut client = postgres::Client::connect(&url, NoTls).unwrap();
+            client
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .unwrap();
+            for outcome in outcomes {
+                if let Err(e) = outcome {
+                    panic!("round {round}: a first connection failed: {e}");
+                }
+            }
+        }
     }
 
     #[test]
