@@ -4,6 +4,7 @@ pub mod conformance;
 mod memory;
 mod names;
 mod postgres;
+mod postgres_tls;
 mod sqlite;
 mod trial_rows;
 mod url;

@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use postgres::Statement;
 use postgres::types::ToSql;
-use postgres::{NoTls, Statement};
 use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::names::Names;
+use super::postgres_tls::TlsUrl;
 use super::trial_rows::TrialRows;
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, RETRIES_ATTR, RETRY_OF_ATTR, Result,
@@ -112,6 +114,11 @@ pub enum PostgresError {
     /// A schema name that is not a plain identifier.
     #[error("invalid schema name `{0}`: use letters, digits and `_`")]
     InvalidSchema(String),
+    /// TLS could not be set up as the URL's `sslmode` asks: a bad setting, an unreadable root
+    /// certificate, a server without TLS under `require`, or a certificate that fails the
+    /// checks of `verify-ca` or `verify-full`.
+    #[error("postgres TLS: {0}")]
+    Tls(String),
 }
 
 fn pg(e: impl Into<PostgresError>) -> Error {
@@ -265,10 +272,17 @@ impl Conn {
 }
 
 /// Opens connections with the storage's search path; each keeps its prepared statements.
-#[derive(Debug)]
 struct Manager {
-    inner: PostgresConnectionManager<NoTls>,
+    inner: PostgresConnectionManager<MakeRustlsConnect>,
     schema: String,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ManageConnection for Manager {
@@ -327,6 +341,14 @@ struct FinishedPrefix {
 impl PostgresStorage {
     /// Connects to `url` (e.g. `postgres://postgres@127.0.0.1:5432/test`) and migrates the
     /// schema in the `public` schema.
+    ///
+    /// TLS (rustls) follows the URL's `sslmode`, as libpq: `disable`; `prefer` (the default:
+    /// TLS when the server offers it); `require` (TLS or no connection, the certificate
+    /// unchecked: encrypted, but open to a man in the middle); `verify-ca` (a certificate
+    /// from a trusted authority) and `verify-full` (and issued for the host). The trusted
+    /// authorities are those of the PEM file `sslrootcert=PATH`, else the Mozilla roots. A
+    /// TLS failure is a [`PostgresError::Tls`] at once; an unreachable server is retried for
+    /// 30 s.
     pub fn connect(url: &str) -> Result<Self> {
         Self::connect_in_schema(url, "public")
     }
@@ -341,10 +363,20 @@ impl PostgresStorage {
         {
             return Err(pg(PostgresError::InvalidSchema(schema.to_owned())));
         }
-        let config: postgres::Config = url.parse().map_err(pg)?;
+        let tls = TlsUrl::parse(url).map_err(pg)?;
+        let config: postgres::Config = tls.url.parse().map_err(pg)?;
         let manager = Manager {
-            inner: PostgresConnectionManager::new(config, NoTls),
+            inner: PostgresConnectionManager::new(config, tls.connector().map_err(pg)?),
             schema: schema.to_owned(),
+        };
+        // The first connection is tried here, so that a TLS failure, which no retry mends,
+        // is said at once rather than after the pool's 30 s of retries.
+        let first = match manager.connect() {
+            Ok(conn) => Some(conn),
+            Err(e) if e.to_string().starts_with("error performing TLS handshake") => {
+                return Err(pg(PostgresError::Tls(e.to_string())));
+            }
+            Err(_) => None,
         };
         // A worker needs two connections at most (its trial and its heartbeat), opened when
         // first needed rather than a pool's worth each: many workers share one server.
@@ -358,7 +390,10 @@ impl PostgresStorage {
             pool,
             finished: Mutex::new(HashMap::new()),
         };
-        migrate(&mut storage.conn()?.client, schema)?;
+        match first {
+            Some(mut conn) => migrate(&mut conn.client, schema)?,
+            None => migrate(&mut storage.conn()?.client, schema)?,
+        }
         Ok(storage)
     }
 
@@ -833,6 +868,7 @@ impl Storage for PostgresStorage {
 mod tests {
     use super::*;
     use crate::storage::conformance;
+    use postgres::NoTls;
 
     /// A storage in a fresh schema of the test server, dropped afterwards.
     fn with_test_storage(f: impl FnOnce(&PostgresStorage, &str)) {
@@ -932,6 +968,98 @@ mod tests {
         });
     }
 
+    /// `url` with query parameters added.
+    fn with_query(url: &str, params: &str) -> String {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{params}")
+    }
+
+    /// Whether the connection of `s` is encrypted.
+    fn encrypted(s: &PostgresStorage) -> bool {
+        s.conn()
+            .unwrap()
+            .client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    }
+
+    /// Asserts that connecting to `url` fails at once with a TLS error saying `why`.
+    fn refused_at_once(url: &str, why: &str) {
+        let started = std::time::Instant::now();
+        let e = PostgresStorage::connect(url).unwrap_err();
+        let Error::Stage(inner) = &e else {
+            panic!("{url}: not a storage error: {e}")
+        };
+        assert!(
+            matches!(inner.downcast_ref(), Some(PostgresError::Tls(_))),
+            "{url}: {e}"
+        );
+        assert!(e.to_string().contains(why), "{url}: {e}");
+        // Not after the pool's 30 s of retries.
+        assert!(started.elapsed() < Duration::from_secs(10), "{url}");
+    }
+
+    #[test]
+    fn sslmode_is_honoured_against_the_test_server() {
+        let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
+            eprintln!("LEPTON_TEST_POSTGRES_URL unset: skipping the PostgreSQL TLS test");
+            return;
+        };
+        let plain = PostgresStorage::connect(&with_query(&url, "sslmode=disable")).unwrap();
+        assert!(!encrypted(&plain));
+        let mut client = postgres::Client::connect(&url, NoTls).unwrap();
+        let setting = |client: &mut postgres::Client, name: &str| -> String {
+            client
+                .query_one(&format!("SHOW {name}"), &[])
+                .unwrap()
+                .get(0)
+        };
+        if setting(&mut client, "ssl") != "on" {
+            eprintln!("the test server has no TLS: checking that TLS modes refuse it");
+            for mode in ["require", "verify-ca", "verify-full"] {
+                refused_at_once(
+                    &with_query(&url, &format!("sslmode={mode}")),
+                    "does not support TLS",
+                );
+            }
+            assert!(!encrypted(&PostgresStorage::connect(&url).unwrap()));
+            return;
+        }
+        // The server offers TLS: the default (prefer) and require use it, unchecked.
+        assert!(encrypted(&PostgresStorage::connect(&url).unwrap()));
+        let require = with_query(&url, "sslmode=require");
+        assert!(encrypted(&PostgresStorage::connect(&require).unwrap()));
+        // Its certificate is not signed by a public authority.
+        refused_at_once(
+            &with_query(&url, "sslmode=verify-full"),
+            "error performing TLS handshake",
+        );
+        let cert = setting(&mut client, "ssl_cert_file");
+        if std::fs::read(&cert).is_err() {
+            eprintln!("{cert} unreadable: skipping verify-ca and verify-full with it");
+            return;
+        }
+        // Trusted through sslrootcert. The test server's certificate (Debian's snake oil) is
+        // issued for `localhost`, not for 127.0.0.1.
+        let root = format!("sslrootcert={cert}");
+        let ca = with_query(&url, &format!("sslmode=verify-ca&{root}"));
+        assert!(encrypted(&PostgresStorage::connect(&ca).unwrap()));
+        if url.contains("@127.0.0.1:") {
+            let full = with_query(&url, &format!("sslmode=verify-full&{root}"));
+            refused_at_once(&full, "error performing TLS handshake");
+            let by_name = full.replace("@127.0.0.1:", "@localhost:");
+            match PostgresStorage::connect(&by_name) {
+                Ok(s) => assert!(encrypted(&s)),
+                // A certificate for another name (not Debian's): verify-full refuses it.
+                Err(e) => assert!(e.to_string().contains("NotValidForName"), "{e}"),
+            }
+        }
+    }
+
     #[test]
     fn sixteen_first_connections_to_a_new_schema_all_succeed() {
         let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
@@ -973,5 +1101,8 @@ mod tests {
         assert!(
             PostgresStorage::connect_in_schema("postgres://x@127.0.0.1:1/x", "a;drop").is_err()
         );
+        // A bad sslmode is refused before any connection is tried.
+        let e = PostgresStorage::connect("postgres://x@127.0.0.1:1/x?sslmode=always").unwrap_err();
+        assert!(e.to_string().contains("sslmode `always`"), "{e}");
     }
 }

@@ -9,7 +9,8 @@ use super::{InMemoryStorage, PostgresStorage, SqliteStorage, Synchronous};
 /// Opens the storage a URL names: `memory:` (a fresh in-memory storage), `sqlite://PATH`
 /// (`sqlite:///tmp/s.db` is the absolute path `/tmp/s.db`, `sqlite://s.db` a relative one;
 /// `?synchronous=full` makes every commit durable across power loss, see [`Synchronous`]),
-/// or `postgres://...` / `postgresql://...` (any libpq-style URL).
+/// or `postgres://...` / `postgresql://...` (any libpq-style URL, `sslmode` included; see
+/// [`PostgresStorage::connect`]).
 pub fn open(url: &str) -> Result<Arc<dyn Storage>> {
     if url == "memory:" {
         return Ok(Arc::new(InMemoryStorage::new()));
