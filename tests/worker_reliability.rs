@@ -300,6 +300,89 @@ fn killed_workers(url: &str, workers: usize, total: u64, seed: u64) {
     storage.delete_study(&name).unwrap();
 }
 
+/// 4 workers share a study while the PostgreSQL server is restarted twice (`pg_ctlcluster
+/// VERSION main restart`, which ends every connection): the workers reconnect and finish, no
+/// told trial is lost and no number is taken twice. Restarting disturbs every other user of
+/// the server, so this runs only with `LEPTON_TEST_PG_RESTART=1` (and is skipped otherwise);
+/// run it alone: `cargo test --test worker_reliability postgres_restarted`.
+#[test]
+fn postgres_restarted_under_4_workers() {
+    let Some(url) = postgres_url() else { return };
+    if std::env::var("LEPTON_TEST_PG_RESTART").as_deref() != Ok("1") {
+        eprintln!("LEPTON_TEST_PG_RESTART is not 1: skipping the PostgreSQL restart test");
+        return;
+    }
+    // The first cluster, as .ci/run starts it: "15 main 5432 online ...".
+    let clusters = Command::new("pg_lsclusters")
+        .arg("--no-header")
+        .output()
+        .unwrap();
+    let clusters = String::from_utf8(clusters.stdout).unwrap();
+    let cluster: Vec<&str> = clusters.split_whitespace().take(2).collect();
+    assert_eq!(cluster.len(), 2, "no cluster in {clusters:?}");
+    let name = unique("pg-restart");
+    let storage = storage::open(&url).unwrap();
+    // Trials of 1 ms: the workers are in a statement most of the time.
+    let total = 4000;
+    let mut pool = Workers::new(&url, &name, total, &["--trial-ms", "1"]);
+    for _ in 0..4 {
+        pool.spawn();
+    }
+    let mut told_before = Vec::new();
+    for restart in 0..2 {
+        // Restart while the workers are busy.
+        let wanted = 300 + 1200 * restart;
+        let start = Instant::now();
+        while storage.trials(&name).map_or(0, |t| t.len()) < wanted {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "workers stalled"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let before = storage.trials(&name).unwrap().len();
+        assert!(
+            before < total as usize,
+            "the study was done before restart {restart}"
+        );
+        told_before.push(before);
+        let status = Command::new("pg_ctlcluster")
+            .args([
+                "--skip-systemctl-redirect",
+                cluster[0],
+                cluster[1],
+                "restart",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctlcluster restart: {status}");
+    }
+    pool.wait_all(Duration::from_secs(300));
+    assert_eq!(pool.exited.len(), 4, "every worker finished by itself");
+    let lines = pool.lines();
+    let trials = check_study(storage.as_ref(), &name, total, &lines);
+    // How often a worker's operation found its connection gone and was done again.
+    let retried: usize = (0..4)
+        .map(|i| {
+            let err = pool.dir.path().join(format!("worker-{i}.err"));
+            std::fs::read_to_string(err)
+                .unwrap()
+                .matches("connection lost")
+                .count()
+        })
+        .sum();
+    println!(
+        "restarts after {told_before:?} trials; {} trials, {} failed; {retried} operations \
+         done again on a new connection",
+        trials.len(),
+        trials
+            .iter()
+            .filter(|t| t.state == TrialState::Failed)
+            .count()
+    );
+    storage.delete_study(&name).unwrap();
+}
+
 fn postgres_url() -> Option<String> {
     let url = std::env::var("LEPTON_TEST_POSTGRES_URL").ok();
     if url.is_none() {

@@ -397,6 +397,24 @@ impl PostgresStorage {
         Ok(storage)
     }
 
+    /// Runs `op`, again while its connection is lost, for up to [`RECONNECT_WINDOW`]: the
+    /// pool drops the broken connection and opens a new one (waiting for a restarting
+    /// server). Every operation may be repeated: reads and upserts are idempotent, a finish
+    /// or claim that had committed is refused or finds another trial the second time, and a
+    /// trial created twice leaves one running trial that the heartbeat rule fails.
+    fn retrying<T>(&self, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+        let started = std::time::Instant::now();
+        loop {
+            match op() {
+                Err(e) if connection_lost(&e) && started.elapsed() < RECONNECT_WINDOW => {
+                    tracing::warn!(error = %e, "postgres connection lost; trying again");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     fn conn(&self) -> Result<PooledConnection<Manager>> {
         self.pool.get().map_err(pg)
     }
@@ -455,6 +473,30 @@ fn migrate(client: &mut postgres::Client, schema: &str) -> Result<()> {
     Ok(())
 }
 
+/// How long a storage operation is tried again after its connection was lost (a server
+/// restart, a failover, a dropped network link) before the error is returned.
+const RECONNECT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Whether `e` is the loss of the connection (closed, reset, or ended by a server shutting
+/// down), after which the operation can be tried again on a new connection.
+fn connection_lost(e: &Error) -> bool {
+    let Error::Stage(inner) = e else {
+        return false;
+    };
+    let Some(PostgresError::Postgres(e)) = inner.downcast_ref::<PostgresError>() else {
+        return false;
+    };
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(state) = e.code() {
+        // Class 08: connection exceptions; 57P01-57P03: shutdowns, and a server starting up.
+        let code = state.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    std::error::Error::source(e).is_some_and(|source| source.is::<std::io::Error>())
+}
+
 /// Logs every failed connection attempt as a `tracing` event: the pool tries again until its
 /// 30 s timeout (r2d2's own handler writes to the `log` crate, which tracing does not see).
 #[derive(Debug)]
@@ -480,78 +522,90 @@ impl Storage for PostgresStorage {
     }
 
     fn create_study(&self, name: &str, direction: Direction) -> Result<()> {
-        let inserted = self
-            .conn()?
-            .client
-            .execute(
-                "INSERT INTO lepton_studies (name, direction) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO NOTHING",
-                &[&name, &direction.as_str()],
-            )
-            .map_err(pg)?;
-        if inserted == 0 {
-            return Err(Error::StudyExists(name.to_owned()));
-        }
-        Ok(())
+        self.retrying(|| {
+            let inserted = self
+                .conn()?
+                .client
+                .execute(
+                    "INSERT INTO lepton_studies (name, direction) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &direction.as_str()],
+                )
+                .map_err(pg)?;
+            if inserted == 0 {
+                return Err(Error::StudyExists(name.to_owned()));
+            }
+            Ok(())
+        })
     }
 
     fn delete_study(&self, name: &str) -> Result<()> {
-        let deleted = self
-            .conn()?
-            .client
-            .execute("DELETE FROM lepton_studies WHERE name = $1", &[&name])
-            .map_err(pg)?;
-        self.lock_finished().remove(name);
-        if deleted == 0 {
-            return Err(Error::UnknownStudy(name.to_owned()));
-        }
-        Ok(())
+        self.retrying(|| {
+            let deleted = self
+                .conn()?
+                .client
+                .execute("DELETE FROM lepton_studies WHERE name = $1", &[&name])
+                .map_err(pg)?;
+            self.lock_finished().remove(name);
+            if deleted == 0 {
+                return Err(Error::UnknownStudy(name.to_owned()));
+            }
+            Ok(())
+        })
     }
 
     fn study_direction(&self, name: &str) -> Result<Direction> {
-        let row = self
-            .conn()?
-            .client
-            .query_opt(
-                "SELECT direction FROM lepton_studies WHERE name = $1",
-                &[&name],
-            )
-            .map_err(pg)?
-            .ok_or_else(|| Error::UnknownStudy(name.to_owned()))?;
-        let name: &str = row.get(0);
-        Direction::parse(name)
-            .ok_or_else(|| pg(PostgresError::Corrupt(format!("direction `{name}`"))))
+        self.retrying(|| {
+            let row = self
+                .conn()?
+                .client
+                .query_opt(
+                    "SELECT direction FROM lepton_studies WHERE name = $1",
+                    &[&name],
+                )
+                .map_err(pg)?
+                .ok_or_else(|| Error::UnknownStudy(name.to_owned()))?;
+            let name: &str = row.get(0);
+            Direction::parse(name)
+                .ok_or_else(|| pg(PostgresError::Corrupt(format!("direction `{name}`"))))
+        })
     }
 
     fn study_names(&self) -> Result<Vec<String>> {
-        Ok(self
-            .conn()?
-            .client
-            .query("SELECT name FROM lepton_studies ORDER BY name", &[])
-            .map_err(pg)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        self.retrying(|| {
+            Ok(self
+                .conn()?
+                .client
+                .query("SELECT name FROM lepton_studies ORDER BY name", &[])
+                .map_err(pg)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
     }
 
     fn create_trial(&self, study: &str) -> Result<u64> {
-        let rows = self.conn()?.query(CREATE_TRIAL, &[&study])?;
-        let row = rows
-            .first()
-            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
-        Ok(row.get::<_, i64>(0) as u64)
+        self.retrying(|| {
+            let rows = self.conn()?.query(CREATE_TRIAL, &[&study])?;
+            let row = rows
+                .first()
+                .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
     }
 
     fn create_trial_within(&self, study: &str, limit: u64) -> Result<Option<u64>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut conn = self.conn()?;
-        match conn.query(CREATE_TRIAL_WITHIN, &[&study, &limit])?.first() {
-            Some(row) => Ok(Some(row.get::<_, i64>(0) as u64)),
-            None if conn.query(STUDY_ID, &[&study])?.is_empty() => {
-                Err(Error::UnknownStudy(study.to_owned()))
+        self.retrying(|| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut conn = self.conn()?;
+            match conn.query(CREATE_TRIAL_WITHIN, &[&study, &limit])?.first() {
+                Some(row) => Ok(Some(row.get::<_, i64>(0) as u64)),
+                None if conn.query(STUDY_ID, &[&study])?.is_empty() => {
+                    Err(Error::UnknownStudy(study.to_owned()))
+                }
+                None => Ok(None),
             }
-            None => Ok(None),
-        }
+        })
     }
 
     fn set_param(
@@ -562,26 +616,30 @@ impl Storage for PostgresStorage {
         distribution: &Distribution,
         value: &ParamValue,
     ) -> Result<()> {
-        check_param(name, distribution, value)?;
-        let (d, v) = (json(distribution)?, json(value)?);
-        self.trial_write(
-            study,
-            number,
-            TrialState::Running,
-            SET_PARAM,
-            &[&study, &(number as i64), &name, &d, &v],
-        )
+        self.retrying(|| {
+            check_param(name, distribution, value)?;
+            let (d, v) = (json(distribution)?, json(value)?);
+            self.trial_write(
+                study,
+                number,
+                TrialState::Running,
+                SET_PARAM,
+                &[&study, &(number as i64), &name, &d, &v],
+            )
+        })
     }
 
     fn set_user_attr(&self, study: &str, number: u64, key: &str, value: &ParamValue) -> Result<()> {
-        let v = json(value)?;
-        self.trial_write(
-            study,
-            number,
-            TrialState::Running,
-            SET_USER_ATTR,
-            &[&study, &(number as i64), &key, &v],
-        )
+        self.retrying(|| {
+            let v = json(value)?;
+            self.trial_write(
+                study,
+                number,
+                TrialState::Running,
+                SET_USER_ATTR,
+                &[&study, &(number as i64), &key, &v],
+            )
+        })
     }
 
     fn enqueue_trial(
@@ -589,176 +647,188 @@ impl Storage for PostgresStorage {
         study: &str,
         params: &std::collections::BTreeMap<String, ParamValue>,
     ) -> Result<u64> {
-        let values: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), json(v)?)))
-            .collect::<Result<_>>()?;
-        let mut conn = self.conn()?;
-        let mut tx = conn.client.transaction().map_err(pg)?;
-        let number: i64 = tx
-            .query_opt(
-                "UPDATE lepton_studies SET next_number = next_number + 1 WHERE name = $1 \
-                 RETURNING next_number - 1",
-                &[&study],
-            )
-            .map_err(pg)?
-            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?
-            .get(0);
-        tx.execute(
-            "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'waiting')",
-            &[&study, &number],
-        )
-        .map_err(pg)?;
-        for (name, value) in &values {
+        self.retrying(|| {
+            let values: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), json(v)?)))
+                .collect::<Result<_>>()?;
+            let mut conn = self.conn()?;
+            let mut tx = conn.client.transaction().map_err(pg)?;
+            let number: i64 = tx
+                .query_opt(
+                    "UPDATE lepton_studies SET next_number = next_number + 1 WHERE name = $1 \
+                     RETURNING next_number - 1",
+                    &[&study],
+                )
+                .map_err(pg)?
+                .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?
+                .get(0);
             tx.execute(
-                "INSERT INTO lepton_enqueued_params (study, number, name, value) \
-                 VALUES ($1, $2, $3, $4)",
-                &[&study, &number, name, value],
+                "INSERT INTO lepton_trials (study, number, state) VALUES ($1, $2, 'waiting')",
+                &[&study, &number],
             )
             .map_err(pg)?;
-        }
-        tx.commit().map_err(pg)?;
-        Ok(number as u64)
+            for (name, value) in &values {
+                tx.execute(
+                    "INSERT INTO lepton_enqueued_params (study, number, name, value) \
+                     VALUES ($1, $2, $3, $4)",
+                    &[&study, &number, name, value],
+                )
+                .map_err(pg)?;
+            }
+            tx.commit().map_err(pg)?;
+            Ok(number as u64)
+        })
     }
 
     fn claim_waiting_trial(
         &self,
         study: &str,
     ) -> Result<Option<(u64, std::collections::BTreeMap<String, ParamValue>)>> {
-        let mut conn = self.conn()?;
-        let rows = conn.query(CLAIM_WAITING, &[&study])?;
-        let row = rows
-            .first()
-            .ok_or_else(|| pg(PostgresError::Corrupt("no row from a claim".into())))?;
-        if !row.get::<_, bool>(0) {
-            return Err(Error::UnknownStudy(study.to_owned()));
-        }
-        let Some(number) = row.get::<_, Option<i64>>(1) else {
-            return Ok(None);
-        };
-        // The claim is committed: the trial is this worker's, its parameters never change.
-        let mut fixed = std::collections::BTreeMap::new();
-        for row in conn.query(ENQUEUED_PARAMS, &[&study, &number])? {
-            fixed.insert(row.get::<_, String>(0), parse(row.get(1))?);
-        }
-        Ok(Some((number as u64, fixed)))
+        self.retrying(|| {
+            let mut conn = self.conn()?;
+            let rows = conn.query(CLAIM_WAITING, &[&study])?;
+            let row = rows
+                .first()
+                .ok_or_else(|| pg(PostgresError::Corrupt("no row from a claim".into())))?;
+            if !row.get::<_, bool>(0) {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            let Some(number) = row.get::<_, Option<i64>>(1) else {
+                return Ok(None);
+            };
+            // The claim is committed: the trial is this worker's, its parameters never change.
+            let mut fixed = std::collections::BTreeMap::new();
+            for row in conn.query(ENQUEUED_PARAMS, &[&study, &number])? {
+                fixed.insert(row.get::<_, String>(0), parse(row.get(1))?);
+            }
+            Ok(Some((number as u64, fixed)))
+        })
     }
 
     fn heartbeat(&self, study: &str, number: u64) -> Result<()> {
-        self.trial_write(
-            study,
-            number,
-            TrialState::Running,
-            HEARTBEAT,
-            &[&study, &(number as i64)],
-        )
+        self.retrying(|| {
+            self.trial_write(
+                study,
+                number,
+                TrialState::Running,
+                HEARTBEAT,
+                &[&study, &(number as i64)],
+            )
+        })
     }
 
     fn fail_stale_trials(&self, study: &str, grace: Duration) -> Result<Vec<u64>> {
-        let rows = self
-            .conn()?
-            .query(FAIL_STALE, &[&study, &grace.as_secs_f64(), &STALE_ATTR])?;
-        let row = rows
-            .first()
-            .ok_or_else(|| pg(PostgresError::Corrupt("no row from a sweep".into())))?;
-        if !row.get::<_, bool>(0) {
-            return Err(Error::UnknownStudy(study.to_owned()));
-        }
-        let mut numbers: Vec<u64> = row
-            .get::<_, Vec<i64>>(1)
-            .into_iter()
-            .map(|n| n as u64)
-            .collect();
-        numbers.sort_unstable();
-        Ok(numbers)
+        self.retrying(|| {
+            let rows = self
+                .conn()?
+                .query(FAIL_STALE, &[&study, &grace.as_secs_f64(), &STALE_ATTR])?;
+            let row = rows
+                .first()
+                .ok_or_else(|| pg(PostgresError::Corrupt("no row from a sweep".into())))?;
+            if !row.get::<_, bool>(0) {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            let mut numbers: Vec<u64> = row
+                .get::<_, Vec<i64>>(1)
+                .into_iter()
+                .map(|n| n as u64)
+                .collect();
+            numbers.sort_unstable();
+            Ok(numbers)
+        })
     }
 
     fn enqueue_retry(&self, study: &str, number: u64) -> Result<Option<u64>> {
-        let of = json(&ParamValue::Int(number as i64))?;
-        let n = number as i64;
-        let mut conn = self.conn()?;
-        let mut tx = conn.client.transaction().map_err(pg)?;
-        // The failed trial's row lock orders workers retrying it: the second one sees the
-        // first one's retry.
-        let Some(row) = tx
-            .query_opt(
-                "SELECT state FROM lepton_trials WHERE study = $1 AND number = $2 FOR UPDATE",
-                &[&study, &n],
-            )
-            .map_err(pg)?
-        else {
-            drop(tx);
-            return Err(conn.refusal(study, number, TrialState::Waiting));
-        };
-        let state: String = row.get(0);
-        let from = TrialState::parse(&state)
-            .ok_or_else(|| pg(PostgresError::Corrupt(format!("state `{state}`"))))?;
-        if from != TrialState::Failed {
-            return Err(Error::IllegalTransition {
-                number,
-                from,
-                to: TrialState::Waiting,
-            });
-        }
-        let retried = tx
-            .query_opt(
-                "SELECT 1 FROM lepton_user_attrs WHERE study = $1 AND key = $2 AND value = $3 \
-                 LIMIT 1",
-                &[&study, &RETRY_OF_ATTR, &of],
-            )
-            .map_err(pg)?;
-        if retried.is_some() {
-            return Ok(None);
-        }
-        let before = tx
-            .query_opt(
-                "SELECT value FROM lepton_user_attrs WHERE study = $1 AND number = $2 AND key = $3",
-                &[&study, &n, &RETRIES_ATTR],
-            )
-            .map_err(pg)?;
-        let retries = match before.map(|r| parse::<ParamValue>(r.get(0))) {
-            Some(Ok(ParamValue::Int(k))) => k.saturating_add(1),
-            _ => 1,
-        };
-        let retry: i64 = tx
-            .query_one(
-                "WITH n AS (UPDATE lepton_studies SET next_number = next_number + 1 \
-                            WHERE name = $1 RETURNING next_number - 1 AS number) \
-                 INSERT INTO lepton_trials (study, number, state) \
-                 SELECT $1, number, 'waiting' FROM n RETURNING number",
-                &[&study],
-            )
-            .map_err(pg)?
-            .get(0);
-        tx.execute(
-            "INSERT INTO lepton_enqueued_params (study, number, name, value) \
-             SELECT study, $3, name, value FROM lepton_params WHERE study = $1 AND number = $2",
-            &[&study, &n, &retry],
-        )
-        .map_err(pg)?;
-        for (key, value) in [
-            (RETRY_OF_ATTR, of.clone()),
-            (RETRIES_ATTR, json(&ParamValue::Int(retries))?),
-        ] {
+        self.retrying(|| {
+            let of = json(&ParamValue::Int(number as i64))?;
+            let n = number as i64;
+            let mut conn = self.conn()?;
+            let mut tx = conn.client.transaction().map_err(pg)?;
+            // The failed trial's row lock orders workers retrying it: the second one sees the
+            // first one's retry.
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT state FROM lepton_trials WHERE study = $1 AND number = $2 FOR UPDATE",
+                    &[&study, &n],
+                )
+                .map_err(pg)?
+            else {
+                drop(tx);
+                return Err(conn.refusal(study, number, TrialState::Waiting));
+            };
+            let state: String = row.get(0);
+            let from = TrialState::parse(&state)
+                .ok_or_else(|| pg(PostgresError::Corrupt(format!("state `{state}`"))))?;
+            if from != TrialState::Failed {
+                return Err(Error::IllegalTransition {
+                    number,
+                    from,
+                    to: TrialState::Waiting,
+                });
+            }
+            let retried = tx
+                .query_opt(
+                    "SELECT 1 FROM lepton_user_attrs WHERE study = $1 AND key = $2 AND value = $3 \
+                     LIMIT 1",
+                    &[&study, &RETRY_OF_ATTR, &of],
+                )
+                .map_err(pg)?;
+            if retried.is_some() {
+                return Ok(None);
+            }
+            let before = tx
+                .query_opt(
+                    "SELECT value FROM lepton_user_attrs WHERE study = $1 AND number = $2 AND key = $3",
+                    &[&study, &n, &RETRIES_ATTR],
+                )
+                .map_err(pg)?;
+            let retries = match before.map(|r| parse::<ParamValue>(r.get(0))) {
+                Some(Ok(ParamValue::Int(k))) => k.saturating_add(1),
+                _ => 1,
+            };
+            let retry: i64 = tx
+                .query_one(
+                    "WITH n AS (UPDATE lepton_studies SET next_number = next_number + 1 \
+                                WHERE name = $1 RETURNING next_number - 1 AS number) \
+                     INSERT INTO lepton_trials (study, number, state) \
+                     SELECT $1, number, 'waiting' FROM n RETURNING number",
+                    &[&study],
+                )
+                .map_err(pg)?
+                .get(0);
             tx.execute(
-                "INSERT INTO lepton_user_attrs (study, number, key, value) VALUES ($1, $2, $3, $4)",
-                &[&study, &retry, &key, &value],
+                "INSERT INTO lepton_enqueued_params (study, number, name, value) \
+                 SELECT study, $3, name, value FROM lepton_params WHERE study = $1 AND number = $2",
+                &[&study, &n, &retry],
             )
             .map_err(pg)?;
-        }
-        tx.commit().map_err(pg)?;
-        Ok(Some(retry as u64))
+            for (key, value) in [
+                (RETRY_OF_ATTR, of.clone()),
+                (RETRIES_ATTR, json(&ParamValue::Int(retries))?),
+            ] {
+                tx.execute(
+                    "INSERT INTO lepton_user_attrs (study, number, key, value) VALUES ($1, $2, $3, $4)",
+                    &[&study, &retry, &key, &value],
+                )
+                .map_err(pg)?;
+            }
+            tx.commit().map_err(pg)?;
+            Ok(Some(retry as u64))
+        })
     }
 
     fn report(&self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
-        check_report(value)?;
-        self.trial_write(
-            study,
-            number,
-            TrialState::Running,
-            REPORT,
-            &[&study, &(number as i64), &(step as i64), &value],
-        )
+        self.retrying(|| {
+            check_report(value)?;
+            self.trial_write(
+                study,
+                number,
+                TrialState::Running,
+                REPORT,
+                &[&study, &(number as i64), &(step as i64), &value],
+            )
+        })
     }
 
     fn finish_trial(
@@ -768,15 +838,17 @@ impl Storage for PostgresStorage {
         state: TrialState,
         value: Option<f64>,
     ) -> Result<()> {
-        check_finish(number, state, value)?;
-        let value = value.filter(|v| v.is_finite());
-        self.trial_write(
-            study,
-            number,
-            state,
-            FINISH,
-            &[&study, &(number as i64), &state.as_str(), &value],
-        )
+        self.retrying(|| {
+            check_finish(number, state, value)?;
+            let value = value.filter(|v| v.is_finite());
+            self.trial_write(
+                study,
+                number,
+                state,
+                FINISH,
+                &[&study, &(number as i64), &state.as_str(), &value],
+            )
+        })
     }
 
     fn trials(&self, study: &str) -> Result<Vec<FrozenTrial>> {
@@ -788,79 +860,81 @@ impl Storage for PostgresStorage {
     }
 
     fn trials_shared(&self, study: &str) -> Result<Vec<Arc<FrozenTrial>>> {
-        let mut conn = self.conn()?;
-        let statements = [STUDY_ID, READ_TRIALS, READ_PARAMS, READ_REPORTS, READ_ATTRS]
-            .map(|sql| conn.prepared(sql));
-        let [study_id, trials, params, reports, attrs] = statements;
-        let (study_id, trials, params, reports, attrs) =
-            (study_id?, trials?, params?, reports?, attrs?);
-        // One repeatable-read snapshot, so the reads agree with each other.
-        let mut tx = conn
-            .client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(pg)?;
-        let id: i64 = tx
-            .query_opt(&study_id, &[&study])
-            .map_err(pg)?
-            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?
-            .get(0);
-        // The finished trials read before, unless the study was created again since.
-        let (cached, names) = self
-            .lock_finished()
-            .get(study)
-            .filter(|p| p.study_id == id)
-            .map(|p| (p.trials.clone(), p.names.clone()))
-            .unwrap_or_default();
-        let from = cached.len() as i64;
-        let corrupt = |message: String| pg(PostgresError::Corrupt(message));
-        let mut rows = TrialRows::from_number(from as u64, names);
-        let window: &[&(dyn ToSql + Sync)] = &[&study, &from];
-        for r in tx.query(&trials, window).map_err(pg)? {
-            rows.trial(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
-        }
-        for r in tx.query(&params, window).map_err(pg)? {
-            rows.param(r.get(0), r.get(1), r.get(2), r.get(3))
-                .map_err(corrupt)?;
-        }
-        for r in tx.query(&reports, window).map_err(pg)? {
-            rows.report(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
-        }
-        for r in tx.query(&attrs, window).map_err(pg)? {
-            rows.attr(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
-        }
-        tx.commit().map_err(pg)?;
-        let (fresh, names) = rows.into_parts();
-        let mut all = cached;
-        all.extend(fresh.into_iter().map(Arc::new));
-        let finished = all.iter().take_while(|t| t.state.is_finished()).count();
-        let mut cache = self.lock_finished();
-        match cache.get_mut(study).filter(|p| p.study_id == id) {
-            // The usual case: the cache still ends where this read began; append to it
-            // rather than copy the whole prefix again.
-            Some(prefix) if prefix.trials.len() == from as usize => {
-                prefix
-                    .trials
-                    .extend_from_slice(&all[from as usize..finished]);
-                prefix.names = names;
+        self.retrying(|| {
+            let mut conn = self.conn()?;
+            let statements = [STUDY_ID, READ_TRIALS, READ_PARAMS, READ_REPORTS, READ_ATTRS]
+                .map(|sql| conn.prepared(sql));
+            let [study_id, trials, params, reports, attrs] = statements;
+            let (study_id, trials, params, reports, attrs) =
+                (study_id?, trials?, params?, reports?, attrs?);
+            // One repeatable-read snapshot, so the reads agree with each other.
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(pg)?;
+            let id: i64 = tx
+                .query_opt(&study_id, &[&study])
+                .map_err(pg)?
+                .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?
+                .get(0);
+            // The finished trials read before, unless the study was created again since.
+            let (cached, names) = self
+                .lock_finished()
+                .get(study)
+                .filter(|p| p.study_id == id)
+                .map(|p| (p.trials.clone(), p.names.clone()))
+                .unwrap_or_default();
+            let from = cached.len() as i64;
+            let corrupt = |message: String| pg(PostgresError::Corrupt(message));
+            let mut rows = TrialRows::from_number(from as u64, names);
+            let window: &[&(dyn ToSql + Sync)] = &[&study, &from];
+            for r in tx.query(&trials, window).map_err(pg)? {
+                rows.trial(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
             }
-            // Another thread moved the cache meanwhile; keep the longer prefix.
-            Some(prefix) if prefix.trials.len() >= finished => {}
-            _ => {
-                cache.insert(
-                    study.to_owned(),
-                    FinishedPrefix {
-                        study_id: id,
-                        trials: all[..finished].to_vec(),
-                        names,
-                    },
-                );
+            for r in tx.query(&params, window).map_err(pg)? {
+                rows.param(r.get(0), r.get(1), r.get(2), r.get(3))
+                    .map_err(corrupt)?;
             }
-        }
-        drop(cache);
-        Ok(all)
+            for r in tx.query(&reports, window).map_err(pg)? {
+                rows.report(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
+            }
+            for r in tx.query(&attrs, window).map_err(pg)? {
+                rows.attr(r.get(0), r.get(1), r.get(2)).map_err(corrupt)?;
+            }
+            tx.commit().map_err(pg)?;
+            let (fresh, names) = rows.into_parts();
+            let mut all = cached;
+            all.extend(fresh.into_iter().map(Arc::new));
+            let finished = all.iter().take_while(|t| t.state.is_finished()).count();
+            let mut cache = self.lock_finished();
+            match cache.get_mut(study).filter(|p| p.study_id == id) {
+                // The usual case: the cache still ends where this read began; append to it
+                // rather than copy the whole prefix again.
+                Some(prefix) if prefix.trials.len() == from as usize => {
+                    prefix
+                        .trials
+                        .extend_from_slice(&all[from as usize..finished]);
+                    prefix.names = names;
+                }
+                // Another thread moved the cache meanwhile; keep the longer prefix.
+                Some(prefix) if prefix.trials.len() >= finished => {}
+                _ => {
+                    cache.insert(
+                        study.to_owned(),
+                        FinishedPrefix {
+                            study_id: id,
+                            trials: all[..finished].to_vec(),
+                            names,
+                        },
+                    );
+                }
+            }
+            drop(cache);
+            Ok(all)
+        })
     }
 }
 
@@ -1093,6 +1167,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_operation_whose_connection_is_ended_is_done_again_on_a_new_one() {
+        with_test_storage(|s, url| {
+            s.create_study("lost", Direction::Minimize).unwrap();
+            let schema: String = s
+                .conn()
+                .unwrap()
+                .client
+                .query_one("SELECT current_schema()", &[])
+                .unwrap()
+                .get(0);
+            // Hold the study's counter, so that creating a trial waits on it.
+            let mut holder = postgres::Client::connect(url, NoTls).unwrap();
+            let mut tx = holder.transaction().unwrap();
+            let holder_pid: i32 = tx.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+            tx.execute(
+                &format!("SELECT 1 FROM {schema}.lepton_studies WHERE name = 'lost' FOR UPDATE"),
+                &[],
+            )
+            .unwrap();
+            let created = std::thread::scope(|scope| {
+                let create = scope.spawn(|| s.create_trial("lost"));
+                // End the waiting connection, as a server shutting down does (57P01).
+                let mut admin = postgres::Client::connect(url, NoTls).unwrap();
+                let started = std::time::Instant::now();
+                while admin
+                    .query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE $1 = ANY(pg_blocking_pids(pid))",
+                        &[&holder_pid],
+                    )
+                    .unwrap()
+                    .is_empty()
+                {
+                    assert!(started.elapsed() < Duration::from_secs(10), "never waited");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                tx.commit().unwrap();
+                create.join().unwrap()
+            });
+            assert_eq!(created.unwrap(), 0);
+            assert_eq!(s.trials("lost").unwrap().len(), 1);
+        });
     }
 
     #[test]
