@@ -370,7 +370,9 @@ impl PostgresStorage {
             schema: schema.to_owned(),
         };
         // The first connection is tried here, so that a TLS failure, which no retry mends,
-        // is said at once rather than after the pool's 30 s of retries.
+        // is said at once rather than after the pool's 30 s of retries. tokio-postgres has
+        // no public error kind: its TLS errors are known by their message (the TLS test
+        // against the test server would catch a change).
         let first = match manager.connect() {
             Ok(conn) => Some(conn),
             Err(e) if e.to_string().starts_with("error performing TLS handshake") => {
