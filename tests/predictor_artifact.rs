@@ -66,27 +66,52 @@ fn tampered_and_foreign_artifacts_are_refused() {
     let manifest = dir.path().join("manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
 
-    std::fs::write(
-        &manifest,
-        text.replace("\"model_family\": \"mlp\"", "\"model_family\": \"cnn\""),
-    )
-    .unwrap();
+    // An edit of the manifest is refused, whatever it changes: the preprocessor's fitted
+    // centre of a column (which no shape check could catch) as much as the family.
+    let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let centre = original.pointer("/preprocessor/inputs/0/2/Numeric/center").unwrap();
+    let mut edited = original.clone();
+    *edited
+        .pointer_mut("/preprocessor/inputs/0/2/Numeric/center")
+        .unwrap() = (centre.as_f64().unwrap() + 5.0).into();
+    let family = text.replace("\"model_family\": \"mlp\"", "\"model_family\": \"cnn\"");
+    assert_ne!(family, text);
+    for tampered in [serde_json::to_string_pretty(&edited).unwrap(), family] {
+        std::fs::write(&manifest, tampered).unwrap();
+        let e = TabularPredictor::<Cpu>::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Deploy(DeployError::Checksum { file, .. }) if file.ends_with("manifest.json")),
+            "{e:?}"
+        );
+    }
+
+    // Behind the checksum, a manifest whose family or configuration does not fit its
+    // weights is refused too (built in memory, as a buggy writer could).
+    std::fs::write(&manifest, &text).unwrap();
+    let artifact = ModelArtifact::load(dir.path()).unwrap();
+    let m = artifact.manifest();
+    let rebuilt = |family: &str, config: &serde_json::Value| {
+        ModelArtifact::new(
+            family,
+            config,
+            &m.preprocessor,
+            m.input_schema.clone(),
+            BTreeMap::new(),
+            artifact.weights().to_vec(),
+        )
+        .unwrap()
+    };
     assert!(matches!(
-        TabularPredictor::<Cpu>::load(dir.path()),
+        TabularPredictor::<Cpu>::from_artifact(&rebuilt("cnn", &m.model_config)),
         Err(Error::IncompatibleArtifact(_))
     ));
-
-    std::fs::write(
-        &manifest,
-        text.replace("\"hidden_width\": 64", "\"hidden_width\": 65"),
-    )
-    .unwrap();
+    let mut wider = m.model_config.clone();
+    wider["config"]["hidden_width"] = 65.into();
     assert!(matches!(
-        TabularPredictor::<Cpu>::load(dir.path()),
+        TabularPredictor::<Cpu>::from_artifact(&rebuilt("mlp", &wider)),
         Err(Error::Model(_))
     ));
 
-    std::fs::write(&manifest, &text).unwrap();
     let weights = dir.path().join("weights.bpk");
     let mut bytes = std::fs::read(&weights).unwrap();
     bytes.truncate(bytes.len() / 2);

@@ -7,18 +7,30 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use lepton_core::Schema;
+use lepton_core::{Dataset, Schema};
 
 use crate::error::{DeployError, Result};
 use crate::labelled::Examples;
 
-/// The artifact format this build writes (`docs/artifact-format.md`). It reads this one and
-/// the older ones (1: no training-data fingerprint or parent version).
-pub const FORMAT_VERSION: u32 = 2;
+/// The artifact format this build writes and reads (`docs/artifact-format.md`). Format 3 added
+/// `manifest_sha256`, the manifest's own checksum. Formats 1 and 2 have none, so an edited
+/// manifest would go unnoticed: [`ModelArtifact::load`] refuses them
+/// ([`DeployError::LegacyFormat`]) and [`ModelArtifact::upgrade`] reads one for an operator
+/// who vouches for it.
+pub const FORMAT_VERSION: u32 = 3;
 
 const MANIFEST: &str = "manifest.json";
 const WEIGHTS: &str = "weights.bpk";
 const REPLAY: &str = "replay.json";
+/// The manifest's key for the SHA-256 of its canonical form without that key.
+const DIGEST: &str = "manifest_sha256";
+
+/// The largest `manifest.json` read (the preprocessor's category lists live there).
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// The largest `replay.json` read.
+const MAX_REPLAY_BYTES: u64 = 64 << 20;
+/// The largest other listed file read (the weights).
+const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// The description of an artifact, stored as `manifest.json` next to the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,13 +57,16 @@ pub struct Manifest {
     pub parent_version: Option<u64>,
     /// Seconds since the Unix epoch when the artifact was made.
     pub created_unix: u64,
-    /// SHA-256 (hex) of every file besides the manifest.
+    /// SHA-256 (hex) of every file besides the manifest. The manifest's own checksum,
+    /// `manifest_sha256` in the file, is written by [`ModelArtifact::save`] and verified by
+    /// [`ModelArtifact::read_manifest`]; it is not a field here.
     pub files: BTreeMap<String, String>,
 }
 
 /// A trained model with its fitted preprocessor, configuration, schema and metrics. Saved as a
-/// directory (`manifest.json` + `weights.bpk`); loading verifies the format version and every
-/// checksum, so a tampered, truncated or newer-format artifact is refused.
+/// directory (`manifest.json` + `weights.bpk`); loading verifies the format version, the
+/// manifest's own checksum and every file's, and bounds every size before allocating, so a
+/// tampered, truncated, oversized, older- or newer-format artifact is refused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelArtifact {
     manifest: Manifest,
@@ -96,6 +111,12 @@ impl ModelArtifact {
     /// Carries `sample` (encoded training rows) as `replay.json`, for online learning to mix
     /// into fine-tuning and to guard against forgetting.
     pub fn with_replay(mut self, sample: &Examples) -> Result<Self> {
+        if sample.is_empty() {
+            return Err(DeployError::Manifest {
+                path: REPLAY.into(),
+                message: "a replay sample needs at least one row".into(),
+            });
+        }
         let bytes = sample.to_json().map_err(|e| DeployError::Manifest {
             path: REPLAY.into(),
             message: e.to_string(),
@@ -153,7 +174,8 @@ impl ModelArtifact {
     }
 
     /// Writes the artifact into `dir` (created if missing). The manifest is written last and
-    /// atomically, so a crash never leaves a manifest pointing at missing weights.
+    /// atomically, so a crash never leaves a manifest pointing at missing weights. It carries
+    /// `manifest_sha256`, the SHA-256 of its other fields in canonical form.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<PathBuf> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
@@ -161,52 +183,103 @@ impl ModelArtifact {
         if let Some(replay) = &self.replay {
             write_atomic(&dir.join(REPLAY), replay)?;
         }
-        let manifest =
-            serde_json::to_vec_pretty(&self.manifest).map_err(|e| DeployError::Manifest {
-                path: dir.join(MANIFEST).display().to_string(),
-                message: e.to_string(),
-            })?;
+        let bad = |e: serde_json::Error| DeployError::Manifest {
+            path: dir.join(MANIFEST).display().to_string(),
+            message: e.to_string(),
+        };
+        let mut value = serde_json::to_value(&self.manifest).map_err(bad)?;
+        let digest = manifest_digest(&value);
+        if let serde_json::Value::Object(fields) = &mut value {
+            fields.insert(DIGEST.to_owned(), digest.into());
+        }
+        let manifest = serde_json::to_vec_pretty(&value).map_err(bad)?;
         write_atomic(&dir.join(MANIFEST), &manifest)?;
         Ok(dir.to_path_buf())
     }
 
-    /// Reads only the manifest of the artifact in `dir`, checking its format version and
-    /// schema but not the files it lists (for listings; [`load`](Self::load) verifies them).
+    /// Reads only the manifest of the artifact in `dir`, checking its format version, its own
+    /// checksum and its schema but not the files it lists (for listings;
+    /// [`load`](Self::load) verifies them).
     pub fn read_manifest(dir: impl AsRef<Path>) -> Result<Manifest> {
-        let manifest_path = dir.as_ref().join(MANIFEST);
-        let text = std::fs::read(&manifest_path).map_err(|e| io(&manifest_path, e))?;
-        // Read the version alone first: a newer format may not parse as this one.
-        #[derive(Deserialize)]
-        struct Version {
-            format_version: u32,
+        let (manifest, found) = Self::read_manifest_of(dir.as_ref())?;
+        if found < FORMAT_VERSION {
+            return Err(DeployError::LegacyFormat {
+                found,
+                supported: FORMAT_VERSION,
+            });
         }
+        Ok(manifest)
+    }
+
+    /// The manifest of `dir` and the format it was written in: a current manifest's checksum
+    /// is verified, an older one (which has none) is returned as it is.
+    fn read_manifest_of(dir: &Path) -> Result<(Manifest, u32)> {
+        let manifest_path = dir.join(MANIFEST);
+        let text = read_bounded(&manifest_path, MAX_MANIFEST_BYTES)?;
         let bad_manifest = |e: serde_json::Error| DeployError::Manifest {
             path: manifest_path.display().to_string(),
             message: e.to_string(),
         };
-        let version: Version = serde_json::from_slice(&text).map_err(bad_manifest)?;
-        if !(1..=FORMAT_VERSION).contains(&version.format_version) {
-            return Err(DeployError::UnsupportedFormat {
-                found: version.format_version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let manifest: Manifest = serde_json::from_slice(&text).map_err(bad_manifest)?;
         let invalid = |message: String| DeployError::Manifest {
             path: manifest_path.display().to_string(),
             message,
         };
+        let mut value: serde_json::Value = serde_json::from_slice(&text).map_err(bad_manifest)?;
+        // The version alone first: a newer format may not parse as this one.
+        let found = value
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| invalid("no `format_version` number".into()))?;
+        let found = u32::try_from(found)
+            .ok()
+            .filter(|v| (1..=FORMAT_VERSION).contains(v))
+            .ok_or(DeployError::UnsupportedFormat {
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+                supported: FORMAT_VERSION,
+            })?;
+        if found == FORMAT_VERSION {
+            let recorded = match value.as_object_mut().and_then(|m| m.remove(DIGEST)) {
+                Some(serde_json::Value::String(digest)) => digest,
+                _ => return Err(invalid(format!("no `{DIGEST}` string"))),
+            };
+            let computed = manifest_digest(&value);
+            if computed != recorded {
+                return Err(DeployError::Checksum {
+                    file: manifest_path.display().to_string(),
+                    expected: recorded,
+                    found: computed,
+                });
+            }
+        }
+        let manifest = Manifest::deserialize(&value).map_err(bad_manifest)?;
         check_schema(&manifest.input_schema).map_err(invalid)?;
         if !manifest.files.contains_key(WEIGHTS) {
             return Err(invalid(format!("no checksum for {WEIGHTS}")));
         }
-        Ok(manifest)
+        Ok((manifest, found))
     }
 
     /// Reads an artifact from `dir`, verifying its format version, schema and checksums.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let manifest = Self::read_manifest(dir)?;
+        Self::load_files(dir, Self::read_manifest(dir)?)
+    }
+
+    /// Reads an artifact of an older format (1 or 2: no manifest checksum) from `dir`,
+    /// verifying its files, as this format: saved or registered, it gets a checksummed
+    /// manifest. Nothing can tell whether such a manifest was edited, so call this only for
+    /// an artifact you vouch for; a current one loads as [`load`](Self::load) does.
+    pub fn upgrade(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let (mut manifest, found) = Self::read_manifest_of(dir)?;
+        if found < FORMAT_VERSION {
+            tracing::warn!(dir = %dir.display(), found, "upgrading an artifact without a manifest checksum");
+            manifest.format_version = FORMAT_VERSION;
+        }
+        Self::load_files(dir, manifest)
+    }
+
+    fn load_files(dir: &Path, manifest: Manifest) -> Result<Self> {
         let invalid = |message: String| DeployError::Manifest {
             path: dir.join(MANIFEST).display().to_string(),
             message,
@@ -222,7 +295,12 @@ impl ModelArtifact {
                 return Err(invalid(format!("file name `{name}` is not allowed")));
             }
             let path = dir.join(name);
-            let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+            let limit = if name == REPLAY {
+                MAX_REPLAY_BYTES
+            } else {
+                MAX_FILE_BYTES
+            };
+            let bytes = read_bounded(&path, limit)?;
             let found = sha256_hex(&bytes);
             if &found != expected {
                 return Err(DeployError::Checksum {
@@ -233,7 +311,14 @@ impl ModelArtifact {
             }
             match name.as_str() {
                 WEIGHTS => weights = bytes,
-                REPLAY => replay = Some(bytes),
+                REPLAY => {
+                    // Checked now, so that a version with a bad sample is refused as a whole.
+                    Examples::from_json(&bytes).map_err(|message| DeployError::Manifest {
+                        path: path.display().to_string(),
+                        message,
+                    })?;
+                    replay = Some(bytes);
+                }
                 _ => {}
             }
         }
@@ -283,6 +368,72 @@ fn from_value<T: DeserializeOwned>(v: &serde_json::Value, what: &str) -> Result<
         path: MANIFEST.into(),
         message: format!("{what}: {e}"),
     })
+}
+
+/// SHA-256 (hex) of a manifest's canonical form: compact JSON with every object's keys
+/// sorted (the caller leaves `manifest_sha256` out).
+fn manifest_digest(manifest: &serde_json::Value) -> String {
+    let mut text = String::new();
+    canonical(manifest, &mut text);
+    sha256_hex(text.as_bytes())
+}
+
+fn canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(fields) => {
+            let mut keys: Vec<&String> = fields.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(v) = fields.get(key) {
+                    canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The bytes of `path`, refused unread when it is larger than `limit`.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let size = file.metadata().map_err(|e| io(path, e))?.len();
+    let too_large = |size: u64| DeployError::TooLarge {
+        path: path.display().to_string(),
+        size,
+        limit,
+    };
+    if size > limit {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::new();
+    // The file may grow after the check: read one byte past the limit at most.
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io(path, e))?;
+    let read = bytes.len() as u64;
+    if read > limit {
+        return Err(too_large(read));
+    }
+    Ok(bytes)
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -367,39 +518,136 @@ mod tests {
         ));
     }
 
+    /// The manifest of `dir` as JSON.
+    fn manifest_json(dir: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap()
+    }
+
+    /// Writes `v` as the manifest of `dir` with a checksum that matches it, as someone who
+    /// knows the format could.
+    fn write_resealed(dir: &Path, mut v: serde_json::Value) {
+        v.as_object_mut().unwrap().remove(DIGEST);
+        let digest = manifest_digest(&v);
+        v[DIGEST] = digest.into();
+        std::fs::write(dir.join(MANIFEST), serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+
     #[test]
-    fn format_1_still_loads_and_lineage_round_trips() {
+    fn an_edited_manifest_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        artifact().save(dir.path()).unwrap();
+        let original = manifest_json(dir.path());
+        assert!(original[DIGEST].as_str().is_some_and(|d| d.len() == 64));
+        // The preprocessor's parameters (a centre, say) are in the manifest only.
+        let mut v = original.clone();
+        v["preprocessor"][0] = 6.0.into();
+        std::fs::write(dir.path().join(MANIFEST), serde_json::to_vec(&v).unwrap()).unwrap();
+        for e in [
+            ModelArtifact::load(dir.path()).unwrap_err(),
+            ModelArtifact::read_manifest(dir.path()).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&e, DeployError::Checksum { file, .. } if file.ends_with(MANIFEST)),
+                "{e:?}"
+            );
+        }
+        // The same with the checksum removed, and with a forged one.
+        v.as_object_mut().unwrap().remove(DIGEST);
+        std::fs::write(dir.path().join(MANIFEST), serde_json::to_vec(&v).unwrap()).unwrap();
+        let e = ModelArtifact::load(dir.path()).unwrap_err();
+        assert!(e.to_string().contains(DIGEST), "{e}");
+        v[DIGEST] = "00".repeat(32).into();
+        std::fs::write(dir.path().join(MANIFEST), serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(matches!(
+            ModelArtifact::load(dir.path()).unwrap_err(),
+            DeployError::Checksum { .. }
+        ));
+        // Layout does not matter, content does: compact and reordered, it still loads.
+        let mut fields: Vec<(String, serde_json::Value)> =
+            original.as_object().unwrap().clone().into_iter().collect();
+        fields.reverse();
+        let text = format!(
+            "{{{}}}",
+            fields
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::Value::String(k.clone())))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        std::fs::write(dir.path().join(MANIFEST), text).unwrap();
+        assert_eq!(
+            ModelArtifact::load(dir.path()).unwrap(),
+            artifact_like(&original)
+        );
+    }
+
+    /// The artifact `artifact()` saved, with its creation time taken from `manifest`.
+    fn artifact_like(manifest: &serde_json::Value) -> ModelArtifact {
+        let mut a = artifact();
+        a.manifest.created_unix = manifest["created_unix"].as_u64().unwrap();
+        a
+    }
+
+    #[test]
+    fn older_formats_are_refused_and_upgrade_reads_them() {
         let dir = tempfile::tempdir().unwrap();
         let a = artifact()
             .with_training_data("sha256:00")
             .with_parent_version(4);
         a.save(dir.path()).unwrap();
         assert_eq!(ModelArtifact::load(dir.path()).unwrap(), a);
-        // A format-1 manifest: no lineage fields.
-        let path = dir.path().join(MANIFEST);
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let m = v.as_object_mut().unwrap();
-        m.insert("format_version".into(), 1.into());
-        m.remove("training_data");
-        m.remove("parent_version");
-        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
-        let old = ModelArtifact::load(dir.path()).unwrap();
-        assert_eq!(old.manifest().parent_version, None);
-        assert_eq!(old.weights(), a.weights());
+        for old in [1u32, 2] {
+            let mut v = manifest_json(dir.path());
+            let m = v.as_object_mut().unwrap();
+            m.insert("format_version".into(), old.into());
+            m.remove(DIGEST);
+            if old == 1 {
+                m.remove("training_data");
+                m.remove("parent_version");
+            }
+            let old_dir = dir.path().join(format!("format-{old}"));
+            a.save(&old_dir).unwrap();
+            std::fs::write(old_dir.join(MANIFEST), serde_json::to_vec(&v).unwrap()).unwrap();
+            for e in [
+                ModelArtifact::load(&old_dir).unwrap_err(),
+                ModelArtifact::read_manifest(&old_dir).unwrap_err(),
+            ] {
+                assert!(
+                    matches!(e, DeployError::LegacyFormat { found, supported: 3 } if found == old),
+                    "{e:?}"
+                );
+                assert!(e.to_string().contains("upgrade"), "{e}");
+            }
+            // Upgraded, it is this format; saved again, it has a checksum and loads.
+            let up = ModelArtifact::upgrade(&old_dir).unwrap();
+            assert_eq!(up.manifest().format_version, FORMAT_VERSION);
+            assert_eq!(up.weights(), a.weights());
+            let expected_parent = if old == 1 { None } else { Some(4) };
+            assert_eq!(up.manifest().parent_version, expected_parent);
+            let new_dir = dir.path().join(format!("from-{old}"));
+            up.save(&new_dir).unwrap();
+            assert_eq!(ModelArtifact::load(&new_dir).unwrap(), up);
+            // Upgrading still verifies the files.
+            std::fs::write(old_dir.join(WEIGHTS), [0]).unwrap();
+            assert!(matches!(
+                ModelArtifact::upgrade(&old_dir).unwrap_err(),
+                DeployError::Checksum { .. }
+            ));
+        }
+        // A current artifact upgrades to itself.
+        assert_eq!(ModelArtifact::upgrade(dir.path()).unwrap(), a);
     }
 
     #[test]
     fn manifests_that_point_elsewhere_or_describe_a_bad_schema_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         artifact().save(dir.path()).unwrap();
-        let path = dir.path().join(MANIFEST);
-        let original: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let original = manifest_json(dir.path());
+        // Resealed, so that the checks behind the manifest's checksum are reached.
         let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
             let mut v = original.clone();
             edit(&mut v);
-            std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+            write_resealed(dir.path(), v);
             ModelArtifact::load(dir.path()).unwrap_err()
         };
         for name in ["../weights.bpk", "/etc/passwd", "manifest.json"] {
@@ -441,6 +689,55 @@ mod tests {
             ModelArtifact::load(dir.path()).unwrap_err(),
             DeployError::Checksum { .. }
         ));
+        let empty = Examples::empty(Task::Regression, 2);
+        assert!(artifact().with_replay(&empty).is_err());
+    }
+
+    #[test]
+    fn a_replay_sample_of_a_huge_width_is_refused_without_allocating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        artifact().save(dir.path()).unwrap();
+        // A sample whose checksum is in the (resealed) manifest: only its content is wrong.
+        let bomb =
+            br#"{"task":{"kind":"regression"},"width":1000000000,"features":[],"targets":[]}"#;
+        std::fs::write(dir.path().join(REPLAY), bomb).unwrap();
+        let mut v = manifest_json(dir.path());
+        v["files"][REPLAY] = sha256_hex(bomb).into();
+        write_resealed(dir.path(), v);
+        let e = ModelArtifact::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(&e, DeployError::Manifest { path, message }
+                if path.ends_with(REPLAY) && message.contains("1000000000")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn oversized_files_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        artifact().save(dir.path()).unwrap();
+        // Sparse: the size is what is checked, nothing of it is read.
+        let manifest = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(MANIFEST))
+            .unwrap();
+        manifest.set_len(MAX_MANIFEST_BYTES + 1).unwrap();
+        let e = ModelArtifact::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(e, DeployError::TooLarge { size, limit, .. }
+                if size == MAX_MANIFEST_BYTES + 1 && limit == MAX_MANIFEST_BYTES),
+            "{e:?}"
+        );
+        artifact().save(dir.path()).unwrap();
+        let weights = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(WEIGHTS))
+            .unwrap();
+        weights.set_len(MAX_FILE_BYTES + 1).unwrap();
+        assert!(matches!(
+            ModelArtifact::load(dir.path()).unwrap_err(),
+            DeployError::TooLarge { .. }
+        ));
     }
 
     #[test]
@@ -449,14 +746,12 @@ mod tests {
         artifact().save(dir.path()).unwrap();
         let path = dir.path().join(MANIFEST);
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(
-            &path,
-            text.replace("\"format_version\": 2", "\"format_version\": 3"),
-        )
-        .unwrap();
+        let newer = text.replace("\"format_version\": 3", "\"format_version\": 4");
+        assert_ne!(newer, text);
+        std::fs::write(&path, newer).unwrap();
         assert!(matches!(
             ModelArtifact::load(dir.path()).unwrap_err(),
-            DeployError::UnsupportedFormat { found: 3, .. }
+            DeployError::UnsupportedFormat { found: 4, .. }
         ));
         std::fs::write(&path, "{ not json").unwrap();
         assert!(matches!(

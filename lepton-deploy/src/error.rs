@@ -28,6 +28,29 @@ pub enum DeployError {
         /// The version this build reads.
         supported: u32,
     },
+    /// The artifact was written in a format without a manifest checksum (1 or 2), so an edited
+    /// manifest could not be told from the original.
+    #[error(
+        "artifact format {found} has no manifest checksum, so an edited manifest would go \
+         unnoticed: it is refused. Re-export the model with this build (format {supported}), or \
+         read it with `ModelArtifact::upgrade` if you vouch for it"
+    )]
+    LegacyFormat {
+        /// The artifact's format version.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A file of an artifact is larger than this build reads (it is refused unread).
+    #[error("{path}: {size} bytes is more than the {limit} read from an artifact file")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size in bytes (at least).
+        size: u64,
+        /// The most this build reads.
+        limit: u64,
+    },
     /// A file's content does not match the checksum the manifest records.
     #[error("{file}: checksum mismatch (manifest {expected}, file {found}): tampered or truncated")]
     Checksum {

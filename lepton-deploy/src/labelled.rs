@@ -18,6 +18,10 @@ pub struct Examples {
     targets: Vec<Target>,
 }
 
+/// The widest rows a stored sample may declare (a model input far wider than any Lepton
+/// trains); checked before anything of that width is allocated.
+const MAX_WIDTH: usize = 1 << 20;
+
 /// How examples are stored (`replay.json` in an artifact): a class index or a value per row.
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -164,10 +168,20 @@ impl Examples {
         })
     }
 
-    /// Read back from [`to_json`](Self::to_json), checking every row.
+    /// Read back from [`to_json`](Self::to_json), checking the width (at most 2^20) and the
+    /// row count (at least one) before allocating, then every row.
     pub(crate) fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let stored: Stored = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if stored.width == 0 || stored.features.len() != stored.width * stored.targets.len() {
+        if !(1..=MAX_WIDTH).contains(&stored.width) {
+            return Err(format!(
+                "a width of {} is outside 1..={MAX_WIDTH}",
+                stored.width
+            ));
+        }
+        if stored.targets.is_empty() {
+            return Err("no rows".into());
+        }
+        if stored.width.checked_mul(stored.targets.len()) != Some(stored.features.len()) {
             return Err(format!(
                 "{} values do not make {} rows of {}",
                 stored.features.len(),
@@ -242,6 +256,34 @@ mod tests {
         let bad =
             br#"{"task": {"kind": "regression"}, "width": 2, "features": [1.0], "targets": [1.0]}"#;
         assert!(Examples::from_json(bad).is_err());
+    }
+
+    #[test]
+    fn stored_widths_and_row_counts_are_bounded_before_allocating() {
+        let stored = |width: &str, features: &str, targets: &str| {
+            let text = format!(
+                r#"{{"task": {{"kind": "regression"}}, "width": {width}, "features": {features}, "targets": {targets}}}"#
+            );
+            Examples::from_json(text.as_bytes())
+        };
+        assert!(stored("1", "[2.0]", "[1.0]").is_ok());
+        // No rows makes width * rows 0 for any width: refused before `width` names are made.
+        let e = stored("1000000000", "[]", "[]").unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        let e = stored("1048577", "[]", "[]").unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        assert!(stored("0", "[]", "[1.0]").is_err());
+        assert!(stored("1", "[]", "[]").unwrap_err().contains("no rows"));
+        // A width whose product with the row count would wrap is refused by the bound.
+        let e = stored(&usize::MAX.to_string(), "[]", "[1.0, 2.0]").unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        let e = stored(
+            "1048576",
+            "[1.0]",
+            &format!("[{}]", vec!["1.0"; 2].join(",")),
+        )
+        .unwrap_err();
+        assert!(e.contains("do not make"), "{e}");
     }
 
     #[test]
