@@ -452,14 +452,34 @@ pub(crate) fn io(path: &Path, source: std::io::Error) -> DeployError {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it into place.
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it into place, then
+/// syncs the directory so that the rename itself survives a power cut.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
     f.write_all(bytes).map_err(|e| io(&tmp, e))?;
     f.sync_all().map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+    sync_parent(path)
+}
+
+/// Syncs the directory holding `path`, making a rename into it durable (Unix; elsewhere
+/// directories cannot be opened for syncing and this does nothing).
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(parent, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,9 +10,12 @@
 //!
 //! An alias's list is its history, the last entry the version it points at now. A new
 //! version is written to a staging directory first and renamed to `vN` under the model's lock,
-//! so readers never see half a version; `aliases.json` is replaced by a rename. Writers in
-//! other threads or processes (one machine, or a shared file system with working `flock`)
-//! wait for the lock.
+//! so readers never see half a version; `aliases.json` is replaced by a rename, and every
+//! rename is followed by a sync of its directory (on Unix), so that it survives a power cut.
+//! Writers in other threads or processes (one machine, or a shared file system with working
+//! `flock`) wait for the lock. A writer killed while it staged a version leaves a
+//! `.staging-PID-N` directory behind; the next registration of that model removes those
+//! untouched for an hour (its age, not its PID, tells: the PID may be another machine's).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -21,12 +24,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lepton_core::{Deployer, Deployment};
 
-use crate::artifact::{Manifest, ModelArtifact, io, write_atomic};
+use crate::artifact::{Manifest, ModelArtifact, io, sync_parent, write_atomic};
 use crate::error::{DeployError, Result};
 use crate::registry::{PRODUCTION, Registry, check_name, version_number};
 
 const ALIASES: &str = "aliases.json";
 const LOCK: &str = ".lock";
+const STAGING_PREFIX: &str = ".staging-";
+/// How long a staging directory must have been left untouched before a registration removes it
+/// as the leftover of a killed writer (writing one takes seconds).
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Versioned artifacts on the local file system (see the module documentation for the layout).
 #[derive(Debug, Clone)]
@@ -135,7 +142,7 @@ impl Registry for LocalRegistry {
         // Written outside the lock (the slow part), verified, then renamed into place.
         static STAGED: AtomicU64 = AtomicU64::new(0);
         let staging = dir.join(format!(
-            ".staging-{}-{}",
+            "{STAGING_PREFIX}{}-{}",
             std::process::id(),
             STAGED.fetch_add(1, Ordering::Relaxed)
         ));
@@ -146,10 +153,12 @@ impl Registry for LocalRegistry {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
         }
-        let version = self.locked(name, |_| {
+        let version = self.locked(name, |dir| {
+            remove_stale_staging(dir, &staging);
             let version = self.versions(name)?.last().map_or(1, |v| v + 1);
             let target = self.version_dir(name, version)?;
             std::fs::rename(&staging, &target).map_err(|e| io(&target, e))?;
+            sync_parent(&target)?;
             Ok(version)
         });
         if version.is_err() {
@@ -291,6 +300,39 @@ impl Registry for LocalRegistry {
         })?;
         tracing::info!(name, version, "removed");
         Ok(())
+    }
+}
+
+/// Removes the staging directories in `dir` (but `ours`) left untouched for [`STALE_STAGING`]:
+/// leftovers of writers killed while staging. Failures are logged, never fatal.
+fn remove_stale_staging(dir: &Path, ours: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let staging = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(STAGING_PREFIX));
+        if !staging || path == ours {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age >= STALE_STAGING) {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a stale staging directory")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale staging directory")
+                }
+            }
+        }
     }
 }
 
@@ -478,6 +520,27 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn stale_staging_directories_are_removed_and_fresh_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = LocalRegistry::new(tmp.path());
+        reg.register("m", &artifact(vec![1])).unwrap();
+        // A killed writer's leftover (an hour old) and one of a writer still at work.
+        let (stale, fresh) = (
+            tmp.path().join("m/.staging-999999-0"),
+            tmp.path().join("m/.staging-999999-1"),
+        );
+        for dir in [&stale, &fresh] {
+            saved(dir, vec![9]);
+        }
+        let old = std::time::SystemTime::now() - STALE_STAGING - std::time::Duration::from_secs(5);
+        File::open(&stale).unwrap().set_modified(old).unwrap();
+        assert_eq!(reg.register("m", &artifact(vec![2])).unwrap(), 2);
+        assert!(!stale.exists());
+        assert!(fresh.join("weights.bpk").exists());
+        assert_eq!(reg.versions("m").unwrap(), [1, 2]);
     }
 
     #[test]
