@@ -1,10 +1,16 @@
 //! The IDX format of MNIST and Fashion-MNIST: a magic number, big-endian dimensions, then the
-//! data. Read raw or gzip-compressed; every header is checked against the file's length.
+//! data. Read raw or gzip-compressed; every header is checked against the file's length, and
+//! nothing larger than 1 GiB of data (or items larger than that, whatever the count) is read
+//! or decompressed.
 
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::{DataError, Result};
+
+/// The most data bytes an IDX file may declare, and the most an item (the dimensions after the
+/// first) may have: MNIST's training images are 47 MB.
+const MAX_IDX_BYTES: usize = 1 << 30;
 
 /// An IDX array of unsigned bytes (element type `0x08`, the type of every MNIST-style file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,27 +25,98 @@ pub struct IdxArray {
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: name.clone(),
-        source,
-    })?;
+    let bytes = read_file(path)?;
     parse_idx(&name, &decompress(&name, bytes)?)
 }
 
-/// The bytes themselves, or their gzip decompression when they start with gzip's magic.
+/// The bytes of the IDX file at `path`, refused unread when larger than any IDX file read.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let name = path.display().to_string();
+    let io = |source| DataError::Io {
+        path: name.clone(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // The largest header (255 dimensions) and data.
+    let limit = (MAX_IDX_BYTES + 4 + 4 * 255) as u64;
+    let size = file.metadata().map_err(io)?.len();
+    if size > limit {
+        return Err(idx_error(
+            &name,
+            format!("{size} bytes is more than an IDX file may have ({limit})"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
+/// The bytes themselves, or their gzip decompression when they start with gzip's magic. The
+/// header is decompressed first, and then no more data than it declares (plus one byte, to
+/// tell trailing bytes): a small file cannot expand into more than its header admits.
 pub(crate) fn decompress(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(bytes);
     }
+    let gzip = |e: std::io::Error| idx_error(name, format!("gzip: {e}"));
+    let mut decoder = flate2::read::MultiGzDecoder::new(&bytes[..]);
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..])
+    decoder
+        .by_ref()
+        .take(4)
         .read_to_end(&mut out)
-        .map_err(|e| idx_error(name, format!("gzip: {e}")))?;
+        .map_err(gzip)?;
+    let ndims = out.get(3).copied().unwrap_or(0);
+    decoder
+        .by_ref()
+        .take(4 * u64::from(ndims))
+        .read_to_end(&mut out)
+        .map_err(gzip)?;
+    let (_, header, expected) = parse_header(name, &out)?;
+    let wanted = (expected + 1) as u64;
+    decoder
+        .by_ref()
+        .take(wanted)
+        .read_to_end(&mut out)
+        .map_err(gzip)?;
+    if out.len() > header + expected {
+        return Err(idx_error(
+            name,
+            format!(
+                "gzip: decompresses to more than the {expected} data bytes its header declares"
+            ),
+        ));
+    }
     Ok(out)
 }
 
 /// Parses IDX bytes; `name` appears in errors.
 pub fn parse_idx(name: &str, bytes: &[u8]) -> Result<IdxArray> {
+    let (dims, header, expected) = parse_header(name, bytes)?;
+    let found = bytes.len() - header;
+    if found != expected {
+        return Err(idx_error(
+            name,
+            format!(
+                "dimensions {dims:?} need {expected} data bytes, the file has {found} ({})",
+                if found < expected {
+                    "truncated"
+                } else {
+                    "trailing bytes"
+                }
+            ),
+        ));
+    }
+    Ok(IdxArray {
+        dims,
+        data: bytes[header..].to_vec(),
+    })
+}
+
+/// The dimensions, the header's length and the data bytes the header declares, checked: the
+/// data and each item (the dimensions after the first) at most [`MAX_IDX_BYTES`], so that a
+/// zero count cannot hide items of any size.
+fn parse_header(name: &str, bytes: &[u8]) -> Result<(Vec<usize>, usize, usize)> {
     let [zero1, zero2, kind, ndims, ..] = *bytes else {
         return Err(idx_error(
             name,
@@ -89,28 +166,23 @@ pub fn parse_idx(name: &str, bytes: &[u8]) -> Result<IdxArray> {
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| idx_error(name, format!("dimensions {dims:?} overflow")))?;
-    let found = bytes.len() - header;
-    if found != expected {
+    let product = |dims: &[usize]| {
+        dims.iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| idx_error(name, format!("dimensions {dims:?} overflow")))
+    };
+    let expected = product(&dims)?;
+    let item = product(dims.get(1..).unwrap_or_default())?;
+    if expected > MAX_IDX_BYTES || item > MAX_IDX_BYTES {
         return Err(idx_error(
             name,
             format!(
-                "dimensions {dims:?} need {expected} data bytes, the file has {found} ({})",
-                if found < expected {
-                    "truncated"
-                } else {
-                    "trailing bytes"
-                }
+                "dimensions {dims:?} declare {expected} data bytes in items of {item}: more \
+                 than the {MAX_IDX_BYTES} read"
             ),
         ));
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
+    Ok((dims, header, expected))
 }
 
 fn idx_error(name: &str, message: String) -> DataError {
@@ -152,6 +224,10 @@ mod tests {
             (vec![0, 0, 8, 3, 0, 0, 0, 1], "ends after"),
             (vec![0, 0, 8, 0], "zero dimensions"),
             (idx(&[u32::MAX, u32::MAX, u32::MAX], &[]), "overflow"),
+            // A zero count makes the total 0, but the items are still bounded.
+            (idx(&[0, 65536, 65536], &[]), "items of 4294967296"),
+            (idx(&[0, u32::MAX, u32::MAX], &[]), "items of"),
+            (idx(&[2, 1 << 30], &[]), "more than"),
         ];
         for (bytes, needle) in cases {
             let e = parse_idx("bad.idx", &bytes).unwrap_err();
@@ -170,6 +246,49 @@ mod tests {
         assert_eq!(read_idx(&path).unwrap().data, vec![7, 8, 9]);
         std::fs::write(&path, [0x1f, 0x8b, 1, 2, 3]).unwrap();
         assert!(matches!(read_idx(&path), Err(DataError::Idx { .. })));
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_decompressed_no_further_than_its_header_declares() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.idx.gz");
+        // A header of 3 bytes, then 16 MiB of zeros: about 16 KiB compressed.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&idx(&[3], &[1, 2, 3])).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..16 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+        std::fs::write(&path, &bomb).unwrap();
+        let e = read_idx(&path).unwrap_err();
+        assert!(
+            matches!(&e, DataError::Idx { message, .. } if message.contains("more than the 3 data bytes")),
+            "{e}"
+        );
+        // A header that declares too much is refused before any data is decompressed.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&idx(&[0, 65536, 65536], &[])).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let e = read_idx(&path).unwrap_err();
+        assert!(e.to_string().contains("items of"), "{e}");
+    }
+
+    #[test]
+    fn files_larger_than_any_idx_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.idx");
+        // Sparse: only the size is looked at.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len((MAX_IDX_BYTES + 4096) as u64)
+            .unwrap();
+        let e = read_idx(&path).unwrap_err();
+        assert!(
+            e.to_string().contains("more than an IDX file may have"),
+            "{e}"
+        );
     }
 
     proptest::proptest! {

@@ -4,6 +4,9 @@ use lepton_core::{Dataset, Schema, Target, Task};
 
 use crate::error::{DataError, Result};
 
+/// The most pixels an image may have (2048x2048): each is a feature, with a name.
+const MAX_PIXELS: usize = 1 << 22;
+
 /// Images of one size with a class each; pixels are stored as `f32` in `[0, 1]`, row-major per
 /// image, so a sample's features are its pixels (the [`Dataset`] view) and its shape is known
 /// for convolutional models.
@@ -26,13 +29,16 @@ impl ImageDataset {
         labels: &[u8],
         classes: Vec<String>,
     ) -> Result<Self> {
-        let size = height * width;
-        if size == 0 {
-            return Err(DataError::InvalidInput(format!(
-                "images of {height}x{width} pixels"
-            )));
-        }
-        if images.len() != size * labels.len() {
+        // Bounded before the per-pixel feature names are made, even with no image.
+        let size = height
+            .checked_mul(width)
+            .filter(|s| (1..=MAX_PIXELS).contains(s))
+            .ok_or_else(|| {
+                DataError::InvalidInput(format!(
+                    "images of {height}x{width} pixels (1 to {MAX_PIXELS} pixels are read)"
+                ))
+            })?;
+        if size.checked_mul(labels.len()) != Some(images.len()) {
             return Err(DataError::InvalidInput(format!(
                 "{} pixel bytes for {} labels of {height}x{width} images",
                 images.len(),
@@ -158,6 +164,11 @@ mod tests {
         assert!(ImageDataset::from_u8(1, 2, &[0, 1, 2], &[0, 0], vec!["a".into()]).is_err());
         assert!(ImageDataset::from_u8(1, 1, &[0], &[3], vec!["a".into()]).is_err());
         assert!(ImageDataset::from_u8(0, 1, &[], &[], vec!["a".into()]).is_err());
+        // Sizes are bounded before anything of that size is made, with or without images.
+        for (h, w) in [(65536, 65536), (usize::MAX, 2), (4097, 1024)] {
+            let e = ImageDataset::from_u8(h, w, &[], &[], vec!["a".into()]).unwrap_err();
+            assert!(e.to_string().contains("pixels are read"), "{e}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, Result};
-use crate::idx::{decompress, parse_idx};
+use crate::idx::{decompress, parse_idx, read_file};
 use crate::image::ImageDataset;
 
 /// Which half of MNIST.
@@ -115,11 +115,7 @@ fn load(dir: &Path, split: MnistSplit, verify: bool) -> Result<ImageDataset> {
             hint: format!("no {stem} or {stem}.gz in {}", dir.display()),
         })?;
         let name = path.display().to_string();
-        let raw = std::fs::read(&path).map_err(|source| DataError::Io {
-            path: name.clone(),
-            source,
-        })?;
-        let bytes = decompress(&name, raw)?;
+        let bytes = decompress(&name, read_file(&path)?)?;
         if verify {
             let found: String = Sha256::digest(&bytes)
                 .iter()
@@ -240,5 +236,26 @@ mod tests {
             mnist_from_dir(dir.path(), MnistSplit::Train, false),
             Err(DataError::DatasetMissing { .. })
         ));
+    }
+
+    #[test]
+    fn a_zero_count_does_not_hide_huge_images() {
+        // The review's 16-byte images file: no image, each 65536x65536; and no label.
+        let dir = tempfile::tempdir().unwrap();
+        let images = [0, 0, 8, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+        std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), images).unwrap();
+        std::fs::write(
+            dir.path().join("t10k-labels-idx1-ubyte"),
+            [0, 0, 8, 1, 0, 0, 0, 0],
+        )
+        .unwrap();
+        let e = mnist_from_dir(dir.path(), MnistSplit::Test, false).unwrap_err();
+        assert!(matches!(e, DataError::Idx { .. }), "{e}");
+        // Images under the IDX bound but too large to be a dataset's features are refused
+        // by the dataset, still with no image.
+        let images = [0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0x80, 0];
+        std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), images).unwrap();
+        let e = mnist_from_dir(dir.path(), MnistSplit::Test, false).unwrap_err();
+        assert!(e.to_string().contains("32768x32768"), "{e}");
     }
 }
