@@ -122,11 +122,13 @@ impl Servable for ServedPredictor {
                 (name.clone(), text)
             })
             .collect();
+        // Every refusal here (a number out of range once scaled, an unseen category under
+        // `UnknownCategory::Error`, ...) is the row's fault: `InvalidInput`, a 422.
         let features = self
             .predictor
             .preprocessor()
             .transform_record(&record)
-            .map_err(lepton_core::Error::stage)?;
+            .map_err(|e| lepton_core::Error::InvalidInput(e.to_string()))?;
         out.extend(features);
         Ok(())
     }

@@ -109,16 +109,39 @@ fn serves_a_tabular_predictor_exactly_as_it_predicts_in_process() {
     // The preprocessor imputes a missing value; an unknown column is refused.
     let mut row = rows[0].clone();
     row[inputs[0].as_str()] = Value::Null;
-    let (status, answer) = post(
+    let (status, imputed) = post(
         &format!("{url}/v1/models/iris/predict"),
         &json!({"rows": [row]}),
     );
-    assert_eq!(status, 200, "{answer}");
+    assert_eq!(status, 200, "{imputed}");
     let (status, answer) = post(
         &format!("{url}/v1/models/iris/predict"),
         &json!({"rows": [{"petal": 1.0}]}),
     );
     assert_eq!(status, 422, "{answer}");
+    // The text "NaN" is a missing value, imputed as a null is.
+    row[inputs[0].as_str()] = json!("NaN");
+    let (status, answer) = post(
+        &format!("{url}/v1/models/iris/predict"),
+        &json!({"rows": [row]}),
+    );
+    assert_eq!(
+        (status, &answer["predictions"]),
+        (200, &imputed["predictions"])
+    );
+    // A finite number that is infinite once scaled is refused naming its column, not
+    // answered with null probabilities.
+    row[inputs[0].as_str()] = json!(1e300);
+    let (status, answer) = post(
+        &format!("{url}/v1/models/iris/predict"),
+        &json!({"rows": [row]}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("column `{}`", inputs[0])),
+        "{message}"
+    );
     terminate(server);
 }
 

@@ -9,6 +9,11 @@ use lepton_core::{Schema, Target, Task};
 use crate::error::{DataError, Result};
 use crate::tabular::TabularDataset;
 
+/// The texts read as a missing value by default, compared after trimming and ignoring case.
+/// `NaN` is one: a table's `NaN` is a value nobody measured, as in pandas, and a fitted
+/// preprocessor imputes it as it imputes an empty cell, in training and in serving alike.
+pub(crate) const MISSING_TOKENS: [&str; 6] = ["", "NA", "N/A", "?", "null", "NaN"];
+
 /// Loads a CSV file with a header row into a [`TabularDataset`]: every column but the target
 /// is a numeric feature; the target holds class labels (any text) or, for regression, numbers.
 ///
@@ -38,9 +43,7 @@ impl CsvLoader {
             regression: false,
             delimiter: b',',
             has_header: true,
-            missing_tokens: ["", "NA", "N/A", "?", "null", "NaN"]
-                .map(String::from)
-                .to_vec(),
+            missing_tokens: MISSING_TOKENS.map(String::from).to_vec(),
             types: std::collections::BTreeMap::new(),
         }
     }

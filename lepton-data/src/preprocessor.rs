@@ -536,7 +536,10 @@ impl FittedPreprocessor {
     }
 
     /// Transforms one raw record given as text by column name (as a JSON body or a CSV row
-    /// would give it); missing values use the default missing-value tokens.
+    /// would give it); missing values use the default missing-value tokens of
+    /// [`CsvLoader`](crate::CsvLoader), `NaN` included (imputed like an empty cell, as in
+    /// training). A number that is not finite once scaled (`1e300`) is refused, naming its
+    /// column.
     pub fn transform_record(&self, record: &BTreeMap<String, String>) -> Result<Vec<f32>> {
         let mut columns = Vec::with_capacity(self.inputs.len());
         for (name, ty, _) in &self.inputs {
@@ -544,7 +547,7 @@ impl FittedPreprocessor {
                 DataError::InvalidInput(format!("record: missing column `{name}`"))
             })?;
             let t = text.trim();
-            let missing = ["", "NA", "N/A", "?", "null", "NaN"]
+            let missing = crate::csv_loader::MISSING_TOKENS
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(t));
             let bad = |what: &str| {
@@ -654,7 +657,16 @@ fn encode(
                 if let Some((lo, hi)) = clip {
                     value = value.clamp(*lo, *hi);
                 }
-                set(row, 0, (value - center) / scale);
+                let scaled = (value - center) / scale;
+                // A finite input can leave f32's range once scaled (1e300): refused, not
+                // passed on as an infinity that makes the model answer NaN.
+                if !(scaled as f32).is_finite() {
+                    return Err(DataError::InvalidInput(format!(
+                        "{source}, row {row}, column `{name}`: {value:?} is {scaled:?} once \
+                         scaled, outside the range of the model's inputs"
+                    )));
+                }
+                set(row, 0, scaled);
                 if *indicator {
                     set(row, 1, f64::from(u8::from(x.is_none())));
                 }

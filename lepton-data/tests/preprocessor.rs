@@ -242,6 +242,46 @@ fn rows_are_validated_against_the_fitted_schema() {
 }
 
 #[test]
+fn numbers_out_of_range_once_scaled_are_refused_and_nan_is_imputed() {
+    let p = Preprocessor::default()
+        .fit(&messy(), "label", TargetKind::Classification)
+        .unwrap();
+    let record = |age: &str| {
+        BTreeMap::from(
+            [
+                ("age", age),
+                ("city", "Paris"),
+                ("member", "yes"),
+                ("const", "7"),
+                ("empty", ""),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+    };
+    // Finite as f64, but infinite as the model's f32 input after scaling.
+    for big in ["1e300", "-1e300", "1e40"] {
+        let e = p.transform_record(&record(big)).unwrap_err();
+        assert!(
+            e.to_string().contains("column `age`") && e.to_string().contains("once scaled"),
+            "{big}: {e}"
+        );
+    }
+    assert!(p.transform_record(&record("1e30")).unwrap()[0].is_finite());
+    // `NaN` is a missing-value token, as in training: imputed, and the indicator says so.
+    let imputed = p.transform_record(&record("")).unwrap();
+    for nan in ["NaN", "nan", " NAN "] {
+        assert_eq!(p.transform_record(&record(nan)).unwrap(), imputed, "{nan}");
+    }
+    assert_eq!(imputed[1], 1.0, "age:missing");
+    // A table is checked the same way.
+    let t = CsvLoader::new("t.csv")
+        .read_table_from(&b"age,city,member,const,empty\n1e300,Lyon,yes,7,\n"[..])
+        .unwrap();
+    let e = p.transform_features(&t).unwrap_err();
+    assert!(e.to_string().contains("row 0, column `age`"), "{e}");
+}
+
+#[test]
 fn target_problems_are_typed_errors() {
     let t = CsvLoader::new("t.csv")
         .read_table_from(&b"x,y\n1,a\n2,\n"[..])
