@@ -81,7 +81,8 @@ pub enum TargetKind {
 /// The configuration of a preprocessing pipeline. `Preprocessor::default()` is the automatic
 /// pipeline: per column type, median imputation with missing-value indicators and standard
 /// scaling for numbers, most-frequent imputation and one-hot encoding for categories and
-/// booleans, and removal of constant or entirely missing columns.
+/// booleans, and removal of constant or entirely missing columns, and of categorical columns
+/// with more than 256 distinct values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessor {
     /// Filling of missing numbers.
@@ -98,6 +99,15 @@ pub struct Preprocessor {
     /// Drop a column when its most frequent value covers at least this share of the training
     /// rows (1.0 drops only constant columns; 0.99 also near-constant ones).
     pub constant_share: f64,
+    /// Drop a categorical column with more distinct training values than this (an
+    /// identifier or free text: one-hot encoding it would make a column per row). The
+    /// decision is logged with `tracing` and listed by [`FittedPreprocessor::dropped`].
+    #[serde(default = "default_max_categories")]
+    pub max_categories: usize,
+}
+
+fn default_max_categories() -> usize {
+    256
 }
 
 impl Default for Preprocessor {
@@ -109,6 +119,7 @@ impl Default for Preprocessor {
             categorical: CategoricalEncoding::OneHot(UnknownCategory::Ignore),
             clipping: Clipping::None,
             constant_share: 1.0,
+            max_categories: default_max_categories(),
         }
     }
 }
@@ -163,6 +174,9 @@ impl Preprocessor {
                 "constant_share {} is outside (0, 1]",
                 self.constant_share
             ));
+        }
+        if self.max_categories == 0 {
+            return bad("max_categories must be at least 1".into());
         }
         match self.clipping {
             Clipping::Quantile(lo, hi) if !(0.0 <= lo && lo < hi && hi <= 1.0) => bad(format!(
@@ -361,6 +375,16 @@ impl Preprocessor {
                     std::collections::HashMap::new();
                 for s in v.iter().flatten() {
                     *counts.entry(s.as_str()).or_default() += 1;
+                }
+                if counts.len() > self.max_categories {
+                    return Step::Dropped {
+                        reason: format!(
+                            "{} distinct categories, more than max_categories ({}): an \
+                             identifier or free text",
+                            counts.len(),
+                            self.max_categories
+                        ),
+                    };
                 }
                 let mut categories: Vec<(&str, usize)> = counts.into_iter().collect();
                 categories.sort_unstable();

@@ -282,6 +282,59 @@ fn numbers_out_of_range_once_scaled_are_refused_and_nan_is_imputed() {
 }
 
 #[test]
+fn identifier_columns_are_dropped_so_the_width_stays_bounded() {
+    let n: u32 = 100_000;
+    let t = Table::new(
+        "ids",
+        vec![
+            (
+                "id".into(),
+                Column::Categorical((0..n).map(|i| Some(format!("user-{i}"))).collect()),
+            ),
+            (
+                "x".into(),
+                Column::Numeric((0..n).map(|i| Some(f64::from(i % 7))).collect()),
+            ),
+            (
+                "y".into(),
+                Column::Categorical((0..n).map(|i| Some(format!("{}", i % 2))).collect()),
+            ),
+        ],
+    )
+    .unwrap();
+    let p = Preprocessor::default()
+        .fit(&t, "y", TargetKind::Classification)
+        .unwrap();
+    assert_eq!(p.features(), ["x"]);
+    let dropped = p.dropped();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].0, "id");
+    assert!(
+        dropped[0].1.contains("100000 distinct categories"),
+        "{dropped:?}"
+    );
+    assert_eq!(p.transform(&t).unwrap().feature_values().len(), n as usize);
+    // The cap is a setting: `city` has 3 categories.
+    let fit = |max_categories| {
+        Preprocessor {
+            max_categories,
+            ..Default::default()
+        }
+        .fit(&messy(), "label", TargetKind::Classification)
+    };
+    assert!(
+        fit(3)
+            .unwrap()
+            .features()
+            .contains(&"city=Paris".to_owned())
+    );
+    let two = fit(2).unwrap();
+    assert!(two.dropped().iter().any(|(n, _)| *n == "city"));
+    assert!(!two.features().iter().any(|f| f.starts_with("city")));
+    assert!(fit(0).is_err());
+}
+
+#[test]
 fn target_problems_are_typed_errors() {
     let t = CsvLoader::new("t.csv")
         .read_table_from(&b"x,y\n1,a\n2,\n"[..])
