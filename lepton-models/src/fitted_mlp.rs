@@ -129,7 +129,9 @@ impl<B: Backend> FittedMlp<B> {
     }
 
     /// Rebuilds a fitted MLP from its configuration, shape and saved weights; refuses weights
-    /// that do not fit the network the configuration describes.
+    /// that do not fit the network the configuration describes. The shape is checked before
+    /// the network is allocated: at most 2^20 inputs, and no more parameters than the weights
+    /// have bytes.
     pub fn from_weights(
         config: MlpConfig,
         n_features: usize,
@@ -147,11 +149,34 @@ impl<B: Backend> FittedMlp<B> {
                 "{n_features} features and head {head:?} do not make a model"
             )));
         }
+        let parameters = linear_parameters(&config, n_features, head.outputs());
+        if n_features > MAX_FEATURES || parameters.is_none_or(|p| p > weights.len()) {
+            return Err(ModelError::Weights(format!(
+                "{n_features} features (at most {MAX_FEATURES}) and head {head:?} need more \
+                 parameters than {} bytes of weights can hold",
+                weights.len()
+            )));
+        }
         let device = B::device();
         let net =
             burnpack::load(config.init(n_features, head.outputs(), &device), weights)?.valid();
         Ok(Self::new(net, config, n_features, head, summary, device))
     }
+}
+
+/// The widest input a saved MLP may declare.
+const MAX_FEATURES: usize = 1 << 20;
+
+/// The weights of the linear layers of the network `config` describes (biases and norms
+/// aside: a lower bound of what its saved weights hold), or `None` past `usize`.
+fn linear_parameters(config: &MlpConfig, n_features: usize, outputs: usize) -> Option<usize> {
+    let mut total = 0usize;
+    let mut width_in = n_features;
+    for _ in 0..config.depth {
+        total = total.checked_add(width_in.checked_mul(config.hidden_width)?)?;
+        width_in = config.hidden_width;
+    }
+    total.checked_add(width_in.checked_mul(outputs)?)
 }
 
 impl<B: Backend> FittedMlp<B> {

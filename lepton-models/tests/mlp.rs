@@ -90,6 +90,28 @@ fn saved_weights_restore_identical_predictions() {
         b"not burnpack".to_vec(),
     );
     assert!(matches!(garbage, Err(ModelError::Weights(_))));
+    // A shape far wider than the weights is refused before the network is allocated.
+    for n_features in [1 << 21, 1 << 40, usize::MAX] {
+        let huge = FittedMlp::<Cpu>::from_weights(
+            fitted.config().clone(),
+            n_features,
+            Head::Classes { count: 3 },
+            fitted.summary().clone(),
+            bytes.clone(),
+        );
+        assert!(
+            matches!(&huge, Err(ModelError::Weights(m)) if m.contains("at most")),
+            "{huge:?}"
+        );
+    }
+    let many_classes = FittedMlp::<Cpu>::from_weights(
+        fitted.config().clone(),
+        4,
+        Head::Classes { count: 1 << 40 },
+        fitted.summary().clone(),
+        bytes.clone(),
+    );
+    assert!(matches!(many_classes, Err(ModelError::Weights(_))));
 }
 
 #[test]
