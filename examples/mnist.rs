@@ -263,8 +263,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ("test_accuracy".to_owned(), test_accuracy),
         ("valid_accuracy".to_owned(), run.valid_score),
     ]);
-    run.model
-        .to_artifact(train.schema().clone(), metrics)?
+    // With the run's replay sample of training digits, for `lepton-serve --learn`.
+    run.to_artifact(metrics)?
         .with_training_data(lepton::deploy::fingerprint(&train)?)
         .save(&artifact_dir)?;
     let reloaded = FittedModel::<Cpu>::from_artifact(&ModelArtifact::load(&artifact_dir)?)?;

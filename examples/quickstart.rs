@@ -119,7 +119,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     bar.finish();
     print_leaderboard(&run.leaderboard);
     let winner = &run.leaderboard[0];
-    let predictor = run.predictor;
+    let predictor = &run.predictor;
     let test_accuracy = predictor.score(&test)?.accuracy.unwrap_or(0.0);
     println!(
         "refit trial {}'s configuration on {} rows for {} epochs: test accuracy {test_accuracy:.4} ({:.0}/{})",
@@ -137,7 +137,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ("test_accuracy".to_owned(), test_accuracy),
         ("cv_accuracy".to_owned(), winner.value.unwrap_or(f64::NAN)),
     ]);
-    predictor.save(&artifact_dir, metrics)?;
+    // The run's artifact: the predictor with a replay sample of training rows (for
+    // `lepton-serve --learn`).
+    run.save(&artifact_dir, metrics)?;
     let reloaded = TabularPredictor::<Cpu>::load(&artifact_dir)?;
     let identical = reloaded.predict_table(&test)? == predictor.predict_table(&test)?;
     if !identical {

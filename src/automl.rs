@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use lepton_core::{
     Dataset, Direction, Error as CoreError, FrozenTrial, NopPruner, ParamValue,
-    Result as CoreResult, SearchSpace, Subset, Target, Task, Trial, TrialContext, TrialState,
-    scoped_params,
+    Result as CoreResult, Schema, SearchSpace, Subset, Target, Task, Trial, TrialContext,
+    TrialState, scoped_params,
 };
 use lepton_data::{holdout_indices, stratified_holdout_indices};
+use lepton_deploy::{Examples, ModelArtifact};
 use lepton_models::{
     Backend, CnnClassifier, CnnConfig, CnnSpace, ForestConfig, ForestModel, ForestSpace,
     LinearSpace, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace, Schedule,
@@ -31,7 +32,7 @@ use lepton_report::{CONFUSION_ATTR, Confusion};
 use lepton_search::{Budget, HyperbandScheduler, Optimize, Study, pruners, samplers, storage};
 
 use crate::error::{Error, Result};
-use crate::fitted_model::FittedModel;
+use crate::fitted_model::{FittedModel, replay_sample};
 use crate::tabular_automl::attr;
 
 /// A model family [`AutoMl`] can choose.
@@ -185,6 +186,22 @@ pub struct AutoMlRun<B: Backend> {
     pub search_time: Duration,
     /// Wall time of the refit.
     pub refit_time: Duration,
+    /// The training data's schema (the model's input columns and task).
+    pub schema: Schema,
+    /// Up to 1,000 training rows for online learning to replay
+    /// ([`to_artifact`](Self::to_artifact) stores them as `replay.json`).
+    pub replay: Examples,
+}
+
+impl<B: Backend> AutoMlRun<B> {
+    /// The model's artifact for the training data's schema, with its evaluation `metrics` and
+    /// the run's replay sample, so that the prediction server can fine-tune it online.
+    pub fn to_artifact(&self, metrics: BTreeMap<String, f64>) -> Result<ModelArtifact> {
+        Ok(self
+            .model
+            .to_artifact(self.schema.clone(), metrics)?
+            .with_replay(&self.replay)?)
+    }
 }
 
 impl AutoMl {
@@ -571,6 +588,8 @@ impl AutoMl {
             on_all_rows,
             search_time,
             refit_time: refit_started.elapsed(),
+            schema: train.schema().clone(),
+            replay: replay_sample(train, self.seed)?,
         })
     }
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use lepton_core::{Features, Predict, Prediction, Schema};
-use lepton_deploy::ModelArtifact;
+use lepton_core::{Dataset, Features, Predict, Prediction, Schema};
+use lepton_deploy::{Examples, ModelArtifact};
 use lepton_models::{
     Backend, CnnConfig, Cpu, FittedCnn, FittedForest, FittedMlp, ForestConfig, Head, MlpConfig,
     TrainingSummary,
@@ -79,7 +79,9 @@ impl<B: Backend> FittedModel<B> {
     }
 
     /// Packs the model into an artifact for data described by `schema`, with its evaluation
-    /// `metrics`. The rows go to the model as they are (no preprocessor).
+    /// `metrics`. The rows go to the model as they are (no preprocessor). It carries no replay
+    /// sample, which online learning needs: [`AutoMlRun::to_artifact`](crate::AutoMlRun::to_artifact)
+    /// adds the run's, or add one with [`ModelArtifact::with_replay`].
     pub fn to_artifact(
         &self,
         schema: Schema,
@@ -188,6 +190,19 @@ impl<B: Backend> FittedModel<B> {
             FittedModel::Forest(m) => (m.n_features(), m.head()),
         }
     }
+}
+
+/// The most training rows an artifact's replay sample holds.
+const REPLAY_ROWS: usize = 1000;
+/// The most values (rows times width) it holds: wide rows make fewer of them.
+const REPLAY_VALUES: usize = 1_000_000;
+
+/// The replay sample Lepton's pipelines put in their artifacts: up to 1,000 rows of `data`
+/// (fewer when rows are wider than 1,000 values), drawn without replacement with `seed`.
+pub(crate) fn replay_sample(data: &dyn Dataset, seed: u64) -> Result<Examples> {
+    let width = data.schema().features.len().max(1);
+    let rows = (REPLAY_VALUES / width).clamp(1, REPLAY_ROWS);
+    Ok(Examples::sample(data, rows, seed)?)
 }
 
 impl<B: Backend> Predict for FittedModel<B> {

@@ -133,7 +133,10 @@ impl<B: Backend> TabularPredictor<B> {
         Ok(score_predictions(self.preprocessor.task(), data.targets(), &predictions)?.0)
     }
 
-    /// Packs the predictor into an artifact with its evaluation `metrics`.
+    /// Packs the predictor into an artifact with its evaluation `metrics`. It carries no
+    /// replay sample, which online learning needs:
+    /// [`TabularRun::to_artifact`](crate::TabularRun::to_artifact) adds the run's, or add one
+    /// with [`ModelArtifact::with_replay`].
     pub fn to_artifact(&self, metrics: BTreeMap<String, f64>) -> Result<ModelArtifact> {
         let config = MlpArtifactConfig {
             config: self.model.config().clone(),

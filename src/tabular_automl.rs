@@ -8,10 +8,12 @@ use lepton_core::{
 use lepton_data::{
     Preprocessor, Table, TabularDataset, TargetKind, kfold_indices, stratified_kfold_indices,
 };
+use lepton_deploy::{Examples, ModelArtifact};
 use lepton_models::{Backend, FittedMlp, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace};
 use lepton_search::{RandomSampler, Study};
 
 use crate::error::{Error, Result};
+use crate::fitted_model::replay_sample;
 use crate::predictor::TabularPredictor;
 
 /// The search settings. Defaults: 25 trials, 5 folds, seed 42, the automatic preprocessing
@@ -46,6 +48,33 @@ pub struct TabularRun<B: Backend> {
     pub trials: Vec<FrozenTrial>,
     /// Epochs of the refit (the winner's mean best epoch over the folds).
     pub refit_epochs: usize,
+    /// Up to 1,000 training rows, encoded as the model takes them, for online learning to
+    /// replay ([`to_artifact`](Self::to_artifact) stores them as `replay.json`).
+    pub replay: Examples,
+}
+
+impl<B: Backend> TabularRun<B> {
+    /// The predictor's artifact with its evaluation `metrics` and the run's replay sample,
+    /// so that the prediction server can fine-tune it online.
+    pub fn to_artifact(
+        &self,
+        metrics: std::collections::BTreeMap<String, f64>,
+    ) -> Result<ModelArtifact> {
+        Ok(self
+            .predictor
+            .to_artifact(metrics)?
+            .with_replay(&self.replay)?)
+    }
+
+    /// Saves [`to_artifact`](Self::to_artifact)'s artifact as a directory.
+    pub fn save(
+        &self,
+        dir: impl AsRef<std::path::Path>,
+        metrics: std::collections::BTreeMap<String, f64>,
+    ) -> Result<()> {
+        self.to_artifact(metrics)?.save(dir)?;
+        Ok(())
+    }
 }
 
 impl TabularAutoMl {
@@ -175,6 +204,7 @@ impl TabularAutoMl {
             leaderboard,
             trials,
             refit_epochs,
+            replay: replay_sample(&data, self.seed)?,
         })
     }
 }

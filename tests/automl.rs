@@ -290,15 +290,26 @@ fn tables_search_the_forest_too_and_it_round_trips() {
     let accuracy = evaluate(&run.model, &test).unwrap().0.accuracy.unwrap();
     assert!(accuracy > 0.85, "test accuracy {accuracy}");
     let dir = tempfile::tempdir().unwrap();
-    run.model
-        .to_artifact(train.schema().clone(), BTreeMap::new())
+    run.to_artifact(BTreeMap::new())
         .unwrap()
         .save(dir.path())
         .unwrap();
-    let back =
-        FittedModel::<Cpu>::from_artifact(&ModelArtifact::load(dir.path()).unwrap()).unwrap();
+    let artifact = ModelArtifact::load(dir.path()).unwrap();
+    let back = FittedModel::<Cpu>::from_artifact(&artifact).unwrap();
     let x = Features::new(test.feature_values(), test.n_features()).unwrap();
     assert_eq!(back.predict(x).unwrap(), run.model.predict(x).unwrap());
+    // The run's artifact carries a replay sample of distinct training rows, for online
+    // learning: every training row here (fewer than 1,000), each with its own target.
+    let replay = artifact.replay().unwrap().unwrap();
+    assert_eq!(replay.len(), train.len());
+    assert_eq!(replay.width(), train.n_features());
+    let rows: Vec<(&[f32], Option<Target>)> = (0..train.len())
+        .map(|i| (train.features(i).unwrap(), train.target(i)))
+        .collect();
+    for i in 0..replay.len() {
+        let row = (replay.features(i).unwrap(), replay.target(i));
+        assert!(rows.contains(&row), "replay row {i} is not a training row");
+    }
 }
 
 #[test]

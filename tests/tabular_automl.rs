@@ -31,6 +31,19 @@ fn classification_search_refits_a_good_predictor() {
     assert_eq!(run.refit_epochs, (attr(best, "best_epoch") as usize).max(1));
     let accuracy = run.predictor.score(&test).unwrap().accuracy.unwrap();
     assert!(accuracy >= 0.8, "test accuracy {accuracy}");
+
+    // The run's artifact carries a replay sample: the training rows (fewer than 1,000) as
+    // the model takes them, which loads back with the predictor.
+    let dir = tempfile::tempdir().unwrap();
+    run.save(dir.path(), std::collections::BTreeMap::new())
+        .unwrap();
+    let artifact = lepton::deploy::ModelArtifact::load(dir.path()).unwrap();
+    let replay = artifact.replay().unwrap().unwrap();
+    let encoded = run.predictor.preprocessor().transform(&train).unwrap();
+    assert_eq!(replay.len(), train.n_rows());
+    assert_eq!(replay.feature_values(), encoded.feature_values());
+    assert_eq!(replay.targets(), encoded.targets());
+    assert!(TabularPredictor::<Cpu>::from_artifact(&artifact).is_ok());
 }
 
 #[test]
