@@ -69,7 +69,9 @@ fn tampered_and_foreign_artifacts_are_refused() {
     // An edit of the manifest is refused, whatever it changes: the preprocessor's fitted
     // centre of a column (which no shape check could catch) as much as the family.
     let original: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let centre = original.pointer("/preprocessor/inputs/0/2/Numeric/center").unwrap();
+    let centre = original
+        .pointer("/preprocessor/inputs/0/2/Numeric/center")
+        .unwrap();
     let mut edited = original.clone();
     *edited
         .pointer_mut("/preprocessor/inputs/0/2/Numeric/center")
