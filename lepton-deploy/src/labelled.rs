@@ -277,12 +277,7 @@ mod tests {
         // A width whose product with the row count would wrap is refused by the bound.
         let e = stored(&usize::MAX.to_string(), "[]", "[1.0, 2.0]").unwrap_err();
         assert!(e.contains("outside"), "{e}");
-        let e = stored(
-            "1048576",
-            "[1.0]",
-            &format!("[{}]", vec!["1.0"; 2].join(",")),
-        )
-        .unwrap_err();
+        let e = stored("1048576", "[1.0]", &format!("[{}]", ["1.0"; 2].join(","))).unwrap_err();
         assert!(e.contains("do not make"), "{e}");
     }
 
