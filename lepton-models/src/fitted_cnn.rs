@@ -66,7 +66,8 @@ impl<B: Backend> FittedCnn<B> {
     }
 
     /// Rebuilds a fitted CNN from its configuration, classes and saved weights; refuses
-    /// weights that do not fit the network the configuration describes.
+    /// weights that do not fit the network the configuration describes, and (before
+    /// allocating it) a network with more parameters than the weights have bytes.
     pub fn from_weights(
         config: CnnConfig,
         head: Head,
@@ -81,6 +82,24 @@ impl<B: Backend> FittedCnn<B> {
         };
         if count < 2 {
             return Err(ModelError::Weights(format!("{count} classes")));
+        }
+        // Checked before the network is allocated: its dense layers alone have this many
+        // weights, and every saved parameter takes at least a byte.
+        let flat = config
+            .channels2
+            .checked_mul(config.height / 4)
+            .and_then(|c| c.checked_mul(config.width / 4));
+        let dense = flat
+            .and_then(|f| f.checked_mul(config.hidden))
+            .and_then(|d| d.checked_add(config.hidden.checked_mul(count)?));
+        if dense.is_none_or(|p| p > weights.len()) {
+            return Err(ModelError::Weights(format!(
+                "a {}x{} image network with {count} classes needs more parameters than {} \
+                 bytes of weights can hold",
+                config.height,
+                config.width,
+                weights.len()
+            )));
         }
         let device = B::device();
         let net = burnpack::load(config.init(count, &device), weights)?.valid();

@@ -70,9 +70,31 @@ fn lenet_and_residual_nets_learn_bars_and_restore_their_weights_exactly() {
         Err(ModelError::Weights(_))
     ));
     assert!(
-        FittedCnn::<Cpu>::from_weights(small(), Head::Classes { count: 2 }, summary, vec![1, 2])
-            .is_err()
+        FittedCnn::<Cpu>::from_weights(
+            small(),
+            Head::Classes { count: 2 },
+            summary.clone(),
+            vec![1, 2]
+        )
+        .is_err()
     );
+    // A class count or image size far beyond the weights is refused before allocating.
+    let huge = [
+        (small(), 1usize << 40),
+        (small().with_image_size(4096, 4096), 2),
+    ];
+    for (config, count) in huge {
+        let e = FittedCnn::<Cpu>::from_weights(
+            config,
+            Head::Classes { count },
+            summary.clone(),
+            fitted.weights_to_bytes().unwrap(),
+        );
+        assert!(
+            matches!(&e, Err(ModelError::Weights(m)) if m.contains("more parameters")),
+            "{e:?}"
+        );
+    }
 }
 
 #[test]
