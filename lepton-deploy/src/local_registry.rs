@@ -512,6 +512,22 @@ mod tests {
             reg.promote("m", 2, STAGING),
             Err(DeployError::Checksum { .. })
         ));
+        // Version 3's manifest is edited (its preprocessor, say): refused the same way.
+        let manifest = tmp.path().join("r/m/v3/manifest.json");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let edited = text.replace("\"preprocessor\": 2", "\"preprocessor\": 7");
+        assert_ne!(edited, text);
+        std::fs::write(&manifest, edited).unwrap();
+        for refused in [
+            reg.promote("m", 3, STAGING),
+            reg.manifest("m", 3).map(|_| ()),
+        ] {
+            assert!(
+                matches!(refused, Err(DeployError::Checksum { .. })),
+                "{refused:?}"
+            );
+        }
+        // Production was at 3: a rollback skips the broken 2 and lands on 1.
         assert_eq!(reg.rollback("m", PRODUCTION).unwrap(), 1);
         // No staging leftovers.
         let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("r/m"))
