@@ -482,34 +482,35 @@ impl Tally {
     }
 
     /// p50 and p99 of the latencies (from when they were due, or from when they were sent)
-    /// of the valid requests answered 200 that were due in `seconds` of the phase, in
-    /// milliseconds.
-    fn percentiles(&self, seconds: std::ops::Range<u32>, from_sent: bool) -> Option<(f64, f64)> {
-        let mut us: Vec<u32> = self
-            .ok
-            .iter()
-            .filter(|a| seconds.contains(&a.second))
-            .map(|a| {
-                if from_sent {
-                    a.from_sent_us
-                } else {
-                    a.from_due_us
-                }
-            })
-            .collect();
-        if us.is_empty() {
-            return None;
-        }
-        us.sort_unstable();
-        let at = |q: f64| {
-            let i = ((q * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1;
-            f64::from(us[i]) / 1000.0
-        };
-        Some((at(0.50), at(0.99)))
+    /// of the valid requests answered 200, in milliseconds.
+    fn percentiles(&self, from_sent: bool) -> Option<(f64, f64)> {
+        let us = self.ok.iter().map(|a| {
+            if from_sent {
+                a.from_sent_us
+            } else {
+                a.from_due_us
+            }
+        });
+        p50_p99(us.collect())
     }
 
     fn all_percentiles(&self) -> Option<(f64, f64)> {
-        self.percentiles(0..u32::MAX, false)
+        self.percentiles(false)
+    }
+
+    /// The p99 (from when they were due) of the valid requests answered 200 that were due
+    /// in each of the first `seconds` seconds of the phase, in milliseconds.
+    fn p99_per_second(&self, seconds: u32) -> Vec<Option<f64>> {
+        let mut by_second = vec![Vec::new(); seconds as usize];
+        for a in &self.ok {
+            if let Some(second) = by_second.get_mut(a.second as usize) {
+                second.push(a.from_due_us);
+            }
+        }
+        by_second
+            .into_iter()
+            .map(|us| p50_p99(us).map(|p| p.1))
+            .collect()
     }
 
     fn statuses_json(&self) -> Value {
@@ -525,6 +526,19 @@ impl Tally {
             .collect::<serde_json::Map<_, _>>()
             .into()
     }
+}
+
+/// p50 and p99 of latencies in microseconds, in milliseconds.
+fn p50_p99(mut us: Vec<u32>) -> Option<(f64, f64)> {
+    if us.is_empty() {
+        return None;
+    }
+    us.sort_unstable();
+    let at = |q: f64| {
+        let i = ((q * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1;
+        f64::from(us[i]) / 1000.0
+    };
+    Some((at(0.50), at(0.99)))
 }
 
 fn status_name(status: u16) -> String {
@@ -868,9 +882,8 @@ async fn soak(
         .map(|k| tally.count(*k, None) - tally.count(*k, Some(k.expected())))
         .sum();
     let max_sample = samples.iter().copied().max().unwrap_or(end_memory.rss_kib);
-    let per_second: Vec<Option<f64>> = (0..seconds.ceil() as u32)
-        .map(|s| tally.percentiles(s..s + 1, false).map(|p| p.1))
-        .collect();
+    let per_second = tally.p99_per_second(seconds.ceil() as u32);
+    let latency = tally.all_percentiles();
     let worst = per_second
         .iter()
         .enumerate()
@@ -891,8 +904,8 @@ async fn soak(
             "bad_sent": Kind::BAD.iter().map(|k| tally.count(*k, None)).sum::<u64>(),
             "bad_unexpected": bad_unexpected,
             "statuses": tally.statuses_json(),
-            "p50_ms": tally.all_percentiles().map(|p| p.0),
-            "p99_ms": tally.all_percentiles().map(|p| p.1),
+            "p50_ms": latency.map(|p| p.0),
+            "p99_ms": latency.map(|p| p.1),
             "p99_per_second_ms": per_second,
             "swaps": promoted.len(),
             "swap_errors": swap_errors,
@@ -913,8 +926,8 @@ async fn soak(
         format!(
             "  valid: {valid_sent} sent, {valid_ok} answered 200, {} failed; p50 {} ms, p99 {} ms",
             valid_sent - valid_ok,
-            two_places(tally.all_percentiles().map(|p| p.0)),
-            two_places(tally.all_percentiles().map(|p| p.1)),
+            two_places(latency.map(|p| p.0)),
+            two_places(latency.map(|p| p.1)),
         ),
     ];
     if let Some((second, p99)) = worst {
@@ -943,14 +956,18 @@ async fn soak(
             by.join(", ")
         ));
     }
+    let lags: Vec<String> = lags_ms.iter().map(|l| format!("{l:.0}")).collect();
     lines.push(format!(
-        "  swaps: {} (each version answered {} ms after its promotion){}",
+        "  swaps: {}{}{}",
         promoted.len(),
-        lags_ms
-            .iter()
-            .map(|l| format!("{l:.0}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        if lags.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (each version answered {} ms after its promotion)",
+                lags.join(", ")
+            )
+        },
         if swap_errors.is_empty() {
             String::new()
         } else {
@@ -1056,15 +1073,13 @@ async fn overload(
 
     let loaded = lock(&loaded);
     let recovery = lock(&recovery);
-    let per_second: Vec<Option<f64>> = (0..recovery_seconds.ceil() as u32)
-        .map(|s| recovery.percentiles(s..s + 1, false).map(|p| p.1))
-        .collect();
+    let per_second = recovery.p99_per_second(recovery_seconds.ceil() as u32);
     // The first second whose p99 is within 2x the baseline's, and how many after it are not.
     let within = |p: &Option<f64>| p.is_some_and(|p| p <= 2.0 * base_p99);
     let recovered_after_s = per_second.iter().position(within);
     let relapses =
         recovered_after_s.map_or(0, |s| per_second[s..].iter().filter(|p| !within(p)).count());
-    let service = loaded.percentiles(0..u32::MAX, true);
+    let (latency, service) = (loaded.percentiles(false), loaded.percentiles(true));
     let sent = loaded.count(Kind::Valid, None);
     let (ok, shed) = (
         loaded.count(Kind::Valid, Some(200)),
@@ -1084,8 +1099,8 @@ async fn overload(
             "other": sent - ok - shed,
             "statuses": loaded.statuses_json(),
             "sent_per_s": sent as f64 / seconds.max(1e-9),
-            "ok_p50_ms": loaded.all_percentiles().map(|p| p.0),
-            "ok_p99_ms": loaded.all_percentiles().map(|p| p.1),
+            "ok_p50_ms": latency.map(|p| p.0),
+            "ok_p99_ms": latency.map(|p| p.1),
             "ok_service_p50_ms": service.map(|p| p.0),
             "ok_service_p99_ms": service.map(|p| p.1),
             "healthz_ok": health_ok,
@@ -1121,8 +1136,8 @@ async fn overload(
              connection included); from sent p50 {} ms, p99 {} ms",
             sent as f64 / seconds.max(1e-9),
             statuses.join(", "),
-            two_places(loaded.all_percentiles().map(|p| p.0)),
-            two_places(loaded.all_percentiles().map(|p| p.1)),
+            two_places(latency.map(|p| p.0)),
+            two_places(latency.map(|p| p.1)),
             two_places(service.map(|p| p.0)),
             two_places(service.map(|p| p.1)),
         ),
