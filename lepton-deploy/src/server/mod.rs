@@ -37,7 +37,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::sync::{Semaphore, oneshot};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use batcher::Batching;
 pub use learning::OnlineLearning;
@@ -239,7 +239,13 @@ fn router(state: AppState) -> Router {
                 "the server failed while answering",
             ))
         }))
-        .layer(TraceLayer::new_for_http())
+        // Failed answers at debug, not error: an overloaded server sheds thousands of 503s a
+        // second, and an error line for each would flood the log (they are counted in the
+        // metrics instead).
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .with_state(state)
 }
 
