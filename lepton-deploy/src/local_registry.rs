@@ -29,6 +29,8 @@ use crate::error::{DeployError, Result};
 use crate::registry::{PRODUCTION, Registry, check_name, version_number};
 
 const ALIASES: &str = "aliases.json";
+/// The prefix a version's directory is renamed to while it is removed.
+const REMOVED: &str = ".removed-v";
 const LOCK: &str = ".lock";
 const STAGING_PREFIX: &str = ".staging-";
 /// How long a staging directory must have been left untouched before a registration removes it
@@ -99,11 +101,28 @@ impl LocalRegistry {
         out
     }
 
-    /// Points `alias` of `name` at `version` (already verified), recording it in the history.
-    fn point_alias(&self, name: &str, version: u64, alias: &str) -> Result<()> {
+    /// Points `alias` of `name` at `version` (already verified), recording it in the history;
+    /// with `expected`, only if the alias points there when the lock is held.
+    fn point_alias(
+        &self,
+        name: &str,
+        version: u64,
+        alias: &str,
+        expected: Option<u64>,
+    ) -> Result<()> {
         self.locked(name, |dir| {
             let mut histories = self.histories(dir)?;
             let history = histories.entry(alias.to_owned()).or_default();
+            if let Some(expected) = expected
+                && history.last() != Some(&expected)
+            {
+                return Err(DeployError::AliasMoved {
+                    name: name.to_owned(),
+                    alias: alias.to_owned(),
+                    expected,
+                    found: history.last().copied(),
+                });
+            }
             if history.last() != Some(&version) {
                 history.push(version);
             }
@@ -232,7 +251,13 @@ impl Registry for LocalRegistry {
         check_alias(alias)?;
         // Verified before anything moves: a corrupted version never goes live.
         self.get(name, version)?;
-        self.point_alias(name, version, alias)
+        self.point_alias(name, version, alias, None)
+    }
+
+    fn promote_if(&self, name: &str, version: u64, alias: &str, expected: u64) -> Result<()> {
+        check_alias(alias)?;
+        self.get(name, version)?;
+        self.point_alias(name, version, alias, Some(expected))
     }
 
     /// `register` verifies the staged copy before it becomes a version: the alias moves
@@ -245,7 +270,7 @@ impl Registry for LocalRegistry {
     ) -> Result<u64> {
         check_alias(alias)?;
         let version = self.register(name, artifact)?;
-        self.point_alias(name, version, alias)?;
+        self.point_alias(name, version, alias, None)?;
         Ok(version)
     }
 
@@ -294,7 +319,7 @@ impl Registry for LocalRegistry {
             }
             self.save_histories(dir, &histories)?;
             // Renamed out of the listing first, so that a crash midway leaves no half version.
-            let doomed = dir.join(format!(".removed-v{version}"));
+            let doomed = dir.join(format!("{REMOVED}{version}"));
             std::fs::rename(&target, &doomed).map_err(|e| io(&target, e))?;
             std::fs::remove_dir_all(&doomed).map_err(|e| io(&doomed, e))
         })?;
@@ -303,19 +328,20 @@ impl Registry for LocalRegistry {
     }
 }
 
-/// Removes the staging directories in `dir` (but `ours`) left untouched for [`STALE_STAGING`]:
-/// leftovers of writers killed while staging. Failures are logged, never fatal.
+/// Removes what writers killed midway left in `dir` untouched for [`STALE_STAGING`] (but
+/// `ours`): staging directories, half-written alias files (`aliases.tmp.PID`) and versions
+/// half removed. Failures are logged, never fatal.
 fn remove_stale_staging(dir: &Path, ours: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let alias_tmp = format!("{}.tmp.", ALIASES.trim_end_matches(".json"));
     for entry in entries.flatten() {
         let path = entry.path();
-        let staging = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(STAGING_PREFIX));
-        if !staging || path == ours {
+        let leftover = entry.file_name().to_str().is_some_and(|n| {
+            n.starts_with(STAGING_PREFIX) || n.starts_with(&alias_tmp) || n.starts_with(REMOVED)
+        });
+        if !leftover || path == ours {
             continue;
         }
         let age = entry
@@ -324,7 +350,12 @@ fn remove_stale_staging(dir: &Path, ours: &Path) {
             .ok()
             .and_then(|t| t.elapsed().ok());
         if age.is_some_and(|age| age >= STALE_STAGING) {
-            match std::fs::remove_dir_all(&path) {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
                 Ok(()) => {
                     tracing::info!(path = %path.display(), "removed a stale staging directory")
                 }
@@ -411,6 +442,32 @@ mod tests {
 
     fn saved(dir: &Path, weights: Vec<u8>) {
         artifact(weights).save(dir).unwrap();
+    }
+
+    #[test]
+    fn a_conditional_promotion_loses_to_a_promotion_made_meanwhile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = LocalRegistry::new(tmp.path());
+        for w in 1..=3u8 {
+            reg.register("m", &artifact(vec![w])).unwrap();
+        }
+        reg.promote("m", 1, PRODUCTION).unwrap();
+        reg.promote_if("m", 2, PRODUCTION, 1).unwrap();
+        // An operator rolls back to v1; a promotion decided while v2 was served loses.
+        reg.rollback("m", PRODUCTION).unwrap();
+        let e = reg.promote_if("m", 3, PRODUCTION, 2).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DeployError::AliasMoved {
+                    expected: 2,
+                    found: Some(1),
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(reg.aliases("m").unwrap()[PRODUCTION], 1);
     }
 
     #[test]
@@ -551,10 +608,19 @@ mod tests {
         for dir in [&stale, &fresh] {
             saved(dir, vec![9]);
         }
+        let stale_aliases = tmp.path().join("m/aliases.tmp.999999");
+        std::fs::write(&stale_aliases, b"{").unwrap();
         let old = std::time::SystemTime::now() - STALE_STAGING - std::time::Duration::from_secs(5);
         File::open(&stale).unwrap().set_modified(old).unwrap();
+        File::options()
+            .write(true)
+            .open(&stale_aliases)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         assert_eq!(reg.register("m", &artifact(vec![2])).unwrap(), 2);
         assert!(!stale.exists());
+        assert!(!stale_aliases.exists());
         assert!(fresh.join("weights.bpk").exists());
         assert_eq!(reg.versions("m").unwrap(), [1, 2]);
     }

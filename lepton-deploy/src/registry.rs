@@ -51,6 +51,24 @@ pub trait Registry: Send + Sync {
         self.promote(name, version, alias)?;
         Ok(version)
     }
+    /// Points `alias` of `name` at `version` only if it still points at `expected`
+    /// ([`DeployError::AliasMoved`] otherwise): for a promotion decided on what the alias
+    /// pointed at a while ago (a candidate learned online), which must not overwrite an
+    /// operator's promotion or rollback made meanwhile. The default checks, then promotes,
+    /// which is not atomic; a registry that can, checks under the lock it promotes under.
+    fn promote_if(&self, name: &str, version: u64, alias: &str, expected: u64) -> Result<()> {
+        let found = self.aliases(name)?.get(alias).copied();
+        if found != Some(expected) {
+            return Err(DeployError::AliasMoved {
+                name: name.to_owned(),
+                alias: alias.to_owned(),
+                expected,
+                found,
+            });
+        }
+        self.promote(name, version, alias)
+    }
+
     /// Points `alias` of `name` back at the version it pointed at before the last promotion
     /// (skipping versions that no longer load) and returns it.
     fn rollback(&self, name: &str, alias: &str) -> Result<u64>;

@@ -139,27 +139,29 @@ impl Models {
         self.loader.as_ref()
     }
 
-    /// Registers `artifact` (a candidate fine-tuned from `parent`) as the next version of
-    /// `name` and points the alias at it, unless the alias has moved off `parent` meanwhile;
-    /// then serves it at once. Returns the new version.
+    /// Registers `artifact` (a candidate fine-tuned from version `parent`) as the next
+    /// version of `name` and points the alias at it, unless the alias has moved off `parent`
+    /// meanwhile (an operator's promotion or rollback wins; the candidate stays registered,
+    /// unserved, until learning removes it); then serves it at once. Returns the new version.
     pub fn promote_candidate(
         &self,
         name: &str,
         parent: u64,
         artifact: &ModelArtifact,
     ) -> Result<u64> {
+        let moved = |found| DeployError::AliasMoved {
+            name: name.to_owned(),
+            alias: self.alias.clone(),
+            expected: parent,
+            found,
+        };
         let found = self.registry.aliases(name)?.get(&self.alias).copied();
         if found != Some(parent) {
-            return Err(DeployError::AliasMoved {
-                name: name.to_owned(),
-                alias: self.alias.clone(),
-                expected: parent,
-                found,
-            });
+            return Err(moved(found));
         }
-        let version = self
-            .registry
-            .register_and_promote(name, artifact, &self.alias)?;
+        let version = self.registry.register(name, artifact)?;
+        self.registry
+            .promote_if(name, version, &self.alias, parent)?;
         self.sync();
         Ok(version)
     }
