@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +11,12 @@ use serde_json::{Value, json};
 
 use lepton::ArtifactLoader;
 use lepton::deploy::{
-    Examples, LocalRegistry, OnlineLearning, PRODUCTION, Registry, Server, ServerConfig, Tuning,
+    LocalRegistry, OnlineLearning, PRODUCTION, Registry, Server, ServerConfig, Tuning,
 };
 use lepton::prelude::*;
 
 mod common;
-use common::scaled_wine;
+use common::wine_artifact_with_replay;
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -31,20 +30,7 @@ const FEEDBACK_TOKEN: &str = "feedback";
 /// Wine, standardised; an MLP trained on 70 % of it, registered with a replay sample of 100
 /// training rows; a server that learns from 40 feedback rows on.
 fn setup(tuning: Tuning, replay_ratio: f64) -> Setup {
-    let (train, valid) = scaled_wine();
-    let config = MlpConfig::default()
-        .with_learning_rate(1e-2)
-        .with_max_epochs(40)
-        .with_seed(1);
-    let fitted = MlpClassifier::<Cpu>::new(config)
-        .unwrap()
-        .train(&train, &valid, &mut DetachedContext::new())
-        .unwrap();
-    let artifact = FittedModel::Mlp(Box::new(fitted))
-        .to_artifact(train.schema().clone(), BTreeMap::new())
-        .unwrap()
-        .with_replay(&Examples::sample(&train, 100, 0).unwrap())
-        .unwrap();
+    let (artifact, valid) = wine_artifact_with_replay(40);
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(LocalRegistry::new(dir.path()));
     registry.register("wine", &artifact).unwrap();

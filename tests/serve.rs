@@ -4,9 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde_json::{Value, json};
 
@@ -14,34 +13,16 @@ use lepton::data::Column;
 use lepton::prelude::*;
 
 mod common;
-use common::{iris_predictor, scaled_wine};
+use common::{iris_predictor, scaled_wine, start_lepton_serve};
 
 /// Starts `lepton-serve` on a free port (with `token`, if any, as `LEPTON_API_TOKEN`);
 /// returns the process and its base URL.
 fn start(registry: &Path, extra: &[&str], token: Option<&str>) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
-        .args([
-            "--registry",
-            registry.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .env("LEPTON_API_TOKEN", token.unwrap_or(""))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
+    let env = [
+        ("RUST_LOG", "warn"),
+        ("LEPTON_API_TOKEN", token.unwrap_or("")),
+    ];
+    start_lepton_serve(registry, extra, &env)
 }
 
 fn post(url: &str, body: &Value) -> (u16, Value) {
@@ -51,6 +32,18 @@ fn post(url: &str, body: &Value) -> (u16, Value) {
         .send()
         .unwrap();
     (r.status().as_u16(), r.json().unwrap())
+}
+
+/// The iris predictor, its test rows, and a registry where it is deployed as `iris`.
+fn iris_registry() -> (TabularPredictor, Table, tempfile::TempDir) {
+    let (predictor, test) = iris_predictor();
+    let artifact = tempfile::tempdir().unwrap();
+    predictor.save(artifact.path(), BTreeMap::new()).unwrap();
+    let registry = tempfile::tempdir().unwrap();
+    LocalRegistryDeployer::new(registry.path())
+        .deploy("iris", artifact.path())
+        .unwrap();
+    (predictor, test, registry)
 }
 
 /// SIGTERM, then the exit status: the server stops gracefully and reports success.
@@ -65,13 +58,7 @@ fn terminate(mut child: Child) {
 
 #[test]
 fn serves_a_tabular_predictor_exactly_as_it_predicts_in_process() {
-    let (predictor, test) = iris_predictor();
-    let artifact = tempfile::tempdir().unwrap();
-    predictor.save(artifact.path(), BTreeMap::new()).unwrap();
-    let registry = tempfile::tempdir().unwrap();
-    LocalRegistryDeployer::new(registry.path())
-        .deploy("iris", artifact.path())
-        .unwrap();
+    let (predictor, test, registry) = iris_registry();
     let (server, url) = start(registry.path(), &[], None);
 
     let expected = predictor
@@ -315,13 +302,7 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 #[test]
 #[cfg(target_os = "linux")]
 fn concurrent_near_limit_bodies_keep_the_servers_memory_bounded() {
-    let (predictor, _) = iris_predictor();
-    let artifact = tempfile::tempdir().unwrap();
-    predictor.save(artifact.path(), BTreeMap::new()).unwrap();
-    let registry = tempfile::tempdir().unwrap();
-    LocalRegistryDeployer::new(registry.path())
-        .deploy("iris", artifact.path())
-        .unwrap();
+    let (_, _, registry) = iris_registry();
     let (server, url) = start(registry.path(), &[], None);
     let before = peak_rss_mib(server.id()).unwrap();
     let body: &'static [u8] = Box::leak(

@@ -7,8 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,33 +17,18 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use lepton::deploy::{Examples, LocalRegistry, ModelArtifact, PRODUCTION, Registry};
+use lepton::deploy::{LocalRegistry, ModelArtifact, PRODUCTION, Registry};
 use lepton::prelude::*;
 
 mod common;
-use common::scaled_wine;
+use common::{start_lepton_serve, wine_artifact_with_replay};
 
 const NAME: &str = "wine";
 const FEEDBACK_TOKEN: &str = "feedback-secret";
 
-/// An MLP on standardised wine with a replay sample of 100 training rows (so that it can
-/// learn online), and the validation rows.
+/// An MLP on standardised wine (20 epochs) with a replay sample, and the validation rows.
 fn wine_artifact() -> (ModelArtifact, TabularDataset) {
-    let (train, valid) = scaled_wine();
-    let config = MlpConfig::default()
-        .with_learning_rate(1e-2)
-        .with_max_epochs(20)
-        .with_seed(1);
-    let fitted = MlpClassifier::<Cpu>::new(config)
-        .unwrap()
-        .train(&train, &valid, &mut DetachedContext::new())
-        .unwrap();
-    let artifact = FittedModel::Mlp(Box::new(fitted))
-        .to_artifact(train.schema().clone(), BTreeMap::new())
-        .unwrap()
-        .with_replay(&Examples::sample(&train, 100, 0).unwrap())
-        .unwrap();
-    (artifact, valid)
+    wine_artifact_with_replay(20)
 }
 
 /// A registry in a fresh directory with `artifact` as v1, promoted.
@@ -69,29 +52,12 @@ impl Drop for Served {
 
 /// Starts `lepton-serve` on a free loopback port; the process and its base URL.
 fn start(registry: &Path, extra: &[&str]) -> (Served, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
-        .args([
-            "--registry",
-            registry.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "error")
-        .env("LEPTON_API_TOKEN", "")
-        .env("LEPTON_FEEDBACK_TOKEN", FEEDBACK_TOKEN)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let env = [
+        ("RUST_LOG", "error"),
+        ("LEPTON_API_TOKEN", ""),
+        ("LEPTON_FEEDBACK_TOKEN", FEEDBACK_TOKEN),
+    ];
+    let (child, url) = start_lepton_serve(registry, extra, &env);
     (Served(child), url)
 }
 

@@ -43,3 +43,55 @@ pub fn scaled_wine() -> (TabularDataset, TabularDataset) {
     );
     (train, valid)
 }
+
+/// An MLP trained for `epochs` on standardised wine (seed 1), as an artifact with a replay
+/// sample of 100 training rows (so that it can learn online), and the validation rows.
+pub fn wine_artifact_with_replay(epochs: usize) -> (lepton::deploy::ModelArtifact, TabularDataset) {
+    let (train, valid) = scaled_wine();
+    let config = MlpConfig::default()
+        .with_learning_rate(1e-2)
+        .with_max_epochs(epochs)
+        .with_seed(1);
+    let fitted = MlpClassifier::<Cpu>::new(config)
+        .unwrap()
+        .train(&train, &valid, &mut DetachedContext::new())
+        .unwrap();
+    let artifact = FittedModel::Mlp(Box::new(fitted))
+        .to_artifact(train.schema().clone(), std::collections::BTreeMap::new())
+        .unwrap()
+        .with_replay(&lepton::deploy::Examples::sample(&train, 100, 0).unwrap())
+        .unwrap();
+    (artifact, valid)
+}
+
+/// Starts `lepton-serve` over `registry` on a free loopback port, with `extra` arguments and
+/// `env` variables; returns the process and the base URL it prints first.
+pub fn start_lepton_serve(
+    registry: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lepton-serve"))
+        .args([
+            "--registry",
+            registry.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
