@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use lepton_core::{Dataset, Prediction, Schema, Target, Task};
+use lepton_core::{Prediction, Schema, Target, Task};
 
 use crate::labelled::Examples;
 use crate::servable::Cell;
@@ -317,7 +317,7 @@ fn feedback_inner(
             "this server does not learn online (start it with online learning on)",
         )
     })?;
-    if live.replay.as_ref().is_none_or(|r| r.len() < 2) {
+    if live.learnable_replay().is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_replay_sample",
@@ -548,22 +548,14 @@ pub(crate) async fn authorize(
 }
 
 /// Refuses feedback without the feedback token: a role of its own, since feedback changes
-/// the model that answers everyone. The server does not start learning without one.
+/// the model that answers everyone ([`ServerConfig::check`](crate::ServerConfig) refuses
+/// learning without one).
 pub(crate) async fn authorize_feedback(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let token = state.config.feedback_token.as_deref();
-    if token.is_none() && state.learner.is_some() {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "feedback needs a feedback token, and none is configured",
-        )
-        .into_response();
-    }
-    match check_token(&state, &request, token) {
+    match check_token(&state, &request, state.config.feedback_token.as_deref()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

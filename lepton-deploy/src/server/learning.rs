@@ -86,7 +86,7 @@ impl Default for OnlineLearning {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct GuardScores {
     feedback: f64,
-    replay: Option<f64>,
+    replay: f64,
 }
 
 /// One learning round, as `/v1/models/{name}` reports the last one.
@@ -237,7 +237,7 @@ impl Learner {
             feedback.select(&order[..held]),
             feedback.select(&order[held..]),
         );
-        let Some(replay) = live.replay.as_ref().filter(|r| r.len() >= 2) else {
+        let Some(replay) = live.learnable_replay() else {
             record.reason = "no replay sample of the training rows to guard them: \
                              a model without one does not learn"
                 .into();
@@ -291,7 +291,7 @@ impl Learner {
                 rows.clone(),
                 GuardScores {
                     feedback: score(&rows, &feedback_guard),
-                    replay: Some(score(&replay_rows, &replay_guard)),
+                    replay: score(&replay_rows, &replay_guard),
                 },
             ))
         };
@@ -310,11 +310,10 @@ impl Learner {
         record.live = Some(old);
         record.candidate = Some(new);
         let z = paired_z(&old_rows, &new_rows);
-        let candidate_replay = new.replay.unwrap_or(f64::NEG_INFINITY);
-        let loss = promoted_replay - candidate_replay;
+        let loss = promoted_replay - new.replay;
         let replay_text = format!(
-            "replay guard {candidate_replay:.4} against the promoted v{anchor_version}'s \
-             {promoted_replay:.4}"
+            "replay guard {:.4} against the promoted v{anchor_version}'s {promoted_replay:.4}",
+            new.replay
         );
         if z <= c.gain_z {
             record.reason = format!(

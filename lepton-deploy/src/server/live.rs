@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use lepton_core::Dataset;
 use tokio::sync::Semaphore;
 
 use crate::artifact::{Manifest, ModelArtifact};
@@ -35,6 +36,14 @@ pub(crate) struct Live {
     pub replay: Option<Examples>,
     /// This model's metrics, looked up once rather than on every request.
     pub handles: Handles,
+}
+
+impl Live {
+    /// The replay sample online learning guards with: without one of at least two rows (a
+    /// share to train on and a share to hold out), the model does not learn.
+    pub fn learnable_replay(&self) -> Option<&Examples> {
+        self.replay.as_ref().filter(|r| r.len() >= 2)
+    }
 }
 
 /// The metric series a served model updates on every request.
@@ -149,15 +158,16 @@ impl Models {
         parent: u64,
         artifact: &ModelArtifact,
     ) -> Result<u64> {
-        let moved = |found| DeployError::AliasMoved {
-            name: name.to_owned(),
-            alias: self.alias.clone(),
-            expected: parent,
-            found,
-        };
+        // Checked before as well as while promoting: a candidate that would lose is not
+        // written at all.
         let found = self.registry.aliases(name)?.get(&self.alias).copied();
         if found != Some(parent) {
-            return Err(moved(found));
+            return Err(DeployError::AliasMoved {
+                name: name.to_owned(),
+                alias: self.alias.clone(),
+                expected: parent,
+                found,
+            });
         }
         let version = self.registry.register(name, artifact)?;
         self.registry
