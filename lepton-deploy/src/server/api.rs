@@ -610,27 +610,17 @@ fn same_secret(given: &[u8], wanted: &[u8]) -> bool {
 pub(crate) async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let charge = memory_charge_kib(&request, state.config.max_body_bytes);
     let Ok(_memory) = state.memory_kib.clone().try_acquire_many_owned(charge) else {
-        state.metrics.shed.inc();
-        count(&state.metrics, "shed", "", StatusCode::SERVICE_UNAVAILABLE);
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the request bodies in flight use the server's memory budget; retry later",
-        )
-        .into_response();
+        return shed(
+            &state,
+            "the request bodies in flight use the server's memory budget; retry later".into(),
+        );
     };
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        state.metrics.shed.inc();
-        count(&state.metrics, "shed", "", StatusCode::SERVICE_UNAVAILABLE);
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!(
-                "{} requests in flight, the limit; retry later",
-                state.config.max_concurrency
-            ),
-        )
-        .into_response();
+        let limit = state.config.max_concurrency;
+        return shed(
+            &state,
+            format!("{limit} requests in flight, the limit; retry later"),
+        );
     };
     match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {
         Ok(response) => response,
@@ -644,6 +634,13 @@ pub(crate) async fn admit(State(state): State<AppState>, request: Request, next:
         )
         .into_response(),
     }
+}
+
+/// A request refused at once (503), counted as shed.
+fn shed(state: &AppState, message: String) -> Response {
+    state.metrics.shed.inc();
+    count(&state.metrics, "shed", "", StatusCode::SERVICE_UNAVAILABLE);
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).into_response()
 }
 
 /// What a request is charged against the memory budget, in KiB: [`BODY_MEMORY_FACTOR`]
