@@ -93,6 +93,9 @@ impl ModelLoader for Loader {
     fn load(&self, artifact: &ModelArtifact) -> lepton_core::Result<Arc<dyn Servable>> {
         self.loads.fetch_add(1, Ordering::Relaxed);
         let config: Value = artifact.model_config()?;
+        if config["panic_on_load"] == true {
+            panic!("a hostile artifact");
+        }
         let bias = config["bias"]
             .as_f64()
             .ok_or_else(|| Error::InvalidInput("no bias".into()))?;
@@ -1583,4 +1586,32 @@ async fn old_learned_versions_are_removed_and_rollback_skips_them() {
     );
     assert_eq!(f.registry.rollback("m", PRODUCTION).unwrap(), 1);
     f.wait_for_version(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_whose_loading_panics_is_refused_and_later_ones_are_served() {
+    let f = serve(fast_polling(), 0);
+    let v2 = f
+        .registry
+        .register(
+            "m",
+            &artifact_with(json!({"bias": 0.0, "panic_on_load": true})),
+        )
+        .unwrap();
+    f.registry.promote("m", v2, PRODUCTION).unwrap();
+    let mut refused = Value::Null;
+    for _ in 0..200 {
+        let (_, list) = f.get("/v1/models").await;
+        refused = serde_json::from_str::<Value>(&list).unwrap()["models"][0].clone();
+        if refused["refused_version"] == v2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(refused["refused_version"], v2, "{refused}");
+    assert_eq!(refused["version"], 1, "{refused}");
+    // The poll goes on: a good version after it is served.
+    let v3 = f.registry.register("m", &artifact(-10.0, 0)).unwrap();
+    f.registry.promote("m", v3, PRODUCTION).unwrap();
+    f.wait_for_version(v3).await;
 }

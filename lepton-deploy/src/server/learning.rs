@@ -277,7 +277,7 @@ impl Learner {
                 return record;
             }
         };
-        let candidate = match models.loader().load(&artifact) {
+        let candidate = match models.load_model(&artifact) {
             Ok(m) => m,
             Err(e) => {
                 record.reason = format!("the candidate does not load: {e}");

@@ -143,9 +143,14 @@ impl Models {
         self.read(|slots| slots.get(name).cloned())
     }
 
-    /// The loader that builds servable models.
-    pub fn loader(&self) -> &dyn ModelLoader {
-        self.loader.as_ref()
+    /// Builds `artifact`'s model with the loader. A loader that panics (on a hostile
+    /// artifact) refuses the artifact: it must not take the poll, or the learner, with it.
+    pub fn load_model(&self, artifact: &ModelArtifact) -> lepton_core::Result<Arc<dyn Servable>> {
+        catch_unwind(AssertUnwindSafe(|| self.loader.load(artifact))).unwrap_or_else(|_| {
+            Err(lepton_core::Error::InvalidInput(
+                "loading the model panicked".into(),
+            ))
+        })
     }
 
     /// Registers `artifact` (a candidate fine-tuned from version `parent`) as the next
@@ -189,13 +194,7 @@ impl Models {
             return Ok(model.clone());
         }
         let artifact = self.registry.get(name, version)?;
-        let model = catch_unwind(AssertUnwindSafe(|| self.loader.load(&artifact))).unwrap_or_else(
-            |_| {
-                Err(lepton_core::Error::InvalidInput(
-                    "loading it panicked".into(),
-                ))
-            },
-        )?;
+        let model = self.load_model(&artifact)?;
         anchors.insert(name.to_owned(), (version, model.clone()));
         Ok(model)
     }
@@ -269,10 +268,7 @@ impl Models {
             if served == Some(wanted) || refused == Some(wanted) {
                 continue;
             }
-            // A loader that panics (a hostile artifact) refuses its version; it must not stop
-            // the poll for every later model.
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.load(&name, wanted)))
-                .unwrap_or_else(|_| Err("loading it panicked".into()));
+            let outcome = self.load(&name, wanted);
             let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
             let slot = slots.entry(name.clone()).or_default();
             match outcome {
@@ -306,7 +302,7 @@ impl Models {
             .get(name, version)
             .map_err(|e| e.to_string())?;
         let replay = artifact.replay().map_err(|e| e.to_string())?;
-        let model = self.loader.load(&artifact).map_err(|e| e.to_string())?;
+        let model = self.load_model(&artifact).map_err(|e| e.to_string())?;
         if model.width() == 0 || model.schema() != &artifact.manifest().input_schema {
             return Err("the loaded model's schema disagrees with its manifest".into());
         }
