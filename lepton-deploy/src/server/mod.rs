@@ -199,7 +199,8 @@ pub(crate) struct AppState {
     learner: Option<Arc<Learner>>,
 }
 
-/// The routes, with their limits. Loads nothing: see [`Models::sync`].
+/// The routes, the pages beside them, and their limits. Loads nothing: see
+/// [`Models::sync`].
 fn router(state: AppState) -> Router {
     // The token check is the outermost layer: it runs before admission and the body.
     let limited = |routes: Router<AppState>| {
@@ -225,7 +226,7 @@ fn router(state: AppState) -> Router {
             state.clone(),
             api::authorize_feedback,
         ));
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
@@ -246,7 +247,19 @@ fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
-        .with_state(state)
+        .with_state(state.clone());
+    // The pages behind the same token and limits as /v1.
+    match state.config.pages.clone() {
+        Some(Pages(pages)) => app.merge(
+            pages
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    api::admit,
+                ))
+                .layer(axum::middleware::from_fn_with_state(state, api::authorize)),
+        ),
+        None => app,
+    }
 }
 
 /// A running server: its own tokio runtime on a background thread. [`shutdown`](Self::shutdown)
@@ -348,21 +361,7 @@ impl Server {
                         }
                         tracing::info!("shutting down: answering the requests in flight");
                     };
-                    let pages = state.config.pages.clone().map(|Pages(pages)| {
-                        pages
-                            .layer(axum::middleware::from_fn_with_state(
-                                state.clone(),
-                                api::admit,
-                            ))
-                            .layer(axum::middleware::from_fn_with_state(
-                                state.clone(),
-                                api::authorize,
-                            ))
-                    });
-                    let app = match pages {
-                        Some(pages) => router(state).merge(pages),
-                        None => router(state),
-                    };
+                    let app = router(state);
                     let served = listener::serve(listener, app, limits, shutdown).await;
                     poller.abort();
                     if let Some(learning) = learning {
