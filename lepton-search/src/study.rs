@@ -182,6 +182,7 @@ impl StudyBuilder {
             pruner: self.pruner,
             storage: self.storage,
             heartbeat,
+            last_sweep: std::sync::Mutex::new(None),
         })
     }
 }
@@ -195,6 +196,10 @@ pub struct Study {
     pruner: Arc<dyn Pruner>,
     storage: Arc<dyn Storage>,
     heartbeat: Option<Heartbeat>,
+    /// When this process last failed stale trials before an ask: a trial cannot go stale
+    /// faster than a heartbeat interval, so once an interval is enough (the sweep is a write
+    /// transaction on SQLite, a round trip on PostgreSQL).
+    last_sweep: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Study {
@@ -262,7 +267,14 @@ impl Study {
     /// the sampler as a running one.
     fn history_for_ask(&self) -> Result<Arc<History>> {
         if let Some(h) = self.heartbeat {
-            self.storage.fail_stale_trials(&self.name, h.grace)?;
+            let mut last = self
+                .last_sweep
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_none_or(|t| t.elapsed() >= h.interval) {
+                self.storage.fail_stale_trials(&self.name, h.grace)?;
+                *last = Some(std::time::Instant::now());
+            }
         }
         let trials = self.storage.trials_shared(&self.name)?;
         self.retry_stale(&trials)?;
