@@ -143,7 +143,7 @@ enum StudyCommand {
         #[arg(long)]
         study: Option<String>,
         /// How old a running trial's heartbeat must be to fail it, in seconds. Keep it above
-        /// the heartbeat interval of every live process (1 s by default), or live trials
+        /// the heartbeat interval of every live process (`lepton worker --heartbeat-ms`), or live trials
         /// are failed too.
         #[arg(long, default_value_t = DEFAULT_HEARTBEAT_GRACE.as_secs_f64())]
         grace_seconds: f64,

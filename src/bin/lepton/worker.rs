@@ -9,7 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lepton::core::{Direction, FrozenTrial, Pruner, Sampler};
 use lepton::search::problems::Problem;
 use lepton::search::samplers::BohbSampler;
-use lepton::search::{HyperbandPruner, Observe, Optimize, Study, pruners, samplers, storage};
+use lepton::search::{
+    DEFAULT_HEARTBEAT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, HyperbandPruner, Observe, Optimize, Study,
+    pruners, samplers, storage,
+};
 
 /// What one worker runs.
 #[derive(Debug, clap::Args)]
@@ -38,10 +41,10 @@ pub struct WorkerArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// How often a running trial's heartbeat is refreshed, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = DEFAULT_HEARTBEAT_INTERVAL.as_millis() as u64)]
     heartbeat_ms: u64,
     /// How old a running trial's heartbeat may be before any worker fails it, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT_HEARTBEAT_GRACE.as_millis() as u64)]
     grace_ms: u64,
     /// How many times a configuration whose worker died is tried again.
     #[arg(long, default_value_t = 0)]
