@@ -122,13 +122,11 @@ impl Servable for ServedPredictor {
                 (name.clone(), text)
             })
             .collect();
-        // Every refusal here (a number out of range once scaled, an unseen category under
-        // `UnknownCategory::Error`, ...) is the row's fault: `InvalidInput`, a 422.
         let features = self
             .predictor
             .preprocessor()
             .transform_record(&record)
-            .map_err(|e| lepton_core::Error::InvalidInput(e.to_string()))?;
+            .map_err(lepton_core::Error::stage)?;
         out.extend(features);
         Ok(())
     }
