@@ -454,9 +454,13 @@ pub(crate) fn io(path: &Path, source: std::io::Error) -> DeployError {
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, renames it into place, then
 /// syncs the directory so that the rename itself survives a power cut.
+/// What [`write_atomic`] puts between a file's stem and the writer's process id while it
+/// writes (`aliases.json` is written as `aliases.tmp.PID`).
+pub(crate) const TMP_EXTENSION: &str = "tmp.";
+
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let tmp = path.with_extension(format!("{TMP_EXTENSION}{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
     f.write_all(bytes).map_err(|e| io(&tmp, e))?;
     f.sync_all().map_err(|e| io(&tmp, e))?;

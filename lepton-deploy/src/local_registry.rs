@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lepton_core::{Deployer, Deployment};
 
-use crate::artifact::{Manifest, ModelArtifact, io, sync_parent, write_atomic};
+use crate::artifact::{Manifest, ModelArtifact, TMP_EXTENSION, io, sync_parent, write_atomic};
 use crate::error::{DeployError, Result};
 use crate::registry::{PRODUCTION, Registry, check_name, version_number};
 
@@ -173,7 +173,7 @@ impl Registry for LocalRegistry {
             return Err(e);
         }
         let version = self.locked(name, |dir| {
-            remove_stale_staging(dir, &staging);
+            remove_leftovers(dir, &staging);
             let version = self.versions(name)?.last().map_or(1, |v| v + 1);
             let target = self.version_dir(name, version)?;
             std::fs::rename(&staging, &target).map_err(|e| io(&target, e))?;
@@ -300,13 +300,14 @@ impl Registry for LocalRegistry {
     }
 
     fn remove(&self, name: &str, version: u64) -> Result<()> {
-        let target = self.existing_version_dir(name, version)?;
         let kept = |why: &str| DeployError::Kept {
             name: name.to_owned(),
             version,
             why: why.to_owned(),
         };
         self.locked(name, |dir| {
+            // Listed under the lock: of two removals of one version, the second finds none.
+            let target = self.existing_version_dir(name, version)?;
             if self.versions(name)?.last() == Some(&version) {
                 return Err(kept("it is the latest version"));
             }
@@ -331,15 +332,16 @@ impl Registry for LocalRegistry {
 /// Removes what writers killed midway left in `dir` untouched for [`STALE_STAGING`] (but
 /// `ours`): staging directories, half-written alias files (`aliases.tmp.PID`) and versions
 /// half removed. Failures are logged, never fatal.
-fn remove_stale_staging(dir: &Path, ours: &Path) {
+fn remove_leftovers(dir: &Path, ours: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let alias_tmp = format!("{}.tmp.", ALIASES.trim_end_matches(".json"));
+    let alias_tmp = Path::new(ALIASES).with_extension(TMP_EXTENSION);
+    let alias_tmp = alias_tmp.to_string_lossy();
     for entry in entries.flatten() {
         let path = entry.path();
         let leftover = entry.file_name().to_str().is_some_and(|n| {
-            n.starts_with(STAGING_PREFIX) || n.starts_with(&alias_tmp) || n.starts_with(REMOVED)
+            n.starts_with(STAGING_PREFIX) || n.starts_with(&*alias_tmp) || n.starts_with(REMOVED)
         });
         if !leftover || path == ours {
             continue;
@@ -357,10 +359,10 @@ fn remove_stale_staging(dir: &Path, ours: &Path) {
             };
             match removed {
                 Ok(()) => {
-                    tracing::info!(path = %path.display(), "removed a stale staging directory")
+                    tracing::info!(path = %path.display(), "removed a killed writer's leftover")
                 }
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale staging directory")
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a killed writer's leftover")
                 }
             }
         }
