@@ -254,10 +254,19 @@ impl Registry for LocalRegistry {
         self.point_alias(name, version, alias, None)
     }
 
-    fn promote_if(&self, name: &str, version: u64, alias: &str, expected: u64) -> Result<()> {
+    /// As `register_and_promote`: the staged copy was verified, and the alias moves without
+    /// reading it again, here only if it still points at `expected`.
+    fn register_and_promote_if(
+        &self,
+        name: &str,
+        artifact: &ModelArtifact,
+        alias: &str,
+        expected: u64,
+    ) -> Result<u64> {
         check_alias(alias)?;
-        self.get(name, version)?;
-        self.point_alias(name, version, alias, Some(expected))
+        let version = self.register(name, artifact)?;
+        self.point_alias(name, version, alias, Some(expected))?;
+        Ok(version)
     }
 
     /// `register` verifies the staged copy before it becomes a version: the alias moves
@@ -450,14 +459,15 @@ mod tests {
     fn a_conditional_promotion_loses_to_a_promotion_made_meanwhile() {
         let tmp = tempfile::tempdir().unwrap();
         let reg = LocalRegistry::new(tmp.path());
-        for w in 1..=3u8 {
-            reg.register("m", &artifact(vec![w])).unwrap();
-        }
+        reg.register("m", &artifact(vec![1])).unwrap();
         reg.promote("m", 1, PRODUCTION).unwrap();
-        reg.promote_if("m", 2, PRODUCTION, 1).unwrap();
+        let v2 = reg.register_and_promote_if("m", &artifact(vec![2]), PRODUCTION, 1);
+        assert_eq!(v2.unwrap(), 2);
         // An operator rolls back to v1; a promotion decided while v2 was served loses.
         reg.rollback("m", PRODUCTION).unwrap();
-        let e = reg.promote_if("m", 3, PRODUCTION, 2).unwrap_err();
+        let e = reg
+            .register_and_promote_if("m", &artifact(vec![3]), PRODUCTION, 2)
+            .unwrap_err();
         assert!(
             matches!(
                 e,

@@ -51,12 +51,20 @@ pub trait Registry: Send + Sync {
         self.promote(name, version, alias)?;
         Ok(version)
     }
-    /// Points `alias` of `name` at `version` only if it still points at `expected`
-    /// ([`DeployError::AliasMoved`] otherwise): for a promotion decided on what the alias
-    /// pointed at a while ago (a candidate learned online), which must not overwrite an
-    /// operator's promotion or rollback made meanwhile. The default checks, then promotes,
-    /// which is not atomic; a registry that can, checks under the lock it promotes under.
-    fn promote_if(&self, name: &str, version: u64, alias: &str, expected: u64) -> Result<()> {
+    /// As [`register_and_promote`](Self::register_and_promote), but the alias moves only if
+    /// it still points at `expected` ([`DeployError::AliasMoved`] otherwise; the version stays
+    /// registered): for a promotion decided on what the alias pointed at a while ago (a
+    /// candidate learned online), which must not overwrite an operator's promotion or
+    /// rollback made meanwhile. The default checks, then promotes, which is not atomic; a
+    /// registry that can, checks under the lock it promotes under.
+    fn register_and_promote_if(
+        &self,
+        name: &str,
+        artifact: &ModelArtifact,
+        alias: &str,
+        expected: u64,
+    ) -> Result<u64> {
+        let version = self.register(name, artifact)?;
         let found = self.aliases(name)?.get(alias).copied();
         if found != Some(expected) {
             return Err(DeployError::AliasMoved {
@@ -66,7 +74,8 @@ pub trait Registry: Send + Sync {
                 found,
             });
         }
-        self.promote(name, version, alias)
+        self.promote(name, version, alias)?;
+        Ok(version)
     }
 
     /// Points `alias` of `name` back at the version it pointed at before the last promotion

@@ -174,9 +174,9 @@ impl Models {
                 found,
             });
         }
-        let version = self.registry.register(name, artifact)?;
-        self.registry
-            .promote_if(name, version, &self.alias, parent)?;
+        let version = self
+            .registry
+            .register_and_promote_if(name, artifact, &self.alias, parent)?;
         self.sync();
         Ok(version)
     }
