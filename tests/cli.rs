@@ -421,6 +421,32 @@ fn the_model_registry_from_a_shell() {
     assert!(!ok && err.contains("checksum"), "{err}");
     let (_, out, _) = lepton(&["model", "list", "--registry", reg]);
     assert_eq!(out.trim(), "m\t4 versions\tproduction=v2");
+
+    // A version written before manifests were checksummed (format 2): refused, then
+    // registered again with --upgrade.
+    let old = registry.join("m/v2");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(old.join("manifest.json")).unwrap()).unwrap();
+    manifest["format_version"] = 2.into();
+    manifest.as_object_mut().unwrap().remove("manifest_sha256");
+    std::fs::write(old.join("manifest.json"), manifest.to_string()).unwrap();
+    let old = old.to_str().unwrap();
+    let (ok, _, err) = lepton(&["model", "register", "--registry", reg, "--name", "m", old]);
+    assert!(!ok && err.contains("--upgrade"), "{err}");
+    let (ok, out, err) = lepton(&[
+        "model",
+        "register",
+        "--registry",
+        reg,
+        "--name",
+        "m",
+        "--upgrade",
+        old,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "5");
+    let (ok, _, err) = promote("5");
+    assert!(ok, "{err}");
 }
 
 /// The number a plot's layer of data says it holds (`data-KIND="N"`), in the figure of `plot`;

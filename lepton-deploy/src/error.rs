@@ -32,8 +32,9 @@ pub enum DeployError {
     /// manifest could not be told from the original.
     #[error(
         "artifact format {found} has no manifest checksum, so an edited manifest would go \
-         unnoticed: it is refused. Re-export the model with this build (format {supported}), or \
-         read it with `ModelArtifact::upgrade` if you vouch for it"
+         unnoticed: it is refused. Re-export the model with this build (format {supported}), or, \
+         if you vouch for it, register it again with `lepton model register --upgrade` \
+         (`ModelArtifact::upgrade` in code)"
     )]
     LegacyFormat {
         /// The artifact's format version.

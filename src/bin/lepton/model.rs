@@ -21,6 +21,11 @@ pub enum ModelCommand {
         name: String,
         /// The artifact directory (manifest.json and weights).
         artifact: PathBuf,
+        /// Also take an artifact of an older format (1 or 2), which has no manifest
+        /// checksum: registered, it gets one. Only for an artifact you vouch for (a version
+        /// of this registry's, say: `REGISTRY/NAME/vN`).
+        #[arg(long)]
+        upgrade: bool,
     },
     /// The models, or one model's versions with their family, metrics, lineage and aliases.
     List {
@@ -68,8 +73,13 @@ pub fn run(command: ModelCommand) -> Result<()> {
             registry,
             name,
             artifact,
+            upgrade,
         } => {
-            let artifact = ModelArtifact::load(&artifact)?;
+            let artifact = if upgrade {
+                ModelArtifact::upgrade(&artifact)?
+            } else {
+                ModelArtifact::load(&artifact)?
+            };
             let version = LocalRegistry::new(registry).register(&name, &artifact)?;
             writeln!(out, "{version}")?;
         }
