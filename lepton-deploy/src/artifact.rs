@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use lepton_core::{Dataset, Schema};
+use lepton_core::Schema;
 
 use crate::error::{DeployError, Result};
 use crate::labelled::Examples;
@@ -111,15 +111,9 @@ impl ModelArtifact {
     /// Carries `sample` (encoded training rows) as `replay.json`, for online learning to mix
     /// into fine-tuning and to guard against forgetting.
     pub fn with_replay(mut self, sample: &Examples) -> Result<Self> {
-        if sample.is_empty() {
-            return Err(DeployError::Manifest {
-                path: REPLAY.into(),
-                message: "a replay sample needs at least one row".into(),
-            });
-        }
-        let bytes = sample.to_json().map_err(|e| DeployError::Manifest {
+        let bytes = sample.to_json().map_err(|message| DeployError::Manifest {
             path: REPLAY.into(),
-            message: e.to_string(),
+            message,
         })?;
         self.manifest
             .files

@@ -22,6 +22,17 @@ pub struct Examples {
 /// trains); checked before anything of that width is allocated.
 const MAX_WIDTH: usize = 1 << 20;
 
+/// What a stored sample may be: a width in 1..=[`MAX_WIDTH`] and at least one row.
+fn stored_shape(width: usize, rows: usize) -> Result<(), String> {
+    if !(1..=MAX_WIDTH).contains(&width) {
+        return Err(format!("a width of {width} is outside 1..={MAX_WIDTH}"));
+    }
+    if rows == 0 {
+        return Err("no rows".into());
+    }
+    Ok(())
+}
+
 /// How examples are stored (`replay.json` in an artifact): a class index or a value per row.
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -151,8 +162,9 @@ impl Examples {
         &self.targets
     }
 
-    /// As stored in an artifact.
-    pub(crate) fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+    /// As stored in an artifact; refused if [`from_json`](Self::from_json) would refuse it.
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, String> {
+        stored_shape(self.width(), self.len())?;
         serde_json::to_vec(&Stored {
             task: self.schema.task.clone(),
             width: self.width(),
@@ -166,21 +178,14 @@ impl Examples {
                 })
                 .collect(),
         })
+        .map_err(|e| e.to_string())
     }
 
     /// Read back from [`to_json`](Self::to_json), checking the width (at most 2^20) and the
     /// row count (at least one) before allocating, then every row.
     pub(crate) fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let stored: Stored = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if !(1..=MAX_WIDTH).contains(&stored.width) {
-            return Err(format!(
-                "a width of {} is outside 1..={MAX_WIDTH}",
-                stored.width
-            ));
-        }
-        if stored.targets.is_empty() {
-            return Err("no rows".into());
-        }
+        stored_shape(stored.width, stored.targets.len())?;
         if stored.width.checked_mul(stored.targets.len()) != Some(stored.features.len()) {
             return Err(format!(
                 "{} values do not make {} rows of {}",
@@ -279,6 +284,19 @@ mod tests {
         assert!(e.contains("outside"), "{e}");
         let e = stored("1048576", "[1.0]", &format!("[{}]", ["1.0"; 2].join(","))).unwrap_err();
         assert!(e.contains("do not make"), "{e}");
+    }
+
+    #[test]
+    fn what_would_not_read_back_is_not_written() {
+        assert!(
+            Examples::empty(two_classes(), 2).to_json().is_err(),
+            "no rows"
+        );
+        let mut wide = Examples::empty(two_classes(), MAX_WIDTH + 1);
+        wide.push(&vec![0.0; MAX_WIDTH + 1], Target::Class(0))
+            .unwrap();
+        let e = wide.to_json().unwrap_err();
+        assert!(e.contains("outside"), "{e}");
     }
 
     #[test]
