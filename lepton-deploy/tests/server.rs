@@ -1320,12 +1320,19 @@ async fn past_the_connection_cap_a_request_waits_for_a_slot_rather_than_failing(
         0,
     );
     let addr = f.base.trim_start_matches("http://").to_owned();
+    let opened = std::time::Instant::now();
     let slow = tokio::task::spawn_blocking(move || half_sent_headers(&addr, 8))
         .await
         .unwrap();
-    // Accepted once the header timeout closes one of the eight.
+    // Accepted once the header timeout closes one of the eight, and not before: none of
+    // them was accepted before `opened`, so none is closed before `opened` + 500 ms.
     let (status, answer) = f.predict(json!({"rows": [[1, 2]]})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(
+        opened.elapsed() >= Duration::from_millis(500),
+        "answered after {:?}: the ninth connection was not held back",
+        opened.elapsed()
+    );
     drop(slow);
 }
 
