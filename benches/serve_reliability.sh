@@ -58,12 +58,12 @@ print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 if over:
     o, sat = over["overload"], over["saturation"]
     rec = o["recovered_after_s"]
-    print(f"| overload | {o['seconds']:.0f} s at {o['rate']:,.0f}/s (twice {sat['rate']:,.0f}/s) "
+    print(f"| overload | {o['seconds']:.0f} s aimed at {o['rate']:,.0f}/s (twice {sat['rate']:,.0f}/s) "
           f"| {o['sent']:,} ({o['sent_per_s']:,.0f}) | {o['ok']:,} | {o['shed_503']:,} "
           f"| {o['other']:,} | {ms(o['ok_service_p99_ms'])} "
           f"| {o['healthz_failed']} of {o['healthz_ok'] + o['healthz_failed']} "
           f"| {o['baseline_p99_ms']:.2f} "
-          f"| {'never' if rec is None else f'in second {rec} after'} |")
+          f"| {'never' if rec is None else f'in second {rec + 1} after (from 1)'} |")
 for run in (soak, over):
     if run:
         failed = [c for c, ok in run["checks"].items() if not ok]
