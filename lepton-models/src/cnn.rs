@@ -236,13 +236,21 @@ impl CnnConfig {
         }
     }
 
+    /// The features the convolutions hand the dense layers (two 2x2 poolings), saturating
+    /// rather than overflowing for a shape no network could have.
+    pub(crate) fn flat_features(&self) -> usize {
+        self.channels2
+            .saturating_mul(self.height / 4)
+            .saturating_mul(self.width / 4)
+    }
+
     pub(crate) fn init(&self, classes: usize, device: &Device) -> CnnNet {
         let conv = |from, to| {
             Conv2dConfig::new([from, to], [self.kernel, self.kernel])
                 .with_padding(PaddingConfig2d::Same)
                 .init(device)
         };
-        let flat = self.channels2 * (self.height / 4) * (self.width / 4);
+        let flat = self.flat_features();
         let residual = self.residual_blocks > 0;
         let norm = |channels| residual.then(|| BatchNormConfig::new(channels).init(device));
         let blocks = |channels| {

@@ -85,12 +85,9 @@ impl<B: Backend> FittedCnn<B> {
         }
         // Checked before the network is allocated: its dense layers alone have this many
         // weights, and every saved parameter takes at least a byte.
-        let flat = config
-            .channels2
-            .checked_mul(config.height / 4)
-            .and_then(|c| c.checked_mul(config.width / 4));
-        let dense = flat
-            .and_then(|f| f.checked_mul(config.hidden))
+        let dense = config
+            .flat_features()
+            .checked_mul(config.hidden)
             .and_then(|d| d.checked_add(config.hidden.checked_mul(count)?));
         if dense.is_none_or(|p| p > weights.len()) {
             return Err(ModelError::Weights(format!(

@@ -170,13 +170,13 @@ const MAX_FEATURES: usize = 1 << 20;
 /// The weights of the linear layers of the network `config` describes (biases and norms
 /// aside: a lower bound of what its saved weights hold), or `None` past `usize`.
 fn linear_parameters(config: &MlpConfig, n_features: usize, outputs: usize) -> Option<usize> {
-    let mut total = 0usize;
-    let mut width_in = n_features;
-    for _ in 0..config.depth {
-        total = total.checked_add(width_in.checked_mul(config.hidden_width)?)?;
-        width_in = config.hidden_width;
-    }
-    total.checked_add(width_in.checked_mul(outputs)?)
+    let (hidden, output) = config.linear_shapes(n_features, outputs);
+    hidden
+        .iter()
+        .chain([&output])
+        .try_fold(0usize, |total, &(from, to)| {
+            total.checked_add(from.checked_mul(to)?)
+        })
 }
 
 impl<B: Backend> FittedMlp<B> {

@@ -210,13 +210,25 @@ impl MlpConfig {
         }
     }
 
-    pub(crate) fn init(&self, n_features: usize, outputs: usize, device: &Device) -> MlpNet {
+    /// The (inputs, outputs) of each hidden linear layer, and of the output layer.
+    pub(crate) fn linear_shapes(
+        &self,
+        n_features: usize,
+        outputs: usize,
+    ) -> (Vec<(usize, usize)>, (usize, usize)) {
         let mut hidden = Vec::with_capacity(self.depth);
         let mut width_in = n_features;
         for _ in 0..self.depth {
-            hidden.push(LinearConfig::new(width_in, self.hidden_width).init(device));
+            hidden.push((width_in, self.hidden_width));
             width_in = self.hidden_width;
         }
+        (hidden, (width_in, outputs))
+    }
+
+    pub(crate) fn init(&self, n_features: usize, outputs: usize, device: &Device) -> MlpNet {
+        let (hidden, output) = self.linear_shapes(n_features, outputs);
+        let linear = |&(from, to): &(usize, usize)| LinearConfig::new(from, to).init(device);
+        let (hidden, output) = (hidden.iter().map(linear).collect(), linear(&output));
         let norms = if self.batch_norm {
             (0..self.depth)
                 .map(|_| BatchNormConfig::new(self.hidden_width).init(device))
@@ -228,7 +240,7 @@ impl MlpConfig {
             hidden,
             norms,
             activation: self.activation.config().init(device),
-            output: LinearConfig::new(width_in, outputs).init(device),
+            output,
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
