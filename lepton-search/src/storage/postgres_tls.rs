@@ -156,23 +156,13 @@ impl TlsUrl {
     }
 }
 
-/// `%XX` escapes of a URL query value, decoded (a path may need them).
+/// `%XX` escapes of a URL query value, decoded (a path may need them); a `%` not followed
+/// by two hex digits stays as it is, as URL parsers read it.
 fn percent_decode(value: &str) -> Result<String, PostgresError> {
-    let bad = || PostgresError::Tls(format!("`{value}` is not a valid URL query value"));
-    let bytes = value.as_bytes();
-    let (mut out, mut i) = (Vec::with_capacity(bytes.len()), 0);
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| PostgresError::Tls(format!("`{value}` is not a valid URL query value")))
 }
 
 /// `prefer` and `require`: any certificate, as libpq without a root certificate; the
