@@ -60,3 +60,13 @@ impl<P: Pruner + ?Sized> Pruner for Box<P> {
         (**self).prune_reason(history, trial)
     }
 }
+
+impl<P: Pruner + ?Sized> Pruner for std::sync::Arc<P> {
+    fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
+        (**self).should_prune(history, trial)
+    }
+
+    fn prune_reason(&self, history: &History, trial: &FrozenTrial) -> Option<String> {
+        (**self).prune_reason(history, trial)
+    }
+}

@@ -11,6 +11,7 @@ use burn::tensor::Device;
 /// use burn::tensor::Device;
 /// use lepton_models::{Backend, MlpClassifier, MlpConfig};
 ///
+/// #[derive(Debug)]
 /// struct MyCpu;
 ///
 /// impl Backend for MyCpu {
@@ -23,7 +24,7 @@ use burn::tensor::Device;
 /// let model = MlpClassifier::<MyCpu>::new(MlpConfig::default())?;
 /// # Ok::<(), lepton_models::ModelError>(())
 /// ```
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Human-readable name, used in logs and artifacts.
     const NAME: &'static str;
     /// The burn device this backend runs on (without autodiff).
