@@ -81,8 +81,9 @@ pub enum TargetKind {
 /// The configuration of a preprocessing pipeline. `Preprocessor::default()` is the automatic
 /// pipeline: per column type, median imputation with missing-value indicators and standard
 /// scaling for numbers, most-frequent imputation and one-hot encoding for categories and
-/// booleans, and removal of constant or entirely missing columns, and of categorical columns
-/// with more than 256 distinct values.
+/// booleans, and removal of constant or entirely missing columns, of identifier-like
+/// categorical columns (more than 20 distinct values, at least 90 % of them distinct), and of
+/// categorical columns with more than 256 distinct values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessor {
     /// Filling of missing numbers.
@@ -104,6 +105,19 @@ pub struct Preprocessor {
     /// decision is logged with `tracing` and listed by [`FittedPreprocessor::dropped`].
     #[serde(default = "default_max_categories")]
     pub max_categories: usize,
+    /// Drop a categorical column whose distinct training values are at least this share of
+    /// its present values, once it has more than [`IDENTIFIER_MIN_DISTINCT`] of them (an
+    /// identifier: a row number, an e-mail, a name; no category would be seen again). 1.0
+    /// drops only columns whose every value differs; above 1.0 keeps them all.
+    #[serde(default = "default_identifier_share")]
+    pub identifier_share: f64,
+}
+
+/// The fewest distinct values for which [`Preprocessor::identifier_share`] drops a column.
+pub const IDENTIFIER_MIN_DISTINCT: usize = 20;
+
+fn default_identifier_share() -> f64 {
+    0.9
 }
 
 fn default_max_categories() -> usize {
@@ -120,6 +134,7 @@ impl Default for Preprocessor {
             clipping: Clipping::None,
             constant_share: 1.0,
             max_categories: default_max_categories(),
+            identifier_share: default_identifier_share(),
         }
     }
 }
@@ -177,6 +192,12 @@ impl Preprocessor {
         }
         if self.max_categories == 0 {
             return bad("max_categories must be at least 1".into());
+        }
+        if self.identifier_share.is_nan() || self.identifier_share <= 0.0 {
+            return bad(format!(
+                "identifier_share {} must be positive",
+                self.identifier_share
+            ));
         }
         match self.clipping {
             Clipping::Quantile(lo, hi) if !(0.0 <= lo && lo < hi && hi <= 1.0) => bad(format!(
@@ -375,6 +396,17 @@ impl Preprocessor {
                     std::collections::HashMap::new();
                 for s in v.iter().flatten() {
                     *counts.entry(s.as_str()).or_default() += 1;
+                }
+                let present = n - missing;
+                if counts.len() > IDENTIFIER_MIN_DISTINCT
+                    && counts.len() as f64 >= self.identifier_share * present as f64
+                {
+                    return Step::Dropped {
+                        reason: format!(
+                            "{} distinct values in {present} rows: an identifier",
+                            counts.len()
+                        ),
+                    };
                 }
                 if counts.len() > self.max_categories {
                     return Step::Dropped {

@@ -310,10 +310,26 @@ fn identifier_columns_are_dropped_so_the_width_stays_bounded() {
     assert_eq!(dropped.len(), 1);
     assert_eq!(dropped[0].0, "id");
     assert!(
-        dropped[0].1.contains("100000 distinct categories"),
+        dropped[0]
+            .1
+            .contains("100000 distinct values in 100000 rows: an identifier"),
         "{dropped:?}"
     );
     assert_eq!(p.transform(&t).unwrap().feature_values().len(), n as usize);
+    // Fewer distinct values than max_categories, but one per row: an identifier too, unless
+    // the share is raised above 1 (then one-hot, a column per value).
+    let small = t.select(&(0..200).collect::<Vec<_>>()).unwrap();
+    let by_share = |identifier_share| {
+        Preprocessor {
+            identifier_share,
+            ..Default::default()
+        }
+        .fit(&small, "y", TargetKind::Classification)
+    };
+    let p = by_share(0.9).unwrap();
+    assert_eq!(p.features(), ["x"], "{:?}", p.dropped());
+    assert_eq!(by_share(1.5).unwrap().features().len(), 201);
+    assert!(by_share(f64::NAN).is_err());
     // The cap is a setting: `city` has 3 categories.
     let fit = |max_categories| {
         Preprocessor {
