@@ -12,12 +12,17 @@ use lepton_core::Schema;
 use crate::error::{DeployError, Result};
 use crate::labelled::Examples;
 
-/// The artifact format this build writes and reads (`docs/artifact-format.md`). Format 3 added
+/// The artifact format this build writes (`docs/artifact-format.md`). Format 4 lets a
+/// preprocessor travel with a model of any family, and tags every built-in model's
+/// configuration with its network; format 3 artifacts still load. Format 3 added
 /// `manifest_sha256`, the manifest's own checksum. Formats 1 and 2 have none, so an edited
 /// manifest would go unnoticed: [`ModelArtifact::load`] refuses them
 /// ([`DeployError::LegacyFormat`]) and [`ModelArtifact::upgrade`] reads one for an operator
 /// who vouches for it.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
+
+/// The first format with a manifest checksum: the oldest [`ModelArtifact::load`] reads.
+const CHECKSUMMED_SINCE: u32 = 3;
 
 const MANIFEST: &str = "manifest.json";
 const WEIGHTS: &str = "weights.bpk";
@@ -196,7 +201,7 @@ impl ModelArtifact {
     /// [`load`](Self::load) verifies them).
     pub fn read_manifest(dir: impl AsRef<Path>) -> Result<Manifest> {
         let (manifest, found) = Self::read_manifest_of(dir.as_ref())?;
-        if found < FORMAT_VERSION {
+        if found < CHECKSUMMED_SINCE {
             return Err(DeployError::LegacyFormat {
                 found,
                 supported: FORMAT_VERSION,
@@ -231,7 +236,7 @@ impl ModelArtifact {
                 found: u32::try_from(found).unwrap_or(u32::MAX),
                 supported: FORMAT_VERSION,
             })?;
-        if found == FORMAT_VERSION {
+        if found >= CHECKSUMMED_SINCE {
             let recorded = match value.as_object_mut().and_then(|m| m.remove(DIGEST)) {
                 Some(serde_json::Value::String(digest)) => digest,
                 _ => return Err(invalid(format!("no `{DIGEST}` string"))),
@@ -266,10 +271,10 @@ impl ModelArtifact {
     pub fn upgrade(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let (mut manifest, found) = Self::read_manifest_of(dir)?;
-        if found < FORMAT_VERSION {
+        if found < CHECKSUMMED_SINCE {
             tracing::warn!(dir = %dir.display(), found, "upgrading an artifact without a manifest checksum");
-            manifest.format_version = FORMAT_VERSION;
         }
+        manifest.format_version = FORMAT_VERSION;
         Self::load_files(dir, manifest)
     }
 
@@ -631,7 +636,7 @@ mod tests {
                 ModelArtifact::read_manifest(&old_dir).unwrap_err(),
             ] {
                 assert!(
-                    matches!(e, DeployError::LegacyFormat { found, supported: 3 } if found == old),
+                    matches!(e, DeployError::LegacyFormat { found, supported: FORMAT_VERSION } if found == old),
                     "{e:?}"
                 );
                 assert!(e.to_string().contains("upgrade"), "{e}");
@@ -759,17 +764,56 @@ mod tests {
     }
 
     #[test]
+    fn format_3_loads_with_its_checksum_and_upgrades_to_this_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = artifact();
+        a.save(dir.path()).unwrap();
+        // A format-3 manifest: the same fields, checksummed the same way.
+        let mut v = manifest_json(dir.path());
+        let m = v.as_object_mut().unwrap();
+        m.insert("format_version".into(), 3.into());
+        m.remove(DIGEST);
+        let digest = manifest_digest(&v);
+        v.as_object_mut()
+            .unwrap()
+            .insert(DIGEST.into(), digest.into());
+        std::fs::write(dir.path().join(MANIFEST), serde_json::to_vec(&v).unwrap()).unwrap();
+        let loaded = ModelArtifact::load(dir.path()).unwrap();
+        assert_eq!(loaded.manifest().format_version, 3);
+        assert_eq!(loaded.weights(), a.weights());
+        assert_eq!(
+            ModelArtifact::upgrade(dir.path())
+                .unwrap()
+                .manifest()
+                .format_version,
+            FORMAT_VERSION
+        );
+        // Its checksum still guards it.
+        let edited = serde_json::to_string(&v)
+            .unwrap()
+            .replace("test-family", "other-family");
+        std::fs::write(dir.path().join(MANIFEST), edited).unwrap();
+        assert!(matches!(
+            ModelArtifact::load(dir.path()).unwrap_err(),
+            DeployError::Checksum { .. }
+        ));
+    }
+
+    #[test]
     fn newer_format_and_broken_manifest_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         artifact().save(dir.path()).unwrap();
         let path = dir.path().join(MANIFEST);
         let text = std::fs::read_to_string(&path).unwrap();
-        let newer = text.replace("\"format_version\": 3", "\"format_version\": 4");
+        let newer = text.replace(
+            &format!("\"format_version\": {FORMAT_VERSION}"),
+            &format!("\"format_version\": {}", FORMAT_VERSION + 1),
+        );
         assert_ne!(newer, text);
         std::fs::write(&path, newer).unwrap();
         assert!(matches!(
             ModelArtifact::load(dir.path()).unwrap_err(),
-            DeployError::UnsupportedFormat { found: 4, .. }
+            DeployError::UnsupportedFormat { found, .. } if found == FORMAT_VERSION + 1
         ));
         std::fs::write(&path, "{ not json").unwrap();
         assert!(matches!(
