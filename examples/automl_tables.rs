@@ -72,7 +72,7 @@ fn main() {
                     "{name:<14} {:>5} {:>6} {:>8} {:>9.4} {:>9.4} {:>8.1} {forest_accuracy:>12.4}",
                     data.len(),
                     run.trials.len(),
-                    run.model.family(),
+                    run.predictor.model().family(),
                     run.valid_score,
                     test_accuracy,
                     seconds
@@ -80,7 +80,7 @@ fn main() {
                 results.push(serde_json::json!({
                     "dataset": name,
                     "trials": run.trials.len(),
-                    "best_model": run.model.family(),
+                    "best_model": run.predictor.model().family(),
                     "best_params": run.winner.params,
                     "valid_accuracy": run.valid_score,
                     "test_accuracy": test_accuracy,
@@ -99,17 +99,16 @@ fn main() {
     }
 }
 
-fn run(
-    data: &TabularDataset,
-    seed: u64,
-    automl: AutoMl,
-) -> lepton::Result<(AutoMlRun<Cpu>, f64, f64)> {
+fn run(data: &TabularDataset, seed: u64, automl: AutoMl) -> lepton::Result<(AutoMlRun, f64, f64)> {
     let started = Instant::now();
     let (train, test) = stratified_split(data, 0.2, seed)?;
     let scaler = StandardScaler.fit(&train)?; // fitted on the training rows only
     let (train, test) = (scaler.transform(&train)?, scaler.transform(&test)?);
-    let run: AutoMlRun<Cpu> = automl.with_seed(seed).fit(&train)?;
-    let accuracy = evaluate(&run.model, &test)?.0.accuracy.unwrap_or(f64::NAN);
+    let run: AutoMlRun = automl.with_seed(seed).fit::<Cpu>(&train)?;
+    let accuracy = evaluate(&run.predictor, &test)?
+        .0
+        .accuracy
+        .unwrap_or(f64::NAN);
     Ok((run, accuracy, started.elapsed().as_secs_f64()))
 }
 

@@ -48,6 +48,7 @@ struct Args {
     idx_dir: Option<PathBuf>,
     artifact: Option<PathBuf>,
     registry: Option<PathBuf>,
+    name: Option<String>,
     sampler: String,
     pruner: String,
     storage: Option<String>,
@@ -56,7 +57,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: mnist [--budget-minutes M] [--seed S] [--json] [--idx-dir DIR] \
-                     [--artifact DIR] [--registry DIR] [--sampler NAME] [--pruner NAME] \
+                     [--artifact DIR] [--registry DIR] [--name NAME] [--sampler NAME] [--pruner NAME] \
                      [--storage URL] [--report FILE] [--log-format pretty|json] \
                      [--trial-logs DIR]";
 
@@ -69,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         idx_dir: None,
         artifact: None,
         registry: None,
+        name: None,
         sampler: "tpe".into(),
         pruner: "asha".into(),
         storage: None,
@@ -102,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
             "--idx-dir" => args.idx_dir = Some(v.into()),
             "--artifact" => args.artifact = Some(v.into()),
             "--registry" => args.registry = Some(v.into()),
+            "--name" => args.name = Some(v),
             "--sampler" => args.sampler = v,
             "--pruner" => args.pruner = v,
             "--storage" => args.storage = Some(v),
@@ -122,6 +125,39 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
+    }
+}
+
+/// The registry name: `--name`, else `mnist` for MNIST and the `--idx-dir` directory's name
+/// (letters, digits, `-`, `_`) for another image set, so Fashion-MNIST is no version of
+/// `mnist`.
+fn model_name(args: &Args) -> String {
+    if let Some(name) = &args.name {
+        return name.clone();
+    }
+    let Some(dir) = &args.idx_dir else {
+        return "mnist".into();
+    };
+    let stem = dir
+        .canonicalize()
+        .unwrap_or_else(|_| dir.clone())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "images".into()
+    } else {
+        name
     }
 }
 
@@ -195,10 +231,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .with_study_name(&study)
         .with_budget(budget)
         .with_seed(args.seed)
-        .with_sampler(&args.sampler)
-        .with_pruner(&args.pruner);
+        .with_sampler_name(&args.sampler)
+        .with_pruner_name(&args.pruner);
     if let Some(url) = &args.storage {
-        automl = automl.with_storage(url, &study);
+        automl = automl.with_storage_url(url, &study);
     }
     let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {msg}",
@@ -209,7 +245,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         best: f64::NEG_INFINITY,
         trials: 0,
     };
-    let run: AutoMlRun<Cpu> = automl.fit_observed(&train, &mut progress)?;
+    let run: AutoMlRun = automl.fit_observed::<Cpu>(&train, &mut progress)?;
     progress.bar.finish_and_clear();
     print_leaderboard(&run.leaderboard);
     println!(
@@ -217,7 +253,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
          validation accuracy {:.4}",
         run.winner.number,
         family(&run.winner),
-        run.model.summary().epochs_run,
+        run.predictor.model().summary().epochs_run,
         run.refit_epochs,
         run.refit_time.as_secs_f64(),
         run.search_time.as_secs_f64(),
@@ -230,7 +266,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("study report written to {}", path.display());
     }
 
-    let (scores, confusion) = evaluate(&run.model, &test)?;
+    let (scores, confusion) = evaluate(&run.predictor, &test)?;
     let test_accuracy = scores.accuracy.unwrap_or(f64::NAN);
     println!(
         "test accuracy {test_accuracy:.4} ({:.0}/{}), balanced {:.4}, macro-F1 {:.4}, log-loss {:.4}",
@@ -267,10 +303,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     run.to_artifact(metrics)?
         .with_training_data(lepton::deploy::fingerprint(&train)?)
         .save(&artifact_dir)?;
-    let reloaded = FittedModel::<Cpu>::from_artifact(&ModelArtifact::load(&artifact_dir)?)?;
+    let reloaded = Predictor::load(&artifact_dir)?;
     let width = test.height() * test.width();
     let sample = Features::new(&test.pixels()[..test.len().min(1000) * width], width)?;
-    if reloaded.predict(sample)? != run.model.predict(sample)? {
+    if reloaded.predict(sample)? != run.predictor.predict(sample)? {
         return Err("the reloaded artifact predicts differently".into());
     }
     println!(
@@ -281,7 +317,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .registry
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("lepton-registry"));
-    let deployment = LocalRegistryDeployer::new(&registry).deploy("mnist", &artifact_dir)?;
+    let deployment =
+        LocalRegistryDeployer::new(&registry).deploy(&model_name(&args), &artifact_dir)?;
     println!(
         "deployed as mnist v{} (production) in the registry {}",
         deployment.version,
@@ -296,9 +333,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "valid_accuracy": run.valid_score,
             "trials": run.trials.len(),
             "best_trial": run.winner.number,
-            "best_model": run.model.family(),
+            "best_model": run.predictor.model().family(),
             "best_params": run.winner.params,
-            "refit_epochs": run.model.summary().epochs_run,
+            "refit_epochs": run.predictor.model().summary().epochs_run,
             "search_seconds": run.search_time.as_secs_f64(),
             "refit_seconds": run.refit_time.as_secs_f64(),
             "wall_seconds": wall,

@@ -1,15 +1,16 @@
 //! AutoML on the wine data set, end to end:
 //!
 //! 1. hold out 20% of the rows as a test split (stratified), untouched until the end;
-//! 2. search an MLP's hyper-parameters (random sampler, 25 trials); a trial's score is its
-//!    5-fold cross-validated accuracy, each fold with its own preprocessing fitted on that
-//!    fold's training rows and its own early stopping;
+//! 2. `AutoMl` searches linear models and MLPs (TPE, a 20-second budget, at most N trials);
+//!    a trial's score is its 5-fold cross-validated accuracy, each fold with its own
+//!    preprocessing fitted on that fold's training rows and its own early stopping;
 //! 3. refit the best configuration on all the training rows, score it once on the test split;
 //! 4. save the model artifact, load it back, check the predictions are identical, deploy it.
 //!
 //! ```text
 //! cargo run --release --example quickstart [-- --trials N --seed S --json]
 //! ```
+//! `lepton fit` does the same for any CSV file.
 //! `RUST_LOG=lepton=debug` shows every epoch.
 
 // burn's CPU kernels allocate fresh buffers every step; glibc's allocator returns them to the
@@ -18,14 +19,14 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lepton::attr;
 use lepton::core::FrozenTrial;
 use lepton::data::stratified_holdout_indices;
 use lepton::logging::LogFormat;
 use lepton::prelude::*;
+use lepton::{Observer, leaderboard_text};
 
 struct Args {
     log_format: LogFormat,
@@ -107,23 +108,28 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let bar = ProgressBar::new(args.trials as u64).with_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} trials  best cv accuracy {msg}  [{elapsed}]",
     )?);
-    let mut best = f64::NEG_INFINITY;
-    let run = TabularAutoMl::new()
-        .with_trials(args.trials)
+    let run = AutoMl::new()
+        .with_budget(Duration::from_secs(20))
+        .with_max_trials(args.trials)
         .with_seed(args.seed)
-        .fit::<Cpu>(&train, "target", TargetKind::Classification, |t| {
-            best = best.max(t.value.unwrap_or(f64::NEG_INFINITY));
-            bar.set_message(format!("{best:.4}"));
-            bar.inc(1);
-        })?;
+        .fit_table_observed::<Cpu>(
+            &train,
+            "target",
+            TargetKind::Classification,
+            &mut Progress {
+                bar: &bar,
+                best: f64::NEG_INFINITY,
+            },
+        )?;
     bar.finish();
-    print_leaderboard(&run.leaderboard);
-    let winner = &run.leaderboard[0];
+    println!("\n{}", leaderboard_text(&run.leaderboard, run.metric, 10));
+    let winner = &run.winner;
     let predictor = &run.predictor;
     let test_accuracy = predictor.score(&test)?.accuracy.unwrap_or(0.0);
     println!(
-        "refit trial {}'s configuration on {} rows for {} epochs: test accuracy {test_accuracy:.4} ({:.0}/{})",
+        "refit trial {}'s {} on {} rows for {} epochs: test accuracy {test_accuracy:.4} ({:.0}/{})",
         winner.number,
+        predictor.model().family(),
         train.n_rows(),
         run.refit_epochs,
         test_accuracy * test.n_rows() as f64,
@@ -140,7 +146,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // The run's artifact: the predictor with a replay sample of training rows (for
     // `lepton-serve --learn`).
     run.save(&artifact_dir, metrics)?;
-    let reloaded = TabularPredictor::<Cpu>::load(&artifact_dir)?;
+    let reloaded = Predictor::load(&artifact_dir)?;
     let identical = reloaded.predict_table(&test)? == predictor.predict_table(&test)?;
     if !identical {
         return Err("the reloaded artifact predicts differently".into());
@@ -177,25 +183,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn print_leaderboard(trials: &[FrozenTrial]) {
-    println!(
-        "\n{:>5}  {:>9}  {:>9}  {:>6}  {:>10}  {:>5}  {:>5}  {:>7}  {:>5}",
-        "trial", "cv acc", "cv loss", "epochs", "lr", "width", "depth", "dropout", "batch"
-    );
-    let p = |t: &FrozenTrial, k: &str| t.params.get(k).map_or("-".into(), |v| v.to_string());
-    for t in trials.iter().take(10) {
-        println!(
-            "{:>5}  {:>9.4}  {:>9.4}  {:>6}  {:>10}  {:>5}  {:>5}  {:>7}  {:>5}",
-            t.number,
-            t.value.unwrap_or(f64::NAN),
-            attr(t, "valid_loss"),
-            attr(t, "best_epoch"),
-            p(t, "learning_rate"),
-            p(t, "hidden_width"),
-            p(t, "depth"),
-            p(t, "dropout"),
-            p(t, "batch_size"),
-        );
+/// Shows the search's progress on a bar.
+struct Progress<'a> {
+    bar: &'a ProgressBar,
+    best: f64,
+}
+
+impl Observer for Progress<'_> {
+    fn trial(&mut self, t: &FrozenTrial) {
+        self.best = self.best.max(t.value.unwrap_or(f64::NEG_INFINITY));
+        self.bar.set_message(format!("{:.4}", self.best));
+        self.bar.inc(1);
     }
-    println!();
 }

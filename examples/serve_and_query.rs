@@ -114,11 +114,8 @@ fn train(train: &ImageDataset, epochs: usize, seed: u64, dir: &Path) -> Result<F
         started.elapsed().as_secs_f64()
     );
     let model = FittedModel::Mlp(Box::new(fitted));
-    model
-        .to_artifact(
-            train.schema().clone(),
-            BTreeMap::from([("valid_accuracy".to_owned(), valid)]),
-        )?
+    Predictor::numeric(Box::new(model.clone()), train.schema().clone())?
+        .to_artifact(BTreeMap::from([("valid_accuracy".to_owned(), valid)]))?
         .with_training_data(lepton::deploy::fingerprint(train)?)
         // 500 training digits for online learning (`lepton-serve --learn`) to replay.
         .with_replay(&Examples::sample(train, 500, seed)?)?

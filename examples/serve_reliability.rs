@@ -238,7 +238,7 @@ fn prepare(registry: &LocalRegistry, max_rows: usize) -> Result<(ModelArtifact, 
         &preprocessor.transform(&test)?,
         &mut DetachedContext::new(),
     )?;
-    let predictor = TabularPredictor::new(preprocessor, model)?;
+    let predictor = Predictor::tabular(preprocessor, Box::new(FittedModel::Mlp(Box::new(model))))?;
     let artifact = predictor.to_artifact(BTreeMap::new())?;
     let version = registry.register(NAME, &artifact)?;
     registry.promote(NAME, version, PRODUCTION)?;
@@ -246,7 +246,7 @@ fn prepare(registry: &LocalRegistry, max_rows: usize) -> Result<(ModelArtifact, 
         "trained the wine predictor and registered it as v{version} ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
-    let inputs = predictor.input_schema().features;
+    let inputs = predictor.input_schema().features.clone();
     let mut rows = Vec::new();
     for i in 0..test.n_rows() {
         let mut row = serde_json::Map::new();

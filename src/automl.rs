@@ -14,87 +14,30 @@
 //! training again from zero.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Dataset, Direction, Error as CoreError, FrozenTrial, NopPruner, ParamValue,
-    Result as CoreResult, Schema, SearchSpace, Subset, Target, Task, Trial, TrialContext,
-    TrialState, scoped_params,
+    Dataset, Direction, Error as CoreError, FrozenTrial, NopPruner, ParamValue, Prediction, Pruner,
+    Result as CoreResult, Sampler, Storage, Subset, Target, Task, Trial, TrialContext, TrialState,
+    scoped_params,
 };
-use lepton_data::{holdout_indices, stratified_holdout_indices};
+use lepton_data::{Preprocessor, holdout_indices, stratified_holdout_indices};
 use lepton_deploy::{Examples, ModelArtifact};
-use lepton_models::{
-    Backend, CnnClassifier, CnnConfig, CnnSpace, ForestConfig, ForestModel, ForestSpace,
-    LinearSpace, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace, Schedule,
-};
+use lepton_models::{Backend, Schedule};
 use lepton_report::{CONFUSION_ATTR, Confusion};
-use lepton_search::{Budget, HyperbandScheduler, Optimize, Study, pruners, samplers, storage};
+use lepton_search::{
+    Budget, HyperbandScheduler, Optimize, Study, StudyBuilder, pruners, samplers, storage,
+};
 
+use crate::builtin_family::Family;
 use crate::error::{Error, Result};
-use crate::fitted_model::{FittedModel, replay_sample};
-use crate::tabular_automl::attr;
-
-/// A model family [`AutoMl`] can choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// Logistic or least-squares regression ([`LinearSpace`]).
-    Linear,
-    /// A multi-layer perceptron ([`MlpSpace`]).
-    Mlp,
-    /// A convolutional network for images, classification only ([`CnnSpace`]).
-    Cnn,
-    /// Bagged decision trees, the tabular baseline ([`ForestSpace`]).
-    Forest,
-}
-
-impl Family {
-    /// Every family.
-    pub const ALL: [Family; 4] = [Family::Linear, Family::Mlp, Family::Cnn, Family::Forest];
-
-    /// The name used in the search space and in artifacts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Linear => "linear",
-            Family::Mlp => "mlp",
-            Family::Cnn => "cnn",
-            Family::Forest => "forest",
-        }
-    }
-
-    /// The family called `name`.
-    pub fn parse(name: &str) -> Option<Family> {
-        Family::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    /// The family's default configuration, as values of its own space.
-    fn defaults(self) -> BTreeMap<String, ParamValue> {
-        match self {
-            Family::Linear => LinearSpace::defaults(),
-            Family::Mlp => MlpSpace::defaults(),
-            Family::Cnn => CnnSpace::defaults(),
-            Family::Forest => ForestSpace::defaults(),
-        }
-    }
-
-    /// The prefix of the family's parameters in the conditional space (`cnn.learning_rate`).
-    fn prefix(self) -> &'static str {
-        match self {
-            Family::Linear => "linear.",
-            Family::Mlp => "mlp.",
-            Family::Cnn => "cnn.",
-            Family::Forest => "forest.",
-        }
-    }
-}
-
-/// A family's configuration, ready to train.
-#[derive(Debug, Clone)]
-enum Candidate {
-    Mlp(MlpConfig),
-    Cnn(CnnConfig),
-    Forest(ForestConfig),
-}
+use crate::family::{ModelFamily, TrainRequest};
+use crate::fitted_model::replay_sample;
+use crate::metric::Metric;
+use crate::predictor::Predictor;
 
 /// How the search gives trials their epochs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,26 +78,81 @@ impl Observer for Quiet {}
 /// subsample during the search.
 #[derive(Debug, Clone)]
 pub struct AutoMl {
-    families: Vec<Family>,
-    image: Option<(usize, usize)>,
-    budget: Duration,
-    search_share: f64,
-    max_trials: Option<usize>,
-    search_rows: usize,
-    search_epochs: usize,
-    trial_time: Option<Duration>,
-    patience: usize,
-    max_refit_epochs: usize,
-    validation_fraction: f64,
-    schedule: Schedule,
-    sampler: String,
-    pruner: String,
-    trial_budgets: TrialBudgets,
-    storage: Option<String>,
-    study_name: String,
-    warm_start: bool,
-    data_parallel: usize,
-    seed: u64,
+    pub(crate) families: Vec<Family>,
+    pub(crate) custom: Vec<Custom>,
+    pub(crate) image: Option<(usize, usize)>,
+    pub(crate) budget: Duration,
+    pub(crate) search_share: Option<f64>,
+    pub(crate) max_trials: Option<usize>,
+    pub(crate) search_rows: usize,
+    pub(crate) search_epochs: usize,
+    pub(crate) trial_time: Option<Duration>,
+    pub(crate) patience: usize,
+    pub(crate) max_refit_epochs: usize,
+    pub(crate) validation_fraction: f64,
+    pub(crate) validation: Validation,
+    pub(crate) metric: Option<Metric>,
+    pub(crate) preprocessor: Preprocessor,
+    pub(crate) schedule: Schedule,
+    pub(crate) sampler: Choice<dyn Sampler>,
+    pub(crate) pruner: Choice<dyn Pruner>,
+    pub(crate) trial_budgets: TrialBudgets,
+    pub(crate) storage: Option<Choice<dyn Storage>>,
+    pub(crate) study_name: String,
+    pub(crate) warm_start: bool,
+    pub(crate) data_parallel: usize,
+    pub(crate) seed: u64,
+}
+
+/// How a table run validates its trials ([`AutoMl::fit_table`]; [`AutoMl::fit`] always holds
+/// out rows).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Validation {
+    /// 5-fold cross-validation below [`CV_MAX_ROWS`] training rows, a hold-out above (the
+    /// default).
+    Auto,
+    /// One hold-out of the validation fraction (stratified for a classification).
+    Holdout,
+    /// k-fold cross-validation (stratified for a classification), k at least 2.
+    KFold(usize),
+}
+
+/// Below this many training rows, [`Validation::Auto`] cross-validates.
+pub const CV_MAX_ROWS: usize = 10_000;
+
+/// A stage given by name (resolved when the run starts: a sampler takes the run's seed) or
+/// as a value.
+pub(crate) enum Choice<T: ?Sized> {
+    Named(String),
+    Given(Arc<T>),
+}
+
+impl<T: ?Sized> Clone for Choice<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Choice::Named(name) => Choice::Named(name.clone()),
+            Choice::Given(value) => Choice::Given(value.clone()),
+        }
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Choice<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Choice::Named(name) => write!(f, "{name:?}"),
+            Choice::Given(_) => f.write_str("<given>"),
+        }
+    }
+}
+
+/// A user's family.
+#[derive(Clone)]
+pub(crate) struct Custom(Arc<dyn ModelFamily>);
+
+impl fmt::Debug for Custom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
 }
 
 impl Default for AutoMl {
@@ -165,66 +163,87 @@ impl Default for AutoMl {
 
 /// The outcome of an [`AutoMl`] run.
 #[derive(Debug)]
-pub struct AutoMlRun<B: Backend> {
-    /// The winner, refitted on every training row but the validation hold-out.
-    pub model: FittedModel<B>,
+pub struct AutoMlRun {
+    /// The winner, refitted (with its preprocessing, for a table), ready to predict and save.
+    pub predictor: Predictor,
     /// The search trial whose configuration won.
     pub winner: FrozenTrial,
-    /// Complete trials, best validation score first.
+    /// Complete trials, best first.
     pub leaderboard: Vec<FrozenTrial>,
     /// Every trial of the study, in number order (failed and pruned ones included).
     pub trials: Vec<FrozenTrial>,
-    /// The refit's validation score (accuracy or R²) on the hold-out. When the model was then
-    /// retrained on all rows (`on_all_rows`), this is the estimate for it.
+    /// The metric the search optimised.
+    pub metric: Metric,
+    /// How the trials were validated (resolved: never [`Validation::Auto`]).
+    pub validation: Validation,
+    /// The winner's validation score in the metric: for a table, its trial's mean over the
+    /// folds; for a dataset, the refit's score on the hold-out (when the model was then
+    /// retrained on all rows, `on_all_rows`, the estimate for it).
     pub valid_score: f64,
-    /// Whether the returned model was retrained on every training row, hold-out included, for
-    /// the refit's best epoch count (done when the budget has room for it).
+    /// Whether the returned model was trained on every training row, validation rows
+    /// included.
     pub on_all_rows: bool,
-    /// The epochs the refit was given (it keeps its best epoch's weights).
+    /// The epochs the refit was given.
     pub refit_epochs: usize,
     /// Wall time of the search.
     pub search_time: Duration,
     /// Wall time of the refit.
     pub refit_time: Duration,
-    /// The training data's schema (the model's input columns and task).
-    pub schema: Schema,
-    /// Up to 1,000 training rows for online learning to replay
-    /// ([`to_artifact`](Self::to_artifact) stores them as `replay.json`).
+    /// Up to 1,000 training rows, encoded as the model takes them, for online learning to
+    /// replay ([`to_artifact`](Self::to_artifact) stores them as `replay.json`).
     pub replay: Examples,
+    /// For a table: every completed trial's out-of-fold predictions of every training row
+    /// (by trial number; the rows in the table's order), for ensembles. A hold-out gives
+    /// predictions of its rows only, listed in `out_of_fold_rows`.
+    pub out_of_fold: BTreeMap<u64, Vec<Prediction>>,
+    /// The training rows `out_of_fold`'s predictions are of, in order.
+    pub out_of_fold_rows: Vec<usize>,
 }
 
-impl<B: Backend> AutoMlRun<B> {
-    /// The model's artifact for the training data's schema, with its evaluation `metrics` and
-    /// the run's replay sample, so that the prediction server can fine-tune it online.
+impl AutoMlRun {
+    /// The model's artifact with its evaluation `metrics` and the run's replay sample, so
+    /// that the prediction server can fine-tune it online.
     pub fn to_artifact(&self, metrics: BTreeMap<String, f64>) -> Result<ModelArtifact> {
         Ok(self
-            .model
-            .to_artifact(self.schema.clone(), metrics)?
+            .predictor
+            .to_artifact(metrics)?
             .with_replay(&self.replay)?)
+    }
+
+    /// Saves [`to_artifact`](Self::to_artifact)'s artifact as a directory.
+    pub fn save(&self, dir: impl AsRef<Path>, metrics: BTreeMap<String, f64>) -> Result<()> {
+        self.to_artifact(metrics)?.save(dir)?;
+        Ok(())
     }
 }
 
 impl AutoMl {
     /// Settings for tables: linear models and MLPs (add [`Family::Forest`] with
-    /// [`with_families`](Self::with_families) for tree ensembles), at most 100 trials within a 2-minute
-    /// budget (half for the search), up to 100 epochs per trial with patience 10, a 20 %
-    /// validation hold-out, TPE with the median pruner, seed 42.
+    /// [`with_families`](Self::with_families) for tree ensembles), as many trials as a
+    /// 2-minute budget allows (its search share: half on a dataset, 90 % on a table; cap them
+    /// with [`with_max_trials`](Self::with_max_trials)), up to 100 epochs per trial with
+    /// patience 10, [`Validation::Auto`] on a table and a 20 % validation hold-out on a
+    /// dataset, TPE with the median pruner, the metric's default, seed 42.
     pub fn new() -> Self {
         AutoMl {
             families: vec![Family::Linear, Family::Mlp],
+            custom: Vec::new(),
             image: None,
             budget: Duration::from_secs(120),
-            search_share: 0.5,
-            max_trials: Some(100),
+            search_share: None,
+            max_trials: None,
             search_rows: 10_000,
             search_epochs: 100,
             trial_time: None,
             patience: 10,
             max_refit_epochs: 100,
             validation_fraction: 0.2,
+            validation: Validation::Auto,
+            metric: None,
+            preprocessor: Preprocessor::default(),
             schedule: Schedule::Constant,
-            sampler: "tpe".into(),
-            pruner: "median".into(),
+            sampler: Choice::Named("tpe".into()),
+            pruner: Choice::Named("median".into()),
             trial_budgets: TrialBudgets::Pruned,
             storage: None,
             study_name: "automl".into(),
@@ -243,21 +262,47 @@ impl AutoMl {
             families: vec![Family::Linear, Family::Mlp, Family::Cnn],
             image: Some((height, width)),
             budget: Duration::from_secs(20 * 60),
-            search_share: 0.35,
+            search_share: Some(0.35),
             max_trials: None,
             search_epochs: 4,
             patience: 4,
             max_refit_epochs: 40,
             validation_fraction: 0.1,
             schedule: Schedule::Cosine,
-            pruner: "asha".into(),
+            pruner: Choice::Named("asha".into()),
             ..Self::new()
         }
     }
 
-    /// Sets the families to choose from.
+    /// Sets the built-in families to choose from (your own ones stay).
     pub fn with_families(mut self, families: &[Family]) -> Self {
         self.families = families.to_vec();
+        self
+    }
+
+    /// Adds your own family: it competes with the built-in ones in the same search, and its
+    /// models save into artifacts ([`Predictor::load_with`] loads them back).
+    pub fn with_family(mut self, family: impl ModelFamily + 'static) -> Self {
+        self.custom.push(Custom(Arc::new(family)));
+        self
+    }
+
+    /// Sets the metric to optimise (default: accuracy for a classification, R² for a
+    /// regression). A dataset run ([`fit`](Self::fit)) takes only those two.
+    pub fn with_metric(mut self, metric: Metric) -> Self {
+        self.metric = Some(metric);
+        self
+    }
+
+    /// Sets how a table run validates its trials (default [`Validation::Auto`]).
+    pub fn with_validation(mut self, validation: Validation) -> Self {
+        self.validation = validation;
+        self
+    }
+
+    /// Sets the preprocessing of a table run (each family adapts it: trees get no scaling).
+    pub fn with_preprocessor(mut self, preprocessor: Preprocessor) -> Self {
+        self.preprocessor = preprocessor;
         self
     }
 
@@ -269,7 +314,7 @@ impl AutoMl {
 
     /// Sets the share of the budget the search may use, in `(0, 1)`.
     pub fn with_search_share(mut self, share: f64) -> Self {
-        self.search_share = share;
+        self.search_share = Some(share);
         self
     }
 
@@ -316,15 +361,29 @@ impl AutoMl {
         self
     }
 
-    /// Sets the sampler, by name (`lepton_search::samplers::SAMPLER_NAMES`).
-    pub fn with_sampler(mut self, name: &str) -> Self {
-        self.sampler = name.into();
+    /// Sets the sampler (default: TPE with the run's seed). Runs of clones of these settings
+    /// share it.
+    pub fn with_sampler(mut self, sampler: impl Sampler + 'static) -> Self {
+        self.sampler = Choice::Given(Arc::new(sampler));
         self
     }
 
-    /// Sets the pruner, by name (`none`, `median`, `asha`, `hyperband`, `bohb`).
-    pub fn with_pruner(mut self, name: &str) -> Self {
-        self.pruner = name.into();
+    /// Sets the sampler by name (`lepton_search::samplers::SAMPLER_NAMES`), seeded with the
+    /// run's seed: the command line's way.
+    pub fn with_sampler_name(mut self, name: &str) -> Self {
+        self.sampler = Choice::Named(name.into());
+        self
+    }
+
+    /// Sets the pruner (default: the median pruner; ASHA for images).
+    pub fn with_pruner(mut self, pruner: impl Pruner + 'static) -> Self {
+        self.pruner = Choice::Given(Arc::new(pruner));
+        self
+    }
+
+    /// Sets the pruner by name (`none`, `median`, `asha`, `hyperband`, `bohb`).
+    pub fn with_pruner_name(mut self, name: &str) -> Self {
+        self.pruner = Choice::Named(name.into());
         self
     }
 
@@ -341,13 +400,21 @@ impl AutoMl {
         self
     }
 
-    /// Keeps the study in a storage (`sqlite://PATH`, `postgres://...`) under `study`; an
+    /// Keeps the study in a storage under `study`; an
     /// existing study of that name is resumed and its trials count. The study keeps a
     /// heartbeat there (a persistent storage's default), so the trial of a run killed
     /// mid-trial is failed by the next run on the study once its heartbeat is 10 s old (or by
     /// `lepton study sweep`).
-    pub fn with_storage(mut self, url: &str, study: &str) -> Self {
-        self.storage = Some(url.into());
+    pub fn with_storage(mut self, storage: Arc<dyn Storage>, study: &str) -> Self {
+        self.storage = Some(Choice::Given(storage));
+        self.study_name = study.into();
+        self
+    }
+
+    /// [`with_storage`](Self::with_storage) by URL (`sqlite://PATH`, `postgres://...`,
+    /// `memory:`), opened when the run starts.
+    pub fn with_storage_url(mut self, url: &str, study: &str) -> Self {
+        self.storage = Some(Choice::Named(url.into()));
         self.study_name = study.into();
         self
     }
@@ -379,9 +446,9 @@ impl AutoMl {
         self.budget
     }
 
-    /// Searches and refits on `train` (the test rows must not be in it).
-    pub fn fit<B: Backend>(&self, train: &(dyn Dataset + Sync)) -> Result<AutoMlRun<B>> {
-        self.fit_observed(train, &mut Quiet)
+    /// Searches and refits on `train`, a numeric dataset (the test rows must not be in it).
+    pub fn fit<B: Backend>(&self, train: &(dyn Dataset + Sync)) -> Result<AutoMlRun> {
+        self.fit_observed::<B>(train, &mut Quiet)
     }
 
     /// [`fit`](Self::fit), telling `observer` about every trial and refit epoch.
@@ -389,21 +456,25 @@ impl AutoMl {
         &self,
         train: &(dyn Dataset + Sync),
         observer: &mut (dyn Observer + Send),
-    ) -> Result<AutoMlRun<B>> {
+    ) -> Result<AutoMlRun> {
         let started = Instant::now();
-        let families = self.check(train)?;
+        self.check()?;
+        let families = self.families_for::<B>(train.schema())?;
+        let metric = Metric::default_for(&train.schema().task);
+        if self.metric.is_some_and(|m| m != metric) {
+            return Err(bad_setting(
+                "metric",
+                format!(
+                    "a dataset run optimises {metric} (the model's own score); other metrics \
+                     need a table run (fit_table)"
+                ),
+            ));
+        }
+        check_rows(train)?;
         let n = train.len();
         let (fit_rows, valid_rows) = match &train.schema().task {
             Task::Classification { classes } => {
-                let labels = (0..n)
-                    .map(|i| match train.target(i) {
-                        Some(Target::Class(c)) if c < classes.len() => Ok(c),
-                        other => Err(invalid(format!(
-                            "row {i}: target {other:?} is not one of {} classes",
-                            classes.len()
-                        ))),
-                    })
-                    .collect::<Result<Vec<usize>>>()?;
+                let labels = class_labels(train, classes.len())?;
                 stratified_holdout_indices(&labels, classes, self.validation_fraction, self.seed)?
             }
             Task::Regression => holdout_indices(n, self.validation_fraction, self.seed)?,
@@ -413,30 +484,11 @@ impl AutoMl {
         let valid: Subset<dyn Dataset + Sync> = Subset::new(train, valid_rows)?;
         let search: Subset<dyn Dataset + Sync> = Subset::new(train, search_rows)?;
 
-        let mut builder = Study::builder(&self.study_name)
-            .with_direction(Direction::Maximize)
-            .with_sampler(samplers::by_name(&self.sampler, self.seed)?)
-            .with_pruner(match self.trial_budgets {
-                TrialBudgets::Pruned => pruners::by_name(&self.pruner)?,
-                // The scheduler decides who goes on.
-                TrialBudgets::Hyperband { .. } => Box::new(NopPruner),
-            });
-        if let Some(url) = &self.storage {
-            builder = builder.with_storage(storage::open(url)?);
-        }
-        let study = builder.build()?;
-        if self.warm_start && study.trials()?.is_empty() {
-            for &f in &families {
-                let mut params: BTreeMap<String, ParamValue> = f
-                    .defaults()
-                    .into_iter()
-                    .map(|(k, v)| (format!("{}{k}", f.prefix()), v))
-                    .collect();
-                params.insert("family".into(), f.name().into());
-                study.enqueue(params)?;
-            }
-        }
-        let search_budget = self.budget.mul_f64(self.search_share);
+        let study = self.study(metric, matches!(self.trial_budgets, TrialBudgets::Pruned))?;
+        self.enqueue_defaults(&study, &families)?;
+        let search_budget = self
+            .budget
+            .mul_f64(self.search_share.unwrap_or(DATASET_SEARCH_SHARE));
         let search_data = SearchData {
             families: &families,
             search: &search,
@@ -451,7 +503,7 @@ impl AutoMl {
                 }
                 study.optimize_with_options(
                     options,
-                    |trial| self.search_trial::<B>(trial, &search_data, None),
+                    |trial| self.search_trial(trial, &search_data, None),
                     |t| observer.trial(t),
                 )?;
             }
@@ -481,7 +533,7 @@ impl AutoMl {
                             budget,
                             checkpoints: &dir,
                         };
-                        let score = self.search_trial::<B>(trial, &search_data, Some(scheduled))?;
+                        let score = self.search_trial(trial, &search_data, Some(scheduled))?;
                         if trial.params().get("family").and_then(ParamValue::as_str)
                             == Some(Family::Forest.name())
                         {
@@ -496,35 +548,19 @@ impl AutoMl {
         let search_time = started.elapsed();
 
         let trials = study.trials()?;
-        let mut leaderboard: Vec<FrozenTrial> = trials
-            .iter()
-            .filter(|t| t.state == TrialState::Complete && t.value.is_some())
-            .cloned()
-            .collect();
-        leaderboard.sort_by(|a, b| value(b).total_cmp(&value(a)));
+        let leaderboard = leaderboard(&trials, Direction::Maximize);
         // Does the rest of the budget cut a trial's refit short of its most epochs?
         let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
         let time_binds = |t: &FrozenTrial| {
             epoch_seconds(t, fit.len(), valid.len()) * self.max_refit_epochs as f64 > left
         };
         let winner = choose(&leaderboard, &train.schema().task, valid.len(), time_binds)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "none of the {} trials completed within the search budget of {:.0} s",
-                    trials.len(),
-                    search_budget.as_secs_f64()
-                ))
-            })?
+            .ok_or_else(|| none_completed(&trials, search_budget))?
             .clone();
 
         // Refit: as many epochs as the winner's measured speed fits into the rest of the
         // budget (less a small reserve for the caller's test evaluation).
-        let family = winner
-            .params
-            .get("family")
-            .and_then(ParamValue::as_str)
-            .and_then(Family::parse)
-            .ok_or_else(|| invalid("the winning trial has no family".into()))?;
+        let family = family_of(&winner, &families)?;
         let per_epoch = epoch_seconds(&winner, fit.len(), valid.len());
         let known = per_epoch.is_finite() && per_epoch > 0.0;
         let epochs = if known {
@@ -538,19 +574,20 @@ impl AutoMl {
         let patience = (self.patience * epochs)
             .div_ceil(self.search_epochs.max(1))
             .max(1);
-        let candidate = Candidate::from_params(family, &winner.params, self)?
-            .with_epochs(epochs, patience)
-            .with_seed(self.seed);
         observer.refit_started(&winner, epochs);
         let refit_started = Instant::now();
+        let params = own_params(&winner, family.name());
         let mut model = {
-            let mut ctx = Relay(observer);
-            let run = RunLimits {
-                time: guard,
-                devices: self.data_parallel,
-                scheduled: None,
-            };
-            candidate.train::<B>(&fit, &valid, run, &mut ctx)?
+            let request = self.request(
+                params.clone(),
+                &fit,
+                &valid,
+                epochs,
+                patience,
+                self.seed,
+                guard,
+            );
+            family.train(&request, &mut Relay(observer))?
         };
         let valid_score = model
             .summary()
@@ -567,66 +604,92 @@ impl AutoMl {
         if on_all_rows {
             let everything: Subset<dyn Dataset + Sync> = Subset::new(train, (0..n).collect())?;
             let none: Subset<dyn Dataset + Sync> = Subset::new(train, Vec::new())?;
-            model = candidate.with_epochs(best_epoch, best_epoch).train::<B>(
+            let request = self.request(
+                params,
                 &everything,
                 &none,
-                RunLimits {
-                    time: None,
-                    devices: self.data_parallel,
-                    scheduled: None,
-                },
-                &mut Relay(&mut Quiet),
-            )?;
+                best_epoch,
+                best_epoch,
+                self.seed,
+                None,
+            );
+            model = family.train(&request, &mut Relay(&mut Quiet))?;
         }
         Ok(AutoMlRun {
-            model,
+            predictor: Predictor::numeric(model, train.schema().clone())?,
             winner,
             leaderboard,
             trials,
+            metric,
+            validation: Validation::Holdout,
             valid_score,
             refit_epochs: epochs,
             on_all_rows,
             search_time,
             refit_time: refit_started.elapsed(),
-            schema: train.schema().clone(),
             replay: replay_sample(train, self.seed)?,
+            out_of_fold: BTreeMap::new(),
+            out_of_fold_rows: Vec::new(),
         })
+    }
+
+    /// A training request of these settings.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn request<'a>(
+        &self,
+        params: BTreeMap<String, ParamValue>,
+        train: &'a (dyn Dataset + Sync),
+        valid: &'a (dyn Dataset + Sync),
+        max_epochs: usize,
+        patience: usize,
+        seed: u64,
+        time_limit: Option<Duration>,
+    ) -> TrainRequest<'a> {
+        TrainRequest {
+            params,
+            train,
+            valid,
+            max_epochs,
+            patience,
+            seed,
+            schedule: self.schedule,
+            time_limit,
+            devices: self.data_parallel,
+            resume: None,
+        }
     }
 
     /// One search trial: suggests a family and its configuration, trains it on the search
     /// rows (when scheduled: up to its budget, continuing its checkpoint) and returns its best
     /// validation score, recording its speed for the refit.
-    fn search_trial<B: Backend>(
+    fn search_trial(
         &self,
         trial: &mut Trial,
         data: &SearchData,
         scheduled: Option<Scheduled>,
     ) -> CoreResult<f64> {
-        let names: Vec<&str> = data.families.iter().map(|f| f.name()).collect();
-        let family = trial.suggest_categorical("family", &names)?;
-        let family = family
-            .as_str()
-            .and_then(Family::parse)
-            .ok_or_else(|| CoreError::InvalidInput(format!("unknown family {family}")))?;
+        let family = suggest_family(trial, data.families)?;
         // A configuration keeps its seed across promotions.
         let config = scheduled
             .as_ref()
             .map_or(trial.number(), |s| s.budget.config);
-        let candidate = self
-            .candidate(family, trial)?
-            .with_epochs(self.search_epochs, self.patience)
-            .with_seed(self.seed.wrapping_add(config));
+        let params = own_params_of(trial.params(), family.name());
+        let mut request = self.request(
+            params,
+            data.search,
+            data.valid,
+            self.search_epochs,
+            self.patience,
+            self.seed.wrapping_add(config),
+            self.trial_time,
+        );
+        request.resume = scheduled.map(|s| (s.budget.steps as usize, s.checkpoints));
         let model = {
             let mut ctx = Deadline {
                 trial: &mut *trial,
                 until: data.deadline,
             };
-            let run = RunLimits {
-                time: self.trial_time,
-                devices: self.data_parallel,
-                scheduled,
-            };
-            candidate.train::<B>(data.search, data.valid, run, &mut ctx)?
+            family.train(&request, &mut ctx)?
         };
         let s = model.summary();
         let epochs = s.epochs_run.max(1) as f64;
@@ -659,26 +722,24 @@ impl AutoMl {
         Ok(score)
     }
 
-    /// Checks the settings against the data; returns the families that fit its task.
-    fn check(&self, train: &dyn Dataset) -> Result<Vec<Family>> {
-        let bad = |name: &str, reason: String| -> Error {
-            CoreError::InvalidParameter {
-                name: name.into(),
-                reason,
-            }
-            .into()
-        };
-        if !(self.search_share > 0.0 && self.search_share < 1.0) {
-            return Err(bad(
+    /// Checks the settings' numbers.
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some(share) = self.search_share
+            && !(share > 0.0 && share < 1.0)
+        {
+            return Err(bad_setting(
                 "search_share",
-                format!("{} is outside (0, 1)", self.search_share),
+                format!("{share} is outside (0, 1)"),
             ));
         }
         if self.budget.is_zero() {
-            return Err(bad("budget", "must be positive".into()));
+            return Err(bad_setting("budget", "must be positive".into()));
         }
         if self.trial_time.is_some_and(|t| t.is_zero()) {
-            return Err(bad("trial_time", "must be positive".into()));
+            return Err(bad_setting("trial_time", "must be positive".into()));
+        }
+        if self.max_trials == Some(0) {
+            return Err(bad_setting("max_trials", "must be at least 1".into()));
         }
         for (name, v) in [
             ("search_rows", self.search_rows),
@@ -688,158 +749,214 @@ impl AutoMl {
             ("data_parallel", self.data_parallel),
         ] {
             if v == 0 {
-                return Err(bad(name, "must be at least 1".into()));
+                return Err(bad_setting(name, "must be at least 1".into()));
             }
         }
-        let schema = train.schema();
-        let classification = match &schema.task {
-            Task::Classification { classes } if classes.len() < 2 => {
-                return Err(invalid(format!(
-                    "classification needs at least 2 classes, the data has {}",
-                    classes.len()
-                )));
-            }
-            Task::Classification { .. } => true,
-            Task::Regression => false,
-        };
-        if train.len() < 10 {
-            return Err(invalid(format!(
-                "{} training rows are too few to search on",
-                train.len()
-            )));
+        if let Validation::KFold(k) = self.validation
+            && k < 2
+        {
+            return Err(bad_setting("validation", format!("{k} folds: at least 2")));
         }
-        let mut families = Vec::new();
-        for &f in &self.families {
-            if f == Family::Cnn {
-                let Some((h, w)) = self.image else {
-                    return Err(bad(
-                        "families",
-                        "the CNN needs an image size (AutoMl::for_images)".into(),
-                    ));
-                };
-                if schema.features.len() != h * w {
-                    return Err(invalid(format!(
-                        "rows have {} values, {h}x{w} images need {}",
-                        schema.features.len(),
-                        h * w
-                    )));
-                }
-                if !classification {
-                    continue; // CNNs here classify; a regression searches the others.
-                }
+        Ok(())
+    }
+
+    /// The families on backend `B` that can learn data of `schema` (an error when none can).
+    pub(crate) fn families_for<B: Backend>(
+        &self,
+        schema: &lepton_core::Schema,
+    ) -> Result<Vec<Arc<dyn ModelFamily>>> {
+        let mut families: Vec<Arc<dyn ModelFamily>> = Vec::new();
+        let mut builtins = self.families.clone();
+        builtins.dedup();
+        let all = builtins
+            .iter()
+            .map(|f| f.on::<B>(self.image))
+            .chain(self.custom.iter().map(|c| c.0.clone()));
+        for family in all {
+            if families.iter().any(|f| f.name() == family.name()) {
+                return Err(bad_setting(
+                    "families",
+                    format!("two families are named `{}`", family.name()),
+                ));
             }
-            if !families.contains(&f) {
-                families.push(f);
+            if family.name().is_empty() || family.name().contains('.') {
+                return Err(bad_setting(
+                    "families",
+                    format!(
+                        "`{}` is not a family name (non-empty, no dots)",
+                        family.name()
+                    ),
+                ));
+            }
+            if family.supports(schema)? {
+                families.push(family);
             }
         }
         if families.is_empty() {
-            return Err(bad(
+            return Err(bad_setting(
                 "families",
-                format!("none of {:?} fits this task", self.families),
+                format!(
+                    "none of {:?} and {:?} fits this task",
+                    self.families, self.custom
+                ),
             ));
         }
         Ok(families)
     }
 
-    /// Suggests `family`'s parameters (under its prefix) and builds its configuration.
-    fn candidate(&self, family: Family, trial: &mut Trial) -> CoreResult<Candidate> {
-        trial.scoped(family.prefix(), |t| match family {
-            Family::Linear => LinearSpace.suggest(t),
-            Family::Mlp => MlpSpace.suggest(t),
-            Family::Cnn => CnnSpace.suggest(t),
-            Family::Forest => ForestSpace.suggest(t),
-        })?;
-        Ok(Candidate::from_params(family, trial.params(), self)?)
-    }
-}
-
-impl Candidate {
-    /// `family`'s configuration with the values of its scope in `params`.
-    fn from_params<K: std::borrow::Borrow<str>>(
-        family: Family,
-        params: &BTreeMap<K, ParamValue>,
-        settings: &AutoMl,
-    ) -> lepton_models::Result<Candidate> {
-        let own = scoped_params(params, family.prefix());
-        Ok(match family {
-            Family::Linear => {
-                let mut c = LinearSpace::config();
-                c.optimisation.schedule = settings.schedule;
-                Candidate::Mlp(c.with_params(&own)?)
-            }
-            Family::Mlp => {
-                let mut c = MlpConfig::default();
-                c.optimisation.schedule = settings.schedule;
-                Candidate::Mlp(c.with_params(&own)?)
-            }
-            Family::Cnn => {
-                let (h, w) = settings.image.unwrap_or((0, 0));
-                let mut c = CnnConfig::default().with_image_size(h, w);
-                c.optimisation.schedule = settings.schedule;
-                Candidate::Cnn(c.with_params(&own)?)
-            }
-            Family::Forest => Candidate::Forest(ForestConfig::default().with_params(&own)?),
-        })
+    /// The run's study: direction by the metric, the sampler, the pruner (the scheduler's
+    /// own under Hyperband) and the storage.
+    pub(crate) fn study(&self, metric: Metric, pruned: bool) -> Result<Study> {
+        let mut builder: StudyBuilder =
+            Study::builder(&self.study_name).with_direction(metric.direction());
+        builder = match &self.sampler {
+            Choice::Named(name) => builder.with_sampler(samplers::by_name(name, self.seed)?),
+            Choice::Given(s) => builder.with_sampler(s.clone()),
+        };
+        builder = match (&self.pruner, pruned) {
+            (_, false) => builder.with_pruner(NopPruner),
+            (Choice::Named(name), true) => builder.with_pruner(pruners::by_name(name)?),
+            (Choice::Given(p), true) => builder.with_pruner(p.clone()),
+        };
+        builder = match &self.storage {
+            None => builder,
+            Some(Choice::Named(url)) => builder.with_storage(storage::open(url)?),
+            Some(Choice::Given(s)) => builder.with_storage(s.clone()),
+        };
+        Ok(builder.build()?)
     }
 
-    fn with_epochs(self, epochs: usize, patience: usize) -> Self {
-        match self {
-            Candidate::Mlp(c) => Candidate::Mlp(c.with_max_epochs(epochs).with_patience(patience)),
-            Candidate::Cnn(c) => Candidate::Cnn(c.with_max_epochs(epochs).with_patience(patience)),
-            // Trees are grown once: there are no epochs.
-            Candidate::Forest(c) => Candidate::Forest(c),
-        }
-    }
-
-    fn with_seed(self, seed: u64) -> Self {
-        match self {
-            Candidate::Mlp(c) => Candidate::Mlp(c.with_seed(seed)),
-            Candidate::Cnn(c) => Candidate::Cnn(c.with_seed(seed)),
-            Candidate::Forest(c) => Candidate::Forest(c.with_seed(seed)),
-        }
-    }
-
-    fn train<B: Backend>(
+    /// On a new study (when warm-starting), enqueues each family's default configuration.
+    pub(crate) fn enqueue_defaults(
         &self,
-        train: &dyn Dataset,
-        valid: &dyn Dataset,
-        run: RunLimits,
-        ctx: &mut dyn TrialContext,
-    ) -> CoreResult<FittedModel<B>> {
-        // No limit: one longer than any run.
-        let limit = run.time.unwrap_or(Duration::MAX);
-        // Sets a model's time limit and, when scheduled, its budget and checkpoints.
-        macro_rules! limited {
-            ($model:expr) => {{
-                let model = $model
-                    .with_time_limit(limit)
-                    .with_data_parallel(run.devices);
-                match &run.scheduled {
-                    Some(s) => model
-                        .with_epoch_budget(s.budget.steps as usize)
-                        .with_checkpoints(s.checkpoints),
-                    None => model,
-                }
-            }};
+        study: &Study,
+        families: &[Arc<dyn ModelFamily>],
+    ) -> Result<()> {
+        if self.warm_start && study.trials()?.is_empty() {
+            for f in families {
+                let mut params: BTreeMap<String, ParamValue> = f
+                    .defaults()
+                    .into_iter()
+                    .map(|(k, v)| (format!("{}.{k}", f.name()), v))
+                    .collect();
+                params.insert("family".into(), f.name().into());
+                study.enqueue(params)?;
+            }
         }
-        Ok(match self {
-            Candidate::Mlp(c) => match train.schema().task {
-                Task::Classification { .. } => FittedModel::Mlp(Box::new(
-                    limited!(MlpClassifier::<B>::new(c.clone())?).train(train, valid, ctx)?,
-                )),
-                Task::Regression => FittedModel::Mlp(Box::new(
-                    limited!(MlpRegressor::<B>::new(c.clone())?).train(train, valid, ctx)?,
-                )),
-            },
-            Candidate::Cnn(c) => FittedModel::Cnn(Box::new(
-                limited!(CnnClassifier::<B>::new(c.clone())?).train(train, valid, ctx)?,
-            )),
-            Candidate::Forest(c) => FittedModel::Forest(Box::new(
-                ForestModel::new(c.clone())?.train(train, valid, ctx)?,
-            )),
-        })
+        Ok(())
     }
 }
+
+/// Suggests the trial's family among `families`, then that family's own parameters under
+/// its prefix.
+pub(crate) fn suggest_family(
+    trial: &mut Trial,
+    families: &[Arc<dyn ModelFamily>],
+) -> CoreResult<Arc<dyn ModelFamily>> {
+    let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+    let name = trial.suggest_categorical("family", &names)?;
+    let family = families
+        .iter()
+        .find(|f| name.as_str() == Some(f.name()))
+        .ok_or_else(|| CoreError::InvalidInput(format!("unknown family {name}")))?
+        .clone();
+    trial.scoped(&format!("{}.", family.name()), |t| family.suggest(t))?;
+    Ok(family)
+}
+
+/// The family of a trial among `families`.
+pub(crate) fn family_of(
+    trial: &FrozenTrial,
+    families: &[Arc<dyn ModelFamily>],
+) -> Result<Arc<dyn ModelFamily>> {
+    let name = trial.params.get("family").and_then(ParamValue::as_str);
+    families
+        .iter()
+        .find(|f| Some(f.name()) == name)
+        .cloned()
+        .ok_or_else(|| invalid(format!("trial {} has no family of this run", trial.number)))
+}
+
+/// A trial's parameters of `family`, without their prefix.
+pub(crate) fn own_params(trial: &FrozenTrial, family: &str) -> BTreeMap<String, ParamValue> {
+    own_params_of(&trial.params, family)
+}
+
+pub(crate) fn own_params_of<K: std::borrow::Borrow<str>>(
+    params: &BTreeMap<K, ParamValue>,
+    family: &str,
+) -> BTreeMap<String, ParamValue> {
+    scoped_params(params, &format!("{family}."))
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+/// Complete trials, best first in `direction`.
+pub(crate) fn leaderboard(trials: &[FrozenTrial], direction: Direction) -> Vec<FrozenTrial> {
+    let mut board: Vec<FrozenTrial> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete && t.value.is_some())
+        .cloned()
+        .collect();
+    board.sort_by(|a, b| match direction {
+        Direction::Maximize => value(b).total_cmp(&value(a)),
+        Direction::Minimize => value(a).total_cmp(&value(b)),
+    });
+    board
+}
+
+pub(crate) fn none_completed(trials: &[FrozenTrial], search_budget: Duration) -> Error {
+    invalid(format!(
+        "none of the {} trials completed within the search budget of {:.1} s: give the run \
+         a larger budget",
+        trials.len(),
+        search_budget.as_secs_f64()
+    ))
+}
+
+/// Refuses data too small to search on.
+fn check_rows(train: &dyn Dataset) -> Result<()> {
+    if let Task::Classification { classes } = &train.schema().task
+        && classes.len() < 2
+    {
+        return Err(invalid(format!(
+            "classification needs at least 2 classes, the data has {}",
+            classes.len()
+        )));
+    }
+    if train.len() < 10 {
+        return Err(invalid(format!(
+            "{} training rows are too few to search on",
+            train.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Every row's class index.
+fn class_labels(data: &dyn Dataset, classes: usize) -> Result<Vec<usize>> {
+    (0..data.len())
+        .map(|i| match data.target(i) {
+            Some(Target::Class(c)) if c < classes => Ok(c),
+            other => Err(invalid(format!(
+                "row {i}: target {other:?} is not one of {classes} classes"
+            ))),
+        })
+        .collect()
+}
+
+pub(crate) fn bad_setting(name: &str, reason: String) -> Error {
+    CoreError::InvalidParameter {
+        name: name.into(),
+        reason,
+    }
+    .into()
+}
+
+/// The share of a dataset run's budget its search may use when none is set; the refit of a
+/// network on every row but the hold-out takes the rest.
+const DATASET_SEARCH_SHARE: f64 = 0.5;
 
 /// The user attribute with a trial's training seconds per row and epoch.
 pub const TRAIN_SECONDS_PER_ROW: &str = "train_seconds_per_row";
@@ -884,13 +1001,21 @@ fn speed(t: &FrozenTrial) -> f64 {
     if s.is_finite() { s } else { f64::INFINITY }
 }
 
-fn invalid(message: String) -> Error {
+/// A numeric user attribute of a trial (NaN when absent).
+pub fn attr(t: &FrozenTrial, key: &str) -> f64 {
+    t.user_attrs
+        .get(key)
+        .and_then(ParamValue::as_f64)
+        .unwrap_or(f64::NAN)
+}
+
+pub(crate) fn invalid(message: String) -> Error {
     CoreError::InvalidInput(message).into()
 }
 
 /// What every search trial trains and validates on, and when the search ends.
 struct SearchData<'a> {
-    families: &'a [Family],
+    families: &'a [Arc<dyn ModelFamily>],
     search: &'a (dyn Dataset + Sync + 'a),
     valid: &'a (dyn Dataset + Sync + 'a),
     deadline: Instant,
@@ -902,16 +1027,6 @@ struct SearchData<'a> {
 struct Scheduled<'a> {
     budget: Budget,
     checkpoints: &'a Path,
-}
-
-/// How far one training run may go, and on how many devices.
-struct RunLimits<'a> {
-    /// No epoch starts after this much time.
-    time: Option<Duration>,
-    /// Devices of the backend sharing every batch (networks only).
-    devices: usize,
-    /// A budget within a longer, resumable run.
-    scheduled: Option<Scheduled<'a>>,
 }
 
 /// A trial's context that also asks to stop once the search's deadline has passed, so the
@@ -932,7 +1047,7 @@ impl TrialContext for Deadline<'_> {
 }
 
 /// The refit's context: passes every epoch's score to the observer; never prunes.
-struct Relay<'a>(&'a mut (dyn Observer + Send));
+pub(crate) struct Relay<'a>(pub(crate) &'a mut (dyn Observer + Send));
 
 impl TrialContext for Relay<'_> {
     fn report(&mut self, step: u64, value: f64) -> CoreResult<()> {

@@ -1,17 +1,18 @@
-//! The model an [`AutoMl`](crate::AutoMl) run returns, whatever family won, and its artifact.
+//! The models of the built-in families, and what they write into an artifact.
 
-use std::collections::BTreeMap;
+use std::any::Any;
 
 use serde::{Deserialize, Serialize};
 
-use lepton_core::{Dataset, Features, Predict, Prediction, Schema};
-use lepton_deploy::{Examples, ModelArtifact};
+use lepton_core::{Dataset, Features, Predict, Prediction};
+use lepton_deploy::Examples;
 use lepton_models::{
     Backend, CnnConfig, Cpu, FittedCnn, FittedForest, FittedMlp, ForestConfig, Head, MlpConfig,
     TrainingSummary,
 };
 
 use crate::error::{Error, Result};
+use crate::family::Fitted;
 
 /// A trained model of one of the families [`AutoMl`](crate::AutoMl) searches. A linear model
 /// is an MLP without hidden layers.
@@ -78,16 +79,9 @@ impl<B: Backend> FittedModel<B> {
         value.unwrap_or(serde_json::Value::Null)
     }
 
-    /// Packs the model into an artifact for data described by `schema`, with its evaluation
-    /// `metrics`. The rows go to the model as they are (no preprocessor). It carries no replay
-    /// sample, which online learning needs: [`AutoMlRun::to_artifact`](crate::AutoMlRun::to_artifact)
-    /// adds the run's, or add one with [`ModelArtifact::with_replay`].
-    pub fn to_artifact(
-        &self,
-        schema: Schema,
-        metrics: BTreeMap<String, f64>,
-    ) -> Result<ModelArtifact> {
-        let (stored, weights) = match self {
+    /// The configuration an artifact's `model_config` holds, and the weights.
+    fn parts(&self) -> Result<(StoredConfig, Vec<u8>)> {
+        Ok(match self {
             FittedModel::Mlp(m) => (
                 StoredConfig::Mlp {
                     config: m.config().clone(),
@@ -114,31 +108,22 @@ impl<B: Backend> FittedModel<B> {
                 },
                 m.trees_to_bytes()?,
             ),
-        };
-        Ok(ModelArtifact::new(
-            self.family(),
-            &stored,
-            &(),
-            schema,
-            metrics,
-            weights,
-        )?)
+        })
     }
 
-    /// Rebuilds the model from an artifact written by [`to_artifact`](Self::to_artifact);
-    /// refuses other families, configurations that do not match the weights, and a schema
-    /// whose width or classes disagree with the model.
-    pub fn from_artifact(artifact: &ModelArtifact) -> Result<Self> {
-        let manifest = artifact.manifest();
-        if !["linear", "mlp", "cnn", "forest"].contains(&manifest.model_family.as_str()) {
-            return Err(Error::IncompatibleArtifact(format!(
-                "model family `{}`, expected linear, mlp, cnn or forest",
-                manifest.model_family
-            )));
+    /// Rebuilds the model from an artifact's `model_config` and weights; refuses
+    /// configurations that do not match the weights. A format-3 artifact of a table's MLP
+    /// (written with its preprocessor) has no `network` tag: it is an MLP.
+    pub(crate) fn from_parts(config: &serde_json::Value, weights: Vec<u8>) -> Result<Self> {
+        let mut config = config.clone();
+        if let serde_json::Value::Object(fields) = &mut config {
+            fields
+                .entry("network")
+                .or_insert_with(|| serde_json::Value::from("mlp"));
         }
-        let stored: StoredConfig = artifact.model_config()?;
-        let weights = artifact.weights().to_vec();
-        let model = match stored {
+        let stored: StoredConfig = serde_json::from_value(config)
+            .map_err(|e| Error::IncompatibleArtifact(format!("model_config: {e}")))?;
+        Ok(match stored {
             StoredConfig::Mlp {
                 config,
                 n_features,
@@ -162,28 +147,11 @@ impl<B: Backend> FittedModel<B> {
             } => FittedModel::Forest(Box::new(FittedForest::from_bytes(
                 config, n_features, head, summary, &weights,
             )?)),
-        };
-        let schema = &manifest.input_schema;
-        let classes = schema.n_classes();
-        let (width, head) = model.shape();
-        let head_ok = match head {
-            Head::Classes { count } => classes == Some(count),
-            Head::Value { .. } => classes.is_none(),
-        };
-        if model.family() != manifest.model_family || width != schema.features.len() || !head_ok {
-            return Err(Error::IncompatibleArtifact(format!(
-                "a {} model of {width} inputs and head {head:?} does not fit family `{}` with \
-                 {} input columns and {classes:?} classes",
-                model.family(),
-                manifest.model_family,
-                schema.features.len()
-            )));
-        }
-        Ok(model)
+        })
     }
 
     /// Input width and output head.
-    fn shape(&self) -> (usize, Head) {
+    pub fn shape(&self) -> (usize, Head) {
         match self {
             FittedModel::Mlp(m) => (m.n_features(), m.head()),
             FittedModel::Cnn(m) => (m.config().height * m.config().width, m.head()),
@@ -203,6 +171,28 @@ pub(crate) fn replay_sample(data: &dyn Dataset, seed: u64) -> Result<Examples> {
     let width = data.schema().features.len().max(1);
     let rows = (REPLAY_VALUES / width).clamp(1, REPLAY_ROWS);
     Ok(Examples::sample(data, rows, seed)?)
+}
+
+impl<B: Backend> Fitted for FittedModel<B> {
+    fn family(&self) -> &str {
+        FittedModel::family(self)
+    }
+    fn summary(&self) -> &TrainingSummary {
+        FittedModel::summary(self)
+    }
+    fn shape(&self) -> (usize, Head) {
+        FittedModel::shape(self)
+    }
+    fn config(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self.parts()?.0)
+            .map_err(|e| Error::IncompatibleArtifact(format!("model_config: {e}")))
+    }
+    fn weights(&self) -> Result<Vec<u8>> {
+        Ok(self.parts()?.1)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 impl<B: Backend> Predict for FittedModel<B> {

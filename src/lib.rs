@@ -1,9 +1,10 @@
 //! Lepton: embeddable AutoML for Rust.
 //!
-//! This facade re-exports the stage crates and ties them together where they meet: a
-//! [`TabularPredictor`] is a fitted preprocessor plus a fitted model, saved as one
-//! [`ModelArtifact`](lepton_deploy::ModelArtifact) and loaded back for serving, and
-//! [`TabularAutoMl`] searches, refits and returns one from a raw table.
+//! This facade re-exports the stage crates and ties them together where they meet:
+//! [`AutoMl`] searches model families (any [`ModelFamily`], yours included) on a raw table or
+//! a dataset, refits the winner and returns a [`Predictor`]: a fitted preprocessor plus a
+//! fitted model, saved as one [`ModelArtifact`](lepton_deploy::ModelArtifact) and loaded
+//! back for serving.
 //!
 //! | crate | stage |
 //! |---|---|
@@ -43,31 +44,38 @@ pub use lepton_report as report;
 pub use lepton_search as search;
 
 mod automl;
+mod builtin_family;
 mod error;
+mod family;
 mod fitted_model;
+mod leaderboard;
 pub mod logging;
+mod metric;
 mod predictor;
 mod scores;
 mod serving;
 mod studies_view;
-mod tabular_automl;
+mod table_fit;
 
 pub use automl::{
-    AutoMl, AutoMlRun, Family, Observer, Quiet, TRAIN_SECONDS_PER_ROW, TrialBudgets,
-    VALID_SECONDS_PER_ROW,
+    AutoMl, AutoMlRun, CV_MAX_ROWS, Observer, Quiet, TRAIN_SECONDS_PER_ROW, TrialBudgets,
+    VALID_SECONDS_PER_ROW, Validation, attr,
 };
+pub use builtin_family::Family;
 pub use error::{Error, Result};
+pub use family::{Fitted, ModelFamily, TrainRequest};
 pub use fitted_model::FittedModel;
-pub use predictor::TabularPredictor;
+pub use leaderboard::leaderboard_text;
+pub use metric::{Metric, named_scores};
+pub use predictor::Predictor;
 pub use scores::{Scores, evaluate, score_predictions};
 pub use serving::ArtifactLoader;
 pub use studies_view::studies_view;
-pub use tabular_automl::{TabularAutoMl, TabularRun, attr};
 
 /// The types most programs use.
 pub mod prelude {
     pub use crate::{
-        AutoMl, Error as LeptonError, Family, FittedModel, TabularAutoMl, TabularPredictor,
+        AutoMl, Error as LeptonError, Family, FittedModel, Metric, Predictor, Validation,
     };
     pub use lepton_core::{
         Dataset, Deployer, DetachedContext, Direction, Distribution, Features, Model, ParamValue,

@@ -20,6 +20,9 @@ pub struct Scores {
     pub macro_f1: Option<f64>,
     /// Mean negative log-likelihood of the true classes (classification).
     pub log_loss: Option<f64>,
+    /// Area under the ROC curve: binary, or the one-vs-rest macro mean (classification;
+    /// `None` when the rows hold a single class).
+    pub roc_auc: Option<f64>,
     /// Coefficient of determination (regression).
     pub r2: Option<f64>,
     /// Root mean squared error (regression).
@@ -73,6 +76,7 @@ pub fn score_predictions(
             scores.balanced_accuracy = Some(m.balanced_accuracy());
             scores.macro_f1 = Some(m.macro_f1());
             scores.log_loss = Some(metrics::log_loss(&truth, &probabilities)?);
+            scores.roc_auc = metrics::roc_auc(&truth, &probabilities).ok();
             Ok((scores, Some(m)))
         }
         Task::Regression => {

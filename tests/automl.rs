@@ -56,7 +56,7 @@ fn image_search_selects_among_families_and_refits_within_budget() {
         .with_budget(Duration::from_secs(40))
         .with_max_trials(6)
         .with_seed(1);
-    let run: AutoMlRun<Cpu> = automl.fit(&train).unwrap();
+    let run: AutoMlRun = automl.fit::<Cpu>(&train).unwrap();
     // The warm start tries each family's default first: linear, MLP, CNN.
     let families: Vec<&str> = run.trials[..3]
         .iter()
@@ -66,7 +66,9 @@ fn image_search_selects_among_families_and_refits_within_budget() {
     assert!(run.trials.len() <= 6);
     let values: Vec<f64> = run.leaderboard.iter().map(|t| t.value.unwrap()).collect();
     assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
-    assert!(run.refit_epochs >= 1 && run.model.summary().epochs_run <= run.refit_epochs);
+    assert!(
+        run.refit_epochs >= 1 && run.predictor.model().summary().epochs_run <= run.refit_epochs
+    );
     // Each complete trial keeps its validation confusion matrix for the study's report; its
     // accuracy is the trial's value.
     for t in &run.leaderboard {
@@ -82,10 +84,10 @@ fn image_search_selects_among_families_and_refits_within_budget() {
         );
     }
     assert_eq!(
-        run.model.family(),
+        run.predictor.model().family(),
         run.winner.params["family"].as_str().unwrap()
     );
-    let (scores, confusion) = evaluate(&run.model, &test).unwrap();
+    let (scores, confusion) = evaluate(&run.predictor, &test).unwrap();
     let accuracy = scores.accuracy.unwrap();
     assert!(accuracy > 0.9, "test accuracy {accuracy}");
     let m = confusion.unwrap();
@@ -100,25 +102,37 @@ fn image_search_selects_among_families_and_refits_within_budget() {
 fn artifact_round_trip_and_refusals() {
     let Some(data) = digits() else { return };
     let (train, test) = split(&data);
-    let run: AutoMlRun<Cpu> = AutoMl::for_images(8, 8)
+    let run: AutoMlRun = AutoMl::for_images(8, 8)
         .with_families(&[Family::Cnn])
         .with_budget(Duration::from_secs(20))
         .with_max_trials(1)
         .with_max_refit_epochs(2)
-        .fit(&train)
+        .fit::<Cpu>(&train)
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let schema = train.schema().clone();
-    run.model
-        .to_artifact(schema.clone(), BTreeMap::new())
+    run.predictor
+        .to_artifact(BTreeMap::new())
         .unwrap()
         .save(dir.path())
         .unwrap();
     let artifact = ModelArtifact::load(dir.path()).unwrap();
     assert_eq!(artifact.manifest().model_family, "cnn");
-    let back = FittedModel::<Cpu>::from_artifact(&artifact).unwrap();
+    let back = Predictor::from_artifact(&artifact).unwrap();
     let x = Features::new(test.pixels(), 64).unwrap();
-    assert_eq!(back.predict(x).unwrap(), run.model.predict(x).unwrap());
+    assert_eq!(back.predict(x).unwrap(), run.predictor.predict(x).unwrap());
+    let model = run.predictor.model();
+    let described_as = |schema: Schema| {
+        ModelArtifact::new(
+            "cnn",
+            &model.config().unwrap(),
+            &(),
+            schema,
+            BTreeMap::new(),
+            model.weights().unwrap(),
+        )
+        .unwrap()
+    };
 
     // The same weights described as 3 classes, or as 7x9 images: refused, no panic.
     let three = Schema {
@@ -127,15 +141,15 @@ fn artifact_round_trip_and_refusals() {
         },
         ..schema.clone()
     };
-    let wrong_classes = run.model.to_artifact(three, BTreeMap::new()).unwrap();
+    let wrong_classes = described_as(three);
     assert!(matches!(
-        FittedModel::<Cpu>::from_artifact(&wrong_classes),
+        Predictor::from_artifact(&wrong_classes),
         Err(Error::IncompatibleArtifact(_))
     ));
     let mut narrow = schema.clone();
     narrow.features.truncate(63);
-    let wrong_width = run.model.to_artifact(narrow, BTreeMap::new()).unwrap();
-    assert!(FittedModel::<Cpu>::from_artifact(&wrong_width).is_err());
+    let wrong_width = described_as(narrow);
+    assert!(Predictor::from_artifact(&wrong_width).is_err());
 }
 
 #[test]
@@ -172,7 +186,7 @@ fn refuses_bad_input_with_typed_errors() {
         .fit::<Cpu>(&ok)
         .unwrap_err();
     assert!(err.to_string().contains("image size"), "{err}");
-    let err = quick(AutoMl::for_images(8, 8).with_sampler("annealing"))
+    let err = quick(AutoMl::for_images(8, 8).with_sampler_name("annealing"))
         .fit::<Cpu>(&ok)
         .unwrap_err();
     assert!(err.to_string().contains("unknown sampler"), "{err}");
@@ -202,17 +216,17 @@ fn regression_searches_the_families_that_regress() {
         task: Task::Regression,
     };
     let data = TabularDataset::from_rows(schema, rows, targets).unwrap();
-    let run: AutoMlRun<Cpu> = AutoMl::new()
+    let run: AutoMlRun = AutoMl::new()
         .with_budget(Duration::from_secs(20))
         .with_max_trials(3)
         .with_data_parallel(2)
-        .fit(&data)
+        .fit::<Cpu>(&data)
         .unwrap();
     assert!(run.trials.len() <= 3);
     assert!(run.valid_score > 0.9, "validation R² {}", run.valid_score);
     // Small data and a roomy budget: the model was retrained on every row.
     assert!(run.on_all_rows);
-    let (scores, confusion) = evaluate(&run.model, &data).unwrap();
+    let (scores, confusion) = evaluate(&run.predictor, &data).unwrap();
     assert!(confusion.is_none() && scores.r2.unwrap() > 0.9);
 }
 
@@ -263,10 +277,10 @@ fn a_time_limit_ends_training_after_the_epoch_that_reaches_it() {
     assert!(s.train_seconds > 0.0 && s.valid_seconds > 0.0, "{s:?}");
 
     // In a search, every trial then runs a single epoch; a zero limit is refused.
-    let run: AutoMlRun<Cpu> = AutoMl::new()
+    let run: AutoMlRun = AutoMl::new()
         .with_trial_time(Duration::from_nanos(1))
         .with_max_trials(4)
-        .fit(&train)
+        .fit::<Cpu>(&train)
         .unwrap();
     for t in &run.trials {
         assert!(t.intermediate_values.len() <= 1, "{t:?}");
@@ -281,13 +295,13 @@ fn a_time_limit_ends_training_after_the_epoch_that_reaches_it() {
 #[test]
 fn tables_search_the_forest_too_and_it_round_trips() {
     let (train, test) = stratified_split(&datasets::wine().unwrap(), 0.25, 5).unwrap();
-    let run: AutoMlRun<Cpu> = AutoMl::new()
+    let run: AutoMlRun = AutoMl::new()
         .with_families(&[Family::Forest])
         .with_max_trials(2)
-        .fit(&train)
+        .fit::<Cpu>(&train)
         .unwrap();
-    assert_eq!(run.model.family(), "forest");
-    let accuracy = evaluate(&run.model, &test).unwrap().0.accuracy.unwrap();
+    assert_eq!(run.predictor.model().family(), "forest");
+    let accuracy = evaluate(&run.predictor, &test).unwrap().0.accuracy.unwrap();
     assert!(accuracy > 0.85, "test accuracy {accuracy}");
     let dir = tempfile::tempdir().unwrap();
     run.to_artifact(BTreeMap::new())
@@ -295,9 +309,9 @@ fn tables_search_the_forest_too_and_it_round_trips() {
         .save(dir.path())
         .unwrap();
     let artifact = ModelArtifact::load(dir.path()).unwrap();
-    let back = FittedModel::<Cpu>::from_artifact(&artifact).unwrap();
+    let back = Predictor::from_artifact(&artifact).unwrap();
     let x = Features::new(test.feature_values(), test.n_features()).unwrap();
-    assert_eq!(back.predict(x).unwrap(), run.model.predict(x).unwrap());
+    assert_eq!(back.predict(x).unwrap(), run.predictor.predict(x).unwrap());
     // The run's artifact carries a replay sample of distinct training rows, for online
     // learning: every training row here (fewer than 1,000), each with its own target.
     let replay = artifact.replay().unwrap().unwrap();
@@ -324,7 +338,7 @@ fn hyperband_budgets_promote_trials_that_resume_from_their_checkpoints() {
         })
         .with_max_trials(13) // the first bracket: 9 at 1 epoch, 3 at 3, 1 at 9
         .with_seed(3);
-    let run: AutoMlRun<Cpu> = automl.fit(&train).unwrap();
+    let run: AutoMlRun = automl.fit::<Cpu>(&train).unwrap();
     let attr = |t: &lepton::core::FrozenTrial, k: &str| t.user_attrs[k].as_i64().unwrap() as u64;
     let budgets: Vec<u64> = run.trials.iter().map(|t| attr(t, BUDGET_ATTR)).collect();
     assert_eq!(budgets, [1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 9]);
@@ -365,7 +379,7 @@ fn hyperband_budgets_promote_trials_that_resume_from_their_checkpoints() {
         .collect();
     let best: Vec<u64> = first_rung[..3].iter().map(|t| t.number).collect();
     assert_eq!(chosen, best);
-    let (scores, _) = evaluate(&run.model, &test).unwrap();
+    let (scores, _) = evaluate(&run.predictor, &test).unwrap();
     let accuracy = scores.accuracy.unwrap();
     assert!(accuracy > 0.9, "test accuracy {accuracy}");
 }

@@ -18,7 +18,7 @@ fn reloaded_predictor_predicts_identically() {
     predictor
         .save(dir.path(), BTreeMap::from([("acc".into(), 1.0)]))
         .unwrap();
-    let loaded = TabularPredictor::<Cpu>::load(dir.path()).unwrap();
+    let loaded = Predictor::load(dir.path()).unwrap();
     let before = predictor.predict_table(&test).unwrap();
     assert_eq!(before, loaded.predict_table(&test).unwrap());
     let labels = loaded.labels(&before).unwrap();
@@ -80,7 +80,7 @@ fn tampered_and_foreign_artifacts_are_refused() {
     assert_ne!(family, text);
     for tampered in [serde_json::to_string_pretty(&edited).unwrap(), family] {
         std::fs::write(&manifest, tampered).unwrap();
-        let e = TabularPredictor::<Cpu>::load(dir.path()).unwrap_err();
+        let e = Predictor::load(dir.path()).unwrap_err();
         assert!(
             matches!(&e, Error::Deploy(DeployError::Checksum { file, .. }) if file.ends_with("manifest.json")),
             "{e:?}"
@@ -104,13 +104,13 @@ fn tampered_and_foreign_artifacts_are_refused() {
         .unwrap()
     };
     assert!(matches!(
-        TabularPredictor::<Cpu>::from_artifact(&rebuilt("cnn", &m.model_config)),
+        Predictor::from_artifact(&rebuilt("cnn", &m.model_config)),
         Err(Error::IncompatibleArtifact(_))
     ));
     let mut wider = m.model_config.clone();
     wider["config"]["hidden_width"] = 65.into();
     assert!(matches!(
-        TabularPredictor::<Cpu>::from_artifact(&rebuilt("mlp", &wider)),
+        Predictor::from_artifact(&rebuilt("mlp", &wider)),
         Err(Error::Model(_))
     ));
 
@@ -119,7 +119,7 @@ fn tampered_and_foreign_artifacts_are_refused() {
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&weights, bytes).unwrap();
     assert!(matches!(
-        TabularPredictor::<Cpu>::load(dir.path()),
+        Predictor::load(dir.path()),
         Err(Error::Deploy(DeployError::Checksum { .. }))
     ));
 }

@@ -35,7 +35,7 @@ fn post(url: &str, body: &Value) -> (u16, Value) {
 }
 
 /// The iris predictor, its test rows, and a registry where it is deployed as `iris`.
-fn iris_registry() -> (TabularPredictor, Table, tempfile::TempDir) {
+fn iris_registry() -> (Predictor, Table, tempfile::TempDir) {
     let (predictor, test) = iris_predictor();
     let artifact = tempfile::tempdir().unwrap();
     predictor.save(artifact.path(), BTreeMap::new()).unwrap();
@@ -64,7 +64,7 @@ fn serves_a_tabular_predictor_exactly_as_it_predicts_in_process() {
     let expected = predictor
         .labels(&predictor.predict_table(&test).unwrap())
         .unwrap();
-    let inputs = predictor.input_schema().features;
+    let inputs = predictor.input_schema().features.clone();
     let rows: Vec<Value> = (0..test.n_rows())
         .map(|i| {
             let row: serde_json::Map<String, Value> = inputs
@@ -140,10 +140,11 @@ fn serves_a_model_without_preprocessor_by_position_and_asks_for_the_token() {
         .unwrap()
         .train(&train, &valid, &mut DetachedContext::new())
         .unwrap();
-    let model = FittedModel::Mlp(Box::new(fitted));
+    let model = Box::new(FittedModel::<Cpu>::Mlp(Box::new(fitted)));
     let artifact = tempfile::tempdir().unwrap();
-    model
-        .to_artifact(valid.schema().clone(), BTreeMap::new())
+    Predictor::numeric(model.clone(), valid.schema().clone())
+        .unwrap()
+        .to_artifact(BTreeMap::new())
         .unwrap()
         .save(artifact.path())
         .unwrap();

@@ -47,7 +47,7 @@ fn automl_child() {
     let automl = AutoMl::new()
         .with_families(&[Family::Linear])
         .with_max_trials(2)
-        .with_storage(&url, "killed");
+        .with_storage_url(&url, "killed");
     let automl = if std::env::var_os(ENDLESS_ENV).is_some() {
         // Each trial trains until the search's budget is spent: it is killed long before.
         automl
@@ -58,7 +58,7 @@ fn automl_child() {
             .with_budget(Duration::from_secs(30))
             .with_search_epochs(2, 2)
     };
-    let run: AutoMlRun<Cpu> = automl.fit(&data()).unwrap();
+    let run: AutoMlRun = automl.fit::<Cpu>(&data()).unwrap();
     println!("completed: {} trials in the study", run.trials.len());
 }
 

@@ -6,7 +6,7 @@ use lepton::prelude::*;
 
 /// An iris predictor (fitted preprocessor + MLP, 30 epochs) and the 30 % of the rows it was
 /// not trained on.
-pub fn iris_predictor() -> (TabularPredictor, Table) {
+pub fn iris_predictor() -> (Predictor, Table) {
     let iris = datasets::table("iris").unwrap();
     let (labels, classes) = iris.class_indices("target").unwrap();
     let (train_rows, test_rows) =
@@ -29,7 +29,8 @@ pub fn iris_predictor() -> (TabularPredictor, Table) {
             &mut DetachedContext::new(),
         )
         .unwrap();
-    (TabularPredictor::new(p, model).unwrap(), test)
+    let model = Box::new(FittedModel::<Cpu>::Mlp(Box::new(model)));
+    (Predictor::tabular(p, model).unwrap(), test)
 }
 
 /// Wine split 70 / 30 (stratified), standardised on the 70 %.
@@ -56,8 +57,10 @@ pub fn wine_artifact_with_replay(epochs: usize) -> (lepton::deploy::ModelArtifac
         .unwrap()
         .train(&train, &valid, &mut DetachedContext::new())
         .unwrap();
-    let artifact = FittedModel::Mlp(Box::new(fitted))
-        .to_artifact(train.schema().clone(), std::collections::BTreeMap::new())
+    let model = Box::new(FittedModel::<Cpu>::Mlp(Box::new(fitted)));
+    let artifact = Predictor::numeric(model, train.schema().clone())
+        .unwrap()
+        .to_artifact(std::collections::BTreeMap::new())
         .unwrap()
         .with_replay(&lepton::deploy::Examples::sample(&train, 100, 0).unwrap())
         .unwrap();

@@ -1,0 +1,581 @@
+//! AutoML on a raw table: each trial fits its family's preprocessing on its own training
+//! rows (per fold), trains, predicts its validation rows and scores them in the run's
+//! metric; the winner is refitted, preprocessing and all, on every row.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lepton_core::{
+    Dataset, Error as CoreError, Features, Prediction, Result as CoreResult, Schema, Target, Task,
+    Trial, TrialContext,
+};
+use lepton_data::{
+    Column, Preprocessor, SplitIndices, Table, TabularDataset, TargetKind, holdout_indices,
+    kfold_indices, stratified_holdout_indices, stratified_kfold_indices,
+};
+use lepton_models::Backend;
+use lepton_search::Optimize;
+
+use crate::automl::{
+    AutoMl, AutoMlRun, Observer, Quiet, Relay, TRAIN_SECONDS_PER_ROW, TrialBudgets, Validation,
+    attr, bad_setting, family_of, invalid, leaderboard, none_completed, own_params, suggest_family,
+};
+use crate::error::Result;
+use crate::family::ModelFamily;
+use crate::fitted_model::replay_sample;
+use crate::metric::Metric;
+use crate::predictor::Predictor;
+use crate::scores::score_predictions;
+
+/// The folds [`Validation::Auto`] cross-validates with.
+const AUTO_FOLDS: usize = 5;
+
+impl AutoMl {
+    /// Searches and refits on a raw table for predicting column `target` (the test rows must
+    /// not be in it): every family with its preprocessing, validated as
+    /// [`with_validation`](Self::with_validation) says, scored in the run's metric.
+    pub fn fit_table<B: Backend>(
+        &self,
+        table: &Table,
+        target: &str,
+        kind: TargetKind,
+    ) -> Result<AutoMlRun> {
+        self.fit_table_observed::<B>(table, target, kind, &mut Quiet)
+    }
+
+    /// [`fit_table`](Self::fit_table), telling `observer` about every trial and refit epoch.
+    pub fn fit_table_observed<B: Backend>(
+        &self,
+        table: &Table,
+        target: &str,
+        kind: TargetKind,
+        observer: &mut (dyn Observer + Send),
+    ) -> Result<AutoMlRun> {
+        self.run_table::<B>(table, target, kind, observer, true)?
+            .ok_or_else(|| invalid("the run ended without its refit".into()))
+    }
+
+    /// Joins the search of a table run that another process started on the same persistent
+    /// storage and study ([`with_storage`](Self::with_storage)), with the same data, target,
+    /// settings and seed (so the same folds): runs trials until the search's share of the
+    /// budget (from now) has passed or `max_trials` are done, then returns how many it ran.
+    /// The refit happens once, in the process that started the run ([`fit_table`]), which
+    /// chooses among every process's trials (the out-of-fold predictions it keeps are its
+    /// own trials').
+    ///
+    /// [`fit_table`]: Self::fit_table
+    pub fn join_table<B: Backend>(
+        &self,
+        table: &Table,
+        target: &str,
+        kind: TargetKind,
+        observer: &mut (dyn Observer + Send),
+    ) -> Result<usize> {
+        if self.storage.is_none() {
+            return Err(bad_setting(
+                "storage",
+                "joining a run needs the storage and study it searches in".into(),
+            ));
+        }
+        let mut seen = Counted(observer, 0);
+        self.run_table::<B>(table, target, kind, &mut seen, false)?;
+        Ok(seen.1)
+    }
+
+    /// The search, and the refit when `refit`.
+    fn run_table<B: Backend>(
+        &self,
+        table: &Table,
+        target: &str,
+        kind: TargetKind,
+        observer: &mut (dyn Observer + Send),
+        refit: bool,
+    ) -> Result<Option<AutoMlRun>> {
+        let started = Instant::now();
+        self.check()?;
+        if let TrialBudgets::Hyperband { .. } = self.trial_budgets {
+            return Err(bad_setting(
+                "trial_budgets",
+                "Hyperband budgets are for dataset runs (fit); a table run prunes by fold".into(),
+            ));
+        }
+        let (task, labels) = target_of(table, target, kind)?;
+        let metric = self.metric.unwrap_or_else(|| Metric::default_for(&task));
+        if !metric.fits(&task) {
+            return Err(bad_setting(
+                "metric",
+                format!(
+                    "{metric} scores a {}, the target `{target}` is a {}",
+                    if metric.classifies() {
+                        "classification"
+                    } else {
+                        "regression"
+                    },
+                    if labels.is_some() {
+                        "classification"
+                    } else {
+                        "regression"
+                    },
+                ),
+            ));
+        }
+        let n = table.n_rows();
+        if n < 10 {
+            return Err(invalid(format!(
+                "{}: {n} rows are too few to search on (at least 10)",
+                table.source()
+            )));
+        }
+        let (validation, splits) = self.splits(n, labels.as_ref(), &task)?;
+        let folds: Vec<(Table, Table)> = splits
+            .iter()
+            .map(|(t, v)| Ok((table.select(t)?, table.select(v)?)))
+            .collect::<Result<_>>()?;
+        let raw = Schema {
+            features: table
+                .names()
+                .iter()
+                .filter(|n| *n != target)
+                .cloned()
+                .collect(),
+            target: target.to_owned(),
+            task: task.clone(),
+        };
+        let families = self.families_for::<B>(&raw)?;
+        let study = self.study(metric, true)?;
+        if refit {
+            // Joining processes leave the warm start to the run's own.
+            self.enqueue_defaults(&study, &families)?;
+        }
+
+        let search_budget = self
+            .budget
+            .mul_f64(self.search_share.unwrap_or(TABLE_SEARCH_SHARE));
+        let mut oof_rows: Vec<usize> = splits.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        oof_rows.sort_unstable();
+        let search = TableSearch {
+            families: &families,
+            folds: &folds,
+            splits: &splits,
+            target,
+            kind,
+            task: &task,
+            metric,
+            balance: metric.balances_classes(),
+            deadline: started + search_budget,
+            prepared: Mutex::new(HashMap::new()),
+            out_of_fold: Mutex::new(BTreeMap::new()),
+        };
+        let mut options = Optimize::timeout(search_budget);
+        if let Some(max) = self.max_trials {
+            options = options.with_trials(max);
+        }
+        study.optimize_with_options(
+            options,
+            |trial| self.table_trial(trial, &search),
+            |t| observer.trial(t),
+        )?;
+        let search_time = started.elapsed();
+        if !refit {
+            return Ok(None);
+        }
+        // Trials other processes still run (`join_table`) end about now: wait for them, for
+        // at most half the time left, so that the winner is chosen among them too.
+        let patience = self.budget.saturating_sub(started.elapsed()) / 2;
+        wait_for_running(&study, Instant::now() + patience)?;
+        let trials = study.trials()?;
+        let board = leaderboard(&trials, metric.direction());
+        let winner = board
+            .first()
+            .ok_or_else(|| none_completed(&trials, search_budget))?
+            .clone();
+        let out_of_fold = search
+            .out_of_fold
+            .into_inner()
+            .map_err(|_| invalid("a trial panicked while keeping its predictions".into()))?;
+
+        // Refit on every row, for the epochs the winner's folds needed on average, as many
+        // as the rest of the budget allows at the speed its folds measured.
+        let family = family_of(&winner, &families)?;
+        let preprocessor = family
+            .preprocessing(&self.preprocessor)
+            .fit(table, target, kind)?;
+        let data = preprocessor.transform(table)?;
+        let none = data.select(&[])?;
+        let taught = if metric.balances_classes() {
+            balanced(&data)?
+        } else {
+            data.clone()
+        };
+        let best_epoch = match attr(&winner, "best_epoch") {
+            e if e.is_finite() && e >= 1.0 => e.round() as usize,
+            _ => 1,
+        };
+        let per_epoch = attr(&winner, TRAIN_SECONDS_PER_ROW) * n as f64;
+        let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
+        let known = per_epoch.is_finite() && per_epoch > 0.0;
+        let epochs = if known {
+            ((left / per_epoch).floor() as usize).clamp(1, best_epoch)
+        } else {
+            best_epoch
+        };
+        let guard = known.then(|| Duration::from_secs_f64((left - per_epoch).max(0.0)));
+        observer.refit_started(&winner, epochs);
+        let refit_started = Instant::now();
+        let request = self.request(
+            own_params(&winner, family.name()),
+            &taught,
+            &none,
+            epochs,
+            epochs,
+            self.seed,
+            guard,
+        );
+        let model = family.train(&request, &mut Relay(observer))?;
+        Ok(Some(AutoMlRun {
+            replay: replay_sample(&data, self.seed)?,
+            predictor: Predictor::tabular(preprocessor, model)?,
+            valid_score: winner.value.unwrap_or(f64::NAN),
+            winner,
+            leaderboard: board,
+            trials,
+            metric,
+            validation,
+            on_all_rows: true,
+            refit_epochs: epochs,
+            search_time,
+            refit_time: refit_started.elapsed(),
+            out_of_fold,
+            out_of_fold_rows: oof_rows,
+        }))
+    }
+
+    /// The validation the run uses on `n` rows, and its `(train, valid)` row indices.
+    fn splits(
+        &self,
+        n: usize,
+        labels: Option<&Vec<usize>>,
+        task: &Task,
+    ) -> Result<(Validation, Vec<SplitIndices>)> {
+        let validation = match self.validation {
+            Validation::Auto if n < crate::automl::CV_MAX_ROWS => {
+                // Stratified folds need every class in every fold: fewer folds for rare
+                // classes (at least 2), said in the log.
+                let rarest = match (labels, task) {
+                    (Some(l), Task::Classification { classes }) => {
+                        let mut counts = vec![0usize; classes.len()];
+                        l.iter().for_each(|&c| counts[c] += 1);
+                        counts.into_iter().filter(|&c| c > 0).min().unwrap_or(0)
+                    }
+                    _ => usize::MAX,
+                };
+                let k = AUTO_FOLDS.min(rarest).max(2);
+                if k < AUTO_FOLDS {
+                    tracing::info!(
+                        folds = k,
+                        rarest,
+                        "fewer folds: the rarest class has only {rarest} rows"
+                    );
+                }
+                Validation::KFold(k)
+            }
+            Validation::Auto => Validation::Holdout,
+            other => other,
+        };
+        let f = self.validation_fraction;
+        let splits = match (validation, labels, task) {
+            (Validation::KFold(k), Some(l), Task::Classification { classes }) => {
+                stratified_kfold_indices(l, classes.as_slice(), k, self.seed)?
+            }
+            (Validation::KFold(k), _, _) => kfold_indices(n, k, self.seed)?,
+            (_, Some(l), Task::Classification { classes }) => {
+                vec![stratified_holdout_indices(
+                    l,
+                    classes.as_slice(),
+                    f,
+                    self.seed,
+                )?]
+            }
+            _ => vec![holdout_indices(n, f, self.seed)?],
+        };
+        Ok((validation, splits))
+    }
+
+    /// One trial: a family and its configuration, trained and scored on every fold (its
+    /// preprocessing fitted on the fold's training rows); the mean of the folds' scores.
+    fn table_trial(&self, trial: &mut Trial, search: &TableSearch<'_>) -> CoreResult<f64> {
+        let family = suggest_family(trial, search.families)?;
+        // Which process ran it, when several search one study (`lepton fit --workers`).
+        trial.set_user_attr("process", i64::from(std::process::id()))?;
+        let prepared = search.prepared(family.as_ref(), &self.preprocessor)?;
+        let params = crate::automl::own_params_of(trial.params(), family.name());
+        let mut scores = Vec::with_capacity(prepared.len());
+        let (mut best_epochs, mut seconds_per_row) = (0.0, 0.0);
+        let mut predicted: Vec<(usize, Prediction)> = Vec::new();
+        for (i, (train, valid)) in prepared.iter().enumerate() {
+            if i > 0 && Instant::now() >= search.deadline {
+                // Scored on fewer folds than the others, it would not compare with them.
+                return Err(CoreError::Pruned { step: i as u64 });
+            }
+            let request = self.request(
+                params.clone(),
+                train,
+                valid,
+                self.search_epochs,
+                self.patience,
+                self.seed.wrapping_add(trial.number()),
+                self.trial_time,
+            );
+            let model = family.train(
+                &request,
+                &mut Until {
+                    deadline: search.deadline,
+                },
+            )?;
+            let predictions =
+                model.predict(Features::new(valid.feature_values(), valid.n_features())?)?;
+            let (fold, _) = score_predictions(search.task, valid.targets(), &predictions)
+                .map_err(CoreError::stage)?;
+            let score = search.metric.of(&fold).ok_or_else(|| {
+                CoreError::InvalidInput(format!(
+                    "{} is undefined on fold {i} (a single class?)",
+                    search.metric
+                ))
+            })?;
+            scores.push(score);
+            let s = model.summary();
+            best_epochs += s.best_epoch.max(1) as f64;
+            seconds_per_row += s.train_seconds / (s.epochs_run.max(1) * train.len()) as f64;
+            predicted.extend(search.splits[i].1.iter().copied().zip(predictions));
+            let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+            trial.report(i as u64 + 1, mean)?;
+            if i + 1 < prepared.len() && trial.should_prune() {
+                return Err(CoreError::Pruned { step: i as u64 + 1 });
+            }
+        }
+        let k = scores.len() as f64;
+        trial.set_user_attr("best_epoch", (best_epochs / k).round() as i64)?;
+        trial.set_user_attr(TRAIN_SECONDS_PER_ROW, seconds_per_row / k)?;
+        trial.set_user_attr("fold_scores", format!("{scores:?}"))?;
+        predicted.sort_by_key(|(row, _)| *row);
+        if let Ok(mut oof) = search.out_of_fold.lock() {
+            oof.insert(
+                trial.number(),
+                predicted.into_iter().map(|(_, p)| p).collect(),
+            );
+        }
+        Ok(scores.iter().sum::<f64>() / k)
+    }
+}
+
+/// Waits until no trial of `study` is running, or until `until`.
+fn wait_for_running(study: &lepton_search::Study, until: Instant) -> Result<()> {
+    while Instant::now() < until
+        && study
+            .trials()?
+            .iter()
+            .any(|t| t.state == lepton_core::TrialState::Running)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The share of a table run's budget its search may use when none is set: a table's refit
+/// is one training on every row, a fraction of a cross-validated trial.
+const TABLE_SEARCH_SHARE: f64 = 0.9;
+
+/// The task of column `target` and, for a classification, every row's class index.
+fn target_of(table: &Table, target: &str, kind: TargetKind) -> Result<(Task, Option<Vec<usize>>)> {
+    if table.n_rows() == 0 {
+        return Err(invalid(format!(
+            "{}: the table has no rows",
+            table.source()
+        )));
+    }
+    let column = table.column(target).ok_or_else(|| {
+        invalid(format!(
+            "{}: no target column `{target}` (the columns are {})",
+            table.source(),
+            table.names().join(", ")
+        ))
+    })?;
+    if let Some(row) = missing_row(column) {
+        return Err(invalid(format!(
+            "{}, row {row}: the target `{target}` is missing ({} of {} rows have none); drop \
+             those rows first",
+            table.source(),
+            column.missing(),
+            table.n_rows()
+        )));
+    }
+    match kind {
+        TargetKind::Classification => {
+            let (labels, classes) = table.class_indices(target)?;
+            if classes.len() < 2 {
+                return Err(invalid(format!(
+                    "{}: the target `{target}` has a single class ({}): nothing to learn",
+                    table.source(),
+                    classes.first().map_or("", String::as_str)
+                )));
+            }
+            Ok((Task::Classification { classes }, Some(labels)))
+        }
+        TargetKind::Regression => match column {
+            Column::Numeric(_) => Ok((Task::Regression, None)),
+            other => Err(invalid(format!(
+                "{}: the target `{target}` is {:?}, a regression needs numbers",
+                table.source(),
+                other.column_type()
+            ))),
+        },
+    }
+}
+
+/// The rows of `data` with every class's rows repeated, in turn, until each class has as
+/// many as the largest: for the metrics that count every class alike (balanced accuracy,
+/// macro F1), the equivalent of weighing each class by its inverse frequency, for any family.
+/// A regression comes back as it is.
+fn balanced(data: &TabularDataset) -> Result<TabularDataset> {
+    let Some(k) = data.schema().n_classes() else {
+        return Ok(data.clone());
+    };
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for (i, t) in data.targets().iter().enumerate() {
+        if let Target::Class(c) = t
+            && let Some(r) = rows.get_mut(*c)
+        {
+            r.push(i);
+        }
+    }
+    let largest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut indices: Vec<usize> = (0..data.len()).collect();
+    for class in rows.iter().filter(|r| !r.is_empty()) {
+        indices.extend((0..largest - class.len()).map(|j| class[j % class.len()]));
+    }
+    Ok(data.select(&indices)?)
+}
+
+/// The first row where `column` is missing.
+fn missing_row(column: &Column) -> Option<usize> {
+    match column {
+        Column::Numeric(v) => v.iter().position(Option::is_none),
+        Column::Categorical(v) => v.iter().position(Option::is_none),
+        Column::Boolean(v) => v.iter().position(Option::is_none),
+    }
+}
+
+/// What every trial of a table run shares.
+struct TableSearch<'a> {
+    families: &'a [Arc<dyn ModelFamily>],
+    folds: &'a [(Table, Table)],
+    splits: &'a [SplitIndices],
+    target: &'a str,
+    kind: TargetKind,
+    task: &'a Task,
+    metric: Metric,
+    /// Whether training rows are rebalanced (see [`balanced`]).
+    balance: bool,
+    deadline: Instant,
+    /// Each preprocessing's folds, fitted on the first trial that needs them: the same
+    /// configuration fitted on the same rows gives the same transform, so later trials reuse
+    /// it.
+    prepared: Mutex<HashMap<String, Arc<Folds>>>,
+    out_of_fold: Mutex<BTreeMap<u64, Vec<Prediction>>>,
+}
+
+/// Preprocessed `(train, valid)` folds.
+type Folds = Vec<(TabularDataset, TabularDataset)>;
+
+impl TableSearch<'_> {
+    /// The folds preprocessed as `family` wants them.
+    fn prepared(&self, family: &dyn ModelFamily, run: &Preprocessor) -> CoreResult<Arc<Folds>> {
+        let preprocessor = family.preprocessing(run);
+        let key = serde_json::to_string(&preprocessor).map_err(CoreError::stage)?;
+        let cached = self
+            .prepared
+            .lock()
+            .map_err(|_| CoreError::InvalidInput("a trial panicked".into()))?
+            .get(&key)
+            .cloned();
+        if let Some(folds) = cached {
+            return Ok(folds);
+        }
+        let folds: Folds = self
+            .folds
+            .iter()
+            .map(|(train, valid)| {
+                let fitted = preprocessor
+                    .fit(train, self.target, self.kind)
+                    .map_err(CoreError::stage)?;
+                let mut train = fitted.transform(train).map_err(CoreError::stage)?;
+                if self.balance {
+                    train = balanced(&train).map_err(CoreError::stage)?;
+                }
+                Ok((train, fitted.transform(valid).map_err(CoreError::stage)?))
+            })
+            .collect::<CoreResult<_>>()?;
+        let folds = Arc::new(folds);
+        if let Ok(mut cache) = self.prepared.lock() {
+            cache.insert(key, folds.clone());
+        }
+        Ok(folds)
+    }
+}
+
+/// Counts the trials an observer sees.
+struct Counted<'a>(&'a mut (dyn Observer + Send), usize);
+
+impl Observer for Counted<'_> {
+    fn trial(&mut self, trial: &lepton_core::FrozenTrial) {
+        self.1 += 1;
+        self.0.trial(trial);
+    }
+}
+
+/// A fold's training context: stops training once the search's deadline has passed; its
+/// epochs are not reported (the trial reports the folds' mean score).
+struct Until {
+    deadline: Instant,
+}
+
+impl TrialContext for Until {
+    fn report(&mut self, _step: u64, _value: f64) -> CoreResult<()> {
+        Ok(())
+    }
+
+    fn should_prune(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balancing_repeats_each_class_up_to_the_largest() {
+        let schema = Schema {
+            features: vec!["x".into()],
+            target: "y".into(),
+            task: Task::Classification {
+                classes: vec!["a".into(), "b".into(), "c".into()],
+            },
+        };
+        let targets = [0, 0, 0, 0, 1, 2, 2].map(Target::Class).to_vec();
+        let features = (0..7).map(|i| i as f32).collect();
+        let data = TabularDataset::new(schema, features, targets).unwrap_or_else(|e| panic!("{e}"));
+        let b = balanced(&data).unwrap_or_else(|e| panic!("{e}"));
+        let count = |c| {
+            b.targets()
+                .iter()
+                .filter(|t| **t == Target::Class(c))
+                .count()
+        };
+        assert_eq!((count(0), count(1), count(2)), (4, 4, 4));
+        // The original rows first, then the repeats, in turn within each class.
+        assert_eq!(&b.feature_values()[..7], data.feature_values());
+        assert_eq!(&b.feature_values()[7..], &[4.0, 4.0, 4.0, 5.0, 6.0]);
+    }
+}
