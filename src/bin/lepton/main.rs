@@ -2,6 +2,10 @@
 //! the model registry.
 //!
 //! ```text
+//! lepton fit DATA.csv --target COLUMN [--task classification|regression] [--metric NAME]
+//!            [--budget-seconds N] [--seed S] [--test-fraction F] [--storage URL]
+//!            [--artifact DIR] [--register NAME] [--registry DIR] [--json]
+//! lepton predict --model DIR DATA.csv [--output FILE]
 //! lepton study list   --storage URL
 //! lepton study show   --storage URL --study NAME
 //! lepton study best   --storage URL --study NAME
@@ -32,14 +36,16 @@ use lepton::logging::LogFormat;
 use lepton::report::StudyReport;
 use lepton::search::{DEFAULT_HEARTBEAT_GRACE, PedAnova, export};
 
+mod fit;
 mod model;
+mod predict;
 mod worker;
 
 #[derive(Parser)]
 #[command(
     name = "lepton",
     version,
-    about = "Inspect Lepton studies, run workers, manage the model registry"
+    about = "AutoML on CSV files, predictions, studies, workers and the model registry"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -54,6 +60,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// AutoML on a CSV file: holds out test rows, searches model families and their
+    /// preprocessing within the budget, refits the winner, scores it once on the test rows,
+    /// saves the model (and registers it when asked).
+    Fit(fit::FitArgs),
+    /// A saved model's predictions (and class probabilities) for the rows of a CSV file.
+    Predict(predict::PredictArgs),
     /// Studies: list them, show one, its best trial, export its trials, or fail stale ones.
     #[command(subcommand)]
     Study(StudyCommand),
@@ -174,6 +186,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Study(command) => command,
         Command::Worker(args) => return worker::run(args),
         Command::Model(command) => return model::run(command),
+        Command::Fit(args) => return fit::run(args),
+        Command::Predict(args) => return predict::run(args),
     };
     let out = &mut std::io::stdout().lock();
     match command {

@@ -1,0 +1,403 @@
+//! `lepton fit`: AutoML on a CSV file, from raw rows to a saved (and registered) model.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use lepton::core::FrozenTrial;
+use lepton::data::{
+    Column, CsvLoader, Table, TargetKind, holdout_indices, stratified_holdout_indices,
+};
+use lepton::deploy::{LocalRegistry, ModelArtifact, PRODUCTION, Registry};
+use lepton::models::Cpu;
+use lepton::{AutoMl, Family, Metric, Observer, leaderboard_text, named_scores, score_predictions};
+
+use crate::Result;
+
+#[derive(Args)]
+pub struct FitArgs {
+    /// The CSV file (a header row, then one row per example).
+    data: PathBuf,
+    /// The column to predict.
+    #[arg(long)]
+    target: String,
+    /// The task (default: a numeric target with fractional values or more than 20 distinct
+    /// values is a regression, anything else a classification).
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+    /// The metric to optimise: accuracy, balanced_accuracy, log_loss, roc_auc, macro_f1 (a
+    /// classification; accuracy by default), r2, rmse, mae (a regression; r2 by default).
+    #[arg(long)]
+    metric: Option<Metric>,
+    /// The wall-clock budget of the search and the refit, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    budget_seconds: f64,
+    /// Stop the search after this many trials, even with budget left.
+    #[arg(long)]
+    max_trials: Option<usize>,
+    /// The families to choose from, comma-separated (linear, mlp, forest).
+    #[arg(long, value_delimiter = ',', default_value = "linear,mlp,forest")]
+    families: Vec<String>,
+    /// The seed of the test split, the sampler and every training run.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The share of the rows held out to score the final model once (stratified for a
+    /// classification).
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Keep the search's study in a storage (sqlite://PATH, postgres://...).
+    #[arg(long)]
+    storage: Option<String>,
+    /// The study's name in the storage (default: the data file's name). A study that exists
+    /// is resumed: its trials count.
+    #[arg(long)]
+    study: Option<String>,
+    /// Search with this many processes on this machine around one study (needs --storage;
+    /// the others are `lepton fit --join` processes this one starts and waits for). The
+    /// refit happens once, here.
+    #[arg(long, default_value_t = 1, requires = "storage")]
+    workers: usize,
+    /// Only search: join the run another `lepton fit` started with the same data, target,
+    /// seed, test fraction, budget and --storage / --study (on this or another machine),
+    /// until the budget's search share has passed; print how many trials this process ran.
+    #[arg(long, requires = "storage", conflicts_with_all = ["workers", "register", "artifact"])]
+    join: bool,
+    /// Where to save the model artifact (default: NAME-model next to the data, NAME being
+    /// the data file's name without extension).
+    #[arg(long)]
+    artifact: Option<PathBuf>,
+    /// Register the model under this name (default with --registry: the data file's name)
+    /// as its next version, promoted to production.
+    #[arg(long, requires = "registry")]
+    register: Option<String>,
+    /// The model registry's directory.
+    #[arg(long)]
+    registry: Option<PathBuf>,
+    /// Print a machine-readable summary as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TaskArg {
+    Classification,
+    Regression,
+}
+
+pub fn run(args: FitArgs) -> Result<()> {
+    let started = Instant::now();
+    let budget = Duration::try_from_secs_f64(args.budget_seconds)
+        .ok()
+        .filter(|b| !b.is_zero())
+        .ok_or_else(|| format!("--budget-seconds {}: must be positive", args.budget_seconds))?;
+    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
+        return Err(format!("--test-fraction {}: must be in (0, 1)", args.test_fraction).into());
+    }
+    let families = args
+        .families
+        .iter()
+        .map(|name| match Family::parse(name) {
+            Some(Family::Cnn) | None => Err(format!(
+                "--families: unknown table family `{name}` (there are linear, mlp, forest)"
+            )),
+            Some(f) => Ok(f),
+        })
+        .collect::<std::result::Result<Vec<Family>, String>>()?;
+    let table = CsvLoader::new(&args.data).read_table()?;
+    if table.column(&args.target).is_none() {
+        return Err(format!(
+            "{}: no column `{}` (the columns are {})",
+            args.data.display(),
+            args.target,
+            table.names().join(", ")
+        )
+        .into());
+    }
+    let kind = match args.task {
+        Some(TaskArg::Classification) => TargetKind::Classification,
+        Some(TaskArg::Regression) => TargetKind::Regression,
+        None => {
+            let kind = infer_task(&table, &args.target);
+            tracing::info!(?kind, target = %args.target, "task inferred from the target column");
+            kind
+        }
+    };
+    let (train_rows, test_rows) = match kind {
+        TargetKind::Classification => {
+            let (labels, classes) = table.class_indices(&args.target)?;
+            stratified_holdout_indices(&labels, &classes, args.test_fraction, args.seed)?
+        }
+        TargetKind::Regression => holdout_indices(table.n_rows(), args.test_fraction, args.seed)?,
+    };
+    let (train, test) = (table.select(&train_rows)?, table.select(&test_rows)?);
+    let name = data_name(&args.data);
+    let study = args.study.clone().unwrap_or_else(|| name.clone());
+    let mut automl = AutoMl::new()
+        .with_families(&families)
+        .with_budget(budget)
+        .with_seed(args.seed)
+        .with_study_name(&study);
+    if let Some(metric) = args.metric {
+        automl = automl.with_metric(metric);
+    }
+    if let Some(max) = args.max_trials {
+        automl = automl.with_max_trials(max);
+    }
+    if let Some(url) = &args.storage {
+        automl = automl.with_storage_url(url, &study);
+    }
+    if args.join {
+        let trials = automl.join_table::<Cpu>(&train, &args.target, kind, &mut lepton::Quiet)?;
+        writeln!(
+            std::io::stdout().lock(),
+            "joined study `{study}`: ran {trials} trials"
+        )?;
+        return Ok(());
+    }
+    if args.workers == 0 {
+        return Err("--workers must be at least 1".into());
+    }
+    let helpers = start_helpers(args.workers - 1, &study)?;
+    eprintln!(
+        "{}: {} rows x {} columns, target `{}` ({kind:?}); searching on {} rows for {:.0} s, \
+         testing on {}",
+        args.data.display(),
+        table.n_rows(),
+        table.names().len(),
+        args.target,
+        train.n_rows(),
+        budget.as_secs_f64(),
+        test.n_rows()
+    );
+    let mut progress = Progress::new(budget);
+    let run = automl.fit_table_observed::<Cpu>(&train, &args.target, kind, &mut progress);
+    progress.bar.finish_and_clear();
+    // The helpers stop at the search's deadline; wait for them whatever happened here.
+    for mut helper in helpers {
+        match helper.wait() {
+            Ok(status) if status.success() => {}
+            Ok(status) => eprintln!("a helper process ended with {status}"),
+            Err(e) => eprintln!("a helper process could not be waited for: {e}"),
+        }
+    }
+    let run = run?;
+
+    let out = &mut std::io::stdout().lock();
+    let predictor = &run.predictor;
+    if let Some(p) = predictor.preprocessor() {
+        for (column, reason) in p.dropped() {
+            writeln!(out, "dropped column `{column}`: {reason}")?;
+        }
+    }
+    writeln!(
+        out,
+        "{} trials ({} complete), {:?} validation; leaderboard by {}:",
+        run.trials.len(),
+        run.leaderboard.len(),
+        run.validation,
+        run.metric
+    )?;
+    write!(
+        out,
+        "{}",
+        leaderboard_text(&run.leaderboard, run.metric, 10)
+    )?;
+    let targets = predictor.targets(&test)?;
+    let predictions = predictor.predict_table(&test)?;
+    let task = predictor.input_schema().task.clone();
+    let (scores, _) = score_predictions(&task, &targets, &predictions)?;
+    let scores = named_scores(&scores);
+    let family = predictor.model().family().to_owned();
+    writeln!(
+        out,
+        "winner: trial {} ({family}), {} {:.4} in validation; refitted on {} rows for {} epoch(s)",
+        run.winner.number,
+        run.metric,
+        run.valid_score,
+        train.n_rows(),
+        run.refit_epochs
+    )?;
+    let test_line: Vec<String> = scores.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
+    writeln!(
+        out,
+        "test ({} rows): {}",
+        test.n_rows(),
+        test_line.join(", ")
+    )?;
+
+    let mut metrics: BTreeMap<String, f64> = scores
+        .iter()
+        .map(|(n, v)| (format!("test_{n}"), *v))
+        .collect();
+    metrics.insert(format!("valid_{}", run.metric), run.valid_score);
+    let artifact_dir = args
+        .artifact
+        .clone()
+        .unwrap_or_else(|| args.data.with_file_name(format!("{name}-model")));
+    run.save(&artifact_dir, metrics.clone())?;
+    writeln!(out, "saved the model to {}", artifact_dir.display())?;
+    let mut registered = serde_json::Value::Null;
+    if let Some(registry_dir) = &args.registry {
+        let model = args.register.clone().unwrap_or_else(|| name.clone());
+        let registry = LocalRegistry::new(registry_dir);
+        let version = registry.register(&model, &ModelArtifact::load(&artifact_dir)?)?;
+        registry.promote(&model, version, PRODUCTION)?;
+        writeln!(
+            out,
+            "registered `{model}` v{version} in {} ({PRODUCTION})",
+            registry_dir.display()
+        )?;
+        registered = serde_json::json!({"name": model, "version": version});
+    }
+    let wall = started.elapsed().as_secs_f64();
+    writeln!(out, "done in {wall:.1} s")?;
+    if args.json {
+        let mut summary = serde_json::json!({
+            "data": args.data.display().to_string(),
+            "target": args.target,
+            "task": format!("{kind:?}").to_lowercase(),
+            "metric": run.metric.name(),
+            "model": family,
+            "params": run.winner.params,
+            "trials": run.trials.len(),
+            "processes": processes(&run.trials),
+            "complete_trials": run.leaderboard.len(),
+            "validation": format!("{:?}", run.validation),
+            "valid_score": run.valid_score,
+            "refit_epochs": run.refit_epochs,
+            "wall_seconds": wall,
+            "budget_seconds": budget.as_secs_f64(),
+            "artifact": artifact_dir.display().to_string(),
+            "registered": registered,
+            "seed": args.seed,
+        });
+        for (name, value) in &scores {
+            summary[format!("test_{name}")] = (*value).into();
+        }
+        writeln!(out, "{summary}")?;
+    }
+    Ok(())
+}
+
+/// Starts `count` processes of this command with the same arguments, less those of the
+/// refit's outputs, plus `--join --study STUDY`: they search the same study until the
+/// deadline, then exit.
+fn start_helpers(count: usize, study: &str) -> Result<Vec<std::process::Child>> {
+    const LEFT_OUT: [&str; 5] = [
+        "--workers",
+        "--study",
+        "--artifact",
+        "--register",
+        "--registry",
+    ];
+    let exe = std::env::current_exe()?;
+    let mut args: Vec<String> = Vec::new();
+    let mut given = std::env::args().skip(1);
+    while let Some(a) = given.next() {
+        if LEFT_OUT.contains(&a.as_str()) {
+            given.next();
+        } else if !LEFT_OUT.iter().any(|o| a.starts_with(&format!("{o}="))) {
+            args.push(a);
+        }
+    }
+    (0..count)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args(&args)
+                .args(["--join", "--study", study])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start a helper process: {e}").into())
+        })
+        .collect()
+}
+
+/// The data file's name without its extension, made a valid model name (letters, digits,
+/// `-`, `_`).
+fn data_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "model".into()
+    } else {
+        name
+    }
+}
+
+/// How many processes ran the trials.
+fn processes(trials: &[FrozenTrial]) -> usize {
+    let mut ids: Vec<String> = trials
+        .iter()
+        .filter_map(|t| t.user_attrs.get("process").map(ToString::to_string))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.len()
+}
+
+/// A numeric target with fractional values or more than 20 distinct values is a regression;
+/// anything else (text, booleans, a few whole numbers) a classification.
+fn infer_task(table: &Table, target: &str) -> TargetKind {
+    match table.column(target) {
+        Some(Column::Numeric(v)) => {
+            let present: Vec<f64> = v.iter().flatten().copied().collect();
+            let mut distinct: Vec<u64> = present.iter().map(|x| x.to_bits()).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if present.iter().any(|x| x.fract() != 0.0) || distinct.len() > 20 {
+                TargetKind::Regression
+            } else {
+                TargetKind::Classification
+            }
+        }
+        _ => TargetKind::Classification,
+    }
+}
+
+/// The search on a terminal: elapsed time against the budget, trials, the last one.
+struct Progress {
+    bar: ProgressBar,
+    trials: usize,
+}
+
+impl Progress {
+    fn new(budget: Duration) -> Self {
+        let bar = ProgressBar::new(budget.as_secs().max(1));
+        if let Ok(style) = ProgressStyle::with_template("{bar:30} {elapsed}/{len}s budget  {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(500));
+        Progress { bar, trials: 0 }
+    }
+}
+
+impl Observer for Progress {
+    fn trial(&mut self, t: &FrozenTrial) {
+        self.trials += 1;
+        self.bar.set_position(self.bar.elapsed().as_secs());
+        let family = t
+            .params
+            .get("family")
+            .map_or("-".into(), ToString::to_string);
+        let value = t.value.map_or("-".into(), |v| format!("{v:.4}"));
+        self.bar.set_message(format!(
+            "{} trials, last: {family} {:?} {value}",
+            self.trials, t.state
+        ));
+    }
+}
