@@ -8,7 +8,13 @@ use std::path::Path;
 use std::process::Command;
 
 fn lepton(args: &[&str]) -> (bool, String, String) {
+    lepton_in(Path::new("."), args)
+}
+
+/// `lepton` run from the directory `cwd`.
+fn lepton_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .current_dir(cwd)
         .args(args)
         .output()
         .unwrap();
@@ -132,19 +138,22 @@ fn fit_regresses_with_the_metric_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("shop.csv");
     write_csv(&data);
-    let (ok, out, err) = lepton(&[
-        "fit",
-        data.to_str().unwrap(),
-        "--target",
-        "amount",
-        "--metric",
-        "rmse",
-        "--families",
-        "linear,forest",
-        "--budget-seconds",
-        "6",
-        "--json",
-    ]);
+    let (ok, out, err) = lepton_in(
+        dir.path(),
+        &[
+            "fit",
+            data.to_str().unwrap(),
+            "--target",
+            "amount",
+            "--metric",
+            "rmse",
+            "--families",
+            "linear,forest",
+            "--budget-seconds",
+            "6",
+            "--json",
+        ],
+    );
     assert!(ok, "{out}\n{err}");
     let s = summary(&out);
     assert_eq!(
@@ -153,7 +162,7 @@ fn fit_regresses_with_the_metric_asked_for() {
     );
     assert!(s["test_r2"].as_f64().unwrap() > 0.5, "{s}");
     assert!(s["test_rmse"].is_number() && s["test_mae"].is_number());
-    // The artifact is next to the data by default.
+    // The artifact is in the current directory by default.
     assert!(dir.path().join("shop-model/manifest.json").exists());
 }
 
@@ -207,23 +216,26 @@ fn several_processes_search_one_postgres_study_and_one_refits() {
     let data = dir.path().join("shop.csv");
     write_csv(&data);
     let study = format!("fit-workers-{}", std::process::id());
-    let (ok, out, err) = lepton(&[
-        "fit",
-        data.to_str().unwrap(),
-        "--target",
-        "label",
-        "--families",
-        "linear,forest",
-        "--budget-seconds",
-        "15",
-        "--storage",
-        &url,
-        "--study",
-        &study,
-        "--workers",
-        "3",
-        "--json",
-    ]);
+    let (ok, out, err) = lepton_in(
+        dir.path(),
+        &[
+            "fit",
+            data.to_str().unwrap(),
+            "--target",
+            "label",
+            "--families",
+            "linear,forest",
+            "--budget-seconds",
+            "15",
+            "--storage",
+            &url,
+            "--study",
+            &study,
+            "--workers",
+            "3",
+            "--json",
+        ],
+    );
     assert!(ok, "{out}\n{err}");
     let s = summary(&out);
     assert!(s["processes"].as_u64().unwrap() >= 2, "{s}");

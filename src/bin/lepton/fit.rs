@@ -65,7 +65,7 @@ pub struct FitArgs {
     /// until the budget's search share has passed; print how many trials this process ran.
     #[arg(long, requires = "storage", conflicts_with_all = ["workers", "register", "artifact"])]
     join: bool,
-    /// Where to save the model artifact (default: NAME-model next to the data, NAME being
+    /// Where to save the model artifact (default: NAME-model in the current directory, NAME being
     /// the data file's name without extension).
     #[arg(long)]
     artifact: Option<PathBuf>,
@@ -236,7 +236,7 @@ pub fn run(args: FitArgs) -> Result<()> {
     let artifact_dir = args
         .artifact
         .clone()
-        .unwrap_or_else(|| args.data.with_file_name(format!("{name}-model")));
+        .unwrap_or_else(|| PathBuf::from(format!("{name}-model")));
     run.save(&artifact_dir, metrics.clone())?;
     writeln!(out, "saved the model to {}", artifact_dir.display())?;
     let mut registered = serde_json::Value::Null;
