@@ -129,7 +129,7 @@ fn main() {
 }
 
 /// The registry name: `--name`, else `mnist` for MNIST and the `--idx-dir` directory's name
-/// (letters, digits, `-`, `_`) for another image set, so Fashion-MNIST is no version of
+/// (made a valid name) for another image set, so Fashion-MNIST is no version of
 /// `mnist`.
 fn model_name(args: &Args) -> String {
     if let Some(name) = &args.name {
@@ -138,27 +138,9 @@ fn model_name(args: &Args) -> String {
     let Some(dir) = &args.idx_dir else {
         return "mnist".into();
     };
-    let stem = dir
-        .canonicalize()
-        .unwrap_or_else(|_| dir.clone())
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() {
-        "images".into()
-    } else {
-        name
-    }
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+    let stem = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    lepton::deploy::name_from(stem.as_deref().unwrap_or_default(), "images")
 }
 
 /// A progress bar over the budget: search trials, then refit epochs.
@@ -320,7 +302,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let deployment =
         LocalRegistryDeployer::new(&registry).deploy(&model_name(&args), &artifact_dir)?;
     println!(
-        "deployed as mnist v{} (production) in the registry {}",
+        "deployed as {} v{} (production) in the registry {}",
+        deployment.name,
         deployment.version,
         registry.display()
     );
@@ -341,6 +324,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "wall_seconds": wall,
             "seed": args.seed,
             "artifact": artifact_dir.display().to_string(),
+            "deployed_name": deployment.name,
             "deployed_version": deployment.version,
         });
         println!("{summary}");

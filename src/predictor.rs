@@ -131,16 +131,25 @@ impl Predictor {
 
     /// Scores the predictor on a held-out table that has the target column.
     pub fn score(&self, table: &Table) -> Result<Scores> {
-        let predictions = self.predict_table(table)?;
-        let targets = self.targets(table)?;
+        let (targets, predictions) = self.predict_labelled(table)?;
         Ok(score_predictions(&self.schema.task, &targets, &predictions)?.0)
     }
 
-    /// The target column of `table`, encoded as the model's targets.
-    pub fn targets(&self, table: &Table) -> Result<Vec<Target>> {
-        if let Some(p) = &self.preprocessor {
-            return Ok(p.transform(table)?.targets().to_vec());
-        }
+    /// The targets of a table that has the target column, encoded as the model's, and the
+    /// predictions of its rows: the table goes through the preprocessor once.
+    pub fn predict_labelled(&self, table: &Table) -> Result<(Vec<Target>, Vec<Prediction>)> {
+        let (features, targets) = match &self.preprocessor {
+            Some(p) => {
+                let data = p.transform(table)?;
+                (data.feature_values().to_vec(), data.targets().to_vec())
+            }
+            None => (self.encode_table(table)?, self.numeric_targets(table)?),
+        };
+        Ok((targets, self.predict_encoded(&features)?))
+    }
+
+    /// The target column of a table for a model without a preprocessor.
+    fn numeric_targets(&self, table: &Table) -> Result<Vec<Target>> {
         let column = table.column(&self.schema.target).ok_or_else(|| {
             invalid(format!(
                 "{}: no target column `{}`",

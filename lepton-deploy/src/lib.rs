@@ -18,6 +18,6 @@ pub use fingerprint::fingerprint;
 pub use http_deployer::HttpServerDeployer;
 pub use labelled::Examples;
 pub use local_registry::{LocalRegistry, LocalRegistryDeployer};
-pub use registry::{PRODUCTION, Registry, STAGING, check_name};
+pub use registry::{PRODUCTION, Registry, STAGING, check_name, name_from};
 pub use servable::{Cell, ModelLoader, Servable, Tuning, encode_numbers};
 pub use server::{BODY_MEMORY_FACTOR, Batching, OnlineLearning, Server, ServerConfig};

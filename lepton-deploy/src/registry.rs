@@ -127,17 +127,53 @@ pub(crate) fn version_number(reference: &str) -> Option<u64> {
         .ok()
 }
 
+/// The most characters of a model or alias name.
+const MAX_NAME: usize = 64;
+
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
 /// Whether `name` may name a model or an alias: 1 to 64 ASCII letters, digits, `-` or `_`
 /// (nothing that could leave the registry's directory).
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok = !name.is_empty() && name.len() <= MAX_NAME && name.chars().all(name_char);
     if ok {
         Ok(())
     } else {
         Err(DeployError::InvalidName(name.to_owned()))
+    }
+}
+
+/// A model name made from any text (a data file's or a directory's name) that
+/// [`check_name`] accepts: other characters become `_`, at most 64 are kept, and empty text
+/// gives `fallback`.
+pub fn name_from(text: &str, fallback: &str) -> String {
+    let name: String = text
+        .chars()
+        .map(|c| if name_char(c) { c } else { '_' })
+        .take(MAX_NAME)
+        .collect();
+    if name.is_empty() {
+        fallback.to_owned()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_made_from_text_are_valid_names() {
+        assert_eq!(name_from("breast_cancer", "model"), "breast_cancer");
+        assert_eq!(name_from("fashion mnist.v2", "model"), "fashion_mnist_v2");
+        assert_eq!(name_from("", "model"), "model");
+        let long = name_from(&"é".repeat(100), "model");
+        assert_eq!(long, "_".repeat(64));
+        for text in ["a/../b", "données", &"x".repeat(200)] {
+            assert!(check_name(&name_from(text, "model")).is_ok(), "{text}");
+        }
     }
 }

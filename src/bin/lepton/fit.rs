@@ -11,7 +11,7 @@ use lepton::core::FrozenTrial;
 use lepton::data::{
     Column, CsvLoader, Table, TargetKind, holdout_indices, stratified_holdout_indices,
 };
-use lepton::deploy::{LocalRegistry, ModelArtifact, PRODUCTION, Registry};
+use lepton::deploy::{LocalRegistry, ModelArtifact, PRODUCTION, Registry, name_from};
 use lepton::models::Cpu;
 use lepton::{AutoMl, Family, Metric, Observer, leaderboard_text, named_scores, score_predictions};
 
@@ -205,8 +205,7 @@ pub fn run(args: FitArgs) -> Result<()> {
         "{}",
         leaderboard_text(&run.leaderboard, run.metric, 10)
     )?;
-    let targets = predictor.targets(&test)?;
-    let predictions = predictor.predict_table(&test)?;
+    let (targets, predictions) = predictor.predict_labelled(&test)?;
     let task = predictor.input_schema().task.clone();
     let (scores, _) = score_predictions(&task, &targets, &predictions)?;
     let scores = named_scores(&scores);
@@ -315,28 +314,10 @@ fn start_helpers(count: usize, study: &str) -> Result<Vec<std::process::Child>> 
         .collect()
 }
 
-/// The data file's name without its extension, made a valid model name (letters, digits,
-/// `-`, `_`).
+/// The data file's name without its extension, made a valid model name.
 fn data_name(path: &Path) -> String {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() {
-        "model".into()
-    } else {
-        name
-    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    name_from(stem.as_deref().unwrap_or_default(), "model")
 }
 
 /// How many processes ran the trials.
