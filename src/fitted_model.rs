@@ -69,16 +69,6 @@ impl<B: Backend> FittedModel<B> {
         }
     }
 
-    /// The configuration, as JSON (for reports).
-    pub fn config_json(&self) -> serde_json::Value {
-        let value = match self {
-            FittedModel::Mlp(m) => serde_json::to_value(m.config()),
-            FittedModel::Cnn(m) => serde_json::to_value(m.config()),
-            FittedModel::Forest(m) => serde_json::to_value(m.config()),
-        };
-        value.unwrap_or(serde_json::Value::Null)
-    }
-
     /// The configuration an artifact's `model_config` holds, and the weights.
     fn parts(&self) -> Result<(StoredConfig, Vec<u8>)> {
         Ok(match self {
