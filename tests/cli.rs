@@ -9,17 +9,8 @@ use std::time::Duration;
 use lepton::core::{Direction, Scale, TrialContext};
 use lepton::search::{SqliteStorage, Study};
 
-fn lepton(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lepton"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+mod common;
+use common::lepton;
 
 /// `lepton worker` filling the study `curves` of `url` with learning-curve trials.
 fn curves_worker(

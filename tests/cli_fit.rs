@@ -5,25 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
 use std::path::Path;
-use std::process::Command;
 
-fn lepton(args: &[&str]) -> (bool, String, String) {
-    lepton_in(Path::new("."), args)
-}
-
-/// `lepton` run from the directory `cwd`.
-fn lepton_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lepton"))
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+mod common;
+use common::{lepton, lepton_in};
 
 /// 240 rows: a number with gaps, a category, an identifier, a class and a value that depend
 /// on the number and the category.

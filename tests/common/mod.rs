@@ -1,8 +1,27 @@
-//! What several integration tests train.
+//! What several integration tests train, and the `lepton` command they run.
 
 #![allow(dead_code)] // each test crate uses its own part of it
 
 use lepton::prelude::*;
+
+/// Runs the `lepton` command with `args`; its success, stdout and stderr.
+pub fn lepton(args: &[&str]) -> (bool, String, String) {
+    lepton_in(std::path::Path::new("."), args)
+}
+
+/// [`lepton`] run from the directory `cwd`.
+pub fn lepton_in(cwd: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lepton"))
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
 
 /// An iris predictor (fitted preprocessor + MLP, 30 epochs) and the 30 % of the rows it was
 /// not trained on.
