@@ -123,3 +123,29 @@ fn tampered_and_foreign_artifacts_are_refused() {
         Err(Error::Deploy(DeployError::Checksum { .. }))
     ));
 }
+
+#[test]
+fn a_format_3_table_mlp_without_a_network_tag_still_loads() {
+    // Format 3 wrote a table's MLP (TabularPredictor) with an untagged model_config; the
+    // same model, described that way, loads as an MLP and predicts the same.
+    let (predictor, test) = iris_predictor();
+    let artifact = predictor.to_artifact(BTreeMap::new()).unwrap();
+    let m = artifact.manifest();
+    let mut untagged = m.model_config.clone();
+    assert_eq!(untagged["network"], "mlp");
+    untagged.as_object_mut().unwrap().remove("network");
+    let old = ModelArtifact::new(
+        "mlp",
+        &untagged,
+        &m.preprocessor,
+        m.input_schema.clone(),
+        BTreeMap::new(),
+        artifact.weights().to_vec(),
+    )
+    .unwrap();
+    let loaded = Predictor::from_artifact(&old).unwrap();
+    assert_eq!(
+        loaded.predict_table(&test).unwrap(),
+        predictor.predict_table(&test).unwrap()
+    );
+}
