@@ -175,38 +175,58 @@ impl SqliteStorage {
     }
 
     fn init(path: String, mut conn: Connection, synchronous: Synchronous) -> Result<Self> {
-        let e = |err| sql(&path, err);
-        conn.busy_handler(Some(retry_while_busy)).map_err(e)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
-        conn.pragma_update(None, "synchronous", synchronous.pragma())
-            .map_err(e)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(e)?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .map_err(e)?;
-        let version: Option<i64> = tx
-            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
-            .map_err(e)?;
-        let found = version.unwrap_or(0);
-        if found > SCHEMA_VERSION {
-            return Err(Error::stage(SqliteError::NewerSchema { path, found }));
+        conn.busy_handler(Some(retry_while_busy))
+            .map_err(|err| sql(&path, err))?;
+        // Switching a new file to WAL takes an exclusive lock, and SQLite answers "busy" at
+        // once, without the busy handler, while another process opens the same new file (an
+        // AutoML run and its `--join` workers started together): try again, as the handler
+        // would. The set-up is idempotent and its transaction rolled back on failure.
+        let mut attempt = 0;
+        loop {
+            match Self::set_up(&path, &mut conn, synchronous) {
+                Err(SetUp::Sqlite(err)) if is_busy(&err) && retry_while_busy(attempt) => {
+                    attempt += 1;
+                }
+                Err(SetUp::Sqlite(err)) => return Err(sql(&path, err)),
+                Err(SetUp::Newer(found)) => {
+                    return Err(Error::stage(SqliteError::NewerSchema { path, found }));
+                }
+                Ok(()) => break,
+            }
         }
-        for (from, migration) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
-            tx.execute_batch(migration).map_err(e)?;
-            tx.execute(
-                "INSERT INTO schema_version (version) VALUES (?1)",
-                [from as i64 + 1],
-            )
-            .map_err(e)?;
-            tracing::info!(path = %path, version = from + 1, "migrated the study database");
-        }
-        tx.commit().map_err(e)?;
         Ok(SqliteStorage {
             path,
             conn: Mutex::new(conn),
         })
+    }
+
+    /// WAL mode, the pragmas, and the schema migrated to [`SCHEMA_VERSION`].
+    fn set_up(
+        path: &str,
+        conn: &mut Connection,
+        synchronous: Synchronous,
+    ) -> std::result::Result<(), SetUp> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let version: Option<i64> =
+            tx.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))?;
+        let found = version.unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(SetUp::Newer(found));
+        }
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+            tx.execute_batch(migration)?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [from as i64 + 1],
+            )?;
+            tracing::info!(path = %path, version = from + 1, "migrated the study database");
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -313,6 +333,23 @@ fn sql(path: &str, source: rusqlite::Error) -> Error {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Why [`SqliteStorage::set_up`] failed.
+enum SetUp {
+    Sqlite(rusqlite::Error),
+    /// The file's schema version, newer than this build's.
+    Newer(i64),
+}
+
+impl From<rusqlite::Error> for SetUp {
+    fn from(err: rusqlite::Error) -> Self {
+        SetUp::Sqlite(err)
+    }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// SQLite's busy handler: another connection holds the write lock, so wait and try again, for
@@ -764,6 +801,32 @@ mod tests {
         conformance::run(&SqliteStorage::in_memory().unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         conformance::run(&SqliteStorage::open(dir.path().join("s.db")).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn handles_opened_at_once_on_a_new_file_all_open() {
+        // Each open switches the file to WAL and migrates it; done at the same moment by
+        // several processes (an AutoML run and its `--join` workers), none may fail busy.
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("new.db");
+            let barrier = std::sync::Barrier::new(6);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..6)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            SqliteStorage::open(&path).map(|_| ())
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    if let Err(err) = h.join().unwrap() {
+                        panic!("round {round}: {err}");
+                    }
+                }
+            });
+        }
     }
 
     #[test]
