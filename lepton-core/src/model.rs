@@ -14,6 +14,16 @@ pub struct Features<'a> {
 impl<'a> Features<'a> {
     /// Views `values` as rows of `n_features`; refuses a ragged length or a non-finite value.
     pub fn new(values: &'a [f32], n_features: usize) -> Result<Self> {
+        Self::checked(values, n_features, false)
+    }
+
+    /// [`new`](Self::new), but NaN marks a missing value, for models that split on missing
+    /// values themselves (boosted trees); infinities are still refused.
+    pub fn with_missing(values: &'a [f32], n_features: usize) -> Result<Self> {
+        Self::checked(values, n_features, true)
+    }
+
+    fn checked(values: &'a [f32], n_features: usize, missing: bool) -> Result<Self> {
         if n_features == 0 {
             return Err(Error::InvalidInput("rows need at least one feature".into()));
         }
@@ -23,7 +33,10 @@ impl<'a> Features<'a> {
                 values.len()
             )));
         }
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = values
+            .iter()
+            .position(|v| !(v.is_finite() || missing && v.is_nan()))
+        {
             return Err(Error::InvalidInput(format!(
                 "row {}, feature {}: value {} is not finite",
                 i / n_features,

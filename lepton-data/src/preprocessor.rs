@@ -23,6 +23,9 @@ pub enum Imputation {
     MostFrequent,
     /// A fixed value.
     Constant(f64),
+    /// None: a missing number stays missing (NaN), for models that split on missing values
+    /// themselves (boosted trees).
+    Keep,
 }
 
 /// How numbers are scaled after filling and clipping.
@@ -56,6 +59,10 @@ pub enum CategoricalEncoding {
     OneHot(UnknownCategory),
     /// One column holding the category's index in sorted order (unknown categories refused).
     Ordinal,
+    /// One column holding the category's index in sorted order, NaN for a missing or unseen
+    /// category: for models that split on categories themselves (boosted trees; see
+    /// [`FittedPreprocessor::categorical_features`]).
+    Native,
 }
 
 /// Outlier clipping of numeric columns, with bounds learnt from the training rows.
@@ -144,6 +151,9 @@ impl Default for Preprocessor {
 enum Step {
     Numeric {
         fill: f64,
+        /// Missing values stay NaN ([`Imputation::Keep`]; `fill` unused).
+        #[serde(default)]
+        keep_missing: bool,
         indicator: bool,
         clip: Option<(f64, f64)>,
         center: f64,
@@ -163,6 +173,9 @@ enum Step {
         categories: Vec<String>,
         fill: String,
         indicator: bool,
+    },
+    Native {
+        categories: Vec<String>,
     },
     Dropped {
         reason: String,
@@ -346,6 +359,7 @@ impl Preprocessor {
                     Imputation::Median => median_unsorted(&mut present),
                     Imputation::MostFrequent => mode,
                     Imputation::Constant(c) => c,
+                    Imputation::Keep => 0.0,
                 };
                 let clip = match self.clipping {
                     Clipping::None => None,
@@ -370,6 +384,7 @@ impl Preprocessor {
                 let (center, scale) = scaling(self.scaling, v, fill, clip);
                 Step::Numeric {
                     fill,
+                    keep_missing: self.imputation == Imputation::Keep,
                     indicator,
                     clip,
                     center,
@@ -450,6 +465,7 @@ impl Preprocessor {
                         fill,
                         indicator,
                     },
+                    CategoricalEncoding::Native => Step::Native { categories },
                 }
             }
         }
@@ -488,6 +504,35 @@ impl FittedPreprocessor {
             .iter()
             .map(|(n, t, _)| (n.as_str(), *t))
             .collect()
+    }
+
+    /// The output features (by index) that hold category codes
+    /// ([`CategoricalEncoding::Native`]).
+    pub fn categorical_features(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for (name, _, step) in &self.inputs {
+            if matches!(step, Step::Native { .. }) {
+                out.push(offset);
+            }
+            offset += output_names(name, step).len();
+        }
+        out
+    }
+
+    /// Whether an output value may be NaN, a missing value left for the model
+    /// ([`Imputation::Keep`], [`CategoricalEncoding::Native`]).
+    pub fn keeps_missing(&self) -> bool {
+        self.inputs.iter().any(|(_, _, step)| {
+            matches!(
+                step,
+                Step::Native { .. }
+                    | Step::Numeric {
+                        keep_missing: true,
+                        ..
+                    }
+            )
+        })
     }
 
     /// Input columns that were dropped, with the reason.
@@ -582,7 +627,11 @@ impl FittedPreprocessor {
                 }
             }
         };
-        TabularDataset::new(self.schema(), features, targets)
+        if self.keeps_missing() {
+            TabularDataset::with_missing(self.schema(), features, targets)
+        } else {
+            TabularDataset::new(self.schema(), features, targets)
+        }
     }
 
     /// Transforms the feature columns of a table (no target needed: serving) into row-major
@@ -701,6 +750,7 @@ fn encode(
         (
             Step::Numeric {
                 fill,
+                keep_missing,
                 indicator,
                 clip,
                 center,
@@ -709,6 +759,13 @@ fn encode(
             Column::Numeric(v),
         ) => {
             for (row, x) in v.iter().enumerate() {
+                if x.is_none() && *keep_missing {
+                    set(row, 0, f64::NAN);
+                    if *indicator {
+                        set(row, 1, 1.0);
+                    }
+                    continue;
+                }
                 let mut value = x.unwrap_or(*fill);
                 if let Some((lo, hi)) = clip {
                     value = value.clamp(*lo, *hi);
@@ -791,6 +848,15 @@ fn encode(
             }
             1 + usize::from(*indicator)
         }
+        (Step::Native { categories }, Column::Categorical(v)) => {
+            for (row, x) in v.iter().enumerate() {
+                let code = x
+                    .as_deref()
+                    .and_then(|value| categories.binary_search_by(|c| c.as_str().cmp(value)).ok());
+                set(row, 0, code.map_or(f64::NAN, |i| i as f64));
+            }
+            1
+        }
         (_, other) => {
             return Err(DataError::InvalidInput(format!(
                 "{source}: column `{name}` is {:?}, which its fitted step cannot encode",
@@ -808,6 +874,10 @@ fn output_names(name: &str, step: &Step) -> Vec<String> {
         | Step::Ordinal { indicator, .. } => {
             names.push(name.to_owned());
             *indicator
+        }
+        Step::Native { .. } => {
+            names.push(name.to_owned());
+            false
         }
         Step::OneHot {
             categories,

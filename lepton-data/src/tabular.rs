@@ -16,6 +16,21 @@ impl TabularDataset {
     /// Builds a dataset, checking that the shapes agree, every feature is finite and every
     /// target fits the task.
     pub fn new(schema: Schema, features: Vec<f32>, targets: Vec<Target>) -> Result<Self> {
+        Self::checked(schema, features, targets, false)
+    }
+
+    /// [`new`](Self::new), but NaN marks a missing value (for models that split on missing
+    /// values themselves, such as boosted trees); infinities are still refused.
+    pub fn with_missing(schema: Schema, features: Vec<f32>, targets: Vec<Target>) -> Result<Self> {
+        Self::checked(schema, features, targets, true)
+    }
+
+    fn checked(
+        schema: Schema,
+        features: Vec<f32>,
+        targets: Vec<Target>,
+        missing: bool,
+    ) -> Result<Self> {
         let width = schema.features.len();
         if width == 0 {
             return Err(DataError::InvalidInput("no feature columns".into()));
@@ -27,7 +42,10 @@ impl TabularDataset {
                 targets.len()
             )));
         }
-        if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = features
+            .iter()
+            .position(|v| !(v.is_finite() || missing && v.is_nan()))
+        {
             return Err(DataError::InvalidInput(format!(
                 "row {}, column `{}`: value {} is not finite",
                 i / width,

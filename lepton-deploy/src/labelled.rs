@@ -57,7 +57,8 @@ impl Examples {
     }
 
     /// A random sample of at most `max_rows` rows of `data` (features as the model takes
-    /// them), drawn without replacement with `seed`.
+    /// them), drawn without replacement with `seed`; rows with a missing value (NaN, which
+    /// only models that split on missing values take) are left out.
     pub fn sample(data: &dyn Dataset, max_rows: usize, seed: u64) -> lepton_core::Result<Self> {
         let schema = data.schema();
         let mut out = Examples::empty(schema.task.clone(), schema.features.len());
@@ -68,6 +69,9 @@ impl Examples {
             let (Some(x), Some(y)) = (data.features(i), data.target(i)) else {
                 return Err(Error::InvalidInput(format!("row {i} is missing")));
             };
+            if x.iter().any(|v| v.is_nan()) {
+                continue;
+            }
             out.push(x, y)?;
         }
         Ok(out)

@@ -36,6 +36,11 @@ pub trait Servable: Predict + Send + Sync {
     /// what is wrong with it (a missing value the model cannot take, text where a number
     /// belongs, a non-finite number, an unknown category).
     fn encode(&self, row: &[Cell], out: &mut Vec<f32>) -> lepton_core::Result<()>;
+    /// Whether encoded rows may hold NaN, a missing value the model splits on itself
+    /// (boosted trees); otherwise the server refuses such rows before prediction.
+    fn accepts_missing(&self) -> bool {
+        false
+    }
 
     /// A copy trained further on `examples` (encoded rows, as [`encode`](Servable::encode)
     /// makes them), packed as an artifact with this model's schema and preprocessing; this

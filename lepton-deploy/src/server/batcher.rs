@@ -245,7 +245,11 @@ pub(crate) fn predict_caught(
     features: &[f32],
     on_panic: &dyn Fn(),
 ) -> lepton_core::Result<Vec<Prediction>> {
-    let x = Features::new(features, model.width())?;
+    let x = if model.accepts_missing() {
+        Features::with_missing(features, model.width())?
+    } else {
+        Features::new(features, model.width())?
+    };
     catch_unwind(AssertUnwindSafe(|| model.predict(x))).unwrap_or_else(|panic| {
         on_panic();
         let what = panic
