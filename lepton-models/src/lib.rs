@@ -17,6 +17,7 @@
 
 mod backend;
 pub mod batch;
+mod boosted;
 mod burnpack;
 pub mod checkpoint;
 mod cnn;
@@ -41,6 +42,7 @@ pub use backend::NdArray;
 #[cfg(feature = "wgpu")]
 pub use backend::Wgpu;
 pub use backend::{Backend, Cpu};
+pub use boosted::{BoostedConfig, BoostedModel, BoostedSpace, FittedBoosted};
 pub use cnn::{CnnClassifier, CnnConfig};
 pub use cnn_space::CnnSpace;
 pub use error::{ModelError, Result};

@@ -1,0 +1,122 @@
+//! Lepton's boosted trees on one prepared table, for `benches/boosted_vs_lightgbm.py`, which
+//! runs LightGBM with the same parameters on the same files and compares.
+//!
+//! `BOOSTED_DIR` holds train.csv and test.csv: a header, numbers only (category codes for
+//! categorical columns, empty cells for missing values), the target last. `BOOSTED_TASK` is
+//! `classification` or `regression`; `BOOSTED_CATEGORICAL` lists categorical columns by
+//! index (`1,2`). Trains 100 rounds (learning rate 0.1, 31 leaves, 20 rows a leaf, no early
+//! stopping), then prints one JSON line: fit and predict seconds, the test score.
+
+use std::time::Instant;
+
+use lepton::core::{DetachedContext, Features, Prediction, Schema, Target, Task};
+use lepton::data::TabularDataset;
+use lepton::models::{BoostedConfig, BoostedModel};
+
+fn read(path: &std::path::Path, classification: bool) -> (Vec<String>, Vec<f32>, Vec<f64>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(String::from)
+        .collect();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (features, target) = cells.split_at(cells.len() - 1);
+        x.extend(
+            features
+                .iter()
+                .map(|c| c.parse::<f32>().unwrap_or(f32::NAN)),
+        );
+        let t: f64 = target[0]
+            .parse()
+            .unwrap_or_else(|e| panic!("{path:?}: target {line}: {e}"));
+        y.push(if classification { t.round() } else { t });
+    }
+    (header[..header.len() - 1].to_vec(), x, y)
+}
+
+fn main() {
+    let Ok(dir) = std::env::var("BOOSTED_DIR") else {
+        eprintln!("set BOOSTED_DIR (see benches/boosted_vs_lightgbm.py); nothing to run");
+        return;
+    };
+    let dir = std::path::Path::new(&dir);
+    let classification = std::env::var("BOOSTED_TASK").as_deref() != Ok("regression");
+    let categorical: Vec<usize> = std::env::var("BOOSTED_CATEGORICAL")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let (names, x, y) = read(&dir.join("train.csv"), classification);
+    let (_, test_x, test_y) = read(&dir.join("test.csv"), classification);
+    let classes = y.iter().chain(&test_y).fold(0.0f64, |m, &v| m.max(v)) as usize + 1;
+    let task = if classification {
+        Task::Classification {
+            classes: (0..classes).map(|c| c.to_string()).collect(),
+        }
+    } else {
+        Task::Regression
+    };
+    let target = |v: f64| {
+        if classification {
+            Target::Class(v as usize)
+        } else {
+            Target::Value(v)
+        }
+    };
+    let schema = Schema {
+        features: names,
+        target: "y".into(),
+        task,
+    };
+    let train = TabularDataset::with_missing(schema, x, y.iter().map(|&v| target(v)).collect())
+        .expect("a valid table");
+    let none = train.select(&[]).expect("no rows");
+    let config = BoostedConfig {
+        max_rounds: 100,
+        l1: 0.0,
+        l2: 0.0,
+        ..BoostedConfig::default()
+    };
+    let started = Instant::now();
+    let fitted = BoostedModel::new(config)
+        .expect("a valid configuration")
+        .with_categorical(categorical)
+        .train(&train, &none, &mut DetachedContext::new())
+        .expect("training");
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let width = train.n_features();
+    let predictions = lepton::core::Predict::predict(
+        &fitted,
+        Features::with_missing(&test_x, width).expect("test rows"),
+    )
+    .expect("predictions");
+    let predict_seconds = started.elapsed().as_secs_f64();
+    let score = if classification {
+        let right = predictions
+            .iter()
+            .zip(&test_y)
+            .filter(|(p, t)| matches!(p, Prediction::Class { index, .. } if *index == **t as usize))
+            .count();
+        right as f64 / test_y.len() as f64
+    } else {
+        let mean = test_y.iter().sum::<f64>() / test_y.len() as f64;
+        let (mut residual, mut total) = (0.0, 0.0);
+        for (p, t) in predictions.iter().zip(&test_y) {
+            if let Prediction::Value(v) = p {
+                residual += (t - v).powi(2);
+            }
+            total += (t - mean).powi(2);
+        }
+        1.0 - residual / total
+    };
+    println!(
+        "{{\"fit_seconds\": {fit_seconds}, \"predict_seconds\": {predict_seconds}, \"score\": {score}, \"trees\": {}}}",
+        fitted.n_trees()
+    );
+}

