@@ -218,15 +218,16 @@ impl AutoMlRun {
 }
 
 impl AutoMl {
-    /// Settings for tables: linear models and MLPs (add [`Family::Forest`] with
-    /// [`with_families`](Self::with_families) for tree ensembles), as many trials as a
+    /// Settings for tables: boosted trees, linear models and MLPs, each family's defaults
+    /// tried first in that order (add [`Family::Forest`] with
+    /// [`with_families`](Self::with_families) for bagged trees), as many trials as a
     /// 2-minute budget allows (its search share: half on a dataset, 90 % on a table; cap them
     /// with [`with_max_trials`](Self::with_max_trials)), up to 100 epochs per trial with
     /// patience 10, [`Validation::Auto`] on a table and a 20 % validation hold-out on a
     /// dataset, TPE with the median pruner, the metric's default, seed 42.
     pub fn new() -> Self {
         AutoMl {
-            families: vec![Family::Linear, Family::Mlp],
+            families: vec![Family::Boosted, Family::Linear, Family::Mlp],
             custom: Vec::new(),
             image: None,
             budget: Duration::from_secs(120),
@@ -534,8 +535,13 @@ impl AutoMl {
                             checkpoints: &dir,
                         };
                         let score = self.search_trial(trial, &search_data, Some(scheduled))?;
-                        if trial.params().get("family").and_then(ParamValue::as_str)
-                            == Some(Family::Forest.name())
+                        if trial
+                            .params()
+                            .get("family")
+                            .and_then(ParamValue::as_str)
+                            .is_some_and(|f| {
+                                f == Family::Forest.name() || f == Family::Boosted.name()
+                            })
                         {
                             grown.insert(budget.config, score);
                         }
@@ -656,6 +662,7 @@ impl AutoMl {
             time_limit,
             devices: self.data_parallel,
             resume: None,
+            categorical: Vec::new(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The families Lepton ships: linear models, MLPs, CNNs (images) and forests, each a
-//! [`ModelFamily`] on a burn backend.
+//! The families Lepton ships: linear models, MLPs, CNNs (images), forests and boosted trees,
+//! each a [`ModelFamily`] on a burn backend.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -10,10 +10,11 @@ use lepton_core::{
     Error as CoreError, ParamValue, Result as CoreResult, Schema, SearchSpace, Task, Trial,
     TrialContext,
 };
-use lepton_data::{Preprocessor, Scaling};
+use lepton_data::{CategoricalEncoding, Imputation, Preprocessor, Scaling};
 use lepton_models::{
-    Backend, CnnClassifier, CnnConfig, CnnSpace, ForestConfig, ForestModel, ForestSpace,
-    LinearSpace, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace,
+    Backend, BoostedConfig, BoostedModel, BoostedSpace, CnnClassifier, CnnConfig, CnnSpace,
+    ForestConfig, ForestModel, ForestSpace, LinearSpace, MlpClassifier, MlpConfig, MlpRegressor,
+    MlpSpace,
 };
 
 use crate::error::{Error, Result};
@@ -31,11 +32,19 @@ pub enum Family {
     Cnn,
     /// Bagged decision trees, the tabular baseline ([`ForestSpace`]).
     Forest,
+    /// Gradient-boosted trees, usually the strongest on tables ([`BoostedSpace`]).
+    Boosted,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 4] = [Family::Linear, Family::Mlp, Family::Cnn, Family::Forest];
+    pub const ALL: [Family; 5] = [
+        Family::Linear,
+        Family::Mlp,
+        Family::Cnn,
+        Family::Forest,
+        Family::Boosted,
+    ];
 
     /// The name used in the search space and in artifacts.
     pub fn name(self) -> &'static str {
@@ -44,6 +53,7 @@ impl Family {
             Family::Mlp => "mlp",
             Family::Cnn => "cnn",
             Family::Forest => "forest",
+            Family::Boosted => "boosted",
         }
     }
 
@@ -112,6 +122,17 @@ impl<B: Backend> BuiltinFamily<B> {
                     .with_params(params)?
                     .with_seed(request.seed),
             ),
+            // A round is an epoch: early stopping picks the rounds on validation rows; without
+            // them (a refit), the request's epochs are the rounds.
+            Family::Boosted => {
+                let mut c = BoostedConfig::default()
+                    .with_params(params)?
+                    .with_seed(request.seed);
+                if request.valid.is_empty() {
+                    c.max_rounds = epochs.clamp(1, c.max_rounds);
+                }
+                Candidate::Boosted(c)
+            }
         })
     }
 }
@@ -121,6 +142,7 @@ enum Candidate {
     Mlp(MlpConfig),
     Cnn(CnnConfig),
     Forest(ForestConfig),
+    Boosted(BoostedConfig),
 }
 
 impl<B: Backend> ModelFamily for BuiltinFamily<B> {
@@ -157,6 +179,7 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
             Family::Mlp => MlpSpace.suggest(trial),
             Family::Cnn => CnnSpace.suggest(trial),
             Family::Forest => ForestSpace.suggest(trial),
+            Family::Boosted => BoostedSpace.suggest(trial),
         }
     }
 
@@ -166,6 +189,7 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
             Family::Mlp => MlpSpace::defaults(),
             Family::Cnn => CnnSpace::defaults(),
             Family::Forest => ForestSpace::defaults(),
+            Family::Boosted => BoostedSpace::defaults(),
         }
     }
 
@@ -175,6 +199,16 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
             // category unseen in training, which serving must answer.
             Family::Forest => Preprocessor {
                 scaling: Scaling::None,
+                ..run.clone()
+            },
+            // Missing values and categories go to the trees as they are (NaN, category
+            // codes); the binning keeps the 255 most frequent categories of a column.
+            Family::Boosted => Preprocessor {
+                imputation: Imputation::Keep,
+                missing_indicators: false,
+                scaling: Scaling::None,
+                categorical: CategoricalEncoding::Native,
+                max_categories: usize::MAX,
                 ..run.clone()
             },
             _ => run.clone(),
@@ -219,6 +253,12 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
             Candidate::Forest(c) => {
                 FittedModel::Forest(Box::new(ForestModel::new(c)?.train(train, valid, ctx)?))
             }
+            Candidate::Boosted(c) => FittedModel::Boosted(Box::new(
+                BoostedModel::new(c)?
+                    .with_categorical(request.categorical.clone())
+                    .with_time_limit(request.time_limit)
+                    .train(train, valid, ctx)?,
+            )),
         };
         Ok(Box::new(model))
     }

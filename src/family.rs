@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lepton_core::{
-    Dataset, ParamValue, Predict, Result as CoreResult, Schema, Trial, TrialContext,
+    Dataset, Features, ParamValue, Predict, Result as CoreResult, Schema, Trial, TrialContext,
 };
 use lepton_data::Preprocessor;
 use lepton_models::{Head, Schedule, TrainingSummary};
@@ -41,6 +41,9 @@ pub struct TrainRequest<'a> {
     /// Under Hyperband: train up to this many epochs in all, resuming from the checkpoints
     /// kept in this directory.
     pub resume: Option<(usize, &'a Path)>,
+    /// The features that hold category codes (0, 1, ...; NaN where missing or unseen), as
+    /// [`lepton_data::CategoricalEncoding::Native`] makes them; empty for other data.
+    pub categorical: Vec<usize>,
 }
 
 /// A kind of model AutoML can choose. Implement it to let [`AutoMl`](crate::AutoMl) search
@@ -160,6 +163,20 @@ pub trait ModelFamily: Send + Sync {
     }
 }
 
+/// `values` as rows of `width` features for `model`: NaN (a missing value) is refused unless
+/// the model [accepts](Fitted::accepts_missing) it; infinities always are.
+pub(crate) fn features_for<'a>(
+    model: &dyn Fitted,
+    values: &'a [f32],
+    width: usize,
+) -> CoreResult<Features<'a>> {
+    if model.accepts_missing() {
+        Features::with_missing(values, width)
+    } else {
+        Features::new(values, width)
+    }
+}
+
 /// A trained model of some [`ModelFamily`].
 pub trait Fitted: Predict + Debug + Send + Sync {
     /// The artifact's `model_family` (the name of the family that loads it).
@@ -174,4 +191,10 @@ pub trait Fitted: Predict + Debug + Send + Sync {
     fn weights(&self) -> Result<Vec<u8>>;
     /// The model itself, to reach the concrete type (serving fine-tunes MLPs online).
     fn as_any(&self) -> &dyn Any;
+    /// Whether it answers rows with missing values (NaN), as the preprocessing of a family
+    /// that handles them leaves them ([`lepton_data::Imputation::Keep`]); others are refused
+    /// such rows before they reach the model.
+    fn accepts_missing(&self) -> bool {
+        false
+    }
 }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use lepton_core::{Dataset, Features, Predict, Prediction};
 use lepton_deploy::Examples;
 use lepton_models::{
-    Backend, CnnConfig, Cpu, FittedCnn, FittedForest, FittedMlp, ForestConfig, Head, MlpConfig,
-    TrainingSummary,
+    Backend, BoostedConfig, CnnConfig, Cpu, FittedBoosted, FittedCnn, FittedForest, FittedMlp,
+    ForestConfig, Head, MlpConfig, TrainingSummary,
 };
 
 use crate::error::{Error, Result};
@@ -24,6 +24,8 @@ pub enum FittedModel<B: Backend = Cpu> {
     Cnn(Box<FittedCnn<B>>),
     /// A tree ensemble (no backend: trees run on the CPU).
     Forest(Box<FittedForest>),
+    /// Gradient-boosted trees (no backend either).
+    Boosted(Box<FittedBoosted>),
 }
 
 /// What an artifact's `model_config` holds, per family.
@@ -47,16 +49,23 @@ enum StoredConfig {
         head: Head,
         summary: TrainingSummary,
     },
+    Boosted {
+        config: BoostedConfig,
+        n_features: usize,
+        head: Head,
+        summary: TrainingSummary,
+    },
 }
 
 impl<B: Backend> FittedModel<B> {
-    /// The family's name: `linear`, `mlp`, `cnn` or `forest`.
+    /// The family's name: `linear`, `mlp`, `cnn`, `forest` or `boosted`.
     pub fn family(&self) -> &'static str {
         match self {
             FittedModel::Mlp(m) if m.config().depth == 0 => "linear",
             FittedModel::Mlp(_) => "mlp",
             FittedModel::Cnn(_) => "cnn",
             FittedModel::Forest(_) => "forest",
+            FittedModel::Boosted(_) => "boosted",
         }
     }
 
@@ -66,6 +75,7 @@ impl<B: Backend> FittedModel<B> {
             FittedModel::Mlp(m) => m.summary(),
             FittedModel::Cnn(m) => m.summary(),
             FittedModel::Forest(m) => m.summary(),
+            FittedModel::Boosted(m) => m.summary(),
         }
     }
 
@@ -91,6 +101,15 @@ impl<B: Backend> FittedModel<B> {
             ),
             FittedModel::Forest(m) => (
                 StoredConfig::Forest {
+                    config: m.config().clone(),
+                    n_features: m.n_features(),
+                    head: m.head(),
+                    summary: m.summary().clone(),
+                },
+                m.trees_to_bytes()?,
+            ),
+            FittedModel::Boosted(m) => (
+                StoredConfig::Boosted {
                     config: m.config().clone(),
                     n_features: m.n_features(),
                     head: m.head(),
@@ -137,6 +156,14 @@ impl<B: Backend> FittedModel<B> {
             } => FittedModel::Forest(Box::new(FittedForest::from_bytes(
                 config, n_features, head, summary, &weights,
             )?)),
+            StoredConfig::Boosted {
+                config,
+                n_features,
+                head,
+                summary,
+            } => FittedModel::Boosted(Box::new(FittedBoosted::from_bytes(
+                config, n_features, head, summary, &weights,
+            )?)),
         })
     }
 
@@ -146,6 +173,7 @@ impl<B: Backend> FittedModel<B> {
             FittedModel::Mlp(m) => (m.n_features(), m.head()),
             FittedModel::Cnn(m) => (m.config().height * m.config().width, m.head()),
             FittedModel::Forest(m) => (m.n_features(), m.head()),
+            FittedModel::Boosted(m) => (m.n_features(), m.head()),
         }
     }
 }
@@ -180,6 +208,9 @@ impl<B: Backend> Fitted for FittedModel<B> {
     fn weights(&self) -> Result<Vec<u8>> {
         Ok(self.parts()?.1)
     }
+    fn accepts_missing(&self) -> bool {
+        matches!(self, FittedModel::Boosted(_))
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -191,6 +222,7 @@ impl<B: Backend> Predict for FittedModel<B> {
             FittedModel::Mlp(m) => m.predict(x),
             FittedModel::Cnn(m) => m.predict(x),
             FittedModel::Forest(m) => m.predict(x),
+            FittedModel::Boosted(m) => m.predict(x),
         }
     }
 }

@@ -12,7 +12,7 @@ use lepton_models::{Cpu, Head};
 
 use crate::builtin_family::Family;
 use crate::error::{Error, Result};
-use crate::family::{Fitted, ModelFamily};
+use crate::family::{Fitted, ModelFamily, features_for};
 use crate::scores::{Scores, score_predictions};
 
 /// A model behind its fitted preprocessor (none for models that take numbers as they are,
@@ -109,9 +109,11 @@ impl Predictor {
         self.predict_encoded(&features)
     }
 
-    /// Predicts rows already encoded as the model takes them (the preprocessor's output).
+    /// Predicts rows already encoded as the model takes them (the preprocessor's output;
+    /// NaN, a missing value, only for a model that [accepts](Fitted::accepts_missing) it).
     pub fn predict_encoded(&self, features: &[f32]) -> Result<Vec<Prediction>> {
-        Ok(self.model.predict(Features::new(features, self.width())?)?)
+        let x = features_for(self.model.as_ref(), features, self.width())?;
+        Ok(self.model.predict(x)?)
     }
 
     /// The original class labels of classification predictions.

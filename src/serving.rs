@@ -80,6 +80,10 @@ impl Servable for Served {
         Ok(())
     }
 
+    fn accepts_missing(&self) -> bool {
+        self.0.model().accepts_missing()
+    }
+
     fn fine_tune(
         &self,
         examples: &Examples,

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Dataset, Error as CoreError, Features, Prediction, Result as CoreResult, Schema, Target, Task,
-    Trial, TrialContext,
+    Dataset, Error as CoreError, Prediction, Result as CoreResult, Schema, Target, Task, Trial,
+    TrialContext,
 };
 use lepton_data::{
     Column, Preprocessor, SplitIndices, Table, TabularDataset, TargetKind, holdout_indices,
@@ -22,7 +22,7 @@ use crate::automl::{
     attr, bad_setting, family_of, invalid, leaderboard, none_completed, own_params, suggest_family,
 };
 use crate::error::Result;
-use crate::family::ModelFamily;
+use crate::family::{ModelFamily, features_for};
 use crate::fitted_model::replay_sample;
 use crate::metric::Metric;
 use crate::predictor::Predictor;
@@ -223,7 +223,7 @@ impl AutoMl {
         let guard = known.then(|| Duration::from_secs_f64((left - per_epoch).max(0.0)));
         observer.refit_started(&winner, epochs);
         let refit_started = Instant::now();
-        let request = self.request(
+        let mut request = self.request(
             own_params(&winner, family.name()),
             &taught,
             &none,
@@ -232,6 +232,7 @@ impl AutoMl {
             self.seed,
             guard,
         );
+        request.categorical = preprocessor.categorical_features();
         let model = family.train(&request, &mut Relay(observer))?;
         Ok(Some(AutoMlRun {
             replay: replay_sample(&data, self.seed)?,
@@ -313,12 +314,12 @@ impl AutoMl {
         let mut scores = Vec::with_capacity(prepared.len());
         let (mut best_epochs, mut seconds_per_row) = (0.0, 0.0);
         let mut predicted: Vec<(usize, Prediction)> = Vec::new();
-        for (i, (train, valid)) in prepared.iter().enumerate() {
+        for (i, (train, valid, categorical)) in prepared.iter().enumerate() {
             if i > 0 && Instant::now() >= search.deadline {
                 // Scored on fewer folds than the others, it would not compare with them.
                 return Err(CoreError::Pruned { step: i as u64 });
             }
-            let request = self.request(
+            let mut request = self.request(
                 params.clone(),
                 train,
                 valid,
@@ -327,14 +328,18 @@ impl AutoMl {
                 self.seed.wrapping_add(trial.number()),
                 self.trial_time,
             );
+            request.categorical = categorical.clone();
             let model = family.train(
                 &request,
                 &mut Until {
                     deadline: search.deadline,
                 },
             )?;
-            let predictions =
-                model.predict(Features::new(valid.feature_values(), valid.n_features())?)?;
+            let predictions = model.predict(features_for(
+                model.as_ref(),
+                valid.feature_values(),
+                valid.n_features(),
+            )?)?;
             let (fold, _) = score_predictions(search.task, valid.targets(), &predictions)
                 .map_err(CoreError::stage)?;
             let score = search.metric.of(&fold).ok_or_else(|| {
@@ -485,8 +490,9 @@ struct TableSearch<'a> {
     out_of_fold: Mutex<BTreeMap<u64, Vec<Prediction>>>,
 }
 
-/// Preprocessed `(train, valid)` folds.
-type Folds = Vec<(TabularDataset, TabularDataset)>;
+/// Preprocessed `(train, valid, categorical)` folds: `categorical` lists the features that
+/// hold category codes (the fold's preprocessor may have dropped other columns).
+type Folds = Vec<(TabularDataset, TabularDataset, Vec<usize>)>;
 
 impl TableSearch<'_> {
     /// The folds preprocessed as `family` wants them.
@@ -509,11 +515,13 @@ impl TableSearch<'_> {
                 let fitted = preprocessor
                     .fit(train, self.target, self.kind)
                     .map_err(CoreError::stage)?;
+
                 let mut train = fitted.transform(train).map_err(CoreError::stage)?;
                 if self.balance {
                     train = balanced(&train).map_err(CoreError::stage)?;
                 }
-                Ok((train, fitted.transform(valid).map_err(CoreError::stage)?))
+                let valid = fitted.transform(valid).map_err(CoreError::stage)?;
+                Ok((train, valid, fitted.categorical_features()))
             })
             .collect::<CoreResult<_>>()?;
         let folds = Arc::new(folds);

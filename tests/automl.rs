@@ -331,7 +331,9 @@ fn hyperband_budgets_promote_trials_that_resume_from_their_checkpoints() {
     use lepton::search::scheduler::{BUDGET_ATTR, CONFIG_ATTR};
     let Some(data) = digits() else { return };
     let (train, test) = split(&data);
+    // Networks: they resume from checkpoints (trees are grown once per configuration).
     let automl = AutoMl::new()
+        .with_families(&[Family::Linear, Family::Mlp])
         .with_search_epochs(9, 9)
         .with_trial_budgets(lepton::TrialBudgets::Hyperband {
             reduction_factor: 3,

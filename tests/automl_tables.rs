@@ -66,7 +66,7 @@ fn records(table: &Table) -> Vec<BTreeMap<String, String>> {
 #[test]
 fn every_built_in_family_serves_raw_rows_after_a_round_trip() {
     let (train, test) = split(&mixed_table(), 1);
-    for family in [Family::Linear, Family::Mlp, Family::Forest] {
+    for family in [Family::Linear, Family::Mlp, Family::Forest, Family::Boosted] {
         let run = AutoMl::new()
             .with_families(&[family])
             .with_budget(Duration::from_secs(30))

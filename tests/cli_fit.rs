@@ -63,7 +63,7 @@ fn fit_saves_registers_and_predict_answers_in_the_original_labels() {
         assert!(s[format!("test_{metric}")].is_number(), "{metric}: {s}");
     }
     assert!(s["trials"].as_u64().unwrap() >= 2, "{s}");
-    assert!(["linear", "mlp", "forest"].contains(&s["model"].as_str().unwrap()));
+    assert!(["boosted", "linear", "mlp"].contains(&s["model"].as_str().unwrap()));
     assert!(
         s["wall_seconds"].as_f64().unwrap() < 8.0 * 1.05 + 1.0,
         "{s}"

@@ -248,6 +248,7 @@ impl ForestModel {
                 }
                 let mut trees = Vec::with_capacity(self.config.n_trees);
                 for _ in 0..self.config.n_trees {
+                    stop_if_asked(ctx)?;
                     let mut rows = Vec::with_capacity(train.len());
                     for members in by_class.iter().filter(|m| !m.is_empty()) {
                         for _ in 0..members.len() {
@@ -298,6 +299,7 @@ impl ForestModel {
                 let sd = (y_all.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
                 let mut trees = Vec::with_capacity(self.config.n_trees);
                 for _ in 0..self.config.n_trees {
+                    stop_if_asked(ctx)?;
                     let rows: Vec<usize> = (0..y_all.len())
                         .map(|_| rng.random_range(0..y_all.len()))
                         .collect();
@@ -565,6 +567,15 @@ impl FittedForest {
             }
         }
     }
+}
+
+/// Stops growing when the context says so (the search's deadline has passed): a forest on
+/// many rows takes long, and its trees are grown before any score is reported.
+fn stop_if_asked(ctx: &dyn TrialContext) -> Result<()> {
+    if ctx.should_prune() {
+        return Err(Error::Pruned { step: 0 }.into());
+    }
+    Ok(())
 }
 
 /// The `cols` of the `rows` of row-major `x` (`width` values a row), as a smartcore matrix.

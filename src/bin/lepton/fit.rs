@@ -38,8 +38,9 @@ pub struct FitArgs {
     /// Stop the search after this many trials, even with budget left.
     #[arg(long)]
     max_trials: Option<usize>,
-    /// The families to choose from, comma-separated (linear, mlp, forest).
-    #[arg(long, value_delimiter = ',', default_value = "linear,mlp,forest")]
+    /// The families to choose from, comma-separated (boosted, linear, mlp, forest); the
+    /// first ones' defaults are tried first.
+    #[arg(long, value_delimiter = ',', default_value = "boosted,linear,mlp")]
     families: Vec<String>,
     /// The seed of the test split, the sampler and every training run.
     #[arg(long, default_value_t = 42)]
@@ -48,6 +49,10 @@ pub struct FitArgs {
     /// classification).
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
+    /// Score the final model on this CSV file (same columns) instead of a hold-out: every
+    /// row of DATA is searched and trained on.
+    #[arg(long, conflicts_with = "test_fraction")]
+    test: Option<PathBuf>,
     /// Keep the search's study in a storage (sqlite://PATH, postgres://...).
     #[arg(long)]
     storage: Option<String>,
@@ -101,7 +106,8 @@ pub fn run(args: FitArgs) -> Result<()> {
         .iter()
         .map(|name| match Family::parse(name) {
             Some(Family::Cnn) | None => Err(format!(
-                "--families: unknown table family `{name}` (there are linear, mlp, forest)"
+                "--families: unknown table family `{name}` (there are boosted, linear, mlp, \
+                 forest)"
             )),
             Some(f) => Ok(f),
         })
@@ -125,14 +131,21 @@ pub fn run(args: FitArgs) -> Result<()> {
             kind
         }
     };
-    let (train_rows, test_rows) = match kind {
-        TargetKind::Classification => {
-            let (labels, classes) = table.class_indices(&args.target)?;
-            stratified_holdout_indices(&labels, &classes, args.test_fraction, args.seed)?
+    let (train, test) = match &args.test {
+        Some(path) => (table.clone(), CsvLoader::new(path).read_table()?),
+        None => {
+            let (train_rows, test_rows) = match kind {
+                TargetKind::Classification => {
+                    let (labels, classes) = table.class_indices(&args.target)?;
+                    stratified_holdout_indices(&labels, &classes, args.test_fraction, args.seed)?
+                }
+                TargetKind::Regression => {
+                    holdout_indices(table.n_rows(), args.test_fraction, args.seed)?
+                }
+            };
+            (table.select(&train_rows)?, table.select(&test_rows)?)
         }
-        TargetKind::Regression => holdout_indices(table.n_rows(), args.test_fraction, args.seed)?,
     };
-    let (train, test) = (table.select(&train_rows)?, table.select(&test_rows)?);
     let name = data_name(&args.data);
     let study = args.study.clone().unwrap_or_else(|| name.clone());
     let mut automl = AutoMl::new()
