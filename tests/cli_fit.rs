@@ -118,6 +118,49 @@ fn fit_saves_registers_and_predict_answers_in_the_original_labels() {
 }
 
 #[test]
+fn a_given_test_file_scores_the_model_and_every_data_row_trains_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, test) = (dir.path().join("shop.csv"), dir.path().join("test.csv"));
+    write_csv(&data);
+    // The test rows: the data's first 41 rows (and its header).
+    let text = std::fs::read_to_string(&data).unwrap();
+    let head: Vec<&str> = text.lines().take(42).collect();
+    std::fs::write(&test, head.join("\n") + "\n").unwrap();
+    let (ok, out, err) = lepton(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--target",
+        "label",
+        "--test",
+        test.to_str().unwrap(),
+        "--budget-seconds",
+        "4",
+        "--artifact",
+        dir.path().join("model").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("searching on 240 rows"), "{err}");
+    assert!(out.contains("test (41 rows)"), "{out}");
+    assert!(
+        summary(&out)["test_accuracy"].as_f64().unwrap() > 0.7,
+        "{out}"
+    );
+    // A test fraction and a test file are one choice too many.
+    let (ok, _, err) = lepton(&[
+        "fit",
+        data.to_str().unwrap(),
+        "--target",
+        "label",
+        "--test",
+        test.to_str().unwrap(),
+        "--test-fraction",
+        "0.3",
+    ]);
+    assert!(!ok && err.contains("--test-fraction"), "{err}");
+}
+
+#[test]
 fn fit_regresses_with_the_metric_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("shop.csv");
