@@ -13,8 +13,13 @@ use lepton::core::{DetachedContext, Features, Prediction, Schema, Target, Task};
 use lepton::data::TabularDataset;
 use lepton::models::{BoostedConfig, BoostedModel};
 
-fn read(path: &std::path::Path, classification: bool) -> (Vec<String>, Vec<f32>, Vec<f64>) {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Feature names, row-major features and targets of a prepared CSV file.
+type Table = (Vec<String>, Vec<f32>, Vec<f64>);
+
+fn read(path: &std::path::Path, classification: bool) -> Result<Table> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path:?}: {e}"))?;
     let mut lines = text.lines();
     let header: Vec<String> = lines
         .next()
@@ -33,16 +38,16 @@ fn read(path: &std::path::Path, classification: bool) -> (Vec<String>, Vec<f32>,
         );
         let t: f64 = target[0]
             .parse()
-            .unwrap_or_else(|e| panic!("{path:?}: target {line}: {e}"));
+            .map_err(|e| format!("{path:?}: target of `{line}`: {e}"))?;
         y.push(if classification { t.round() } else { t });
     }
-    (header[..header.len() - 1].to_vec(), x, y)
+    Ok((header[..header.len() - 1].to_vec(), x, y))
 }
 
-fn main() {
+fn main() -> Result<()> {
     let Ok(dir) = std::env::var("BOOSTED_DIR") else {
         eprintln!("set BOOSTED_DIR (see benches/boosted_vs_lightgbm.py); nothing to run");
-        return;
+        return Ok(());
     };
     let dir = std::path::Path::new(&dir);
     let classification = std::env::var("BOOSTED_TASK").as_deref() != Ok("regression");
@@ -51,8 +56,8 @@ fn main() {
         .split(',')
         .filter_map(|s| s.parse().ok())
         .collect();
-    let (names, x, y) = read(&dir.join("train.csv"), classification);
-    let (_, test_x, test_y) = read(&dir.join("test.csv"), classification);
+    let (names, x, y) = read(&dir.join("train.csv"), classification)?;
+    let (_, test_x, test_y) = read(&dir.join("test.csv"), classification)?;
     let classes = y.iter().chain(&test_y).fold(0.0f64, |m, &v| m.max(v)) as usize + 1;
     let task = if classification {
         Task::Classification {
@@ -73,9 +78,8 @@ fn main() {
         target: "y".into(),
         task,
     };
-    let train = TabularDataset::with_missing(schema, x, y.iter().map(|&v| target(v)).collect())
-        .expect("a valid table");
-    let none = train.select(&[]).expect("no rows");
+    let train = TabularDataset::with_missing(schema, x, y.iter().map(|&v| target(v)).collect())?;
+    let none = train.select(&[])?;
     let config = BoostedConfig {
         max_rounds: 100,
         l1: 0.0,
@@ -83,19 +87,14 @@ fn main() {
         ..BoostedConfig::default()
     };
     let started = Instant::now();
-    let fitted = BoostedModel::new(config)
-        .expect("a valid configuration")
+    let fitted = BoostedModel::new(config)?
         .with_categorical(categorical)
-        .train(&train, &none, &mut DetachedContext::new())
-        .expect("training");
+        .train(&train, &none, &mut DetachedContext::new())?;
     let fit_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let width = train.n_features();
-    let predictions = lepton::core::Predict::predict(
-        &fitted,
-        Features::with_missing(&test_x, width).expect("test rows"),
-    )
-    .expect("predictions");
+    let predictions =
+        lepton::core::Predict::predict(&fitted, Features::with_missing(&test_x, width)?)?;
     let predict_seconds = started.elapsed().as_secs_f64();
     let score = if classification {
         let right = predictions
@@ -119,4 +118,5 @@ fn main() {
         "{{\"fit_seconds\": {fit_seconds}, \"predict_seconds\": {predict_seconds}, \"score\": {score}, \"trees\": {}}}",
         fitted.n_trees()
     );
+    Ok(())
 }

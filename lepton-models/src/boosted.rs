@@ -229,26 +229,27 @@ impl Loss {
         }
     }
 
-    /// Gradients and hessians of output `k` for every row.
-    fn gradients(self, scores: &[f64], y: &[f64], k: usize, g: &mut [f64], h: &mut [f64]) {
+    /// Gradients and hessians of every output (`g[k][r]`) for every row, at the round's
+    /// start scores.
+    fn gradients(self, scores: &[f64], y: &[f64], g: &mut [Vec<f64>], h: &mut [Vec<f64>]) {
         let m = self.outputs();
         for (r, &t) in y.iter().enumerate() {
             let s = &scores[r * m..(r + 1) * m];
-            let (gr, hr) = match self {
-                Loss::Squared => (s[0] - t, 1.0),
+            match self {
+                Loss::Squared => (g[0][r], h[0][r]) = (s[0] - t, 1.0),
                 Loss::Logistic => {
                     let p = sigmoid(s[0]);
-                    (p - t, (p * (1.0 - p)).max(1e-16))
+                    (g[0][r], h[0][r]) = (p - t, (p * (1.0 - p)).max(1e-16));
                 }
                 Loss::Softmax { classes } => {
-                    let p = softmax(s)[k];
-                    let truth = f64::from(u8::from(t as usize == k));
                     let factor = classes as f64 / (classes as f64 - 1.0);
-                    (p - truth, (factor * p * (1.0 - p)).max(1e-16))
+                    for (k, p) in softmax(s).into_iter().enumerate() {
+                        let truth = f64::from(u8::from(t as usize == k));
+                        g[k][r] = p - truth;
+                        h[k][r] = (factor * p * (1.0 - p)).max(1e-16);
+                    }
                 }
-            };
-            g[r] = gr;
-            h[r] = hr;
+            }
         }
     }
 
@@ -382,7 +383,10 @@ impl BoostedModel {
             .collect();
         let growth = self.config.growth();
         let mut rng = StdRng::seed_from_u64(self.config.seed);
-        let (mut g, mut h) = (vec![0.0; rows], vec![0.0; rows]);
+        let (mut g, mut h) = (
+            vec![vec![0.0; rows]; outputs],
+            vec![vec![0.0; rows]; outputs],
+        );
         let mut trees: Vec<Tree> = Vec::new();
         let (mut best_round, mut best_loss) = (0usize, f64::INFINITY);
         let n_features =
@@ -396,11 +400,11 @@ impl BoostedModel {
             } else {
                 (0..rows as u32).collect()
             };
+            loss.gradients(&scores, &y, &mut g, &mut h);
             for k in 0..outputs {
-                loss.gradients(&scores, &y, k, &mut g, &mut h);
                 let mut features = sample(&mut rng, width, n_features).into_vec();
                 features.sort_unstable();
-                let tree = growth.grow(&binned, &g, &h, sampled.clone(), &features);
+                let tree = growth.grow(&binned, &g[k], &h[k], sampled.clone(), &features);
                 for r in 0..rows {
                     scores[r * outputs + k] += tree.value(|f| binned.columns[f][r]);
                 }
@@ -917,6 +921,17 @@ mod tests {
             &bytes,
         );
         assert!(wrong.is_err());
+        // A split that points back at itself (a hostile file) is refused, not walked forever.
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        json["trees"][0]["nodes"][0]["Split"]["left"] = 0.into();
+        let looped = FittedBoosted::from_bytes(
+            fitted.config().clone(),
+            2,
+            fitted.head(),
+            fitted.summary().clone(),
+            &serde_json::to_vec(&json).unwrap(),
+        );
+        assert!(looped.is_err());
     }
 
     #[test]

@@ -84,17 +84,21 @@ impl Tree {
         }
     }
 
-    /// Whether every split's feature and bins fit `bins` (a loaded tree is checked so).
+    /// Whether every split's feature fits `bins` and its children come after it (as growing
+    /// places them, so that walking the tree ends): a loaded tree is checked so.
     pub(crate) fn fits(&self, bins: &[FeatureBins]) -> bool {
         let n = self.nodes.len() as u32;
-        self.nodes.iter().all(|node| match node {
+        self.nodes.iter().enumerate().all(|(i, node)| match node {
             Node::Leaf(v) => v.is_finite(),
             Node::Split {
                 feature,
                 left,
                 right,
                 ..
-            } => (*feature as usize) < bins.len() && *left < n && *right < n,
+            } => {
+                let after = |c: u32| (c as usize) > i && c < n;
+                (*feature as usize) < bins.len() && after(*left) && after(*right)
+            }
         })
     }
 }
