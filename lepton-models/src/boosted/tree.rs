@@ -185,14 +185,7 @@ impl Growth {
         rows: Vec<u32>,
         features: &[usize],
     ) -> Tree {
-        let sums = rows.iter().fold(Sums::default(), |mut s, &r| {
-            s.add(Sums {
-                g: g[r as usize],
-                h: h[r as usize],
-                n: 1,
-            });
-            s
-        });
+        let sums = sums_of(&rows, g, h);
         let mut nodes = vec![Node::Leaf(0.0)];
         let mut root = Leaf {
             node: 0,
@@ -235,17 +228,7 @@ impl Growth {
                 .zip(&small_histogram)
                 .map(|(p, s)| p.iter().zip(s).map(|(p, s)| p.minus(*s)).collect())
                 .collect();
-            let total = |rows: &[u32]| {
-                rows.iter().fold(Sums::default(), |mut s, &r| {
-                    s.add(Sums {
-                        g: g[r as usize],
-                        h: h[r as usize],
-                        n: 1,
-                    });
-                    s
-                })
-            };
-            let small_sums = total(&small);
+            let small_sums = sums_of(&small, g, h);
             let large_sums = parent.sums.minus(small_sums);
             let (left_node, right_node) = (nodes.len(), nodes.len() + 1);
             nodes.push(Node::Leaf(0.0));
@@ -397,6 +380,18 @@ impl Growth {
         }
         Some((gain, Rule::In { left }))
     }
+}
+
+/// The gradient and hessian sums and the count of `rows`.
+fn sums_of(rows: &[u32], g: &[f64], h: &[f64]) -> Sums {
+    rows.iter().fold(Sums::default(), |mut s, &r| {
+        s.add(Sums {
+            g: g[r as usize],
+            h: h[r as usize],
+            n: 1,
+        });
+        s
+    })
 }
 
 /// The histograms of `rows` for `features` (one thread per feature group when large).
