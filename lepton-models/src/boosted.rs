@@ -682,37 +682,7 @@ impl FittedBoosted {
     /// Score (accuracy or R²), loss (log-loss or mean squared error) and, for classes, the
     /// confusion matrix on rows `x` with targets `y`.
     fn validation(&self, x: &[f32], y: &[f64]) -> Result<(f64, f64, Option<ConfusionMatrix>)> {
-        let predictions = self.predictions(x);
-        match self.head {
-            Head::Classes { count } => {
-                let truth: Vec<usize> = y.iter().map(|&c| c as usize).collect();
-                let (mut chosen, mut probabilities) = (Vec::new(), Vec::new());
-                for p in predictions {
-                    if let Prediction::Class {
-                        index,
-                        probabilities: q,
-                    } = p
-                    {
-                        chosen.push(index);
-                        probabilities.push(q);
-                    }
-                }
-                let loss = metrics::log_loss(&truth, &probabilities)?;
-                let confusion = ConfusionMatrix::new(count, &truth, &chosen)?;
-                Ok((confusion.accuracy(), loss, Some(confusion)))
-            }
-            Head::Value { .. } => {
-                let predicted: Vec<f64> = predictions
-                    .iter()
-                    .map(|p| match p {
-                        Prediction::Value(v) => *v,
-                        Prediction::Class { index, .. } => *index as f64,
-                    })
-                    .collect();
-                let r = metrics::regression_scores(y, &predicted)?;
-                Ok((r.r2, r.rmse * r.rmse, None))
-            }
-        }
+        metrics::head_scores(self.head, y, &self.predictions(x))
     }
 }
 

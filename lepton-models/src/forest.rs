@@ -469,49 +469,14 @@ impl FittedForest {
             targets.push(t);
         }
         let predictions = self.predict_values(&x)?;
-        let wrong = |p: &Prediction| ModelError::InvalidData(format!("prediction {p:?}"));
-        match &self.head {
-            Head::Classes { count } => {
-                let (mut truth, mut probabilities, mut chosen) =
-                    (Vec::new(), Vec::new(), Vec::new());
-                for (p, t) in predictions.iter().zip(&targets) {
-                    let (
-                        Prediction::Class {
-                            index,
-                            probabilities: q,
-                        },
-                        Target::Class(c),
-                    ) = (p, t)
-                    else {
-                        return Err(wrong(p));
-                    };
-                    chosen.push(*index);
-                    truth.push(*c);
-                    probabilities.push(q.clone());
-                }
-                let loss = metrics::log_loss(&truth, &probabilities)?;
-                let confusion = ConfusionMatrix::new(*count, &truth, &chosen)?;
-                Ok((confusion.accuracy(), loss, Some(confusion)))
-            }
-            Head::Value { .. } => {
-                let truth: Vec<f64> = targets
-                    .iter()
-                    .map(|t| match t {
-                        Target::Value(v) => *v,
-                        Target::Class(c) => *c as f64,
-                    })
-                    .collect();
-                let predicted = predictions
-                    .iter()
-                    .map(|p| match p {
-                        Prediction::Value(v) => Ok(*v),
-                        other => Err(wrong(other)),
-                    })
-                    .collect::<Result<Vec<f64>>>()?;
-                let r = metrics::regression_scores(&truth, &predicted)?;
-                Ok((r.r2, r.rmse * r.rmse, None))
-            }
-        }
+        let truth: Vec<f64> = targets
+            .iter()
+            .map(|t| match t {
+                Target::Value(v) => *v,
+                Target::Class(c) => *c as f64,
+            })
+            .collect();
+        metrics::head_scores(self.head, &truth, &predictions)
     }
 
     fn predict_values(&self, x: &[f32]) -> Result<Vec<Prediction>> {

@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use lepton_core::Prediction;
+
 use crate::error::{ModelError, Result};
+use crate::fitted_mlp::Head;
 
 /// Counts of (true class, predicted class) pairs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +218,48 @@ pub fn regression_scores(truth: &[f64], predicted: &[f64]) -> Result<RegressionS
         mae: sae / n,
         r2: if sst > 0.0 { 1.0 - sse / sst } else { 0.0 },
     })
+}
+
+/// A tree model's validation of `predictions` against `truth` (class indices or values, as
+/// numbers): accuracy, log-loss and the confusion matrix for `Head::Classes`, R² and the
+/// mean squared error for `Head::Value`.
+pub(crate) fn head_scores(
+    head: Head,
+    truth: &[f64],
+    predictions: &[Prediction],
+) -> Result<(f64, f64, Option<ConfusionMatrix>)> {
+    let wrong = |p: &Prediction| ModelError::InvalidData(format!("prediction {p:?}"));
+    match head {
+        Head::Classes { count } => {
+            let truth: Vec<usize> = truth.iter().map(|&c| c as usize).collect();
+            let (mut chosen, mut probabilities) = (Vec::new(), Vec::new());
+            for p in predictions {
+                let Prediction::Class {
+                    index,
+                    probabilities: q,
+                } = p
+                else {
+                    return Err(wrong(p));
+                };
+                chosen.push(*index);
+                probabilities.push(q.clone());
+            }
+            let loss = log_loss(&truth, &probabilities)?;
+            let confusion = ConfusionMatrix::new(count, &truth, &chosen)?;
+            Ok((confusion.accuracy(), loss, Some(confusion)))
+        }
+        Head::Value { .. } => {
+            let predicted = predictions
+                .iter()
+                .map(|p| match p {
+                    Prediction::Value(v) => Ok(*v),
+                    other => Err(wrong(other)),
+                })
+                .collect::<Result<Vec<f64>>>()?;
+            let r = regression_scores(truth, &predicted)?;
+            Ok((r.r2, r.rmse * r.rmse, None))
+        }
+    }
 }
 
 #[cfg(test)]
