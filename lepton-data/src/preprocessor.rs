@@ -493,17 +493,58 @@ fn longest_run(sorted: &[f64]) -> (f64, usize) {
 }
 
 impl FittedPreprocessor {
+    /// One preprocessor whose output is the outputs of `parts`, side by side, in order: the
+    /// preprocessing of an ensemble whose members each encode the same raw columns their own
+    /// way. Output feature `name` of part `i` is named `i:name`. The parts must have been
+    /// fitted for the same target and task, and agree on the type of every column they share.
+    pub fn side_by_side(parts: &[FittedPreprocessor]) -> Result<FittedPreprocessor> {
+        let first = parts.first().ok_or_else(|| {
+            DataError::InvalidInput("no preprocessors to put side by side".into())
+        })?;
+        let mut inputs: Vec<(String, ColumnType, Step)> = Vec::new();
+        let mut features = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            if part.target != first.target || part.task != first.task {
+                return Err(DataError::InvalidInput(format!(
+                    "preprocessor {i} predicts `{}` ({:?}), preprocessor 0 `{}` ({:?})",
+                    part.target, part.task, first.target, first.task
+                )));
+            }
+            for (name, ty, step) in &part.inputs {
+                if let Some((_, known, _)) = inputs.iter().find(|(n, _, _)| n == name)
+                    && known != ty
+                {
+                    return Err(DataError::InvalidInput(format!(
+                        "column `{name}` is {ty:?} in preprocessor {i}, {known:?} before it"
+                    )));
+                }
+                inputs.push((name.clone(), *ty, step.clone()));
+            }
+            features.extend(part.features.iter().map(|f| format!("{i}:{f}")));
+        }
+        Ok(FittedPreprocessor {
+            inputs,
+            target: first.target.clone(),
+            task: first.task.clone(),
+            features,
+        })
+    }
+
     /// The output feature names, in order.
     pub fn features(&self) -> &[String] {
         &self.features
     }
 
-    /// The raw input columns this preprocessor expects (the target excluded), with types.
+    /// The raw input columns this preprocessor expects (the target excluded), with types,
+    /// each once.
     pub fn inputs(&self) -> Vec<(&str, ColumnType)> {
-        self.inputs
-            .iter()
-            .map(|(n, t, _)| (n.as_str(), *t))
-            .collect()
+        let mut out: Vec<(&str, ColumnType)> = Vec::with_capacity(self.inputs.len());
+        for (n, t, _) in &self.inputs {
+            if !out.iter().any(|(seen, _)| *seen == n) {
+                out.push((n.as_str(), *t));
+            }
+        }
+        out
     }
 
     /// The output features (by index) that hold category codes
@@ -535,15 +576,24 @@ impl FittedPreprocessor {
         })
     }
 
-    /// Input columns that were dropped, with the reason.
+    /// Input columns that were dropped, with the reason (by a preprocessor
+    /// [side by side](Self::side_by_side), those that no part uses, each once).
     pub fn dropped(&self) -> Vec<(&str, &str)> {
-        self.inputs
-            .iter()
-            .filter_map(|(n, _, s)| match s {
-                Step::Dropped { reason } => Some((n.as_str(), reason.as_str())),
-                _ => None,
-            })
-            .collect()
+        let used = |name: &str| {
+            self.inputs
+                .iter()
+                .any(|(n, _, s)| n == name && !matches!(s, Step::Dropped { .. }))
+        };
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for (n, _, s) in &self.inputs {
+            if let Step::Dropped { reason } = s
+                && !used(n)
+                && !out.iter().any(|(seen, _)| *seen == n)
+            {
+                out.push((n.as_str(), reason.as_str()));
+            }
+        }
+        out
     }
 
     /// The target column's name.
@@ -646,8 +696,9 @@ impl FittedPreprocessor {
     /// training). A number that is not finite once scaled (`1e300`) is refused, naming its
     /// column.
     pub fn transform_record(&self, record: &BTreeMap<String, String>) -> Result<Vec<f32>> {
-        let mut columns = Vec::with_capacity(self.inputs.len());
-        for (name, ty, _) in &self.inputs {
+        let inputs = self.inputs();
+        let mut columns = Vec::with_capacity(inputs.len());
+        for (name, ty) in inputs {
             let text = record.get(name).ok_or_else(|| {
                 DataError::InvalidInput(format!("record: missing column `{name}`"))
             })?;
@@ -682,7 +733,7 @@ impl FittedPreprocessor {
                     Column::Categorical(vec![(!missing).then(|| t.to_owned())])
                 }
             };
-            columns.push((name.clone(), column));
+            columns.push((name.to_owned(), column));
         }
         if let Some(extra) = record
             .keys()
@@ -703,9 +754,9 @@ impl FittedPreprocessor {
                 return Err(DataError::InvalidInput(format!(
                     "{}: unexpected column `{name}` (fitted on: {})",
                     table.source(),
-                    self.inputs
+                    self.inputs()
                         .iter()
-                        .map(|(n, _, _)| n.as_str())
+                        .map(|(n, _)| *n)
                         .collect::<Vec<_>>()
                         .join(", ")
                 )));

@@ -160,6 +160,31 @@ impl Table {
         })
     }
 
+    /// This table with the values of column `name` taken from `rows` (row `i` gets the value
+    /// of row `rows[i]`; the other columns stay): with a permutation, the column's link with
+    /// the others is broken, as permutation importance needs.
+    pub fn with_column_rows(&self, name: &str, rows: &[usize]) -> Result<Self> {
+        let j = self.names.iter().position(|n| n == name).ok_or_else(|| {
+            DataError::InvalidInput(format!("{}: no column `{name}`", self.source))
+        })?;
+        if rows.len() != self.n_rows() || rows.iter().any(|&r| r >= self.n_rows()) {
+            return Err(DataError::InvalidInput(format!(
+                "{}: {} row indices for {} rows, each below {}",
+                self.source,
+                rows.len(),
+                self.n_rows(),
+                self.n_rows()
+            )));
+        }
+        let mut columns = self.columns.clone();
+        columns[j] = self.columns[j].select(rows);
+        Ok(Table {
+            source: self.source.clone(),
+            names: self.names.clone(),
+            columns,
+        })
+    }
+
     /// The class index of every row of column `target` and the class labels (sorted as
     /// [`Preprocessor`](crate::Preprocessor) sorts them), for stratified splits of raw tables.
     /// A missing label is an error naming its row.
@@ -260,5 +285,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.distinct_rows(), vec![0, 2, 4]);
+    }
+
+    #[test]
+    fn reorders_one_columns_rows_only() {
+        let x = Column::Numeric(vec![Some(1.0), None, Some(3.0)]);
+        let c = Column::Categorical(vec![Some("a".into()), Some("b".into()), None]);
+        let t = Table::new("t", vec![("x".into(), x.clone()), ("c".into(), c)]).unwrap();
+        let r = t.with_column_rows("c", &[2, 0, 1]).unwrap();
+        assert_eq!(r.column("x"), Some(&x));
+        assert_eq!(
+            r.column("c"),
+            Some(&Column::Categorical(vec![
+                None,
+                Some("a".into()),
+                Some("b".into())
+            ]))
+        );
+        assert!(t.with_column_rows("y", &[0, 1, 2]).is_err());
+        assert!(t.with_column_rows("c", &[0, 1]).is_err());
+        assert!(t.with_column_rows("c", &[0, 1, 3]).is_err());
     }
 }

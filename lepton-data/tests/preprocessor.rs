@@ -466,3 +466,79 @@ proptest! {
         let _ = p.transform_record(&record);
     }
 }
+
+#[test]
+fn side_by_side_preprocessors_output_each_parts_features_in_turn() {
+    let scaled = Preprocessor::default()
+        .fit(&messy(), "label", TargetKind::Classification)
+        .unwrap();
+    let native = Preprocessor {
+        imputation: Imputation::Keep,
+        categorical: CategoricalEncoding::Native,
+        scaling: Scaling::None,
+        ..Preprocessor::default()
+    }
+    .fit(&messy(), "label", TargetKind::Classification)
+    .unwrap();
+    let both = FittedPreprocessor::side_by_side(&[scaled.clone(), native.clone()]).unwrap();
+
+    let names: Vec<String> = scaled
+        .features()
+        .iter()
+        .map(|f| format!("0:{f}"))
+        .chain(native.features().iter().map(|f| format!("1:{f}")))
+        .collect();
+    assert_eq!(both.features(), names);
+    // Each raw column once, and dropped only where no part uses it.
+    assert_eq!(both.inputs(), scaled.inputs());
+    assert_eq!(both.dropped(), scaled.dropped());
+    // Category codes are found at their place behind the first part's features.
+    let shift = scaled.features().len();
+    let codes: Vec<usize> = native
+        .categorical_features()
+        .iter()
+        .map(|c| c + shift)
+        .collect();
+    assert_eq!(both.categorical_features(), codes);
+    assert!(both.keeps_missing());
+
+    // Every row: the first part's values, then the second's (NaN where it keeps missing).
+    let (a, b) = (
+        scaled.transform(&messy()).unwrap(),
+        native.transform(&messy()).unwrap(),
+    );
+    let d = both.transform(&messy()).unwrap();
+    assert_eq!(d.targets(), a.targets());
+    for row in 0..d.len() {
+        let want: Vec<f32> = [a.features(row).unwrap(), b.features(row).unwrap()].concat();
+        let got = d.features(row).unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan())),
+            "row {row}: {got:?} != {want:?}"
+        );
+    }
+    let record: BTreeMap<String, String> = [
+        ("age", "NA"),
+        ("city", "Lyon"),
+        ("member", "no"),
+        ("const", "7"),
+        ("empty", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let got = both.transform_record(&record).unwrap();
+    assert_eq!(got.len(), d.schema().features.len());
+    assert_eq!(&got[..shift], a.features(1).unwrap());
+
+    // Parts fitted for another target do not go side by side.
+    let other = Preprocessor::default()
+        .fit(&messy(), "city", TargetKind::Classification)
+        .unwrap();
+    let e = FittedPreprocessor::side_by_side(&[scaled, other]).unwrap_err();
+    assert!(e.to_string().contains("predicts `city`"), "{e}");
+    assert!(FittedPreprocessor::side_by_side(&[]).is_err());
+}
