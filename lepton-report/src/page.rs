@@ -8,6 +8,7 @@ use crate::axis::{number, value_label};
 use crate::confusion::Confusion;
 use crate::curves::CurvesPlot;
 use crate::error::Result;
+use crate::feature_importance_plot::FeatureImportancePlot;
 use crate::history_plot::HistoryPlot;
 use crate::importance_plot::ImportancePlot;
 use crate::leaderboard::Leaderboard;
@@ -16,8 +17,8 @@ use crate::slices::SlicePlot;
 
 /// A study's report: one self-contained HTML page (inline CSS and SVG, no network needed to
 /// open it) with the optimisation history, the intermediate values with pruned trials marked,
-/// parallel coordinates, parameter importance, slice plots, the leaderboard and, when the best
-/// trial stores one, its confusion matrix.
+/// parallel coordinates, parameter importance, slice plots, the leaderboard, the final model's
+/// feature importance when given, and, when the best trial stores one, its confusion matrix.
 ///
 /// ```
 /// use lepton_core::{Direction, FrozenTrial, History, ParamValue, TrialState};
@@ -42,6 +43,7 @@ pub struct StudyReport<'a> {
     history: &'a History,
     top: usize,
     live: Option<String>,
+    features: Option<(FeatureImportancePlot, usize)>,
 }
 
 impl<'a> StudyReport<'a> {
@@ -52,6 +54,7 @@ impl<'a> StudyReport<'a> {
             history,
             top: 20,
             live: None,
+            features: None,
         }
     }
 
@@ -66,6 +69,21 @@ impl<'a> StudyReport<'a> {
     /// trials (the live view of `lepton-serve`).
     pub fn live(mut self, progress_url: &str) -> Self {
         self.live = Some(progress_url.to_owned());
+        self
+    }
+
+    /// Adds the final model's feature importance: `(column, mean drop, sd)` of `metric` when
+    /// each input column is shuffled (permutation importance), the most important
+    /// [`MOST_BARS`](crate::MOST_BARS) drawn.
+    pub fn with_feature_importance(
+        mut self,
+        metric: &str,
+        importances: &[(String, f64, f64)],
+    ) -> Self {
+        self.features = Some((
+            FeatureImportancePlot::new(metric, importances),
+            importances.len(),
+        ));
         self
     }
 
@@ -127,6 +145,22 @@ impl<'a> StudyReport<'a> {
             out.push_str("<div class=\"wide\">");
             out.push_str(&board.html());
             out.push_str("</div>\n");
+        }
+
+        if let Some((plot, columns)) = &self.features {
+            section(&mut out, "features", "Feature importance");
+            figure(&mut out, "feature-importance", plot.bars.is_empty(), || {
+                plot.svg()
+            })?;
+            if *columns > plot.bars.len() {
+                note(
+                    &mut out,
+                    &format!(
+                        "the {} most important of {columns} columns",
+                        plot.bars.len()
+                    ),
+                );
+            }
         }
 
         if let Some(best) = h.best()
