@@ -95,7 +95,11 @@ def run_lepton(binary, train_csv, test_csv, target, regression, budget, seed, wo
     wall = time.monotonic() - started
     summary = json.loads(out.strip().splitlines()[-1])
     score = summary["test_r2" if regression else "test_accuracy"]
-    return score, summary["model"], wall
+    model = summary["model"]
+    if model == "ensemble":
+        # The members' families, heaviest first: ensemble(boosted+mlp+linear).
+        model += "(" + "+".join(m["family"] for m in summary["members"]) + ")"
+    return score, model, wall
 
 
 def main():

@@ -33,6 +33,7 @@ use lepton_search::{
 };
 
 use crate::builtin_family::Family;
+use crate::ensemble::ENSEMBLE;
 use crate::error::{Error, Result};
 use crate::family::{ModelFamily, TrainRequest};
 use crate::fitted_model::replay_sample;
@@ -100,6 +101,7 @@ pub struct AutoMl {
     pub(crate) storage: Option<Choice<dyn Storage>>,
     pub(crate) study_name: String,
     pub(crate) warm_start: bool,
+    pub(crate) ensemble: bool,
     pub(crate) data_parallel: usize,
     pub(crate) seed: u64,
 }
@@ -177,13 +179,14 @@ pub struct AutoMlRun {
     /// How the trials were validated (resolved: never [`Validation::Auto`]).
     pub validation: Validation,
     /// The winner's validation score in the metric: for a table, its trial's mean over the
-    /// folds; for a dataset, the refit's score on the hold-out (when the model was then
-    /// retrained on all rows, `on_all_rows`, the estimate for it).
+    /// folds (for an ensemble, its blend's score on every out-of-fold row); for a dataset,
+    /// the refit's score on the hold-out (when the model was then retrained on all rows,
+    /// `on_all_rows`, the estimate for it).
     pub valid_score: f64,
     /// Whether the returned model was trained on every training row, validation rows
     /// included.
     pub on_all_rows: bool,
-    /// The epochs the refit was given.
+    /// The epochs the refit was given (for an ensemble, its heaviest member's).
     pub refit_epochs: usize,
     /// Wall time of the search.
     pub search_time: Duration,
@@ -192,6 +195,10 @@ pub struct AutoMlRun {
     /// Up to 1,000 training rows, encoded as the model takes them, for online learning to
     /// replay ([`to_artifact`](Self::to_artifact) stores them as `replay.json`).
     pub replay: Examples,
+    /// The trials whose configurations the model was refitted from, with their weights
+    /// (summing to 1): several for an [`Ensemble`](crate::Ensemble) (heaviest first), else
+    /// the winner with weight 1.
+    pub members: Vec<(u64, f64)>,
     /// For a table: every completed trial's out-of-fold predictions of every training row
     /// (by trial number; the rows in the table's order), for ensembles. A hold-out gives
     /// predictions of its rows only, listed in `out_of_fold_rows`.
@@ -249,6 +256,7 @@ impl AutoMl {
             storage: None,
             study_name: "automl".into(),
             warm_start: true,
+            ensemble: true,
             data_parallel: 1,
             seed: 42,
         }
@@ -424,6 +432,15 @@ impl AutoMl {
     /// as auto-sklearn starts from known-good configurations) before the sampler's own.
     pub fn with_warm_start(mut self, on: bool) -> Self {
         self.warm_start = on;
+        self
+    }
+
+    /// Whether a table run may end with an [`Ensemble`](crate::Ensemble): ensemble selection
+    /// over its trials' out-of-fold predictions (on by default), kept when its blend
+    /// validates better than the best model alone and its members' refits fit in the time
+    /// left. Dataset runs ([`fit`](Self::fit)) always end with one model.
+    pub fn with_ensemble(mut self, on: bool) -> Self {
+        self.ensemble = on;
         self
     }
 
@@ -621,6 +638,7 @@ impl AutoMl {
             );
             model = family.train(&request, &mut Relay(&mut Quiet))?;
         }
+        let winner_number = winner.number;
         Ok(AutoMlRun {
             predictor: Predictor::numeric(model, train.schema().clone())?,
             winner,
@@ -634,6 +652,7 @@ impl AutoMl {
             search_time,
             refit_time: refit_started.elapsed(),
             replay: replay_sample(train, self.seed)?,
+            members: vec![(winner_number, 1.0)],
             out_of_fold: BTreeMap::new(),
             out_of_fold_rows: Vec::new(),
         })
@@ -786,11 +805,12 @@ impl AutoMl {
                     format!("two families are named `{}`", family.name()),
                 ));
             }
-            if family.name().is_empty() || family.name().contains('.') {
+            if family.name().is_empty() || family.name().contains('.') || family.name() == ENSEMBLE
+            {
                 return Err(bad_setting(
                     "families",
                     format!(
-                        "`{}` is not a family name (non-empty, no dots)",
+                        "`{}` is not a family name (non-empty, no dots, not `{ENSEMBLE}`)",
                         family.name()
                     ),
                 ));

@@ -45,9 +45,12 @@ pub use lepton_search as search;
 
 mod automl;
 mod builtin_family;
+mod ensemble;
+mod ensemble_selection;
 mod error;
 mod family;
 mod fitted_model;
+mod importance;
 mod leaderboard;
 pub mod logging;
 mod metric;
@@ -62,9 +65,14 @@ pub use automl::{
     VALID_SECONDS_PER_ROW, Validation, attr,
 };
 pub use builtin_family::Family;
+pub use ensemble::{ENSEMBLE, Ensemble};
+pub use ensemble_selection::{
+    SELECTION_ROUNDS, Selection, select_ensemble, select_ensemble_within,
+};
 pub use error::{Error, Result};
 pub use family::{Fitted, ModelFamily, TrainRequest};
 pub use fitted_model::FittedModel;
+pub use importance::{FeatureImportance, IMPORTANCE_REPEATS};
 pub use leaderboard::leaderboard_text;
 pub use metric::{Metric, named_scores};
 pub use predictor::Predictor;

@@ -3,9 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use lepton_core::{Direction, Task};
+use lepton_core::{Direction, Prediction, Target, Task};
 
-use crate::scores::Scores;
+use crate::error::Result;
+use crate::scores::{Scores, scored};
 
 /// A score AutoML can optimise (scikit-learn's definitions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,6 +102,28 @@ impl Metric {
             Metric::Rmse => scores.rmse,
             Metric::Mae => scores.mae,
         }
+    }
+
+    /// The metric of `predictions` against `targets` (`None` where undefined, e.g. ROC AUC on
+    /// rows of one class), without the cost of the other scores.
+    pub(crate) fn score(
+        self,
+        task: &Task,
+        targets: &[Target],
+        predictions: &[Prediction],
+    ) -> Result<Option<f64>> {
+        Ok(self.of(&self.scores(task, targets, predictions)?))
+    }
+
+    /// The scores of `predictions` this metric needs, with those that cost no more than a
+    /// pass over the rows (ROC AUC, a sort per class, only for itself).
+    pub(crate) fn scores(
+        self,
+        task: &Task,
+        targets: &[Target],
+        predictions: &[Prediction],
+    ) -> Result<Scores> {
+        Ok(scored(task, targets, predictions, self == Metric::RocAuc)?.0)
     }
 }
 

@@ -11,6 +11,7 @@ use lepton_deploy::ModelArtifact;
 use lepton_models::{Cpu, Head};
 
 use crate::builtin_family::Family;
+use crate::ensemble::{ENSEMBLE, Ensemble};
 use crate::error::{Error, Result};
 use crate::family::{Fitted, ModelFamily, features_for};
 use crate::scores::{Scores, score_predictions};
@@ -247,28 +248,37 @@ impl Predictor {
 
     /// Rebuilds a predictor from an artifact with the first of `families` that loads its
     /// `model_family` (pass your own families, and [`Family::all_on`] for the built-ins on
-    /// a backend); refuses configurations that do not match the weights, and a schema whose
-    /// width or classes disagree with the model.
+    /// a backend; an [`Ensemble`]'s members each with the first that loads it); refuses
+    /// configurations that do not match the weights, and a schema whose width or classes
+    /// disagree with the model.
     pub fn from_artifact_with(
         artifact: &ModelArtifact,
         families: &[Arc<dyn ModelFamily>],
     ) -> Result<Self> {
         let manifest = artifact.manifest();
-        let family = families
-            .iter()
-            .find(|f| f.loads(&manifest.model_family))
-            .ok_or_else(|| {
-                Error::IncompatibleArtifact(format!(
-                    "model family `{}`: none of the families given ({}) loads it",
-                    manifest.model_family,
-                    families
-                        .iter()
-                        .map(|f| f.name().to_owned())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-        let model = family.load(&manifest.model_config, artifact.weights())?;
+        let model = if manifest.model_family == ENSEMBLE {
+            Box::new(Ensemble::load(
+                &manifest.model_config,
+                artifact.weights(),
+                families,
+            )?)
+        } else {
+            let family = families
+                .iter()
+                .find(|f| f.loads(&manifest.model_family))
+                .ok_or_else(|| {
+                    Error::IncompatibleArtifact(format!(
+                        "model family `{}`: none of the families given ({}) loads it",
+                        manifest.model_family,
+                        families
+                            .iter()
+                            .map(|f| f.name().to_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            family.load(&manifest.model_config, artifact.weights())?
+        };
         if model.family() != manifest.model_family {
             return Err(Error::IncompatibleArtifact(format!(
                 "the weights are of a {} model, the manifest says `{}`",

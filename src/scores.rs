@@ -38,6 +38,16 @@ pub fn score_predictions(
     targets: &[Target],
     predictions: &[Prediction],
 ) -> Result<(Scores, Option<ConfusionMatrix>)> {
+    scored(task, targets, predictions, true)
+}
+
+/// The scores, ROC AUC (a sort of the rows per class) only `with_auc`.
+pub(crate) fn scored(
+    task: &Task,
+    targets: &[Target],
+    predictions: &[Prediction],
+    with_auc: bool,
+) -> Result<(Scores, Option<ConfusionMatrix>)> {
     if targets.len() != predictions.len() {
         return Err(Error::Core(lepton_core::Error::InvalidInput(format!(
             "{} targets but {} predictions",
@@ -76,7 +86,9 @@ pub fn score_predictions(
             scores.balanced_accuracy = Some(m.balanced_accuracy());
             scores.macro_f1 = Some(m.macro_f1());
             scores.log_loss = Some(metrics::log_loss(&truth, &probabilities)?);
-            scores.roc_auc = metrics::roc_auc(&truth, &probabilities).ok();
+            if with_auc {
+                scores.roc_auc = metrics::roc_auc(&truth, &probabilities).ok();
+            }
             Ok((scores, Some(m)))
         }
         Task::Regression => {

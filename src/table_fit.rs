@@ -1,18 +1,19 @@
 //! AutoML on a raw table: each trial fits its family's preprocessing on its own training
 //! rows (per fold), trains, predicts its validation rows and scores them in the run's
-//! metric; the winner is refitted, preprocessing and all, on every row.
+//! metric; ensemble selection over the trials' out-of-fold predictions picks the winner alone
+//! or a weighted blend, whose members are refitted, preprocessing and all, on every row.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Dataset, Error as CoreError, Prediction, Result as CoreResult, Schema, Target, Task, Trial,
-    TrialContext,
+    Dataset, Error as CoreError, FrozenTrial, Prediction, Result as CoreResult, Schema, Target,
+    Task, Trial, TrialContext,
 };
 use lepton_data::{
-    Column, Preprocessor, SplitIndices, Table, TabularDataset, TargetKind, holdout_indices,
-    kfold_indices, stratified_holdout_indices, stratified_kfold_indices,
+    Column, FittedPreprocessor, Preprocessor, SplitIndices, Table, TabularDataset, TargetKind,
+    holdout_indices, kfold_indices, stratified_holdout_indices, stratified_kfold_indices,
 };
 use lepton_models::Backend;
 use lepton_search::Optimize;
@@ -21,8 +22,10 @@ use crate::automl::{
     AutoMl, AutoMlRun, Observer, Quiet, Relay, TRAIN_SECONDS_PER_ROW, TrialBudgets, Validation,
     attr, bad_setting, family_of, invalid, leaderboard, none_completed, own_params, suggest_family,
 };
+use crate::ensemble::Ensemble;
+use crate::ensemble_selection::{SELECTION_ROUNDS, select_ensemble_within};
 use crate::error::Result;
-use crate::family::{ModelFamily, features_for};
+use crate::family::{Fitted, ModelFamily, features_for};
 use crate::fitted_model::replay_sample;
 use crate::metric::Metric;
 use crate::predictor::Predictor;
@@ -195,9 +198,148 @@ impl AutoMl {
             .into_inner()
             .map_err(|_| invalid("a trial panicked while keeping its predictions".into()))?;
 
-        // Refit on every row, for the epochs the winner's folds needed on average, as many
-        // as the rest of the budget allows at the speed its folds measured.
-        let family = family_of(&winner, &families)?;
+        let members = if self.ensemble {
+            let targets = row_targets(table, target, labels.as_deref(), &oof_rows)?;
+            self.ensemble_members(&board, &out_of_fold, &targets, &task, metric, n, started)?
+        } else {
+            None
+        };
+        let (members, valid_score) = match members {
+            Some((members, score)) => (members, score),
+            None => (
+                vec![(winner.clone(), 1.0)],
+                winner.value.unwrap_or(f64::NAN),
+            ),
+        };
+
+        // Refit every member on every row, for the epochs its folds needed on average, as
+        // many as the rest of the budget allows at the speed its folds measured.
+        let refit_started = Instant::now();
+        let (mut preprocessors, mut models) = (Vec::new(), Vec::new());
+        let mut refit_epochs = 0;
+        for (i, (trial, weight)) in members.iter().enumerate() {
+            let after: f64 = members[i + 1..]
+                .iter()
+                .map(|(t, _)| refit_seconds(t, n))
+                .filter(|s| s.is_finite())
+                .sum();
+            let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97 - after;
+            let (preprocessor, model, epochs) = self.refit(
+                trial, &families, table, target, kind, metric, left, observer,
+            )?;
+            if i == 0 {
+                refit_epochs = epochs;
+            }
+            preprocessors.push(preprocessor);
+            models.push((model, *weight));
+        }
+        let predictor = if models.len() == 1 {
+            Predictor::tabular(preprocessors.remove(0), models.remove(0).0)?
+        } else {
+            Predictor::tabular(
+                FittedPreprocessor::side_by_side(&preprocessors)?,
+                Box::new(Ensemble::new(models)?),
+            )?
+        };
+        let encoded = predictor
+            .preprocessor()
+            .ok_or_else(|| invalid("a table model without its preprocessor".into()))?
+            .transform(table)?;
+        Ok(Some(AutoMlRun {
+            replay: replay_sample(&encoded, self.seed)?,
+            predictor,
+            valid_score,
+            members: members.iter().map(|(t, w)| (t.number, *w)).collect(),
+            winner,
+            leaderboard: board,
+            trials,
+            metric,
+            validation,
+            on_all_rows: true,
+            refit_epochs,
+            search_time,
+            refit_time: refit_started.elapsed(),
+            out_of_fold,
+            out_of_fold_rows: oof_rows,
+        }))
+    }
+
+    /// The members of an ensemble and its blend's score, by ensemble selection over the
+    /// best trials that have out-of-fold predictions, among those whose refits fit together
+    /// in the time left; `None` when the best model alone validates as well, or when the
+    /// winner's predictions are not here (it ran in another process).
+    #[allow(clippy::too_many_arguments)]
+    fn ensemble_members(
+        &self,
+        board: &[FrozenTrial],
+        out_of_fold: &BTreeMap<u64, Vec<Prediction>>,
+        targets: &[Target],
+        task: &Task,
+        metric: Metric,
+        n: usize,
+        started: Instant,
+    ) -> Result<Option<(Members, f64)>> {
+        if board
+            .first()
+            .is_none_or(|w| !out_of_fold.contains_key(&w.number))
+        {
+            return Ok(None);
+        }
+        let candidates: Vec<&FrozenTrial> = board
+            .iter()
+            .filter(|t| out_of_fold.contains_key(&t.number))
+            .take(ENSEMBLE_CANDIDATES)
+            .collect();
+        let predictions: Vec<&[Prediction]> = candidates
+            .iter()
+            .map(|t| out_of_fold[&t.number].as_slice())
+            .collect();
+        // Every member is refitted in the time left, at the speed its folds measured.
+        let costs: Vec<f64> = candidates.iter().map(|t| refit_seconds(t, n)).collect();
+        let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
+        let selection = select_ensemble_within(
+            &predictions,
+            &costs,
+            left,
+            targets,
+            task,
+            metric,
+            SELECTION_ROUNDS,
+        )?;
+        tracing::info!(
+            members = selection.weights.len(),
+            score = selection.score,
+            best_single = selection.best_single,
+            left_seconds = left,
+            "ensemble selection"
+        );
+        if selection.weights.len() < 2 {
+            return Ok(None);
+        }
+        let members = selection
+            .weights
+            .iter()
+            .map(|(i, w)| (candidates[*i].clone(), *w))
+            .collect();
+        Ok(Some((members, selection.score)))
+    }
+
+    /// Refits `trial`'s family and configuration, preprocessing and all, on every row of
+    /// `table`, for the epochs its folds needed on average, as many as `left` seconds allow
+    /// at the speed its folds measured (at least one).
+    #[allow(clippy::too_many_arguments)]
+    fn refit(
+        &self,
+        trial: &FrozenTrial,
+        families: &[Arc<dyn ModelFamily>],
+        table: &Table,
+        target: &str,
+        kind: TargetKind,
+        metric: Metric,
+        left: f64,
+        observer: &mut (dyn Observer + Send),
+    ) -> Result<(FittedPreprocessor, Box<dyn Fitted>, usize)> {
+        let family = family_of(trial, families)?;
         let preprocessor = family
             .preprocessing(&self.preprocessor)
             .fit(table, target, kind)?;
@@ -206,14 +348,13 @@ impl AutoMl {
         let taught = if metric.balances_classes() {
             balanced(&data)?
         } else {
-            data.clone()
+            data
         };
-        let best_epoch = match attr(&winner, "best_epoch") {
+        let best_epoch = match attr(trial, "best_epoch") {
             e if e.is_finite() && e >= 1.0 => e.round() as usize,
             _ => 1,
         };
-        let per_epoch = attr(&winner, TRAIN_SECONDS_PER_ROW) * n as f64;
-        let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
+        let per_epoch = attr(trial, TRAIN_SECONDS_PER_ROW) * table.n_rows() as f64;
         let known = per_epoch.is_finite() && per_epoch > 0.0;
         let epochs = if known {
             ((left / per_epoch).floor() as usize).clamp(1, best_epoch)
@@ -221,35 +362,20 @@ impl AutoMl {
             best_epoch
         };
         let guard = known.then(|| Duration::from_secs_f64((left - per_epoch).max(0.0)));
-        observer.refit_started(&winner, epochs);
-        let refit_started = Instant::now();
+        observer.refit_started(trial, epochs);
         let mut request = self.request(
-            own_params(&winner, family.name()),
+            own_params(trial, family.name()),
             &taught,
             &none,
             epochs,
             epochs,
-            self.seed,
+            // The seed the trial's folds trained with: the refit repeats what was validated.
+            self.seed.wrapping_add(trial.number),
             guard,
         );
         request.categorical = preprocessor.categorical_features();
         let model = family.train(&request, &mut Relay(observer))?;
-        Ok(Some(AutoMlRun {
-            replay: replay_sample(&data, self.seed)?,
-            predictor: Predictor::tabular(preprocessor, model)?,
-            valid_score: winner.value.unwrap_or(f64::NAN),
-            winner,
-            leaderboard: board,
-            trials,
-            metric,
-            validation,
-            on_all_rows: true,
-            refit_epochs: epochs,
-            search_time,
-            refit_time: refit_started.elapsed(),
-            out_of_fold,
-            out_of_fold_rows: oof_rows,
-        }))
+        Ok((preprocessor, model, epochs))
     }
 
     /// The validation the run uses on `n` rows, and its `(train, valid)` row indices.
@@ -388,8 +514,45 @@ fn wait_for_running(study: &lepton_search::Study, until: Instant) -> Result<()> 
 }
 
 /// The share of a table run's budget its search may use when none is set: a table's refit
-/// is one training on every row, a fraction of a cross-validated trial.
+/// is one training on every row (per ensemble member), a fraction of a cross-validated
+/// trial.
 const TABLE_SEARCH_SHARE: f64 = 0.9;
+
+/// Trials to refit, with their weights in the model.
+type Members = Vec<(FrozenTrial, f64)>;
+
+/// The best trials ensemble selection chooses among.
+const ENSEMBLE_CANDIDATES: usize = 20;
+
+/// The seconds refitting `trial` on `n` rows should take, at the speed its folds measured
+/// (NaN when they measured none).
+fn refit_seconds(trial: &FrozenTrial, n: usize) -> f64 {
+    let epochs = attr(trial, "best_epoch").max(1.0);
+    attr(trial, TRAIN_SECONDS_PER_ROW) * n as f64 * epochs
+}
+
+/// The targets of `rows` of `table`: the class indices of `labels` for a classification, the
+/// column's values for a regression.
+fn row_targets(
+    table: &Table,
+    target: &str,
+    labels: Option<&[usize]>,
+    rows: &[usize],
+) -> Result<Vec<Target>> {
+    if let Some(labels) = labels {
+        return Ok(rows.iter().map(|&r| Target::Class(labels[r])).collect());
+    }
+    match table.column(target) {
+        Some(Column::Numeric(v)) => rows
+            .iter()
+            .map(|&r| {
+                v[r].map(Target::Value)
+                    .ok_or_else(|| invalid(format!("row {r}: the target `{target}` is missing")))
+            })
+            .collect(),
+        _ => Err(invalid(format!("the target `{target}` is not numeric"))),
+    }
+}
 
 /// The task of column `target` and, for a classification, every row's class index.
 fn target_of(table: &Table, target: &str, kind: TargetKind) -> Result<(Task, Option<Vec<usize>>)> {

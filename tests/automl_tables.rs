@@ -71,6 +71,7 @@ fn every_built_in_family_serves_raw_rows_after_a_round_trip() {
             .with_families(&[family])
             .with_budget(Duration::from_secs(30))
             .with_max_trials(2)
+            .with_ensemble(false)
             .fit_table::<Cpu>(&train, "label", TargetKind::Classification)
             .unwrap();
         assert_eq!(run.predictor.model().family(), family.name());
@@ -415,7 +416,13 @@ fn a_users_family_competes_with_the_built_ins_and_saves() {
         .with_max_trials(3)
         .fit_table::<Cpu>(&train, "label", TargetKind::Classification)
         .unwrap();
-    assert_eq!(knn.predictor.model().family(), "knn");
+    // The model is a k-NN model, or an ensemble of them (which loads its members with
+    // the families given, too).
+    let model = knn.predictor.model();
+    match model.as_any().downcast_ref::<lepton::Ensemble>() {
+        Some(ensemble) => assert!(ensemble.members().all(|(m, _)| m.family() == "knn")),
+        None => assert_eq!(model.family(), "knn"),
+    }
     let dir = tempfile::tempdir().unwrap();
     knn.save(dir.path(), BTreeMap::new()).unwrap();
     // The built-ins alone cannot load it: a clear refusal.
@@ -428,4 +435,56 @@ fn a_users_family_competes_with_the_built_ins_and_saves() {
         back.predict_table(&test).unwrap(),
         knn.predictor.predict_table(&test).unwrap()
     );
+}
+
+#[test]
+fn permutation_importance_finds_the_column_the_target_follows() {
+    // y = 3 a; b is noise; c is constant, so the preprocessor drops it.
+    let mut text = String::from("a,b,c,y\n");
+    for i in 0..150 {
+        let a = (i as f64 * 0.53).sin();
+        let b = ((i * 37) % 101) as f64 / 101.0;
+        text.push_str(&format!("{a:.5},{b:.5},1,{:.5}\n", 3.0 * a));
+    }
+    let table = CsvLoader::new("line.csv")
+        .read_table_from(text.as_bytes())
+        .unwrap();
+    let (train, test) = (
+        table.select(&(0..100).collect::<Vec<_>>()).unwrap(),
+        table.select(&(100..150).collect::<Vec<_>>()).unwrap(),
+    );
+    let run = AutoMl::new()
+        .with_families(&[Family::Boosted])
+        .with_max_trials(3)
+        .fit_table::<Cpu>(&train, "y", TargetKind::Regression)
+        .unwrap();
+    let importance = run
+        .predictor
+        .permutation_importance(&test, Metric::R2, 5, 1)
+        .unwrap();
+    let columns: Vec<&str> = importance.iter().map(|f| f.column.as_str()).collect();
+    assert_eq!(columns[0], "a", "{importance:?}");
+    // Shuffling `a` leaves an R² near -1 (a drop near 2); `b` and `c` barely or never matter.
+    assert!(
+        importance[0].mean > 1.0 && importance[0].sd >= 0.0,
+        "{importance:?}"
+    );
+    for f in &importance[1..] {
+        assert!(f.mean.abs() < 0.05, "{importance:?}");
+    }
+    let c = importance.iter().find(|f| f.column == "c").unwrap();
+    assert_eq!((c.mean, c.sd), (0.0, 0.0));
+    // A metric to minimise: the drop is still positive for the column that matters.
+    let by_rmse = run
+        .predictor
+        .permutation_importance(&test, Metric::Rmse, 3, 1)
+        .unwrap();
+    assert_eq!(by_rmse[0].column, "a");
+    assert!(by_rmse[0].mean > 0.5, "{by_rmse:?}");
+    // A classification metric on a regression: refused.
+    let e = run
+        .predictor
+        .permutation_importance(&test, Metric::Accuracy, 3, 1)
+        .unwrap_err();
+    assert!(e.to_string().contains("accuracy"), "{e}");
 }

@@ -41,6 +41,7 @@ fn fit_saves_registers_and_predict_answers_in_the_original_labels() {
     let data = dir.path().join("shop.csv");
     write_csv(&data);
     let (artifact, registry) = (dir.path().join("model"), dir.path().join("registry"));
+    let report = dir.path().join("report.html");
     let (ok, out, err) = lepton(&[
         "fit",
         data.to_str().unwrap(),
@@ -52,6 +53,8 @@ fn fit_saves_registers_and_predict_answers_in_the_original_labels() {
         artifact.to_str().unwrap(),
         "--registry",
         registry.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
         "--json",
     ]);
     assert!(ok, "{out}\n{err}");
@@ -63,7 +66,43 @@ fn fit_saves_registers_and_predict_answers_in_the_original_labels() {
         assert!(s[format!("test_{metric}")].is_number(), "{metric}: {s}");
     }
     assert!(s["trials"].as_u64().unwrap() >= 2, "{s}");
-    assert!(["boosted", "linear", "mlp"].contains(&s["model"].as_str().unwrap()));
+    // One model of the default families, or an ensemble of them, weights summing to 1.
+    let members = s["members"].as_array().unwrap();
+    let model = s["model"].as_str().unwrap();
+    assert_eq!(model == "ensemble", members.len() > 1, "{s}");
+    assert!(
+        ["boosted", "linear", "mlp", "ensemble"].contains(&model),
+        "{s}"
+    );
+    let total: f64 = members.iter().map(|m| m["weight"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{s}");
+    assert!(
+        members
+            .iter()
+            .all(|m| ["boosted", "linear", "mlp"].contains(&m["family"].as_str().unwrap())),
+        "{s}"
+    );
+    // Permutation importance of every input column on the test rows: the columns the label
+    // follows matter; `id`, dropped, cannot matter at all.
+    let importance = s["importance"].as_array().unwrap();
+    let mut columns: Vec<&str> = importance
+        .iter()
+        .map(|f| f["column"].as_str().unwrap())
+        .collect();
+    assert!(importance[0]["mean"].as_f64().unwrap() > 0.05, "{s}");
+    assert_ne!(columns[0], "id");
+    columns.sort_unstable();
+    assert_eq!(columns, ["amount", "colour", "id", "x"]);
+    let id = importance.iter().find(|f| f["column"] == "id").unwrap();
+    assert_eq!(
+        (id["mean"].as_f64(), id["sd"].as_f64()),
+        (Some(0.0), Some(0.0))
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("Feature importance") && html.contains("data-plot=\"feature-importance\""),
+        "the report has no feature importance"
+    );
     assert!(
         s["wall_seconds"].as_f64().unwrap() < 8.0 * 1.05 + 1.0,
         "{s}"

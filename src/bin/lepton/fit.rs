@@ -7,15 +7,22 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lepton::core::FrozenTrial;
+use lepton::core::{FrozenTrial, History};
 use lepton::data::{
     Column, CsvLoader, Table, TargetKind, holdout_indices, stratified_holdout_indices,
 };
 use lepton::deploy::{LocalRegistry, ModelArtifact, PRODUCTION, Registry, name_from};
 use lepton::models::Cpu;
-use lepton::{AutoMl, Family, Metric, Observer, leaderboard_text, named_scores, score_predictions};
+use lepton::report::StudyReport;
+use lepton::{
+    AutoMl, Family, IMPORTANCE_REPEATS, Metric, Observer, leaderboard_text, named_scores,
+    score_predictions,
+};
 
 use crate::Result;
+
+/// The most test rows permutation importance is measured on (evenly spaced among them).
+const IMPORTANCE_ROWS: usize = 10_000;
 
 #[derive(Args)]
 pub struct FitArgs {
@@ -68,7 +75,11 @@ pub struct FitArgs {
     /// Only search: join the run another `lepton fit` started with the same data, target,
     /// seed, test fraction, budget and --storage / --study (on this or another machine),
     /// until the budget's search share has passed; print how many trials this process ran.
-    #[arg(long, requires = "storage", conflicts_with_all = ["workers", "register", "artifact"])]
+    #[arg(
+        long,
+        requires = "storage",
+        conflicts_with_all = ["workers", "register", "artifact", "report"]
+    )]
     join: bool,
     /// Where to save the model artifact (default: NAME-model in the current directory, NAME being
     /// the data file's name without extension).
@@ -81,6 +92,10 @@ pub struct FitArgs {
     /// The model registry's directory.
     #[arg(long)]
     registry: Option<PathBuf>,
+    /// Write the run's report here: one self-contained HTML page with the search's plots,
+    /// the leaderboard and the final model's feature importance.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Print a machine-readable summary as the last line.
     #[arg(long)]
     json: bool,
@@ -223,15 +238,48 @@ pub fn run(args: FitArgs) -> Result<()> {
     let (scores, _) = score_predictions(&task, &targets, &predictions)?;
     let scores = named_scores(&scores);
     let family = predictor.model().family().to_owned();
-    writeln!(
-        out,
-        "winner: trial {} ({family}), {} {:.4} in validation; refitted on {} rows for {} epoch(s)",
-        run.winner.number,
-        run.metric,
-        run.valid_score,
-        train.n_rows(),
-        run.refit_epochs
-    )?;
+    let members: Vec<(u64, String, f64)> = run
+        .members
+        .iter()
+        .map(|(number, weight)| {
+            let family = run
+                .trials
+                .iter()
+                .find(|t| t.number == *number)
+                .and_then(|t| t.params.get("family"))
+                .map_or_else(|| "?".to_owned(), ToString::to_string);
+            (*number, family, *weight)
+        })
+        .collect();
+    if members.len() > 1 {
+        let listed: Vec<String> = members
+            .iter()
+            .map(|(trial, family, weight)| format!("trial {trial} ({family}) {weight:.2}"))
+            .collect();
+        writeln!(
+            out,
+            "ensemble of {} trials by weight: {}; {} {:.4} out of fold (the best trial alone: \
+             trial {}, {:.4}); each refitted on {} rows",
+            members.len(),
+            listed.join(", "),
+            run.metric,
+            run.valid_score,
+            run.winner.number,
+            run.winner.value.unwrap_or(f64::NAN),
+            train.n_rows(),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "winner: trial {} ({family}), {} {:.4} in validation; refitted on {} rows for {} \
+             epoch(s)",
+            run.winner.number,
+            run.metric,
+            run.valid_score,
+            train.n_rows(),
+            run.refit_epochs
+        )?;
+    }
     let test_line: Vec<String> = scores.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
     writeln!(
         out,
@@ -239,6 +287,52 @@ pub fn run(args: FitArgs) -> Result<()> {
         test.n_rows(),
         test_line.join(", ")
     )?;
+
+    // Permutation importance on (a sample of) the test rows, which nothing trained on.
+    let rows: Vec<usize> = (0..test.n_rows())
+        .step_by(test.n_rows().div_ceil(IMPORTANCE_ROWS).max(1))
+        .collect();
+    // It describes the model; a failure (the metric undefined on these rows) loses nothing.
+    let importance = match predictor.permutation_importance(
+        &test.select(&rows)?,
+        run.metric,
+        IMPORTANCE_REPEATS,
+        args.seed,
+    ) {
+        Ok(importance) => {
+            let listed: Vec<String> = importance
+                .iter()
+                .take(10)
+                .map(|f| format!("{} {:.4} ± {:.4}", f.column, f.mean, f.sd))
+                .collect();
+            writeln!(
+                out,
+                "permutation importance ({} drop on {} test rows, {IMPORTANCE_REPEATS} \
+                 shuffles): {}",
+                run.metric,
+                rows.len(),
+                listed.join(", ")
+            )?;
+            importance
+        }
+        Err(e) => {
+            eprintln!("permutation importance not measured: {e}");
+            Vec::new()
+        }
+    };
+
+    if let Some(path) = &args.report {
+        let history = History::new(run.metric.direction(), run.trials.clone());
+        let bars: Vec<(String, f64, f64)> = importance
+            .iter()
+            .map(|f| (f.column.clone(), f.mean, f.sd))
+            .collect();
+        let html = StudyReport::new(&study, &history)
+            .with_feature_importance(run.metric.name(), &bars)
+            .html()?;
+        std::fs::write(path, html).map_err(|e| format!("--report {}: {e}", path.display()))?;
+        writeln!(out, "wrote the report to {}", path.display())?;
+    }
 
     let mut metrics: BTreeMap<String, f64> = scores
         .iter()
@@ -274,6 +368,12 @@ pub fn run(args: FitArgs) -> Result<()> {
             "metric": run.metric.name(),
             "model": family,
             "params": run.winner.params,
+            "members": members
+                .iter()
+                .map(|(trial, family, weight)| {
+                    serde_json::json!({"trial": trial, "family": family, "weight": weight})
+                })
+                .collect::<Vec<_>>(),
             "trials": run.trials.len(),
             "processes": processes(&run.trials),
             "complete_trials": run.leaderboard.len(),
@@ -285,6 +385,7 @@ pub fn run(args: FitArgs) -> Result<()> {
             "artifact": artifact_dir.display().to_string(),
             "registered": registered,
             "seed": args.seed,
+            "importance": importance,
         });
         for (name, value) in &scores {
             summary[format!("test_{name}")] = (*value).into();
@@ -298,12 +399,13 @@ pub fn run(args: FitArgs) -> Result<()> {
 /// refit's outputs, plus `--join --study STUDY`: they search the same study until the
 /// deadline, then exit.
 fn start_helpers(count: usize, study: &str) -> Result<Vec<std::process::Child>> {
-    const LEFT_OUT: [&str; 5] = [
+    const LEFT_OUT: [&str; 6] = [
         "--workers",
         "--study",
         "--artifact",
         "--register",
         "--registry",
+        "--report",
     ];
     let exe = std::env::current_exe()?;
     let mut args: Vec<String> = Vec::new();
