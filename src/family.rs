@@ -170,11 +170,7 @@ pub(crate) fn features_for<'a>(
     values: &'a [f32],
     width: usize,
 ) -> CoreResult<Features<'a>> {
-    if model.accepts_missing() {
-        Features::with_missing(values, width)
-    } else {
-        Features::new(values, width)
-    }
+    Features::checked(values, width, model.accepts_missing())
 }
 
 /// A trained model of some [`ModelFamily`].

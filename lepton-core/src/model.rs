@@ -23,7 +23,9 @@ impl<'a> Features<'a> {
         Self::checked(values, n_features, true)
     }
 
-    fn checked(values: &'a [f32], n_features: usize, missing: bool) -> Result<Self> {
+    /// [`with_missing`](Self::with_missing) when `missing` (the model takes missing values),
+    /// else [`new`](Self::new): for callers that learn it from the model at run time.
+    pub fn checked(values: &'a [f32], n_features: usize, missing: bool) -> Result<Self> {
         if n_features == 0 {
             return Err(Error::InvalidInput("rows need at least one feature".into()));
         }

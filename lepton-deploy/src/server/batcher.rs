@@ -245,11 +245,7 @@ pub(crate) fn predict_caught(
     features: &[f32],
     on_panic: &dyn Fn(),
 ) -> lepton_core::Result<Vec<Prediction>> {
-    let x = if model.accepts_missing() {
-        Features::with_missing(features, model.width())?
-    } else {
-        Features::new(features, model.width())?
-    };
+    let x = Features::checked(features, model.width(), model.accepts_missing())?;
     catch_unwind(AssertUnwindSafe(|| model.predict(x))).unwrap_or_else(|panic| {
         on_panic();
         let what = panic
