@@ -161,10 +161,12 @@ fn a_given_test_file_scores_the_model_and_every_data_row_trains_it() {
     let dir = tempfile::tempdir().unwrap();
     let (data, test) = (dir.path().join("shop.csv"), dir.path().join("test.csv"));
     write_csv(&data);
-    // The test rows: the data's first 41 rows (and its header).
+    // The test rows: the data's first 41 rows (and its header), and two rows of a class the
+    // data lacks, which cannot be scored: left out, and said so.
     let text = std::fs::read_to_string(&data).unwrap();
     let head: Vec<&str> = text.lines().take(42).collect();
-    std::fs::write(&test, head.join("\n") + "\n").unwrap();
+    let unseen = "0.5,red,id-900,medium,12.000\n-1.0,blue,id-901,medium,7.000\n";
+    std::fs::write(&test, head.join("\n") + "\n" + unseen).unwrap();
     let (ok, out, err) = lepton(&[
         "fit",
         data.to_str().unwrap(),
@@ -180,6 +182,10 @@ fn a_given_test_file_scores_the_model_and_every_data_row_trains_it() {
     ]);
     assert!(ok, "{out}\n{err}");
     assert!(err.contains("searching on 240 rows"), "{err}");
+    assert!(
+        err.contains("2 test rows are of classes the training rows lack (medium)"),
+        "{err}"
+    );
     assert!(out.contains("test (41 rows)"), "{out}");
     assert!(
         summary(&out)["test_accuracy"].as_f64().unwrap() > 0.7,

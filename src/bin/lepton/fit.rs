@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lepton::core::{FrozenTrial, History};
+use lepton::core::{FrozenTrial, History, Task};
 use lepton::data::{
     Column, CsvLoader, Table, TargetKind, holdout_indices, stratified_holdout_indices,
 };
@@ -15,14 +15,20 @@ use lepton::deploy::{LocalRegistry, ModelArtifact, PRODUCTION, Registry, name_fr
 use lepton::models::Cpu;
 use lepton::report::StudyReport;
 use lepton::{
-    AutoMl, Family, IMPORTANCE_REPEATS, Metric, Observer, leaderboard_text, named_scores,
-    score_predictions,
+    AutoMl, Family, IMPORTANCE_REPEATS, Metric, Observer, Predictor, leaderboard_text,
+    named_scores, score_predictions,
 };
 
 use crate::Result;
 
-/// The most test rows permutation importance is measured on (evenly spaced among them).
-const IMPORTANCE_ROWS: usize = 10_000;
+/// The most test rows permutation importance is measured on (evenly spaced among them): it
+/// predicts them once per input column and repeat.
+const IMPORTANCE_ROWS: usize = 1_000;
+/// Fewer test rows than this measure no importance.
+const IMPORTANCE_MIN_ROWS: usize = 100;
+/// The share of the budget the search and the refit get: the rest measures the final
+/// model's importance and saves it.
+const AUTOML_SHARE: f64 = 0.95;
 
 #[derive(Args)]
 pub struct FitArgs {
@@ -165,7 +171,7 @@ pub fn run(args: FitArgs) -> Result<()> {
     let study = args.study.clone().unwrap_or_else(|| name.clone());
     let mut automl = AutoMl::new()
         .with_families(&families)
-        .with_budget(budget)
+        .with_budget(budget.mul_f64(AUTOML_SHARE))
         .with_seed(args.seed)
         .with_study_name(&study);
     if let Some(metric) = args.metric {
@@ -233,6 +239,10 @@ pub fn run(args: FitArgs) -> Result<()> {
         "{}",
         leaderboard_text(&run.leaderboard, run.metric, 10)
     )?;
+    let test = match known_classes_only(&test, &args.target, predictor)? {
+        Some(known) => known,
+        None => test,
+    };
     let (targets, predictions) = predictor.predict_labelled(&test)?;
     let task = predictor.input_schema().task.clone();
     let (scores, _) = score_predictions(&task, &targets, &predictions)?;
@@ -288,18 +298,17 @@ pub fn run(args: FitArgs) -> Result<()> {
         test_line.join(", ")
     )?;
 
-    // Permutation importance on (a sample of) the test rows, which nothing trained on.
-    let rows: Vec<usize> = (0..test.n_rows())
-        .step_by(test.n_rows().div_ceil(IMPORTANCE_ROWS).max(1))
-        .collect();
-    // It describes the model; a failure (the metric undefined on these rows) loses nothing.
-    let importance = match predictor.permutation_importance(
-        &test.select(&rows)?,
-        run.metric,
-        IMPORTANCE_REPEATS,
-        args.seed,
-    ) {
-        Ok(importance) => {
+    // Permutation importance on (a sample of) the test rows, which nothing trained on. It
+    // describes the model; a failure (the metric undefined on these rows) loses nothing.
+    let importance_started = Instant::now();
+    let left = budget.saturating_sub(started.elapsed());
+    let importance = match importance_sample(&test, predictor, left).and_then(|sample| {
+        let n = sample.n_rows();
+        let found =
+            predictor.permutation_importance(&sample, run.metric, IMPORTANCE_REPEATS, args.seed)?;
+        Ok((n, found))
+    }) {
+        Ok((rows, importance)) => {
             let listed: Vec<String> = importance
                 .iter()
                 .take(10)
@@ -310,7 +319,7 @@ pub fn run(args: FitArgs) -> Result<()> {
                 "permutation importance ({} drop on {} test rows, {IMPORTANCE_REPEATS} \
                  shuffles): {}",
                 run.metric,
-                rows.len(),
+                rows,
                 listed.join(", ")
             )?;
             importance
@@ -320,6 +329,8 @@ pub fn run(args: FitArgs) -> Result<()> {
             Vec::new()
         }
     };
+
+    let importance_seconds = importance_started.elapsed().as_secs_f64();
 
     if let Some(path) = &args.report {
         let history = History::new(run.metric.direction(), run.trials.clone());
@@ -380,6 +391,9 @@ pub fn run(args: FitArgs) -> Result<()> {
             "validation": format!("{:?}", run.validation),
             "valid_score": run.valid_score,
             "refit_epochs": run.refit_epochs,
+            "search_seconds": run.search_time.as_secs_f64(),
+            "refit_seconds": run.refit_time.as_secs_f64(),
+            "importance_seconds": importance_seconds,
             "wall_seconds": wall,
             "budget_seconds": budget.as_secs_f64(),
             "artifact": artifact_dir.display().to_string(),
@@ -393,6 +407,70 @@ pub fn run(args: FitArgs) -> Result<()> {
         writeln!(out, "{summary}")?;
     }
     Ok(())
+}
+
+/// Evenly spaced test rows to measure permutation importance on: at most
+/// [`IMPORTANCE_ROWS`], fewer when predicting them once per input column and repeat would
+/// not end within `left` (timed on one prediction of them); an error when not even
+/// [`IMPORTANCE_MIN_ROWS`] would.
+fn importance_sample(test: &Table, predictor: &Predictor, left: Duration) -> Result<Table> {
+    let evenly = |at_most: usize| -> Result<Table> {
+        let step = test.n_rows().div_ceil(at_most.max(1)).max(1);
+        let rows: Vec<usize> = (0..test.n_rows()).step_by(step).collect();
+        Ok(test.select(&rows)?)
+    };
+    let sample = evenly(IMPORTANCE_ROWS)?;
+    let timed = Instant::now();
+    predictor.predict_table(&sample)?;
+    let passes = (predictor.input_schema().features.len() * IMPORTANCE_REPEATS) as f64;
+    let seconds = timed.elapsed().as_secs_f64() * passes;
+    if seconds <= left.as_secs_f64() {
+        return Ok(sample);
+    }
+    let rows = (sample.n_rows() as f64 * left.as_secs_f64() / seconds) as usize;
+    if rows < IMPORTANCE_MIN_ROWS {
+        return Err(format!(
+            "no time left in the budget ({:.1} s) to predict {IMPORTANCE_MIN_ROWS} rows per \
+             column and repeat",
+            left.as_secs_f64()
+        )
+        .into());
+    }
+    evenly(rows)
+}
+
+/// For a classification whose test rows hold classes the training rows lack (the model never
+/// predicts them, so they cannot be scored), the other test rows, said so; `None` when every
+/// test row's class is known (or the task is a regression).
+fn known_classes_only(test: &Table, target: &str, predictor: &Predictor) -> Result<Option<Table>> {
+    let Task::Classification { classes } = &predictor.input_schema().task else {
+        return Ok(None);
+    };
+    let (labels, seen) = test.class_indices(target)?;
+    let unknown: Vec<&str> = seen
+        .iter()
+        .filter(|c| !classes.contains(c))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(None);
+    }
+    let keep: Vec<usize> = (0..labels.len())
+        .filter(|&i| classes.contains(&seen[labels[i]]))
+        .collect();
+    eprintln!(
+        "{} test rows are of classes the training rows lack ({}): not scored",
+        labels.len() - keep.len(),
+        unknown.join(", ")
+    );
+    if keep.is_empty() {
+        return Err(format!(
+            "{}: no test row is of a class the training rows have",
+            test.source()
+        )
+        .into());
+    }
+    Ok(Some(test.select(&keep)?))
 }
 
 /// Starts `count` processes of this command with the same arguments, less those of the
