@@ -123,15 +123,19 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )?;
     bar.finish();
     println!("\n{}", leaderboard_text(&run.leaderboard, run.metric, 10));
-    let winner = &run.winner;
-    let predictor = &run.predictor;
+    let (winner, predictor) = (&run.winner, &run.predictor);
     let test_accuracy = predictor.score(&test)?.accuracy.unwrap_or(0.0);
+    // The trials refitted: the winner, or an ensemble's members with their weights.
+    let refitted: Vec<String> = run
+        .members
+        .iter()
+        .map(|(trial, weight)| format!("trial {trial} ({weight:.2})"))
+        .collect();
     println!(
-        "refit trial {}'s {} on {} rows for {} epochs: test accuracy {test_accuracy:.4} ({:.0}/{})",
-        winner.number,
+        "refit {} into one {} model on {} rows: test accuracy {test_accuracy:.4} ({:.0}/{})",
+        refitted.join(", "),
         predictor.model().family(),
         train.n_rows(),
-        run.refit_epochs,
         test_accuracy * test.n_rows() as f64,
         test.n_rows()
     );
@@ -141,7 +145,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let artifact_dir = dir.join("artifact");
     let metrics = BTreeMap::from([
         ("test_accuracy".to_owned(), test_accuracy),
-        ("cv_accuracy".to_owned(), winner.value.unwrap_or(f64::NAN)),
+        ("cv_accuracy".to_owned(), run.valid_score),
     ]);
     // The run's artifact: the predictor with a replay sample of training rows (for
     // `lepton-serve --learn`).
@@ -171,7 +175,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "trials": run.trials.len(),
             "best_trial": winner.number,
             "best_params": winner.params,
-            "cv_accuracy": winner.value,
+            "cv_accuracy": run.valid_score,
+            "members": run.members,
             "refit_epochs": run.refit_epochs,
             "test_accuracy": test_accuracy,
             "identical_after_reload": identical,
