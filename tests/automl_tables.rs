@@ -488,3 +488,51 @@ fn permutation_importance_finds_the_column_the_target_follows() {
         .unwrap_err();
     assert!(e.to_string().contains("accuracy"), "{e}");
 }
+
+#[test]
+fn awkward_columns_are_handled_without_nan_predictions() {
+    // 1,200 rows: a category of 400 levels (more than the booster's 255 bins), a number
+    // missing in a fifth of the rows, a constant, and a class that follows `x`.
+    let mut text = String::from("x,level,patchy,constant,label\n");
+    for i in 0..1200 {
+        let x = (i as f64 * 0.77).sin();
+        let level = format!("L{}", (i * 7919) % 400);
+        let patchy = if i < 240 {
+            String::new()
+        } else {
+            format!("{}", i % 13)
+        };
+        let label = if x > 0.0 { "up" } else { "down" };
+        text.push_str(&format!("{x:.4},{level},{patchy},5,{label}\n"));
+    }
+    let table = CsvLoader::new("awkward.csv")
+        .read_table_from(text.as_bytes())
+        .unwrap();
+    let (train, test) = split(&table, 4);
+    for family in [Family::Boosted, Family::Linear] {
+        let run = AutoMl::new()
+            .with_families(&[family])
+            .with_max_trials(3)
+            .fit_table::<Cpu>(&train, "label", TargetKind::Classification)
+            .unwrap();
+        let predictions = run.predictor.predict_table(&test).unwrap();
+        for p in &predictions {
+            let lepton::core::Prediction::Class { probabilities, .. } = p else {
+                panic!("{p:?}")
+            };
+            assert!(
+                probabilities.iter().all(|q| q.is_finite()),
+                "{family:?}: {p:?}"
+            );
+        }
+        let accuracy = run.predictor.score(&test).unwrap().accuracy.unwrap();
+        assert!(accuracy > 0.8, "{family:?}: {accuracy}");
+        // The booster keeps the many-level category (it splits on category sets); every
+        // family drops the constant.
+        let dropped = run.predictor.preprocessor().unwrap().dropped();
+        assert!(dropped.iter().any(|(n, _)| *n == "constant"), "{dropped:?}");
+        if family == Family::Boosted {
+            assert!(!dropped.iter().any(|(n, _)| *n == "level"), "{dropped:?}");
+        }
+    }
+}
