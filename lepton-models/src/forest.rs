@@ -344,15 +344,10 @@ impl ForestModel {
         fitted.summary.final_train_loss = fitted.validation(train)?.1;
         if !valid.is_empty() {
             let started = Instant::now();
-            let (score, loss, confusion) = fitted.validation(valid)?;
-            fitted.summary.valid_seconds = started.elapsed().as_secs_f64();
-            fitted.summary.best_valid_score = Some(score);
-            fitted.summary.best_valid_loss = Some(loss);
-            fitted.summary.best_valid_confusion = confusion;
-            ctx.report(1, score)?;
-            if ctx.should_prune() {
-                return Err(Error::Pruned { step: 1 }.into());
-            }
+            let found = fitted.validation(valid)?;
+            fitted
+                .summary
+                .validated_once(found, started.elapsed(), ctx)?;
         }
         Ok(fitted)
     }

@@ -165,6 +165,28 @@ pub struct TrainingSummary {
     pub valid_seconds: f64,
 }
 
+impl TrainingSummary {
+    /// For models scored once, when grown (trees): keeps the validation rows' `score`, loss
+    /// and (a classifier's) confusion matrix found in `seconds`, reports the score to `ctx` as
+    /// step 1 and stops with [`Error::Pruned`] when `ctx` says so.
+    pub(crate) fn validated_once(
+        &mut self,
+        (score, loss, confusion): (f64, f64, Option<ConfusionMatrix>),
+        seconds: Duration,
+        ctx: &mut dyn TrialContext,
+    ) -> Result<()> {
+        self.valid_seconds = seconds.as_secs_f64();
+        self.best_valid_score = Some(score);
+        self.best_valid_loss = Some(loss);
+        self.best_valid_confusion = confusion;
+        ctx.report(1, score)?;
+        if ctx.should_prune() {
+            return Err(Error::Pruned { step: 1 }.into());
+        }
+        Ok(())
+    }
+}
+
 /// Targets ready for batching.
 pub(crate) enum Targets {
     /// Class indices.
