@@ -210,6 +210,72 @@ pub(crate) fn svg(
     Ok(out)
 }
 
+/// Horizontal bars from zero, the first at the top, each named on the left: `(name, value,
+/// spread)`, a whisker drawn over `value ± spread` where the spread is positive. `x` is the
+/// value axis, labelled by `x_label`.
+pub(crate) fn horizontal_bars(
+    plot: &'static str,
+    caption: &str,
+    bars: &[(String, f64, f64)],
+    x: std::ops::Range<f64>,
+    x_label: &dyn Fn(&f64) -> String,
+) -> Result<String> {
+    // Rows: at least two (a one-row axis gets no label).
+    let n = bars.len().max(2);
+    let height = (40 + 28 * n as u32).max(160);
+    let widest = bars.iter().map(|b| b.0.len()).max().unwrap_or(8);
+    let names = (widest as u32 * 7 + 16).clamp(60, 320);
+    svg(plot, (860, height), |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, title())
+            .margin(12)
+            .x_label_area_size(28)
+            .y_label_area_size(names)
+            // A segmented `0..m` has a segment per value of `0..=m`: `n` rows.
+            .build_cartesian_2d(x, (0..n - 1).into_segmented())?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .y_labels(n)
+            .label_style(label())
+            .y_label_formatter(&|y| match y {
+                SegmentValue::CenterOf(i) => n
+                    .checked_sub(i + 1)
+                    .and_then(|row| bars.get(row))
+                    .map_or(String::new(), |b| b.0.clone()),
+                _ => String::new(),
+            })
+            .x_label_formatter(x_label)
+            .draw()?;
+        // Bar i on row n - 1 - i: the first at the top.
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, value, _))| {
+            let row = n - 1 - i;
+            let mut bar = Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(row)),
+                    (*value, SegmentValue::Exact(row + 1)),
+                ],
+                COMPLETE.filled(),
+            );
+            bar.set_margin(4, 4, 0, 0);
+            bar
+        }))?;
+        chart.draw_series(
+            bars.iter()
+                .enumerate()
+                .filter(|(_, (_, _, spread))| *spread > 0.0)
+                .map(|(i, (_, value, spread))| {
+                    let row = SegmentValue::CenterOf(n - 1 - i);
+                    PathElement::new(
+                        vec![(value - spread, row.clone()), (value + spread, row)],
+                        OTHER.stroke_width(2),
+                    )
+                }),
+        )?;
+        Ok(Vec::new())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,7 @@
 //! one input column is shuffled), as horizontal bars with a whisker of one standard
 //! deviation each side, most important on top.
 
-use plotters::prelude::*;
-
-use crate::draw::{self, COMPLETE, OTHER};
+use crate::draw;
 use crate::error::Result;
 
 /// The most bars the plot shows (the rest are named in a note below it).
@@ -39,60 +37,17 @@ impl FeatureImportancePlot {
 
     /// The plot as an SVG document.
     pub fn svg(&self) -> Result<String> {
-        // Rows, the most important at the top (at least two: a one-row axis gets no label).
-        let n = self.bars.len().max(2);
-        let height = (48 + 24 * n as u32).max(160);
-        let widest = self.bars.iter().map(|b| b.0.len()).max().unwrap_or(8);
-        let names = (widest as u32 * 7 + 16).clamp(60, 320);
         let low = self.bars.iter().map(|b| b.1 - b.2).fold(0.0, f64::min);
         let high = self.bars.iter().map(|b| b.1 + b.2).fold(0.0, f64::max);
         let pad = ((high - low) * 0.05).max(1e-6);
         let caption = format!("Feature importance (drop of {} when shuffled)", self.metric);
-        draw::svg("feature-importance", (860, height), |area| {
-            let mut chart = ChartBuilder::on(area)
-                .caption(caption, draw::title())
-                .margin(12)
-                .x_label_area_size(28)
-                .y_label_area_size(names)
-                .build_cartesian_2d((low - pad)..(high + pad), (0..n - 1).into_segmented())?;
-            chart
-                .configure_mesh()
-                .light_line_style(WHITE)
-                .y_labels(n)
-                .label_style(draw::label())
-                .y_label_formatter(&|y| match y {
-                    SegmentValue::CenterOf(i) => n
-                        .checked_sub(i + 1)
-                        .and_then(|row| self.bars.get(row))
-                        .map_or(String::new(), |b| b.0.clone()),
-                    _ => String::new(),
-                })
-                .x_label_formatter(&|x| format!("{x:.3}"))
-                .draw()?;
-            chart.draw_series(self.bars.iter().enumerate().map(|(i, (_, mean, _))| {
-                let row = n - 1 - i;
-                let mut bar = Rectangle::new(
-                    [
-                        (0.0, SegmentValue::Exact(row)),
-                        (*mean, SegmentValue::Exact(row + 1)),
-                    ],
-                    COMPLETE.filled(),
-                );
-                bar.set_margin(5, 5, 0, 0);
-                bar
-            }))?;
-            chart.draw_series(self.bars.iter().enumerate().map(|(i, (_, mean, sd))| {
-                let row = n - 1 - i;
-                PathElement::new(
-                    vec![
-                        (mean - sd, SegmentValue::CenterOf(row)),
-                        (mean + sd, SegmentValue::CenterOf(row)),
-                    ],
-                    OTHER.stroke_width(2),
-                )
-            }))?;
-            Ok(Vec::new())
-        })
+        draw::horizontal_bars(
+            "feature-importance",
+            &caption,
+            &self.bars,
+            (low - pad)..(high + pad),
+            &|x| format!("{x:.3}"),
+        )
     }
 }
 
