@@ -30,7 +30,7 @@ pub enum Family {
     Mlp,
     /// A convolutional network for images, classification only ([`CnnSpace`]).
     Cnn,
-    /// Bagged decision trees, the tabular baseline ([`ForestSpace`]).
+    /// A random forest or extra trees ([`ForestSpace`]).
     Forest,
     /// Gradient-boosted trees, usually the strongest on tables ([`BoostedSpace`]).
     Boosted,
@@ -195,15 +195,9 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
 
     fn preprocessing(&self, run: &Preprocessor) -> Preprocessor {
         match self.family {
-            // Splits need no scale. Categories stay one-hot: an ordinal code would refuse a
-            // category unseen in training, which serving must answer.
-            Family::Forest => Preprocessor {
-                scaling: Scaling::None,
-                ..run.clone()
-            },
             // Missing values and categories go to the trees as they are (NaN, category
             // codes); the binning keeps the 255 most frequent categories of a column.
-            Family::Boosted => Preprocessor {
+            Family::Forest | Family::Boosted => Preprocessor {
                 imputation: Imputation::Keep,
                 missing_indicators: false,
                 scaling: Scaling::None,
@@ -250,9 +244,12 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
             Candidate::Cnn(c) => FittedModel::Cnn(Box::new(
                 limited!(CnnClassifier::<B>::new(c)?).train(train, valid, ctx)?,
             )),
-            Candidate::Forest(c) => {
-                FittedModel::Forest(Box::new(ForestModel::new(c)?.train(train, valid, ctx)?))
-            }
+            Candidate::Forest(c) => FittedModel::Forest(Box::new(
+                ForestModel::new(c)?
+                    .with_categorical(request.categorical.clone())
+                    .with_time_limit(request.time_limit)
+                    .train(train, valid, ctx)?,
+            )),
             Candidate::Boosted(c) => FittedModel::Boosted(Box::new(
                 BoostedModel::new(c)?
                     .with_categorical(request.categorical.clone())

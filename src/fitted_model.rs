@@ -209,7 +209,7 @@ impl<B: Backend> Fitted for FittedModel<B> {
         Ok(self.parts()?.1)
     }
     fn accepts_missing(&self) -> bool {
-        matches!(self, FittedModel::Boosted(_))
+        matches!(self, FittedModel::Forest(_) | FittedModel::Boosted(_))
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -10,7 +10,6 @@
 //! Written here because no maintained crate on stable Rust has both native categorical
 //! splits and multi-class losses (measured in the commit that added it).
 
-mod bins;
 mod tree;
 
 use std::borrow::Borrow;
@@ -28,12 +27,12 @@ use lepton_core::{
     SearchSpace, Target, Task, Trial, TrialContext,
 };
 
+use crate::bins::{Binned, FeatureBins};
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
 use crate::metrics::{self, ConfusionMatrix};
 use crate::param;
 use crate::training::TrainingSummary;
-use bins::{Binned, FeatureBins};
 use tree::{Growth, Tree};
 
 /// Rounds between two checks of the trial's context (pruning, the search's deadline).

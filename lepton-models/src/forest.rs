@@ -1,37 +1,58 @@
-//! A tree-ensemble baseline for tables, what tabular users compare neural nets against:
-//! bagged CART trees (smartcore's), each grown on a stratified bootstrap sample of the rows and
-//! a random subset of the features (random subspaces). Classes are predicted by the trees'
-//! averaged votes, values by their mean. smartcore's own random forest is not used because it
-//! exposes no class probabilities (it returns the majority vote only).
+//! Forests for tables, what FLAML and scikit-learn users find beside boosted trees: a random
+//! forest (each tree on a bootstrap sample of the rows, each split the best cut of a random
+//! subset of the features) or extra trees (every row, one random cut per feature looked at;
+//! Geurts et al., 2006). Trees grow on the booster's bins, so missing values (NaN) and
+//! categories (category codes) need no imputation or one-hot encoding. Classes are predicted
+//! by the trees' averaged class shares, values by their mean. The trees grow on every thread.
+
+mod tree;
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use smartcore::linalg::basic::arrays::Array;
-use smartcore::linalg::basic::matrix::DenseMatrix;
-use smartcore::tree::decision_tree_classifier::{
-    DecisionTreeClassifier, DecisionTreeClassifierParameters,
-};
-use smartcore::tree::decision_tree_regressor::{
-    DecisionTreeRegressor, DecisionTreeRegressorParameters,
-};
 
 use lepton_core::{
     Dataset, Error, Features, Model, ParamValue, Predict, Prediction, Result as CoreResult, Scale,
     SearchSpace, Target, Task, Trial, TrialContext,
 };
 
+use crate::bins::{Binned, FeatureBins};
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
 use crate::metrics::{self, ConfusionMatrix};
 use crate::param;
 use crate::training::TrainingSummary;
+use tree::{Growth, Targets, Tree};
+
+/// How a split cuts a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForestSplit {
+    /// The best cut, each tree on a bootstrap sample: a random forest.
+    Best,
+    /// One random cut, each tree on every row: extra trees.
+    Random,
+}
+
+impl ForestSplit {
+    /// The split of configurations saved before there was a choice.
+    fn earlier() -> ForestSplit {
+        ForestSplit::Best
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ForestSplit::Best => "best",
+            ForestSplit::Random => "random",
+        }
+    }
+}
 
 /// The hyper-parameters of a [`ForestModel`]. Serialisable; checked before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +63,12 @@ pub struct ForestConfig {
     pub max_depth: usize,
     /// Fewest training rows in a leaf (at least 1).
     pub min_samples_leaf: usize,
-    /// Share of the features each tree sees, in `(0, 1]` (at least one feature).
+    /// Share of the features each split looks at, in `(0, 1]` (at least one feature).
     pub feature_fraction: f64,
-    /// Seed of the bootstrap samples, the feature subsets and the trees.
+    /// Random forest or extra trees.
+    #[serde(default = "ForestSplit::earlier")]
+    pub split: ForestSplit,
+    /// Seed of the bootstrap samples, the feature subsets and the cuts.
     pub seed: u64,
 }
 
@@ -55,6 +79,7 @@ impl Default for ForestConfig {
             max_depth: 0,
             min_samples_leaf: 1,
             feature_fraction: 0.5,
+            split: ForestSplit::Random,
             seed: 0,
         }
     }
@@ -107,6 +132,18 @@ impl ForestConfig {
                 "max_depth" => self.max_depth = count()?,
                 "min_samples_leaf" => self.min_samples_leaf = count()?,
                 "feature_fraction" => self.feature_fraction = param::f64_value(name, value)?,
+                "split" => {
+                    self.split = match value.as_str() {
+                        Some("best") => ForestSplit::Best,
+                        Some("random") => ForestSplit::Random,
+                        _ => {
+                            return Err(param::invalid(
+                                name,
+                                format!("`{value}` is neither `best` nor `random`"),
+                            ));
+                        }
+                    }
+                }
                 _ => return Ok(false),
             }
             Ok(true)
@@ -115,23 +152,34 @@ impl ForestConfig {
         Ok(self)
     }
 
-    fn max_depth(&self) -> Option<u16> {
-        (self.max_depth > 0).then_some(self.max_depth as u16)
+    fn growth(&self, width: usize) -> Growth {
+        Growth {
+            max_depth: self.max_depth,
+            min_leaf_rows: self.min_samples_leaf,
+            features_per_split: ((width as f64 * self.feature_fraction).ceil() as usize)
+                .clamp(1, width),
+            random_cuts: self.split == ForestSplit::Random,
+        }
     }
 }
 
-/// The forest's search space: trees (log scale), depth, leaf size (log scale) and the
-/// feature share. The names match [`ForestConfig::with_params`].
+/// The forest's search space: the split (random forest or extra trees), trees (log scale),
+/// depth, leaf size (log scale) and the share of features a split looks at. The names match
+/// [`ForestConfig::with_params`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ForestSpace;
 
 impl ForestSpace {
-    /// The [`ForestConfig`] defaults within the space (depth 16 standing for "no limit"):
-    /// a search may try them first.
+    /// Extra trees of the [`ForestConfig`] defaults within the space (depth 24 standing for
+    /// "no limit"): a search may try them first.
     pub fn defaults() -> BTreeMap<String, ParamValue> {
         BTreeMap::from([
+            (
+                "split".to_owned(),
+                ParamValue::from(ForestSplit::Random.name()),
+            ),
             ("n_trees".to_owned(), ParamValue::from(100i64)),
-            ("max_depth".to_owned(), ParamValue::from(16i64)),
+            ("max_depth".to_owned(), ParamValue::from(24i64)),
             ("min_samples_leaf".to_owned(), ParamValue::from(1i64)),
             ("feature_fraction".to_owned(), ParamValue::from(0.5)),
         ])
@@ -140,42 +188,47 @@ impl ForestSpace {
 
 impl SearchSpace for ForestSpace {
     fn suggest(&self, trial: &mut Trial) -> CoreResult<()> {
+        trial.suggest_categorical(
+            "split",
+            &[ForestSplit::Random.name(), ForestSplit::Best.name()],
+        )?;
         trial.suggest_int("n_trees", 20, 300, Scale::Log)?;
         trial.suggest_int("max_depth", 2, 24, Scale::Linear)?;
-        trial.suggest_int("min_samples_leaf", 1, 16, Scale::Log)?;
+        trial.suggest_int("min_samples_leaf", 1, 32, Scale::Log)?;
         trial.suggest_float("feature_fraction", 0.1, 1.0, Scale::Linear)?;
         Ok(())
     }
 }
 
-type ClassTree = DecisionTreeClassifier<f32, u32, DenseMatrix<f32>, Vec<u32>>;
-type ValueTree = DecisionTreeRegressor<f32, f64, DenseMatrix<f32>, Vec<f64>>;
-
-/// The grown trees, each with the feature columns it was grown on.
-#[derive(Debug, Serialize, Deserialize)]
-enum Trees {
-    /// Classification: `classes[j]` is the class of a tree's `j`-th vote column (every tree
-    /// saw every class of the training rows: the bootstrap samples are stratified).
-    Classes {
-        count: usize,
-        classes: Vec<usize>,
-        trees: Vec<(Vec<usize>, ClassTree)>,
-    },
-    /// Regression.
-    Values { trees: Vec<(Vec<usize>, ValueTree)> },
-}
-
-/// A tree ensemble for the task of the training data (classification or regression).
+/// A forest for the task of the training data (classification or regression).
 #[derive(Debug, Clone)]
 pub struct ForestModel {
     config: ForestConfig,
+    categorical: Vec<usize>,
+    time_limit: Option<Duration>,
 }
 
 impl ForestModel {
-    /// A model with a checked configuration.
+    /// A model with a checked configuration, every feature numeric.
     pub fn new(config: ForestConfig) -> Result<Self> {
         config.check()?;
-        Ok(ForestModel { config })
+        Ok(ForestModel {
+            config,
+            categorical: Vec::new(),
+            time_limit: None,
+        })
+    }
+
+    /// The features (by index) that hold category codes (0, 1, ...; NaN where missing).
+    pub fn with_categorical(mut self, features: Vec<usize>) -> Self {
+        self.categorical = features;
+        self
+    }
+
+    /// Stops growing trees once `limit` has passed (the trees so far are kept).
+    pub fn with_time_limit(mut self, limit: Option<Duration>) -> Self {
+        self.time_limit = limit;
+        self
     }
 
     /// Grows the trees on `train` and scores them on `valid` (accuracy or R², reported to
@@ -186,149 +239,64 @@ impl ForestModel {
         valid: &dyn Dataset,
         ctx: &mut dyn TrialContext,
     ) -> Result<FittedForest> {
+        let started = Instant::now();
         let schema = train.schema();
         if valid.schema() != schema && !valid.is_empty() {
             return Err(ModelError::InvalidData(
                 "training and validation data have different schemas".into(),
             ));
         }
-        let n_features = schema.features.len();
-        if train.is_empty() || n_features == 0 {
+        let width = schema.features.len();
+        if train.is_empty() || width == 0 {
             return Err(ModelError::InvalidData(
                 "a forest needs training rows with at least one feature".into(),
             ));
         }
-        let mut x = Vec::with_capacity(train.len() * n_features);
-        let mut targets = Vec::with_capacity(train.len());
-        for i in 0..train.len() {
-            let (Some(row), Some(t)) = (train.features(i), train.target(i)) else {
-                return Err(ModelError::InvalidData(format!("row {i} is missing")));
-            };
-            if row.len() != n_features || row.iter().any(|v| !v.is_finite()) {
-                return Err(ModelError::InvalidData(format!(
-                    "row {i} has {} values or a non-finite one; the data has {n_features} features",
-                    row.len()
-                )));
-            }
-            x.extend_from_slice(row);
-            targets.push(t);
+        if let Some(f) = self.categorical.iter().find(|&&f| f >= width) {
+            return Err(ModelError::InvalidData(format!(
+                "categorical feature {f} is not one of the {width} features"
+            )));
         }
-        let started = Instant::now();
+        let (x, y) = gather(train, width)?;
+        let (targets, head) = targets_of(&schema.task, &y)?;
+        let binned = Binned::fit(&x, width, &self.categorical)?;
+        let growth = self.config.growth(width);
+        let rows = y.len();
         let mut rng = StdRng::seed_from_u64(self.config.seed);
-        let m = ((n_features as f64 * self.config.feature_fraction).ceil() as usize)
-            .clamp(1, n_features);
-        let columns_for = |rng: &mut StdRng| {
-            let mut all: Vec<usize> = (0..n_features).collect();
-            all.shuffle(rng);
-            let mut cols = all[..m].to_vec();
-            cols.sort_unstable();
-            cols
+        let seeds: Vec<u64> = (0..self.config.n_trees).map(|_| rng.next_u64()).collect();
+        let bootstrap = self.config.split == ForestSplit::Best;
+        let one = |seed: &u64| {
+            let mut rng = StdRng::seed_from_u64(*seed);
+            let sample: Vec<u32> = if bootstrap {
+                (0..rows)
+                    .map(|_| rng.random_range(0..rows as u32))
+                    .collect()
+            } else {
+                (0..rows as u32).collect()
+            };
+            growth.grow(&binned, &targets, sample, &mut rng)
         };
-        let matrix = |rows: &[usize], cols: &[usize]| select(&x, n_features, rows, cols);
-        let (trees, head) = match &schema.task {
-            Task::Classification { classes } => {
-                let count = classes.len();
-                let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); count];
-                for (i, t) in targets.iter().enumerate() {
-                    match t {
-                        Target::Class(c) if *c < count => by_class[*c].push(i),
-                        other => {
-                            return Err(ModelError::InvalidData(format!(
-                                "row {i}: target {other:?} is not one of {count} classes"
-                            )));
-                        }
-                    }
-                }
-                let present: Vec<usize> = (0..count).filter(|&c| !by_class[c].is_empty()).collect();
-                if present.len() < 2 {
-                    return Err(ModelError::InvalidData(format!(
-                        "classification needs at least 2 classes in the training rows, they have {}",
-                        present.len()
-                    )));
-                }
-                let mut trees = Vec::with_capacity(self.config.n_trees);
-                for _ in 0..self.config.n_trees {
-                    stop_if_asked(ctx)?;
-                    let mut rows = Vec::with_capacity(train.len());
-                    for members in by_class.iter().filter(|m| !m.is_empty()) {
-                        for _ in 0..members.len() {
-                            rows.push(members[rng.random_range(0..members.len())]);
-                        }
-                    }
-                    let cols = columns_for(&mut rng);
-                    let y: Vec<u32> = rows
-                        .iter()
-                        .map(|&r| match targets[r] {
-                            Target::Class(c) => c as u32,
-                            Target::Value(_) => 0,
-                        })
-                        .collect();
-                    let params = DecisionTreeClassifierParameters {
-                        max_depth: self.config.max_depth(),
-                        min_samples_leaf: self.config.min_samples_leaf,
-                        seed: Some(rng.next_u64()),
-                        ..DecisionTreeClassifierParameters::default()
-                    };
-                    let tree = ClassTree::fit(&matrix(&rows, &cols)?, &y, params)
-                        .map_err(|e| ModelError::InvalidData(e.to_string()))?;
-                    trees.push((cols, tree));
-                }
-                (
-                    Trees::Classes {
-                        count,
-                        classes: present,
-                        trees,
-                    },
-                    Head::Classes { count },
-                )
+        // Trees grow a batch at a time on every thread; between batches the context may stop
+        // the forest (the search's deadline) and the time limit end it.
+        let batch = rayon::current_num_threads().max(1) * 2;
+        let mut trees: Vec<Tree> = Vec::with_capacity(seeds.len());
+        for seeds in seeds.chunks(batch) {
+            if ctx.should_prune() {
+                return Err(Error::Pruned { step: 0 }.into());
             }
-            Task::Regression => {
-                let mut y_all = Vec::with_capacity(targets.len());
-                for (i, t) in targets.iter().enumerate() {
-                    match t {
-                        Target::Value(v) if v.is_finite() => y_all.push(*v),
-                        other => {
-                            return Err(ModelError::InvalidData(format!(
-                                "row {i}: target {other:?} is not a finite number"
-                            )));
-                        }
-                    }
-                }
-                let n = y_all.len() as f64;
-                let mean = y_all.iter().sum::<f64>() / n;
-                let sd = (y_all.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-                let mut trees = Vec::with_capacity(self.config.n_trees);
-                for _ in 0..self.config.n_trees {
-                    stop_if_asked(ctx)?;
-                    let rows: Vec<usize> = (0..y_all.len())
-                        .map(|_| rng.random_range(0..y_all.len()))
-                        .collect();
-                    let cols = columns_for(&mut rng);
-                    let y: Vec<f64> = rows.iter().map(|&r| y_all[r]).collect();
-                    let params = DecisionTreeRegressorParameters {
-                        max_depth: self.config.max_depth(),
-                        min_samples_leaf: self.config.min_samples_leaf,
-                        seed: Some(rng.next_u64()),
-                        ..DecisionTreeRegressorParameters::default()
-                    };
-                    let tree = ValueTree::fit(&matrix(&rows, &cols)?, &y, params)
-                        .map_err(|e| ModelError::InvalidData(e.to_string()))?;
-                    trees.push((cols, tree));
-                }
-                (
-                    Trees::Values { trees },
-                    Head::Value {
-                        mean,
-                        sd: if sd > 1e-12 { sd } else { 1.0 },
-                    },
-                )
+            trees.par_extend(seeds.par_iter().map(one));
+            if self.time_limit.is_some_and(|t| started.elapsed() >= t) {
+                break;
             }
-        };
+        }
         let mut fitted = FittedForest {
             config: self.config.clone(),
-            n_features,
             head,
-            trees: Arc::new(trees),
+            model: Arc::new(Trees {
+                outputs: targets.outputs,
+                bins: binned.bins,
+                trees,
+            }),
             summary: TrainingSummary {
                 epochs_run: 1,
                 best_epoch: 1,
@@ -341,10 +309,11 @@ impl ForestModel {
             },
         };
         // The training loss: log-loss (or squared error) of the grown forest on its own rows.
-        fitted.summary.final_train_loss = fitted.validation(train)?.1;
+        fitted.summary.final_train_loss = fitted.validation(&x, &y)?.1;
         if !valid.is_empty() {
             let started = Instant::now();
-            let found = fitted.validation(valid)?;
+            let (valid_x, valid_y) = gather(valid, width)?;
+            let found = fitted.validation(&valid_x, &valid_y)?;
             fitted
                 .summary
                 .validated_once(found, started.elapsed(), ctx)?;
@@ -366,14 +335,90 @@ impl Model for ForestModel {
     }
 }
 
+/// Row-major features and the targets as numbers (class indices or values), checked against
+/// the task.
+fn gather(data: &dyn Dataset, width: usize) -> Result<(Vec<f32>, Vec<f64>)> {
+    let mut x = Vec::with_capacity(data.len() * width);
+    let mut y = Vec::with_capacity(data.len());
+    let task = &data.schema().task;
+    for i in 0..data.len() {
+        let (Some(row), Some(t)) = (data.features(i), data.target(i)) else {
+            return Err(ModelError::InvalidData(format!("row {i} is missing")));
+        };
+        if row.len() != width {
+            return Err(ModelError::InvalidData(format!(
+                "row {i} has {} values; the data has {width} features",
+                row.len()
+            )));
+        }
+        x.extend_from_slice(row);
+        y.push(match (task, t) {
+            (Task::Classification { classes }, Target::Class(c)) if c < classes.len() => c as f64,
+            (Task::Regression, Target::Value(v)) if v.is_finite() => v,
+            (_, other) => {
+                return Err(ModelError::InvalidData(format!(
+                    "row {i}: target {other:?} does not fit the task {task:?}"
+                )));
+            }
+        });
+    }
+    Ok((x, y))
+}
+
+/// What each row adds to a side's sums, and the head of the predictions.
+fn targets_of(task: &Task, y: &[f64]) -> Result<(Targets, Head)> {
+    Ok(match task {
+        Task::Classification { classes } => {
+            let count = classes.len();
+            let mut present = vec![false; count];
+            y.iter().for_each(|&c| present[c as usize] = true);
+            let n = present.iter().filter(|&&p| p).count();
+            if n < 2 {
+                return Err(ModelError::InvalidData(format!(
+                    "classification needs at least 2 classes in the training rows, they have {n}"
+                )));
+            }
+            (
+                Targets {
+                    outputs: count,
+                    of_row: y.iter().map(|&c| (c as u32, 1.0)).collect(),
+                },
+                Head::Classes { count },
+            )
+        }
+        Task::Regression => {
+            let n = y.len().max(1) as f64;
+            let mean = y.iter().sum::<f64>() / n;
+            let sd = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            (
+                Targets {
+                    outputs: 1,
+                    of_row: y.iter().map(|&v| (0, v)).collect(),
+                },
+                Head::Value {
+                    mean,
+                    sd: if sd > 1e-12 { sd } else { 1.0 },
+                },
+            )
+        }
+    })
+}
+
+/// The grown forest: outputs per leaf (classes, or one value), bins and trees.
+#[derive(Debug, Serialize, Deserialize)]
+struct Trees {
+    outputs: usize,
+    bins: Vec<FeatureBins>,
+    trees: Vec<Tree>,
+}
+
 /// A grown forest, ready to predict; saved and restored exactly as bytes. Clones share the
 /// trees, which never change once grown.
 #[derive(Debug, Clone)]
 pub struct FittedForest {
     config: ForestConfig,
-    n_features: usize,
     head: Head,
-    trees: Arc<Trees>,
+    model: Arc<Trees>,
     summary: TrainingSummary,
 }
 
@@ -390,7 +435,7 @@ impl FittedForest {
 
     /// Features per row.
     pub fn n_features(&self) -> usize {
-        self.n_features
+        self.model.bins.len()
     }
 
     /// The classes it predicts, or the training target's mean and sd.
@@ -398,13 +443,18 @@ impl FittedForest {
         self.head
     }
 
-    /// The trees as bytes (JSON).
+    /// Trees grown (fewer than configured when a time limit stopped the growing).
+    pub fn n_trees(&self) -> usize {
+        self.model.trees.len()
+    }
+
+    /// The bins and trees as bytes (JSON).
     pub fn trees_to_bytes(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&*self.trees).map_err(|e| ModelError::Weights(e.to_string()))
+        serde_json::to_vec(&*self.model).map_err(|e| ModelError::Weights(e.to_string()))
     }
 
     /// Rebuilds a forest from its configuration, shape and saved trees; refuses trees that do
-    /// not match them.
+    /// not match them, and says so for the smartcore trees earlier versions saved.
     pub fn from_bytes(
         config: ForestConfig,
         n_features: usize,
@@ -413,150 +463,98 @@ impl FittedForest {
         bytes: &[u8],
     ) -> Result<Self> {
         config.check()?;
-        let trees: Trees =
-            serde_json::from_slice(bytes).map_err(|e| ModelError::Weights(e.to_string()))?;
-        let (n_trees, columns_ok, head_ok) = match (&trees, head) {
-            (
-                Trees::Classes {
-                    count,
-                    classes,
-                    trees,
-                },
-                Head::Classes { count: h },
-            ) => (
-                trees.len(),
-                trees.iter().all(|(c, _)| c.iter().all(|&c| c < n_features)),
-                *count == h && classes.iter().all(|&c| c < h),
-            ),
-            (Trees::Values { trees }, Head::Value { .. }) => (
-                trees.len(),
-                trees.iter().all(|(c, _)| c.iter().all(|&c| c < n_features)),
-                true,
-            ),
-            _ => (0, false, false),
+        let model: Trees = serde_json::from_slice(bytes).map_err(|e| {
+            let earlier = serde_json::from_slice::<serde_json::Value>(bytes)
+                .is_ok_and(|v| v.get("Classes").is_some() || v.get("Values").is_some());
+            ModelError::Weights(if earlier {
+                "this forest was saved by an earlier Lepton (smartcore trees), which this \
+                 version no longer reads: train it again"
+                    .into()
+            } else {
+                e.to_string()
+            })
+        })?;
+        let fits_head = match head {
+            Head::Classes { count } => model.outputs == count,
+            Head::Value { .. } => model.outputs == 1,
         };
-        if n_trees != config.n_trees || !columns_ok || !head_ok {
+        if !fits_head
+            || model.bins.len() != n_features
+            || !(1..=config.n_trees).contains(&model.trees.len())
+            || !model
+                .trees
+                .iter()
+                .all(|t| t.fits(n_features, model.outputs))
+        {
             return Err(ModelError::Weights(format!(
-                "{n_trees} trees do not fit a forest of {} trees on {n_features} features with \
-                 head {head:?}",
+                "{} saved trees do not fit a forest of at most {} trees on {n_features} \
+                 features with head {head:?}",
+                model.trees.len(),
                 config.n_trees
             )));
         }
         Ok(FittedForest {
             config,
-            n_features,
             head,
-            trees: Arc::new(trees),
+            model: Arc::new(model),
             summary,
         })
     }
 
-    /// Accuracy (or R²) and log-loss (or mean squared error) on `data`.
-    /// Score, loss and (classification) confusion matrix on `data`.
-    fn validation(&self, data: &dyn Dataset) -> Result<(f64, f64, Option<ConfusionMatrix>)> {
-        let mut x = Vec::with_capacity(data.len() * self.n_features);
-        let mut targets = Vec::with_capacity(data.len());
-        for i in 0..data.len() {
-            let (Some(row), Some(t)) = (data.features(i), data.target(i)) else {
-                return Err(ModelError::InvalidData(format!("row {i} is missing")));
-            };
-            x.extend_from_slice(row);
-            targets.push(t);
-        }
-        let predictions = self.predict_values(&x)?;
-        let truth: Vec<f64> = targets
-            .iter()
-            .map(|t| match t {
-                Target::Value(v) => *v,
-                Target::Class(c) => *c as f64,
-            })
-            .collect();
-        metrics::head_scores(self.head, &truth, &predictions)
+    /// The trees' mean leaf values of every row of `x`, row-major (`outputs` a row).
+    fn means(&self, x: &[f32]) -> Vec<f64> {
+        let m = &*self.model;
+        let (width, outputs) = (m.bins.len(), m.outputs);
+        let bins = Binned::rows(&m.bins, x);
+        let n = m.trees.len().max(1) as f64;
+        let row = |r: &[u8]| {
+            let mut sums = vec![0.0; outputs];
+            for tree in &m.trees {
+                let leaf = tree.leaf(outputs, |f| r[f]);
+                sums.iter_mut().zip(leaf).for_each(|(s, v)| *s += v);
+            }
+            sums.into_iter().map(move |s| s / n)
+        };
+        bins.par_chunks(width).flat_map_iter(row).collect()
     }
 
-    fn predict_values(&self, x: &[f32]) -> Result<Vec<Prediction>> {
-        let rows = x.len() / self.n_features;
-        let all: Vec<usize> = (0..rows).collect();
-        let matrix = |cols: &[usize]| select(x, self.n_features, &all, cols);
-        match &*self.trees {
-            Trees::Classes {
-                count,
-                classes,
-                trees,
-            } => {
-                let mut votes = vec![0.0f64; rows * count];
-                for (cols, tree) in trees {
-                    let p = tree
-                        .predict_proba(&matrix(cols)?)
-                        .map_err(|e| ModelError::InvalidData(e.to_string()))?;
-                    for r in 0..rows {
-                        for (j, &class) in classes.iter().enumerate() {
-                            votes[r * count + class] += *p.get((r, j));
-                        }
+    fn predictions(&self, x: &[f32]) -> Vec<Prediction> {
+        let means = self.means(x);
+        match self.head {
+            Head::Value { .. } => means.into_iter().map(Prediction::Value).collect(),
+            Head::Classes { count } => means
+                .chunks(count)
+                .map(|shares| {
+                    let index = shares
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map_or(0, |(i, _)| i);
+                    Prediction::Class {
+                        index,
+                        probabilities: shares.iter().map(|&p| p as f32).collect(),
                     }
-                }
-                let n = trees.len().max(1) as f64;
-                Ok(votes
-                    .chunks(*count)
-                    .map(|v| {
-                        let probabilities: Vec<f32> = v.iter().map(|&s| (s / n) as f32).collect();
-                        let index = probabilities
-                            .iter()
-                            .enumerate()
-                            .max_by(|a, b| a.1.total_cmp(b.1))
-                            .map_or(0, |(i, _)| i);
-                        Prediction::Class {
-                            index,
-                            probabilities,
-                        }
-                    })
-                    .collect())
-            }
-            Trees::Values { trees } => {
-                let mut sums = vec![0.0f64; rows];
-                for (cols, tree) in trees {
-                    let p = tree
-                        .predict(&matrix(cols)?)
-                        .map_err(|e| ModelError::InvalidData(e.to_string()))?;
-                    for (s, v) in sums.iter_mut().zip(p) {
-                        *s += v;
-                    }
-                }
-                let n = trees.len().max(1) as f64;
-                Ok(sums.into_iter().map(|s| Prediction::Value(s / n)).collect())
-            }
+                })
+                .collect(),
         }
     }
-}
 
-/// Stops growing when the context says so (the search's deadline has passed): a forest on
-/// many rows takes long, and its trees are grown before any score is reported.
-fn stop_if_asked(ctx: &dyn TrialContext) -> Result<()> {
-    if ctx.should_prune() {
-        return Err(Error::Pruned { step: 0 }.into());
+    /// Score (accuracy or R²), loss (log-loss or mean squared error) and, for classes, the
+    /// confusion matrix on rows `x` with targets `y`.
+    fn validation(&self, x: &[f32], y: &[f64]) -> Result<(f64, f64, Option<ConfusionMatrix>)> {
+        metrics::head_scores(self.head, y, &self.predictions(x))
     }
-    Ok(())
-}
-
-/// The `cols` of the `rows` of row-major `x` (`width` values a row), as a smartcore matrix.
-fn select(x: &[f32], width: usize, rows: &[usize], cols: &[usize]) -> Result<DenseMatrix<f32>> {
-    let mut values = Vec::with_capacity(rows.len() * cols.len());
-    for &r in rows {
-        values.extend(cols.iter().map(|&c| x[r * width + c]));
-    }
-    DenseMatrix::new(rows.len(), cols.len(), values, false)
-        .map_err(|e| ModelError::InvalidData(e.to_string()))
 }
 
 impl Predict for FittedForest {
     fn predict(&self, x: Features<'_>) -> CoreResult<Vec<Prediction>> {
-        if x.n_features() != self.n_features {
+        if x.n_features() != self.n_features() {
             return Err(Error::InvalidInput(format!(
                 "rows have {} features, the forest expects {}",
                 x.n_features(),
-                self.n_features
+                self.n_features()
             )));
         }
-        Ok(self.predict_values(x.values())?)
+        Ok(self.predictions(x.values()))
     }
 }

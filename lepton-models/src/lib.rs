@@ -17,6 +17,7 @@
 
 mod backend;
 pub mod batch;
+mod bins;
 mod boosted;
 mod burnpack;
 pub mod checkpoint;
@@ -48,7 +49,7 @@ pub use cnn_space::CnnSpace;
 pub use error::{ModelError, Result};
 pub use fitted_cnn::FittedCnn;
 pub use fitted_mlp::{FineTuning, FittedMlp, Head};
-pub use forest::{FittedForest, ForestConfig, ForestModel, ForestSpace};
+pub use forest::{FittedForest, ForestConfig, ForestModel, ForestSpace, ForestSplit};
 pub use linear_space::LinearSpace;
 pub use mlp::{MlpActivation, MlpClassifier, MlpConfig, MlpRegressor};
 pub use mlp_space::MlpSpace;

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::bins::{Binned, FeatureBins};
+use crate::bins::{Binned, FeatureBins, Rule};
 
 /// Added to a categorical split's hessians, and to the categories' ordering ratio, against
 /// splits on small categories.
@@ -16,33 +16,6 @@ const CATEGORY_SMOOTHING: f64 = 10.0;
 const MAX_CATEGORY_GROUP: usize = 32;
 /// Below this many row-features a histogram is built on one thread.
 const PARALLEL_WORK: usize = 100_000;
-
-/// Where a split sends a bin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) enum Rule {
-    /// Value bins up to `bin` go left; missing values (bin 0) go left when `missing_left`.
-    UpTo { bin: u8, missing_left: bool },
-    /// The bins whose bit is set go left (bit `b % 64` of word `b / 64`).
-    In { left: [u64; 4] },
-}
-
-impl Rule {
-    pub(crate) fn goes_left(&self, bin: u8) -> bool {
-        match self {
-            Rule::UpTo {
-                bin: t,
-                missing_left,
-            } => {
-                if bin == 0 {
-                    *missing_left
-                } else {
-                    bin <= *t
-                }
-            }
-            Rule::In { left } => left[usize::from(bin) / 64] >> (bin % 64) & 1 == 1,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Node {

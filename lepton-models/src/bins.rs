@@ -1,4 +1,4 @@
-//! Binning for the booster: every feature's values become at most 255 bins plus bin 0 for
+//! Binning for the tree families (boosted trees, forests): every feature's values become at most 255 bins plus bin 0 for
 //! missing values, learnt from the training rows. Numbers are cut at quantiles (at the
 //! midpoints between distinct values when there are few); categories (codes 0, 1, ...) get a
 //! bin each, the most frequent first, and the rarest share bin 0 with missing and unseen ones.
@@ -156,6 +156,33 @@ impl Binned {
             .enumerate()
             .map(|(i, &v)| bins[i % width].bin(v))
             .collect()
+    }
+}
+
+/// Where a split sends a bin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Rule {
+    /// Value bins up to `bin` go left; missing values (bin 0) go left when `missing_left`.
+    UpTo { bin: u8, missing_left: bool },
+    /// The bins whose bit is set go left (bit `b % 64` of word `b / 64`).
+    In { left: [u64; 4] },
+}
+
+impl Rule {
+    pub(crate) fn goes_left(&self, bin: u8) -> bool {
+        match self {
+            Rule::UpTo {
+                bin: t,
+                missing_left,
+            } => {
+                if bin == 0 {
+                    *missing_left
+                } else {
+                    bin <= *t
+                }
+            }
+            Rule::In { left } => left[usize::from(bin) / 64] >> (bin % 64) & 1 == 1,
+        }
     }
 }
 
