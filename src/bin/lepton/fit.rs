@@ -247,7 +247,6 @@ pub fn run(args: FitArgs) -> Result<()> {
     let task = predictor.input_schema().task.clone();
     let (scores, _) = score_predictions(&task, &targets, &predictions)?;
     let scores = named_scores(&scores);
-    let family = predictor.model().family().to_owned();
     let members: Vec<(u64, String, f64)> = run
         .members
         .iter()
@@ -261,6 +260,16 @@ pub fn run(args: FitArgs) -> Result<()> {
             (*number, family, *weight)
         })
         .collect();
+    // The family of the one trial kept (alone or as its bagged fold models), else an ensemble.
+    let family = match members.as_slice() {
+        [(_, family, _)] => family.clone(),
+        _ => predictor.model().family().to_owned(),
+    };
+    let how = if run.bagged_folds > 0 {
+        format!("each the average of its {} fold models", run.bagged_folds)
+    } else {
+        format!("each refitted on {} rows", train.n_rows())
+    };
     if members.len() > 1 {
         let listed: Vec<String> = members
             .iter()
@@ -269,14 +278,20 @@ pub fn run(args: FitArgs) -> Result<()> {
         writeln!(
             out,
             "ensemble of {} trials by weight: {}; {} {:.4} out of fold (the best trial alone: \
-             trial {}, {:.4}); each refitted on {} rows",
+             trial {}, {:.4}); {how}",
             members.len(),
             listed.join(", "),
             run.metric,
             run.valid_score,
             run.winner.number,
             run.winner.value.unwrap_or(f64::NAN),
-            train.n_rows(),
+        )?;
+    } else if run.bagged_folds > 0 {
+        writeln!(
+            out,
+            "winner: trial {} ({family}), {} {:.4} in validation; the average of its {} fold \
+             models",
+            run.winner.number, run.metric, run.valid_score, run.bagged_folds
         )?;
     } else {
         writeln!(
@@ -391,6 +406,7 @@ pub fn run(args: FitArgs) -> Result<()> {
             "validation": format!("{:?}", run.validation),
             "valid_score": run.valid_score,
             "refit_epochs": run.refit_epochs,
+            "bagged_folds": run.bagged_folds,
             "search_seconds": run.search_time.as_secs_f64(),
             "refit_seconds": run.refit_time.as_secs_f64(),
             "importance_seconds": importance_seconds,
