@@ -4,6 +4,7 @@
 //! and the ensemble predicts the weighted mean of their class probabilities or values.
 
 use std::any::Any;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -108,6 +109,23 @@ impl Ensemble {
     /// The members with their weights (summing to 1), in input order.
     pub fn members(&self) -> impl Iterator<Item = (&dyn Fitted, f64)> {
         self.members.iter().map(|m| (m.model.as_ref(), m.weight))
+    }
+
+    /// The ensemble with every member replaced by what `remake` makes of it, given the
+    /// columns of the ensemble's input it reads; the weights stay.
+    pub(crate) fn remade(
+        &self,
+        mut remake: impl FnMut(&dyn Fitted, Range<usize>) -> Result<Box<dyn Fitted>>,
+    ) -> Result<Ensemble> {
+        let members = self
+            .members
+            .iter()
+            .map(|m| {
+                let columns = m.offset..m.offset + m.model.shape().0;
+                Ok((remake(m.model.as_ref(), columns)?, m.weight))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ensemble::new(members)
     }
 
     /// Rebuilds an ensemble from its artifact's `config` and `weights`, each member with the

@@ -1,7 +1,8 @@
 //! Serving the models Lepton trains: [`ArtifactLoader`] turns any artifact this crate writes
 //! (a [`Predictor`] of a built-in family) into a model the prediction server
 //! ([`lepton_deploy::server`]) can answer with, and fine-tune online (MLPs and linear
-//! models; CNNs and forests are served but do not learn online yet).
+//! models, and ensembles of them such as bagged fold models, each member on its slice of the
+//! input; CNNs and trees are served but do not learn online yet).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use lepton_core::{Features, Predict, Prediction, Schema};
 use lepton_deploy::{Cell, Examples, ModelArtifact, ModelLoader, Servable, Tuning, encode_numbers};
 use lepton_models::{Cpu, FineTuning};
 
-use crate::{FittedModel, Predictor};
+use crate::{Ensemble, Fitted, FittedModel, Predictor};
 
 /// Loads the artifacts Lepton writes, of the built-in families, for serving on the CPU
 /// backend: a [`Predictor`] with its preprocessor (raw rows, categories and missing values
@@ -36,6 +37,25 @@ fn fine_tuning(t: &Tuning) -> FineTuning {
         batch_size: t.batch_size,
         seed: t.seed,
     }
+}
+
+/// `model` fine-tuned on `examples`, when it is an MLP or a linear model.
+fn fine_tuned(
+    model: &dyn Fitted,
+    examples: &Examples,
+    tuning: &Tuning,
+) -> lepton_core::Result<Box<dyn Fitted>> {
+    let Some(FittedModel::<Cpu>::Mlp(mlp)) = model.as_any().downcast_ref::<FittedModel<Cpu>>()
+    else {
+        return Err(lepton_core::Error::InvalidInput(format!(
+            "a {} model does not learn online (only MLP and linear models, and ensembles of \
+             them, do)",
+            model.family()
+        )));
+    };
+    Ok(Box::new(FittedModel::<Cpu>::Mlp(Box::new(
+        mlp.fine_tune(examples, fine_tuning(tuning))?,
+    ))))
 }
 
 /// A predictor being served.
@@ -90,16 +110,17 @@ impl Servable for Served {
         tuning: &Tuning,
     ) -> lepton_core::Result<ModelArtifact> {
         let model = self.0.model();
-        let Some(FittedModel::<Cpu>::Mlp(mlp)) = model.as_any().downcast_ref::<FittedModel<Cpu>>()
-        else {
-            return Err(lepton_core::Error::InvalidInput(format!(
-                "a {} model does not learn online (only MLP and linear models do)",
-                model.family()
-            )));
+        let tuned: Box<dyn Fitted> = match model.as_any().downcast_ref::<Ensemble>() {
+            Some(ensemble) => Box::new(
+                ensemble
+                    .remade(|member, columns| {
+                        fine_tuned(member, &examples.columns(columns), tuning)
+                            .map_err(crate::Error::from)
+                    })
+                    .map_err(core)?,
+            ),
+            None => fine_tuned(model, examples, tuning)?,
         };
-        let tuned = Box::new(FittedModel::<Cpu>::Mlp(Box::new(
-            mlp.fine_tune(examples, fine_tuning(tuning))?,
-        )));
         let predictor = match self.0.preprocessor() {
             Some(p) => Predictor::tabular(p.clone(), tuned),
             None => Predictor::numeric(tuned, self.schema().clone()),

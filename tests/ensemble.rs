@@ -1,6 +1,6 @@
 //! Ensembles end to end: members of different families behind their own preprocessing blend
-//! as their weights say, save, load, and are served raw rows over HTTP; a table run that
-//! selects an ensemble refits its members and returns it.
+//! as their weights say, save, load, are served raw rows over HTTP, and learn online member by
+//! member when they are networks; a table run that selects an ensemble returns it.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 
 use lepton::core::{Prediction, Target, TrialContext};
 use lepton::data::{Column, FittedPreprocessor, Preprocessor};
-use lepton::deploy::{LocalRegistry, PRODUCTION, Registry, Server, ServerConfig};
+use lepton::deploy::{
+    Cell, Examples, LocalRegistry, ModelLoader, PRODUCTION, Registry, Server, ServerConfig, Tuning,
+};
 use lepton::models::Schedule;
 use lepton::prelude::*;
 use lepton::{ArtifactLoader, ENSEMBLE, Ensemble, Fitted, TrainRequest};
@@ -84,6 +86,85 @@ fn probabilities(p: &Prediction) -> Vec<f32> {
         Prediction::Class { probabilities, .. } => probabilities.clone(),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn an_ensemble_of_networks_learns_online_member_by_member() {
+    let table = table();
+    let (linear_prep, linear) = member(Family::Linear, &table);
+    let (mlp_prep, mlp) = member(Family::Mlp, &table);
+    let predictor = Predictor::tabular(
+        FittedPreprocessor::side_by_side(&[linear_prep, mlp_prep]).unwrap(),
+        Box::new(Ensemble::new(vec![(linear, 1.0), (mlp, 3.0)]).unwrap()),
+    )
+    .unwrap();
+    let before = predictor.predict_table(&table).unwrap();
+    let servable = ArtifactLoader
+        .load(&predictor.to_artifact(BTreeMap::new()).unwrap())
+        .unwrap();
+    // Feedback that says every row is the other class.
+    let (labels, _) = table.class_indices("label").unwrap();
+    let mut examples = Examples::empty(servable.schema().task.clone(), servable.width());
+    for (r, label) in labels.iter().enumerate() {
+        let cells: Vec<Cell> = table
+            .names()
+            .iter()
+            .zip(table.columns())
+            .filter(|(n, _)| *n != "label")
+            .map(|(_, c)| match c {
+                Column::Numeric(v) => v[r].map_or(Cell::Missing, Cell::Number),
+                Column::Categorical(v) => v[r].clone().map_or(Cell::Missing, Cell::Text),
+                Column::Boolean(_) => unreachable!(),
+            })
+            .collect();
+        let mut row = Vec::new();
+        servable.encode(&cells, &mut row).unwrap();
+        examples.push(&row, Target::Class(1 - label)).unwrap();
+    }
+    let tuning = Tuning {
+        epochs: 20,
+        learning_rate: 1e-2,
+        ..Tuning::default()
+    };
+    let tuned = Predictor::from_artifact(&servable.fine_tune(&examples, &tuning).unwrap()).unwrap();
+    // Both members learnt, each on its slice of the input; the weights stayed.
+    let ensemble = tuned.model().as_any().downcast_ref::<Ensemble>().unwrap();
+    let members: Vec<(String, f64)> = ensemble
+        .members()
+        .map(|(m, w)| (m.family().to_owned(), w))
+        .collect();
+    assert_eq!(
+        members,
+        [("linear".to_owned(), 0.25), ("mlp".to_owned(), 0.75)]
+    );
+    let after = tuned.predict_table(&table).unwrap();
+    let flipped = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b.class() != a.class())
+        .count();
+    assert!(flipped > 120, "{flipped} of 240 answers changed");
+
+    // An ensemble with trees in it does not learn online, and says why.
+    let (boosted_prep, boosted) = member(Family::Boosted, &table);
+    let (linear_prep, linear) = member(Family::Linear, &table);
+    let mixed = Predictor::tabular(
+        FittedPreprocessor::side_by_side(&[linear_prep, boosted_prep]).unwrap(),
+        Box::new(Ensemble::new(vec![(linear, 1.0), (boosted, 1.0)]).unwrap()),
+    )
+    .unwrap();
+    let servable = ArtifactLoader
+        .load(&mixed.to_artifact(BTreeMap::new()).unwrap())
+        .unwrap();
+    let width = servable.width();
+    let mut one = Examples::empty(servable.schema().task.clone(), width);
+    one.push(&vec![0.0; width], Target::Class(0)).unwrap();
+    let err = servable.fine_tune(&one, &tuning).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("boosted model does not learn online"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -118,6 +118,21 @@ impl Examples {
         out
     }
 
+    /// Every row's inputs in `columns` (clamped to the width), with its target: the slice
+    /// of the input one member of an ensemble reads.
+    pub fn columns(&self, columns: std::ops::Range<usize>) -> Self {
+        let width = self.width();
+        let columns = columns.start.min(width)..columns.end.min(width);
+        let mut out = Examples::empty(self.schema.task.clone(), columns.len());
+        if width > 0 {
+            for row in self.features.chunks(width) {
+                out.features.extend_from_slice(&row[columns.clone()]);
+            }
+            out.targets = self.targets.clone();
+        }
+        out
+    }
+
     /// The first `at` rows and the rest.
     pub fn split_at(&self, at: usize) -> (Self, Self) {
         let at = at.min(self.len());
@@ -258,6 +273,10 @@ mod tests {
         let s = e.select(&[2, 0]);
         assert_eq!(s.feature_values(), &[5.0, 6.0, 1.0, 2.0]);
         assert_eq!(s.targets(), &[Target::Class(1), Target::Class(0)]);
+        let right = e.columns(1..2);
+        assert_eq!(right.feature_values(), &[2.0, 4.0, 6.0]);
+        assert_eq!((right.width(), right.targets()), (1, e.targets()));
+        assert_eq!(e.columns(1..9).width(), 1);
         let back = Examples::from_json(&e.to_json().unwrap()).unwrap();
         assert_eq!(back, e);
         e.keep_last(1);
