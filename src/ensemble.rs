@@ -60,7 +60,14 @@ impl Ensemble {
             return Err(invalid("an ensemble needs at least one member".into()));
         };
         let head = first.shape().1;
+        // Weights that already sum to 1 (as saved ones do, up to rounding) are kept as they
+        // are, so that a loaded ensemble predicts exactly what the saved one did.
         let total: f64 = members.iter().map(|(_, w)| w).sum();
+        let total = if (total - 1.0).abs() < 1e-9 {
+            1.0
+        } else {
+            total
+        };
         let mut offset = 0;
         let mut out = Vec::with_capacity(members.len());
         for (i, (model, weight)) in members.into_iter().enumerate() {

@@ -89,6 +89,35 @@ fn probabilities(p: &Prediction) -> Vec<f32> {
 }
 
 #[test]
+fn weights_that_sum_to_one_are_kept_exactly_through_a_round_trip() {
+    let table = table();
+    let parts: Vec<(FittedPreprocessor, Box<dyn Fitted>)> =
+        (0..3).map(|_| member(Family::Linear, &table)).collect();
+    let preprocessors: Vec<FittedPreprocessor> = parts.iter().map(|p| p.0.clone()).collect();
+    // 0.3 + 0.6 + 0.1 is 0.9999999999999999 in floating point: dividing by the sum would
+    // move them.
+    let weights = [0.3, 0.6, 0.1];
+    let models = parts.into_iter().map(|p| p.1).zip(weights).collect();
+    let ensemble = Ensemble::new(models).unwrap();
+    assert_eq!(
+        ensemble.members().map(|(_, w)| w).collect::<Vec<_>>(),
+        weights
+    );
+    let predictor = Predictor::tabular(
+        FittedPreprocessor::side_by_side(&preprocessors).unwrap(),
+        Box::new(ensemble),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    predictor.save(dir.path(), BTreeMap::new()).unwrap();
+    let back = Predictor::load(dir.path()).unwrap();
+    assert_eq!(
+        back.predict_table(&table).unwrap(),
+        predictor.predict_table(&table).unwrap()
+    );
+}
+
+#[test]
 fn an_ensemble_of_networks_learns_online_member_by_member() {
     let table = table();
     let (linear_prep, linear) = member(Family::Linear, &table);
