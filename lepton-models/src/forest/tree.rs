@@ -5,6 +5,7 @@
 //! their parent. Each split looks at a random subset of the features; a random forest takes
 //! each one's best cut, extra trees one random cut each, and the best of those is kept.
 //! Missing values (bin 0) go to the side that gains more; categories are split into two sets.
+//! A feature constant in a node does not count towards the subset.
 
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -222,12 +223,19 @@ impl Growth {
         // Rounding leaves a pure node tiny gains: a split must gain more than that.
         let least = 1e-9 * parent.abs().max(1.0);
         let width = data.columns.len();
-        let mut best: Option<Candidate> = None;
-        for f in sample(rng, width, self.features_per_split.clamp(1, width)) {
+        let wanted = self.features_per_split.clamp(1, width);
+        let (mut best, mut looked): (Option<Candidate>, usize) = (None, 0);
+        // Features in a random order until `wanted` of them vary in this node: a feature
+        // that is constant here does not count (deep nodes have many), as in scikit-learn.
+        for f in sample(rng, width, width) {
+            if looked == wanted {
+                break;
+            }
             let groups = groups_of(&data.columns[f], data.bins[f].count(), rows, targets);
             if groups.bins.len() < 2 {
                 continue;
             }
+            looked += 1;
             let found = if data.bins[f].is_categorical() {
                 self.category_cut(&groups, total, rng)
             } else {
@@ -468,6 +476,32 @@ mod tests {
         let leaf = |v: f32| tree.leaf(1, |_| data.bins[0].bin(v))[0];
         assert_eq!((leaf(0.0), leaf(7.0)), (1.0, 6.0));
         assert_eq!(tree.nodes.len(), 3);
+    }
+
+    #[test]
+    fn a_feature_constant_in_the_node_does_not_count_towards_the_subset() {
+        // Feature 0 is constant, feature 1 separates the classes; one feature a split.
+        let x: Vec<f32> = (0..20).flat_map(|i| [1.0, i as f32]).collect();
+        let of_row = (0..20).map(|i| (u32::from(i >= 10), 1.0)).collect();
+        let targets = Targets { outputs: 2, of_row };
+        let data = Binned::fit(&x, 2, &[]).unwrap_or_else(|e| panic!("{e}"));
+        for random_cuts in [false, true] {
+            let growth = Growth {
+                max_depth: 1,
+                min_leaf_rows: 1,
+                features_per_split: 1,
+                random_cuts,
+            };
+            for seed in 0..20 {
+                let rows = (0..20).collect();
+                let tree = growth.grow(&data, &targets, rows, &mut StdRng::seed_from_u64(seed));
+                assert!(
+                    matches!(tree.nodes[0], Node::Split { feature: 1, .. }),
+                    "seed {seed}: {:?}",
+                    tree.nodes[0]
+                );
+            }
+        }
     }
 
     #[test]
