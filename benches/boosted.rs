@@ -1,17 +1,21 @@
-//! Lepton's boosted trees on one prepared table, for `benches/boosted_vs_lightgbm.py`, which
-//! runs LightGBM with the same parameters on the same files and compares.
+//! Lepton's tree models on one prepared table, for `benches/boosted_vs_lightgbm.py`, which
+//! runs LightGBM (and, with `--forests`, scikit-learn's forests) with the same parameters on
+//! the same files and compares.
 //!
 //! `BOOSTED_DIR` holds train.csv and test.csv: a header, numbers only (category codes for
 //! categorical columns, empty cells for missing values), the target last. `BOOSTED_TASK` is
 //! `classification` or `regression`; `BOOSTED_CATEGORICAL` lists categorical columns by
-//! index (`1,2`). Trains 100 rounds (learning rate 0.1, 31 leaves, 20 rows a leaf, no early
-//! stopping), then prints one JSON line: fit and predict seconds, the test score.
+//! index (`1,2`). `BOOSTED_MODEL` picks the model: `boosted` (the default: 100 rounds,
+//! learning rate 0.1, 31 leaves, 20 rows a leaf, no early stopping), `random_forest` or
+//! `extra_trees` (100 fully grown trees, each split looking at the square root of the
+//! features for classes and at all of them for values, as scikit-learn's defaults). Prints
+//! one JSON line: fit and predict seconds, the test score.
 
 use std::time::Instant;
 
 use lepton::core::{DetachedContext, Features, Prediction, Schema, Target, Task};
 use lepton::data::TabularDataset;
-use lepton::models::{BoostedConfig, BoostedModel};
+use lepton::models::{BoostedConfig, BoostedModel, ForestConfig, ForestModel, ForestSplit};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -80,21 +84,53 @@ fn main() -> Result<()> {
     };
     let train = TabularDataset::with_missing(schema, x, y.iter().map(|&v| target(v)).collect())?;
     let none = train.select(&[])?;
-    let config = BoostedConfig {
-        max_rounds: 100,
-        l1: 0.0,
-        l2: 0.0,
-        ..BoostedConfig::default()
-    };
+    let width = train.n_features();
+    let model = std::env::var("BOOSTED_MODEL").unwrap_or_else(|_| "boosted".into());
     let started = Instant::now();
-    let fitted = BoostedModel::new(config)?
-        .with_categorical(categorical)
-        .train(&train, &none, &mut DetachedContext::new())?;
+    let (fitted, trees): (Box<dyn lepton::core::Predict>, usize) = match model.as_str() {
+        "boosted" => {
+            let config = BoostedConfig {
+                max_rounds: 100,
+                l1: 0.0,
+                l2: 0.0,
+                ..BoostedConfig::default()
+            };
+            let fitted = BoostedModel::new(config)?
+                .with_categorical(categorical)
+                .train(&train, &none, &mut DetachedContext::new())?;
+            let trees = fitted.n_trees();
+            (Box::new(fitted), trees)
+        }
+        "random_forest" | "extra_trees" => {
+            let config = ForestConfig {
+                n_trees: 100,
+                max_depth: 0,
+                min_samples_leaf: 1,
+                // Half a feature under the square root's floor: the share, times the width
+                // and rounded up, gives exactly that floor.
+                feature_fraction: if classification {
+                    ((width as f64).sqrt().floor().max(1.0) - 0.5) / width as f64
+                } else {
+                    1.0
+                },
+                split: if model == "extra_trees" {
+                    ForestSplit::Random
+                } else {
+                    ForestSplit::Best
+                },
+                seed: 0,
+            };
+            let fitted = ForestModel::new(config)?
+                .with_categorical(categorical)
+                .train(&train, &none, &mut DetachedContext::new())?;
+            let trees = fitted.n_trees();
+            (Box::new(fitted), trees)
+        }
+        other => return Err(format!("BOOSTED_MODEL={other}: not a tree model here").into()),
+    };
     let fit_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let width = train.n_features();
-    let predictions =
-        lepton::core::Predict::predict(&fitted, Features::with_missing(&test_x, width)?)?;
+    let predictions = fitted.predict(Features::with_missing(&test_x, width)?)?;
     let predict_seconds = started.elapsed().as_secs_f64();
     let score = if classification {
         let right = predictions
@@ -115,8 +151,7 @@ fn main() -> Result<()> {
         1.0 - residual / total
     };
     println!(
-        "{{\"fit_seconds\": {fit_seconds}, \"predict_seconds\": {predict_seconds}, \"score\": {score}, \"trees\": {}}}",
-        fitted.n_trees()
+        "{{\"fit_seconds\": {fit_seconds}, \"predict_seconds\": {predict_seconds}, \"score\": {score}, \"trees\": {trees}}}"
     );
     Ok(())
 }

@@ -6,7 +6,13 @@ L1/L2, no subsampling, no early stopping) on 2 threads, with categorical columns
 and missing values left missing, then predict the test rows. Prints, per table, both test
 scores (accuracy or R²), fit and predict seconds, and Lepton's time over LightGBM's.
 
-    python3 benches/boosted_vs_lightgbm.py [--rows 1000000] [TABLE ...]
+    python3 benches/boosted_vs_lightgbm.py [--rows 1000000] [--forests] [TABLE ...]
+
+With `--forests`, also Lepton's forests against scikit-learn's on the same files: a random
+forest and extra trees of 100 fully grown trees, each split looking at the square root of the
+features for classes and all of them for values (scikit-learn's defaults), on 2 threads;
+scikit-learn gets category codes as numbers (it has no categorical splits), Lepton the
+categories.
 
 Tables: `synthetic` (ROWS rows: 8 numbers with 5 % missing, 2 categories of 10 and 1,000
 levels, a binary target with interactions), the shared tables breast_cancer, digits and
@@ -67,6 +73,7 @@ def load(name, rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--forests", action="store_true")
     parser.add_argument("tables", nargs="*", default=["synthetic", "breast_cancer", "digits", "diabetes", "hi", "diamonds"])
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--bench", "boosted"], cwd=ROOT, check=True)
@@ -96,14 +103,26 @@ def main():
             max_bin=255, reg_alpha=0.0, reg_lambda=0.0, subsample=1.0, colsample_bytree=1.0,
             n_jobs=2, verbose=-1,
         )
-        model = (lgb.LGBMRegressor if regression else lgb.LGBMClassifier)(**params)
-        started = time.monotonic()
-        model.fit(xtr, ytr)
-        lgb_fit = time.monotonic() - started
-        started = time.monotonic()
-        predicted = model.predict(xte)
-        lgb_predict = time.monotonic() - started
-        lgb_score = r2_score(yte, predicted) if regression else accuracy_score(yte, predicted)
+        codes = lambda x: x.apply(
+            lambda c: c.cat.codes.astype(float).replace(-1, np.nan)
+            if isinstance(c.dtype, pd.CategoricalDtype) else c
+        )
+        models = [("LightGBM", "boosted", (lgb.LGBMRegressor if regression else lgb.LGBMClassifier)(**params), xtr, xte)]
+        if args.forests:
+            from sklearn.ensemble import (
+                ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier,
+                RandomForestRegressor,
+            )
+
+            forest = dict(n_estimators=100, n_jobs=2, random_state=0)
+            models += [
+                ("RandomForest", "random_forest",
+                 (RandomForestRegressor if regression else RandomForestClassifier)(**forest),
+                 codes(xtr), codes(xte)),
+                ("ExtraTrees", "extra_trees",
+                 (ExtraTreesRegressor if regression else ExtraTreesClassifier)(**forest),
+                 codes(xtr), codes(xte)),
+            ]
         with tempfile.TemporaryDirectory() as tmp:
             for part, x, yy in [("train", xtr, ytr), ("test", xte, yte)]:
                 out = x.copy()
@@ -112,20 +131,28 @@ def main():
                         out[c] = out[c].cat.codes.astype(float).replace(-1, np.nan)
                 out["__target__"] = yy.values
                 out.to_csv(Path(tmp) / f"{part}.csv", index=False, na_rep="")
-            env = dict(
-                os.environ, BOOSTED_DIR=tmp, RAYON_NUM_THREADS="2",
-                BOOSTED_TASK="regression" if regression else "classification",
-                BOOSTED_CATEGORICAL=",".join(map(str, categorical)),
-            )
-            ours = json.loads(subprocess.run([binary], env=env, check=True, capture_output=True, text=True).stdout)
-        metric = "r2" if regression else "accuracy"
-        print(
-            f"{name:14} {len(frame):>8} rows  {metric:8}  LightGBM {lgb_score:.4f}  Lepton {ours['score']:.4f}"
-            f"  | fit {lgb_fit:7.2f} s vs {ours['fit_seconds']:7.2f} s (x{ours['fit_seconds'] / lgb_fit:.2f})"
-            f"  | predict {lgb_predict:6.3f} s vs {ours['predict_seconds']:6.3f} s"
-            f" (x{ours['predict_seconds'] / max(lgb_predict, 1e-9):.2f})",
-            flush=True,
-        )
+            for reference, kind, model, x_train, x_test in models:
+                started = time.monotonic()
+                model.fit(x_train, ytr)
+                their_fit = time.monotonic() - started
+                started = time.monotonic()
+                predicted = model.predict(x_test)
+                their_predict = time.monotonic() - started
+                theirs = r2_score(yte, predicted) if regression else accuracy_score(yte, predicted)
+                env = dict(
+                    os.environ, BOOSTED_DIR=tmp, RAYON_NUM_THREADS="2", BOOSTED_MODEL=kind,
+                    BOOSTED_TASK="regression" if regression else "classification",
+                    BOOSTED_CATEGORICAL=",".join(map(str, categorical)),
+                )
+                ours = json.loads(subprocess.run([binary], env=env, check=True, capture_output=True, text=True).stdout)
+                metric = "r2" if regression else "accuracy"
+                print(
+                    f"{name:14} {len(frame):>8} rows  {metric:8}  {reference} {theirs:.4f}  Lepton {ours['score']:.4f}"
+                    f"  | fit {their_fit:7.2f} s vs {ours['fit_seconds']:7.2f} s (x{ours['fit_seconds'] / their_fit:.2f})"
+                    f"  | predict {their_predict:6.3f} s vs {ours['predict_seconds']:6.3f} s"
+                    f" (x{ours['predict_seconds'] / max(their_predict, 1e-9):.2f})",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
