@@ -1,8 +1,10 @@
-//! Binning for the tree families (boosted trees, forests): every feature's values become at most 255 bins plus bin 0 for
+//! Binning for the tree families (boosted trees, forests), and what they share: the rows they
+//! read, the nodes of their trees and the walk down them. Every feature's values become at most 255 bins plus bin 0 for
 //! missing values, learnt from the training rows. Numbers are cut at quantiles (at the
 //! midpoints between distinct values when there are few); categories (codes 0, 1, ...) get a
 //! bin each, the most frequent first, and the rarest share bin 0 with missing and unseen ones.
 
+use lepton_core::{Dataset, Target, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -184,6 +186,90 @@ impl Rule {
             Rule::In { left } => left[usize::from(bin) / 64] >> (bin % 64) & 1 == 1,
         }
     }
+}
+
+/// Row-major features and the targets as numbers (class indices or values) of `data`, checked
+/// against its task: what both tree families train on.
+pub(crate) fn gather(data: &dyn Dataset, width: usize) -> Result<(Vec<f32>, Vec<f64>)> {
+    let mut x = Vec::with_capacity(data.len() * width);
+    let mut y = Vec::with_capacity(data.len());
+    let task = &data.schema().task;
+    for i in 0..data.len() {
+        let (Some(row), Some(t)) = (data.features(i), data.target(i)) else {
+            return Err(ModelError::InvalidData(format!("row {i} is missing")));
+        };
+        if row.len() != width {
+            return Err(ModelError::InvalidData(format!(
+                "row {i} has {} values; the data has {width} features",
+                row.len()
+            )));
+        }
+        x.extend_from_slice(row);
+        y.push(match (task, t) {
+            (Task::Classification { classes }, Target::Class(c)) if c < classes.len() => c as f64,
+            (Task::Regression, Target::Value(v)) if v.is_finite() => v,
+            (_, other) => {
+                return Err(ModelError::InvalidData(format!(
+                    "row {i}: target {other:?} does not fit the task {task:?}"
+                )));
+            }
+        });
+    }
+    Ok((x, y))
+}
+
+/// A node of a tree on the bins: a leaf holding an `L`, or a split whose children come
+/// after it (node 0 is the root).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Node<L> {
+    Leaf(L),
+    Split {
+        feature: u32,
+        rule: Rule,
+        left: u32,
+        right: u32,
+    },
+}
+
+/// The leaf of `nodes` a row reaches, its bin of feature `f` being `bin(f)`.
+pub(crate) fn leaf_of<L>(nodes: &[Node<L>], bin: impl Fn(usize) -> u8) -> &L {
+    let mut i = 0;
+    loop {
+        match &nodes[i] {
+            Node::Leaf(leaf) => return leaf,
+            Node::Split {
+                feature,
+                rule,
+                left,
+                right,
+            } => {
+                i = if rule.goes_left(bin(*feature as usize)) {
+                    *left as usize
+                } else {
+                    *right as usize
+                };
+            }
+        }
+    }
+}
+
+/// Whether every split of `nodes` reads one of `width` features and its children come after
+/// it (as growing places them, so that a walk ends), and every leaf is `leaf_ok`: a loaded
+/// tree is checked so.
+pub(crate) fn nodes_fit<L>(nodes: &[Node<L>], width: usize, leaf_ok: impl Fn(&L) -> bool) -> bool {
+    let n = nodes.len() as u32;
+    nodes.iter().enumerate().all(|(i, node)| match node {
+        Node::Leaf(leaf) => leaf_ok(leaf),
+        Node::Split {
+            feature,
+            left,
+            right,
+            ..
+        } => {
+            let after = |c: u32| (c as usize) > i && c < n;
+            (*feature as usize) < width && after(*left) && after(*right)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use lepton_core::{
     Dataset, Error, Features, Model, ParamValue, Predict, Prediction, Result as CoreResult, Scale,
-    SearchSpace, Target, Task, Trial, TrialContext,
+    SearchSpace, Task, Trial, TrialContext,
 };
 
-use crate::bins::{Binned, FeatureBins};
+use crate::bins::{Binned, FeatureBins, gather};
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
 use crate::metrics::{self, ConfusionMatrix};
@@ -364,11 +364,11 @@ impl BoostedModel {
                 "categorical feature {f} is not one of the {width} features"
             )));
         }
-        let (x, y, loss, head) = gather(train, width)?;
+        let (x, y, loss, head) = gathered(train, width)?;
         let (valid_x, valid_y) = if valid.is_empty() {
             (Vec::new(), Vec::new())
         } else {
-            let (x, y, ..) = gather(valid, width)?;
+            let (x, y, ..) = gathered(valid, width)?;
             (x, y)
         };
         let binned = Binned::fit(&x, width, &self.categorical)?;
@@ -480,31 +480,9 @@ impl Model for BoostedModel {
 }
 
 /// Row-major features, targets as numbers (class indices or values), the loss and the head.
-fn gather(data: &dyn Dataset, width: usize) -> Result<(Vec<f32>, Vec<f64>, Loss, Head)> {
-    let mut x = Vec::with_capacity(data.len() * width);
-    let mut y = Vec::with_capacity(data.len());
+fn gathered(data: &dyn Dataset, width: usize) -> Result<(Vec<f32>, Vec<f64>, Loss, Head)> {
+    let (x, y) = gather(data, width)?;
     let task = &data.schema().task;
-    for i in 0..data.len() {
-        let (Some(row), Some(t)) = (data.features(i), data.target(i)) else {
-            return Err(ModelError::InvalidData(format!("row {i} is missing")));
-        };
-        if row.len() != width {
-            return Err(ModelError::InvalidData(format!(
-                "row {i} has {} values; the data has {width} features",
-                row.len()
-            )));
-        }
-        x.extend_from_slice(row);
-        y.push(match (task, t) {
-            (Task::Classification { classes }, Target::Class(c)) if c < classes.len() => c as f64,
-            (Task::Regression, Target::Value(v)) if v.is_finite() => v,
-            (_, other) => {
-                return Err(ModelError::InvalidData(format!(
-                    "row {i}: target {other:?} does not fit the task {task:?}"
-                )));
-            }
-        });
-    }
     let (loss, head) = match task {
         Task::Classification { classes } => {
             let mut present = vec![false; classes.len()];
@@ -695,7 +673,7 @@ impl Predict for FittedBoosted {
 
 #[cfg(test)]
 mod tests {
-    use lepton_core::{DetachedContext, Schema};
+    use lepton_core::{DetachedContext, Schema, Target};
     use lepton_data::TabularDataset;
 
     use super::*;

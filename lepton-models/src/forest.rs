@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use lepton_core::{
     Dataset, Error, Features, Model, ParamValue, Predict, Prediction, Result as CoreResult, Scale,
-    SearchSpace, Target, Task, Trial, TrialContext,
+    SearchSpace, Task, Trial, TrialContext,
 };
 
-use crate::bins::{Binned, FeatureBins};
+use crate::bins::{Binned, FeatureBins, gather};
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
 use crate::metrics::{self, ConfusionMatrix};
@@ -333,36 +333,6 @@ impl Model for ForestModel {
     ) -> CoreResult<FittedForest> {
         Ok(self.train(train, valid, ctx)?)
     }
-}
-
-/// Row-major features and the targets as numbers (class indices or values), checked against
-/// the task.
-fn gather(data: &dyn Dataset, width: usize) -> Result<(Vec<f32>, Vec<f64>)> {
-    let mut x = Vec::with_capacity(data.len() * width);
-    let mut y = Vec::with_capacity(data.len());
-    let task = &data.schema().task;
-    for i in 0..data.len() {
-        let (Some(row), Some(t)) = (data.features(i), data.target(i)) else {
-            return Err(ModelError::InvalidData(format!("row {i} is missing")));
-        };
-        if row.len() != width {
-            return Err(ModelError::InvalidData(format!(
-                "row {i} has {} values; the data has {width} features",
-                row.len()
-            )));
-        }
-        x.extend_from_slice(row);
-        y.push(match (task, t) {
-            (Task::Classification { classes }, Target::Class(c)) if c < classes.len() => c as f64,
-            (Task::Regression, Target::Value(v)) if v.is_finite() => v,
-            (_, other) => {
-                return Err(ModelError::InvalidData(format!(
-                    "row {i}: target {other:?} does not fit the task {task:?}"
-                )));
-            }
-        });
-    }
-    Ok((x, y))
 }
 
 /// What each row adds to a side's sums, and the head of the predictions.

@@ -43,6 +43,26 @@ fn accuracy(fitted: &FittedForest, data: &TabularDataset) -> f64 {
     right as f64 / data.len() as f64
 }
 
+/// A forest of `split`'s kind whose splits look at every feature, `categorical` holding
+/// category codes, grown on `train`.
+fn every_feature(
+    split: ForestSplit,
+    categorical: &[usize],
+    train: &TabularDataset,
+    valid: &TabularDataset,
+) -> FittedForest {
+    let config = ForestConfig {
+        split,
+        feature_fraction: 1.0,
+        ..ForestConfig::default()
+    };
+    ForestModel::new(config)
+        .unwrap()
+        .with_categorical(categorical.to_vec())
+        .train(train, valid, &mut DetachedContext::new())
+        .unwrap()
+}
+
 #[test]
 fn classifies_wine_with_class_shares_reproducibly() {
     let (train, valid) = wine_split();
@@ -99,15 +119,7 @@ fn it_learns_an_interaction_no_single_feature_shows() {
     };
     let (train, valid) = (xor(1, 2000), xor(2, 500));
     for split in [ForestSplit::Random, ForestSplit::Best] {
-        let config = ForestConfig {
-            split,
-            feature_fraction: 1.0,
-            ..ForestConfig::default()
-        };
-        let fitted = ForestModel::new(config)
-            .unwrap()
-            .train(&train, &valid, &mut DetachedContext::new())
-            .unwrap();
+        let fitted = every_feature(split, &[], &train, &valid);
         let a = accuracy(&fitted, &valid);
         assert!(a > 0.95, "{split:?}: accuracy {a}");
     }
@@ -134,16 +146,7 @@ fn missing_values_and_categories_need_no_encoding() {
         data.select(&(2400..3000).collect::<Vec<_>>()).unwrap(),
     );
     for split in [ForestSplit::Random, ForestSplit::Best] {
-        let config = ForestConfig {
-            split,
-            feature_fraction: 1.0,
-            ..ForestConfig::default()
-        };
-        let fitted = ForestModel::new(config)
-            .unwrap()
-            .with_categorical(vec![0])
-            .train(&train, &valid, &mut DetachedContext::new())
-            .unwrap();
+        let fitted = every_feature(split, &[0], &train, &valid);
         assert_eq!(accuracy(&fitted, &valid), 1.0, "{split:?}");
         // An unseen category and a missing one are answered, not refused.
         let p = fitted

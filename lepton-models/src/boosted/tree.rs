@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::bins::{Binned, FeatureBins, Rule};
+use crate::bins::{Binned, FeatureBins, Node, Rule, leaf_of, nodes_fit};
 
 /// Added to a categorical split's hessians, and to the categories' ordering ratio, against
 /// splits on small categories.
@@ -17,62 +17,22 @@ const MAX_CATEGORY_GROUP: usize = 32;
 /// Below this many row-features a histogram is built on one thread.
 const PARALLEL_WORK: usize = 100_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) enum Node {
-    Leaf(f64),
-    Split {
-        feature: u32,
-        rule: Rule,
-        left: u32,
-        right: u32,
-    },
-}
-
-/// A grown tree: node 0 is the root.
+/// A grown tree: node 0 is the root, leaves hold values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Tree {
-    pub(crate) nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node<f64>>,
 }
 
 impl Tree {
     /// The leaf value for a row whose bin of feature `f` is `bin(f)`.
     pub(crate) fn value(&self, bin: impl Fn(usize) -> u8) -> f64 {
-        let mut i = 0;
-        loop {
-            match &self.nodes[i] {
-                Node::Leaf(v) => return *v,
-                Node::Split {
-                    feature,
-                    rule,
-                    left,
-                    right,
-                } => {
-                    i = if rule.goes_left(bin(*feature as usize)) {
-                        *left as usize
-                    } else {
-                        *right as usize
-                    };
-                }
-            }
-        }
+        *leaf_of(&self.nodes, bin)
     }
 
-    /// Whether every split's feature fits `bins` and its children come after it (as growing
-    /// places them, so that walking the tree ends): a loaded tree is checked so.
+    /// Whether the tree reads features of `bins` and ends (see [`nodes_fit`]) with finite
+    /// values.
     pub(crate) fn fits(&self, bins: &[FeatureBins]) -> bool {
-        let n = self.nodes.len() as u32;
-        self.nodes.iter().enumerate().all(|(i, node)| match node {
-            Node::Leaf(v) => v.is_finite(),
-            Node::Split {
-                feature,
-                left,
-                right,
-                ..
-            } => {
-                let after = |c: u32| (c as usize) > i && c < n;
-                (*feature as usize) < bins.len() && after(*left) && after(*right)
-            }
-        })
+        nodes_fit(&self.nodes, bins.len(), |v| v.is_finite())
     }
 }
 

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
-use crate::bins::{Binned, Rule};
+use crate::bins::{Binned, Node, Rule, leaf_of, nodes_fit};
 
 /// Rows below which a node's bins are found by sorting its rows rather than by counting
 /// into every bin of the feature.
@@ -25,67 +25,27 @@ pub(crate) struct Targets {
     pub(crate) of_row: Vec<(u32, f64)>,
 }
 
-/// A node: a leaf's values start at `values[offset]` (one per output).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) enum Node {
-    Leaf(u32),
-    Split {
-        feature: u32,
-        rule: Rule,
-        left: u32,
-        right: u32,
-    },
-}
-
-/// A grown tree: node 0 is the root, children come after their parent.
+/// A grown tree: node 0 is the root; a leaf's values start at `values[offset]` (one per
+/// output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Tree {
-    pub(crate) nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node<u32>>,
     pub(crate) values: Vec<f64>,
 }
 
 impl Tree {
     /// The leaf values (one per output) for a row whose bin of feature `f` is `bin(f)`.
     pub(crate) fn leaf(&self, outputs: usize, bin: impl Fn(usize) -> u8) -> &[f64] {
-        let mut i = 0;
-        loop {
-            match &self.nodes[i] {
-                Node::Leaf(at) => {
-                    let at = *at as usize;
-                    return &self.values[at..at + outputs];
-                }
-                Node::Split {
-                    feature,
-                    rule,
-                    left,
-                    right,
-                } => {
-                    i = if rule.goes_left(bin(*feature as usize)) {
-                        *left as usize
-                    } else {
-                        *right as usize
-                    };
-                }
-            }
-        }
+        let at = *leaf_of(&self.nodes, bin) as usize;
+        &self.values[at..at + outputs]
     }
 
-    /// Whether every split's feature is below `width`, its children come after it, and
-    /// every leaf has `outputs` finite values: a loaded tree is checked so.
+    /// Whether the tree reads `width` features and ends (see [`nodes_fit`]), and every leaf
+    /// has `outputs` finite values: a loaded tree is checked so.
     pub(crate) fn fits(&self, width: usize, outputs: usize) -> bool {
-        let n = self.nodes.len() as u32;
         self.values.iter().all(|v| v.is_finite())
-            && self.nodes.iter().enumerate().all(|(i, node)| match node {
-                Node::Leaf(at) => (*at as usize) + outputs <= self.values.len(),
-                Node::Split {
-                    feature,
-                    left,
-                    right,
-                    ..
-                } => {
-                    let after = |c: u32| (c as usize) > i && c < n;
-                    (*feature as usize) < width && after(*left) && after(*right)
-                }
+            && nodes_fit(&self.nodes, width, |&at| {
+                (at as usize) + outputs <= self.values.len()
             })
     }
 }
