@@ -6,13 +6,14 @@ L1/L2, no subsampling, no early stopping) on 2 threads, with categorical columns
 and missing values left missing, then predict the test rows. Prints, per table, both test
 scores (accuracy or R²), fit and predict seconds, and Lepton's time over LightGBM's.
 
-    python3 benches/boosted_vs_lightgbm.py [--rows 1000000] [--forests] [TABLE ...]
+    python3 benches/boosted_vs_lightgbm.py [--rows 1000000] [--forests] [--seed S] [TABLE ...]
 
 With `--forests`, also Lepton's forests against scikit-learn's on the same files: a random
 forest and extra trees of 100 fully grown trees, each split looking at the square root of the
 features for classes and all of them for values (scikit-learn's defaults), on 2 threads;
 scikit-learn gets category codes as numbers (it has no categorical splits), Lepton the
-categories.
+categories. `--seed` seeds both tools' forests (0 by default; the split stays seed 0): a
+forest's score moves with its seed.
 
 Tables: `synthetic` (ROWS rows: 8 numbers with 5 % missing, 2 categories of 10 and 1,000
 levels, a binary target with interactions), the shared tables breast_cancer, digits and
@@ -74,6 +75,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--forests", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("tables", nargs="*", default=["synthetic", "breast_cancer", "digits", "diabetes", "hi", "diamonds"])
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--bench", "boosted"], cwd=ROOT, check=True)
@@ -114,7 +116,7 @@ def main():
                 RandomForestRegressor,
             )
 
-            forest = dict(n_estimators=100, n_jobs=2, random_state=0)
+            forest = dict(n_estimators=100, n_jobs=2, random_state=args.seed)
             models += [
                 ("RandomForest", "random_forest",
                  (RandomForestRegressor if regression else RandomForestClassifier)(**forest),
@@ -141,6 +143,7 @@ def main():
                 theirs = r2_score(yte, predicted) if regression else accuracy_score(yte, predicted)
                 env = dict(
                     os.environ, BOOSTED_DIR=tmp, RAYON_NUM_THREADS="2", BOOSTED_MODEL=kind,
+                    BOOSTED_SEED=str(args.seed),
                     BOOSTED_TASK="regression" if regression else "classification",
                     BOOSTED_CATEGORICAL=",".join(map(str, categorical)),
                 )
