@@ -196,7 +196,8 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
     fn preprocessing(&self, run: &Preprocessor) -> Preprocessor {
         match self.family {
             // Missing values and categories go to the trees as they are (NaN, category
-            // codes); the binning keeps the 255 most frequent categories of a column.
+            // codes); the binning keeps a column's most frequent categories (every one up to
+            // 255, then until they cover 99 % of its values, at most 4,095).
             Family::Forest | Family::Boosted => Preprocessor {
                 imputation: Imputation::Keep,
                 missing_indicators: false,

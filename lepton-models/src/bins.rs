@@ -1,16 +1,30 @@
 //! Binning for the tree families (boosted trees, forests), and what they share: the rows they
-//! read, the nodes of their trees and the walk down them. Every feature's values become at most 255 bins plus bin 0 for
-//! missing values, learnt from the training rows. Numbers are cut at quantiles (at the
-//! midpoints between distinct values when there are few); categories (codes 0, 1, ...) get a
-//! bin each, the most frequent first, and the rarest share bin 0 with missing and unseen ones.
+//! read, the nodes of their trees and the walk down them. Every feature's values become bins,
+//! learnt from the training rows, with bin 0 for missing values. Numbers are cut at quantiles
+//! into at most 255 bins (at the midpoints between distinct values when there are few);
+//! categories (codes 0, 1, ...) get a bin each, the most frequent first: all of them up to
+//! 255, then more until they cover 99 % of the present values (as LightGBM keeps them), at
+//! most [`MAX_CATEGORY_BINS`]; the rarest share bin 0 with missing and unseen ones.
 
 use lepton_core::{Dataset, Target, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 
-/// Values bins a feature may have besides the missing bin.
+/// A feature's bin: 0 for missing values, then the value bins.
+pub(crate) type Bin = u16;
+
+/// Bins a numeric feature may have besides the missing bin, and bins a categorical one keeps
+/// whatever share of the values they cover.
 pub(crate) const MAX_VALUE_BINS: usize = 255;
+
+/// Bins a categorical feature may have besides the missing bin: the most its categories get
+/// when the first [`MAX_VALUE_BINS`] cover less than [`CATEGORY_COVERAGE`] of its values.
+pub(crate) const MAX_CATEGORY_BINS: usize = 4095;
+
+/// The share of a categorical feature's present values its kept categories cover, beyond the
+/// first [`MAX_VALUE_BINS`] categories.
+const CATEGORY_COVERAGE: f64 = 0.99;
 
 /// Non-missing values sampled per feature to place the cuts.
 const SAMPLE: usize = 200_000;
@@ -22,7 +36,7 @@ pub(crate) enum FeatureBins {
     /// everything above the last upper bound.
     Numeric { uppers: Vec<f32> },
     /// `bin_of[code]` is the bin of category `code` (0: rare, shares the missing bin).
-    Categorical { bin_of: Vec<u8> },
+    Categorical { bin_of: Vec<Bin> },
 }
 
 impl FeatureBins {
@@ -43,9 +57,16 @@ impl FeatureBins {
             }
             let mut order: Vec<(usize, u32)> = counts.iter().copied().filter(|c| c.0 > 0).collect();
             order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-            let mut bin_of = vec![0u8; counts.len()];
-            for (i, &(_, code)) in order.iter().take(MAX_VALUE_BINS).enumerate() {
-                bin_of[code as usize] = (i + 1) as u8;
+            let present: usize = order.iter().map(|c| c.0).sum();
+            let mut bin_of = vec![0; counts.len()];
+            let mut covered = 0;
+            for (i, &(n, code)) in order.iter().enumerate() {
+                let enough = covered as f64 >= CATEGORY_COVERAGE * present as f64;
+                if i == MAX_CATEGORY_BINS || (i >= MAX_VALUE_BINS && enough) {
+                    break;
+                }
+                bin_of[code as usize] = (i + 1) as Bin;
+                covered += n;
             }
             return Ok(FeatureBins::Categorical { bin_of });
         }
@@ -109,12 +130,12 @@ impl FeatureBins {
     }
 
     /// The bin of value `v` (0 when missing, or an unseen or rare category).
-    pub(crate) fn bin(&self, v: f32) -> u8 {
+    pub(crate) fn bin(&self, v: f32) -> Bin {
         if v.is_nan() {
             return 0;
         }
         match self {
-            FeatureBins::Numeric { uppers } => (1 + uppers.partition_point(|&u| u < v)) as u8,
+            FeatureBins::Numeric { uppers } => (1 + uppers.partition_point(|&u| u < v)) as Bin,
             FeatureBins::Categorical { bin_of } => category_code(v)
                 .and_then(|c| bin_of.get(c as usize).copied())
                 .unwrap_or(0),
@@ -130,7 +151,7 @@ fn category_code(v: f32) -> Option<u32> {
 /// Every feature's bins and the binned training rows, one column per feature.
 #[derive(Debug)]
 pub(crate) struct Binned {
-    pub(crate) columns: Vec<Vec<u8>>,
+    pub(crate) columns: Vec<Vec<Bin>>,
     pub(crate) bins: Vec<FeatureBins>,
 }
 
@@ -152,7 +173,7 @@ impl Binned {
     }
 
     /// Bins row-major `x` with already fitted bins, row-major.
-    pub(crate) fn rows(bins: &[FeatureBins], x: &[f32]) -> Vec<u8> {
+    pub(crate) fn rows(bins: &[FeatureBins], x: &[f32]) -> Vec<Bin> {
         let width = bins.len();
         x.iter()
             .enumerate()
@@ -165,13 +186,28 @@ impl Binned {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Rule {
     /// Value bins up to `bin` go left; missing values (bin 0) go left when `missing_left`.
-    UpTo { bin: u8, missing_left: bool },
-    /// The bins whose bit is set go left (bit `b % 64` of word `b / 64`).
-    In { left: [u64; 4] },
+    UpTo { bin: Bin, missing_left: bool },
+    /// The bins whose bit is set go left (bit `b % 64` of word `b / 64`; bins past the last
+    /// word go right).
+    In { left: Box<[u64]> },
 }
 
 impl Rule {
-    pub(crate) fn goes_left(&self, bin: u8) -> bool {
+    /// The rule that sends `bins` left and every other bin right.
+    pub(crate) fn set(bins: impl IntoIterator<Item = usize>) -> Rule {
+        let mut left = Vec::new();
+        for b in bins {
+            if left.len() <= b / 64 {
+                left.resize(b / 64 + 1, 0u64);
+            }
+            left[b / 64] |= 1 << (b % 64);
+        }
+        Rule::In {
+            left: left.into_boxed_slice(),
+        }
+    }
+
+    pub(crate) fn goes_left(&self, bin: Bin) -> bool {
         match self {
             Rule::UpTo {
                 bin: t,
@@ -183,7 +219,9 @@ impl Rule {
                     bin <= *t
                 }
             }
-            Rule::In { left } => left[usize::from(bin) / 64] >> (bin % 64) & 1 == 1,
+            Rule::In { left } => left
+                .get(usize::from(bin) / 64)
+                .is_some_and(|word| word >> (bin % 64) & 1 == 1),
         }
     }
 }
@@ -232,7 +270,7 @@ pub(crate) enum Node<L> {
 }
 
 /// The leaf of `nodes` a row reaches, its bin of feature `f` being `bin(f)`.
-pub(crate) fn leaf_of<L>(nodes: &[Node<L>], bin: impl Fn(usize) -> u8) -> &L {
+pub(crate) fn leaf_of<L>(nodes: &[Node<L>], bin: impl Fn(usize) -> Bin) -> &L {
     let mut i = 0;
     loop {
         match &nodes[i] {
@@ -286,7 +324,7 @@ mod tests {
             }
         );
         assert_eq!(b.count(), 4);
-        let bins: Vec<u8> = [
+        let bins: Vec<Bin> = [
             f32::NAN,
             0.0,
             1.0,
@@ -328,5 +366,50 @@ mod tests {
         assert_eq!(b.bin(f32::NAN), 0);
         assert!(FeatureBins::fit(&[1.5], true, 4).is_err());
         assert!(FeatureBins::fit(&[-1.0], true, 4).is_err());
+    }
+
+    #[test]
+    fn categories_beyond_255_are_kept_until_they_cover_99_percent_of_the_values() {
+        // 1,000 equally frequent levels: 990 of them cover 99 %.
+        let values: Vec<f32> = (0..20_000).map(|i| (i % 1000) as f32).collect();
+        let b = FeatureBins::fit(&values, true, 0).unwrap();
+        assert_eq!(b.count(), 991);
+        // 6,000 levels: capped.
+        let values: Vec<f32> = (0..60_000).map(|i| (i % 6000) as f32).collect();
+        assert_eq!(
+            FeatureBins::fit(&values, true, 0).unwrap().count(),
+            MAX_CATEGORY_BINS + 1
+        );
+        // 300 frequent levels and 700 rare ones: the frequent ones already cover 99 %.
+        let values: Vec<f32> = (0..300)
+            .flat_map(|c| std::iter::repeat_n(c as f32, 300))
+            .chain((300..1000).map(|c| c as f32))
+            .collect();
+        let b = FeatureBins::fit(&values, true, 0).unwrap();
+        assert_eq!(b.count(), 301);
+        assert_ne!(b.bin(299.0), 0);
+        assert_eq!(b.bin(300.0), 0);
+    }
+
+    #[test]
+    fn nodes_stay_compact() {
+        // Fully grown forests hold millions of nodes: a category set lives behind a pointer,
+        // so a split is as small as a leaf and half scikit-learn's 64-byte node.
+        assert!(std::mem::size_of::<Node<u32>>() <= 32);
+        assert!(std::mem::size_of::<Node<f64>>() <= 32);
+    }
+
+    #[test]
+    fn a_category_set_sends_its_bins_left_and_reads_the_older_four_words() {
+        let rule = Rule::set([3, 300]);
+        assert!(rule.goes_left(3) && rule.goes_left(300));
+        assert!(!rule.goes_left(0) && !rule.goes_left(4) && !rule.goes_left(301));
+        // Beyond the set's last word: right.
+        assert!(!rule.goes_left(4000));
+        // Trees saved when a set was four words long read the same.
+        let old: Rule = serde_json::from_str(r#"{"In":{"left":[10,0,0,1]}}"#).unwrap();
+        assert!(old.goes_left(1) && old.goes_left(3) && old.goes_left(192));
+        assert!(!old.goes_left(2) && !old.goes_left(255));
+        assert_eq!(old, Rule::set([1, 3, 192]));
     }
 }

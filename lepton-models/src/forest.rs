@@ -22,7 +22,7 @@ use lepton_core::{
     SearchSpace, Task, Trial, TrialContext,
 };
 
-use crate::bins::{Binned, FeatureBins, gather};
+use crate::bins::{Bin, Binned, FeatureBins, gather};
 use crate::error::{ModelError, Result};
 use crate::fitted_mlp::Head;
 use crate::metrics::{self, ConfusionMatrix};
@@ -477,7 +477,7 @@ impl FittedForest {
         let (width, outputs) = (m.bins.len(), m.outputs);
         let bins = Binned::rows(&m.bins, x);
         let n = m.trees.len().max(1) as f64;
-        let row = |r: &[u8]| {
+        let row = |r: &[Bin]| {
             let mut sums = vec![0.0; outputs];
             for tree in &m.trees {
                 let leaf = tree.leaf(outputs, |f| r[f]);

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::bins::{Binned, FeatureBins, Node, Rule, leaf_of, nodes_fit};
+use crate::bins::{Bin, Binned, FeatureBins, Node, Rule, leaf_of, nodes_fit};
 
 /// Added to a categorical split's hessians, and to the categories' ordering ratio, against
 /// splits on small categories.
@@ -25,7 +25,7 @@ pub(crate) struct Tree {
 
 impl Tree {
     /// The leaf value for a row whose bin of feature `f` is `bin(f)`.
-    pub(crate) fn value(&self, bin: impl Fn(usize) -> u8) -> f64 {
+    pub(crate) fn value(&self, bin: impl Fn(usize) -> Bin) -> f64 {
         *leaf_of(&self.nodes, bin)
     }
 
@@ -249,7 +249,7 @@ impl Growth {
                         gain,
                         f,
                         Rule::UpTo {
-                            bin: b as u8,
+                            bin: b as Bin,
                             missing_left,
                         },
                     );
@@ -302,16 +302,12 @@ impl Growth {
             }
         }
         let (gain, count, reversed) = best?;
-        let mut left = [0u64; 4];
         let chosen: Vec<usize> = if reversed {
             present.iter().rev().take(count).map(|p| p.0).collect()
         } else {
             present.iter().take(count).map(|p| p.0).collect()
         };
-        for b in chosen {
-            left[b / 64] |= 1 << (b % 64);
-        }
-        Some((gain, Rule::In { left }))
+        Some((gain, Rule::set(chosen)))
     }
 }
 

@@ -12,10 +12,11 @@ use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
-use crate::bins::{Binned, Node, Rule, leaf_of, nodes_fit};
+use crate::bins::{Bin, Binned, Node, Rule, leaf_of, nodes_fit};
 
 /// Rows below which a node's bins are found by sorting its rows rather than by counting
-/// into every bin of the feature.
+/// into every bin of the feature (and below an eighth of the feature's bins, for a feature
+/// of thousands of categories).
 const SORT_BELOW: usize = 64;
 
 /// What each training row adds to its side's sums: `(output, amount)`, a class and 1, or
@@ -35,7 +36,7 @@ pub(crate) struct Tree {
 
 impl Tree {
     /// The leaf values (one per output) for a row whose bin of feature `f` is `bin(f)`.
-    pub(crate) fn leaf(&self, outputs: usize, bin: impl Fn(usize) -> u8) -> &[f64] {
+    pub(crate) fn leaf(&self, outputs: usize, bin: impl Fn(usize) -> Bin) -> &[f64] {
         let at = *leaf_of(&self.nodes, bin) as usize;
         &self.values[at..at + outputs]
     }
@@ -64,7 +65,7 @@ pub(crate) struct Growth {
 /// The bins of one feature present in a node's rows, ascending, with their row counts and
 /// per-output sums (`sums[g * outputs + k]`).
 struct Groups {
-    bins: Vec<u8>,
+    bins: Vec<Bin>,
     counts: Vec<u32>,
     sums: Vec<f64>,
 }
@@ -285,13 +286,12 @@ impl Growth {
         let outputs = total.sums.len();
         let count = groups.bins.len();
         let set = |chosen: &mut dyn Iterator<Item = usize>| {
-            let (mut left, mut side) = ([0u64; 4], Side::empty(outputs));
-            for g in chosen {
-                let b = usize::from(groups.bins[g]);
-                left[b / 64] |= 1 << (b % 64);
+            let mut side = Side::empty(outputs);
+            let rule = Rule::set(chosen.map(|g| {
                 side.add(groups, g);
-            }
-            (Rule::In { left }, side)
+                usize::from(groups.bins[g])
+            }));
+            (rule, side)
         };
         if self.random_cuts {
             let mut going: Vec<bool> = (0..count).map(|_| rng.random::<bool>()).collect();
@@ -342,9 +342,9 @@ fn side_of(rows: &[u32], targets: &Targets) -> Side {
 
 /// The present bins of `column` among `rows` (of a feature with `bins` bins), with their
 /// counts and sums: counted into every bin for many rows, sorted for few.
-fn groups_of(column: &[u8], bins: usize, rows: &[u32], targets: &Targets) -> Groups {
+fn groups_of(column: &[Bin], bins: usize, rows: &[u32], targets: &Targets) -> Groups {
     let k = targets.outputs;
-    if rows.len() >= SORT_BELOW.min(bins) {
+    if rows.len() >= SORT_BELOW.min(bins).max(bins / 8) {
         let (mut counts, mut sums) = (vec![0u32; bins], vec![0.0f64; bins * k]);
         for &r in rows {
             let b = usize::from(column[r as usize]);
@@ -354,7 +354,7 @@ fn groups_of(column: &[u8], bins: usize, rows: &[u32], targets: &Targets) -> Gro
         }
         let present: Vec<usize> = (0..bins).filter(|&b| counts[b] > 0).collect();
         return Groups {
-            bins: present.iter().map(|&b| b as u8).collect(),
+            bins: present.iter().map(|&b| b as Bin).collect(),
             counts: present.iter().map(|&b| counts[b]).collect(),
             sums: present
                 .iter()
@@ -362,7 +362,7 @@ fn groups_of(column: &[u8], bins: usize, rows: &[u32], targets: &Targets) -> Gro
                 .collect(),
         };
     }
-    let mut by_bin: Vec<(u8, u32)> = rows.iter().map(|&r| (column[r as usize], r)).collect();
+    let mut by_bin: Vec<(Bin, u32)> = rows.iter().map(|&r| (column[r as usize], r)).collect();
     by_bin.sort_unstable();
     let mut groups = Groups {
         bins: Vec::new(),
