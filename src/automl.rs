@@ -455,9 +455,9 @@ impl AutoMl {
     /// fold model predicted the out-of-fold rows the winner (or ensemble) was chosen on, so
     /// the validation score is an estimate for the very models returned, and no refit
     /// spends the budget (the search gets 97 % of it, 90 % with a storage other processes
-    /// may join, as their trials' models are not here). Off, under a hold-out, or when the
-    /// winner ran in another process, the winner (or each ensemble member) is refitted on
-    /// every row. Either way the artifact serves raw rows.
+    /// may join, as their trials' models are not here). Off, under a hold-out, or for a
+    /// winner or member that another process ran, the model is refitted on every row.
+    /// Either way the artifact serves raw rows.
     pub fn with_bagging(mut self, on: bool) -> Self {
         self.bagging = on;
         self

@@ -54,6 +54,7 @@ mod importance;
 mod leaderboard;
 pub mod logging;
 mod metric;
+mod out_of_fold;
 mod predictor;
 mod scores;
 mod serving;

@@ -30,6 +30,7 @@ use crate::error::Result;
 use crate::family::{Fitted, ModelFamily, features_for};
 use crate::fitted_model::replay_sample;
 use crate::metric::Metric;
+use crate::out_of_fold::{self, OUT_OF_FOLD_BLOB};
 use crate::predictor::Predictor;
 use crate::scores::score_predictions;
 
@@ -66,8 +67,10 @@ impl AutoMl {
     /// settings and seed (so the same folds): runs trials until the search's share of the
     /// budget (from now) has passed or `max_trials` are done, then returns how many it ran.
     /// The refit happens once, in the process that started the run ([`fit_table`]), which
-    /// chooses among every process's trials (the out-of-fold predictions it keeps are its
-    /// own trials').
+    /// chooses among every process's trials: each trial run here leaves its out-of-fold
+    /// predictions in the storage (one that keeps trials' blobs, as SQLite and PostgreSQL
+    /// do), so the run's ensemble selection sees them; such a member is refitted there on
+    /// every row, where the starting process's own members are their bagged fold models.
     ///
     /// [`fit_table`]: Self::fit_table
     pub fn join_table<B: Backend>(
@@ -178,6 +181,8 @@ impl AutoMl {
             deadline: started + search_budget,
             prepared: Mutex::new(HashMap::new()),
             out_of_fold: Mutex::new(BTreeMap::new()),
+            oof_rows: &oof_rows,
+            shares_out_of_fold: !refit,
             // Only the process that ends the run uses them.
             bags: (bagging && refit).then(|| Mutex::new(BTreeMap::new())),
         };
@@ -204,7 +209,7 @@ impl AutoMl {
             .first()
             .ok_or_else(|| none_completed(&trials, search_budget))?
             .clone();
-        let out_of_fold = search
+        let mut out_of_fold = search
             .out_of_fold
             .into_inner()
             .map_err(|_| invalid("a trial panicked while keeping its predictions".into()))?;
@@ -217,20 +222,23 @@ impl AutoMl {
         };
 
         let members = if self.ensemble {
+            if self.storage.is_some() {
+                shared_out_of_fold(&study, &board, &mut out_of_fold, &oof_rows, &task)?;
+            }
             let targets = row_targets(table, target, labels.as_deref(), &oof_rows)?;
-            let kept = |t: &FrozenTrial| {
-                out_of_fold.contains_key(&t.number)
-                    && bags.as_ref().is_none_or(|b| b.contains_key(&t.number))
+            // A trial whose fold models are here costs nothing more; any other is refitted,
+            // at the speed its folds measured.
+            let cost = |t: &FrozenTrial| match &bags {
+                Some(b) if b.contains_key(&t.number) => 0.0,
+                _ => refit_seconds(t, n),
             };
             self.ensemble_members(
                 &board,
                 &out_of_fold,
-                &kept,
-                bags.is_none(),
+                &cost,
                 &targets,
                 &task,
                 metric,
-                n,
                 started,
             )?
         } else {
@@ -248,34 +256,24 @@ impl AutoMl {
         let (mut preprocessors, mut models) = (Vec::new(), Vec::new());
         let mut refit_epochs = attr(&winner, "best_epoch").max(1.0) as usize;
         let mut bagged_folds = 0;
-        // Every member's fold models, when all of them were kept (the winner may be another
-        // process's trial, whose models are not here).
-        let bagged: Option<Vec<(Bag, f64)>> = bags.as_mut().and_then(|bags| {
-            if !members.iter().all(|(t, _)| bags.contains_key(&t.number)) {
-                return None;
-            }
-            members
-                .iter()
-                .map(|(t, w)| bags.remove(&t.number).map(|bag| (bag, *w)))
-                .collect()
-        });
-        if let Some(bagged) = bagged {
-            for (bag, weight) in bagged {
-                bagged_folds = bag.models.len();
-                let share = weight / bag.models.len() as f64;
-                for (fold, model) in bag.folds.iter().zip(bag.models) {
-                    preprocessors.push(fold.preprocessor.clone());
-                    models.push((model, share));
+        // A member whose fold models are here is their average; any other (every member
+        // without bagging, another process's trial with it) is refitted below.
+        let mut refitted = Vec::new();
+        for (trial, weight) in &members {
+            match bags.as_mut().and_then(|bags| bags.remove(&trial.number)) {
+                Some(bag) => {
+                    bagged_folds = bag.models.len();
+                    let share = weight / bag.models.len() as f64;
+                    for (fold, model) in bag.folds.iter().zip(bag.models) {
+                        preprocessors.push(fold.preprocessor.clone());
+                        models.push((model, share));
+                    }
                 }
+                None => refitted.push((trial, *weight)),
             }
         }
-        // Otherwise refit every member on every row, for the epochs its folds needed on
-        // average, as many as the rest of the budget allows at the speed its folds measured.
-        let refitted = if bagged_folds > 0 {
-            &[][..]
-        } else {
-            &members[..]
-        };
+        // Refitted on every row, for the epochs its folds needed on average, as many as the
+        // rest of the budget allows at the speed its folds measured.
         for (i, (trial, weight)) in refitted.iter().enumerate() {
             let after: f64 = refitted[i + 1..]
                 .iter()
@@ -286,7 +284,7 @@ impl AutoMl {
             let (preprocessor, model, epochs) = self.refit(
                 trial, &families, table, target, kind, metric, left, observer,
             )?;
-            if i == 0 {
+            if trial.number == winner.number {
                 refit_epochs = epochs;
             }
             preprocessors.push(preprocessor);
@@ -325,23 +323,21 @@ impl AutoMl {
     }
 
     /// The members of an ensemble and its blend's score, by ensemble selection over the
-    /// best trials that are `kept` (their out-of-fold predictions, and their fold models when
-    /// bagging, are here), among those whose refits fit together in the time left; `None`
-    /// when the best model alone validates as well, or when the winner is not kept (it ran
-    /// in another process).
+    /// best trials whose out-of-fold predictions are here, among those whose `cost` (the
+    /// seconds to refit them) fits together in the time left; `None` when the best model
+    /// alone validates as well, or when the winner's predictions are not here.
     #[allow(clippy::too_many_arguments)]
     fn ensemble_members(
         &self,
         board: &[FrozenTrial],
         out_of_fold: &BTreeMap<u64, Vec<Prediction>>,
-        kept: &dyn Fn(&FrozenTrial) -> bool,
-        refits: bool,
+        cost: &dyn Fn(&FrozenTrial) -> f64,
         targets: &[Target],
         task: &Task,
         metric: Metric,
-        n: usize,
         started: Instant,
     ) -> Result<Option<(Members, f64)>> {
+        let kept = |t: &FrozenTrial| out_of_fold.contains_key(&t.number);
         if board.first().is_none_or(|w| !kept(w)) {
             return Ok(None);
         }
@@ -354,12 +350,7 @@ impl AutoMl {
             .iter()
             .map(|t| out_of_fold[&t.number].as_slice())
             .collect();
-        // Every member is refitted in the time left, at the speed its folds measured; bagged
-        // fold models cost nothing more.
-        let costs: Vec<f64> = candidates
-            .iter()
-            .map(|t| if refits { refit_seconds(t, n) } else { 0.0 })
-            .collect();
+        let costs: Vec<f64> = candidates.iter().map(|t| cost(t)).collect();
         let left = self.budget.saturating_sub(started.elapsed()).as_secs_f64() * 0.97;
         let selection = select_ensemble_within(
             &predictions,
@@ -557,11 +548,22 @@ impl AutoMl {
         trial.set_user_attr(TRAIN_SECONDS_PER_ROW, seconds_per_row / k)?;
         trial.set_user_attr("fold_scores", format!("{scores:?}"))?;
         predicted.sort_by_key(|(row, _)| *row);
+        let predicted: Vec<Prediction> = predicted.into_iter().map(|(_, p)| p).collect();
+        if search.shares_out_of_fold {
+            let bytes = out_of_fold::encode(search.oof_rows, &predicted);
+            if bytes.len() <= MAX_SHARED_OUT_OF_FOLD_BYTES {
+                trial.set_blob(OUT_OF_FOLD_BLOB, &bytes)?;
+            } else {
+                tracing::info!(
+                    trial = trial.number(),
+                    bytes = bytes.len(),
+                    "out-of-fold predictions too large to share: the run's ensemble leaves \
+                     this trial out"
+                );
+            }
+        }
         if let Ok(mut oof) = search.out_of_fold.lock() {
-            oof.insert(
-                trial.number(),
-                predicted.into_iter().map(|(_, p)| p).collect(),
-            );
+            oof.insert(trial.number(), predicted);
         }
         let score = scores.iter().sum::<f64>() / k;
         if let Some(Ok(mut bags)) = search.bags.as_ref().map(Mutex::lock) {
@@ -578,6 +580,45 @@ impl AutoMl {
         }
         Ok(score)
     }
+}
+
+/// The largest out-of-fold predictions a joining process leaves in the storage for one trial
+/// (a hold-out of about a million rows of two classes; a larger one is left out of the run's
+/// ensemble rather than fill the storage).
+const MAX_SHARED_OUT_OF_FOLD_BYTES: usize = 16 << 20;
+
+/// Adds to `out_of_fold` the predictions that other processes' trials among the best of
+/// `board` left in the storage ([`AutoMl::join_table`]); a trial whose predictions are missing
+/// or do not fit the run's `rows` and `task` is left out, and said so.
+fn shared_out_of_fold(
+    study: &lepton_search::Study,
+    board: &[FrozenTrial],
+    out_of_fold: &mut BTreeMap<u64, Vec<Prediction>>,
+    rows: &[usize],
+    task: &Task,
+) -> Result<()> {
+    for t in board.iter().take(ENSEMBLE_CANDIDATES) {
+        if out_of_fold.contains_key(&t.number) {
+            continue;
+        }
+        match study.trial_blob(t.number, OUT_OF_FOLD_BLOB)? {
+            Some(bytes) => match out_of_fold::decode(&bytes, rows, task) {
+                Ok(predictions) => {
+                    out_of_fold.insert(t.number, predictions);
+                }
+                Err(why) => tracing::warn!(
+                    trial = t.number,
+                    %why,
+                    "another process's out-of-fold predictions left out of the ensemble"
+                ),
+            },
+            None => tracing::info!(
+                trial = t.number,
+                "another process's trial left no out-of-fold predictions: not in the ensemble"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Waits until no trial of `study` is running, or until `until`.
@@ -767,6 +808,11 @@ struct TableSearch<'a> {
     /// it.
     prepared: Mutex<HashMap<String, Arc<Folds>>>,
     out_of_fold: Mutex<BTreeMap<u64, Vec<Prediction>>>,
+    /// The rows the out-of-fold predictions are of, ascending.
+    oof_rows: &'a [usize],
+    /// Whether each trial leaves its out-of-fold predictions in the storage, for the
+    /// process that ends the run (this one joined it).
+    shares_out_of_fold: bool,
     /// The best trials' fold models, when bagging.
     bags: Option<Mutex<BTreeMap<u64, Bag>>>,
 }

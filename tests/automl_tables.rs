@@ -11,7 +11,7 @@ use lepton::core::{Features, Schema, Target, Task};
 use lepton::data::Column;
 use lepton::models::{Head, TrainingSummary};
 use lepton::prelude::*;
-use lepton::{Error, Fitted, ModelFamily, TrainRequest};
+use lepton::{Error, Fitted, ModelFamily, Observer, Quiet, TrainRequest};
 
 /// 200 rows: numbers with gaps, a category, an identifier, and a class that depends on the
 /// first number and the category.
@@ -196,6 +196,60 @@ fn cross_validation_keeps_every_rows_out_of_fold_prediction() {
         "log-loss {}",
         run.valid_score
     );
+}
+
+/// Numbers of the trials an observer saw finish.
+struct Seen(Vec<u64>);
+
+impl Observer for Seen {
+    fn trial(&mut self, trial: &lepton::core::FrozenTrial) {
+        self.0.push(trial.number);
+    }
+}
+
+#[test]
+fn a_joining_process_trials_reach_the_runs_ensemble() {
+    // Two searches of one table run on one SQLite study, the second joined: the run that
+    // ends it chooses among the joined search's trials too, by their shared out-of-fold
+    // predictions.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("run.db").display());
+    let (train, test) = split(&mixed_table(), 4);
+    let automl = AutoMl::new()
+        .with_families(&[Family::Linear, Family::Boosted])
+        .with_budget(Duration::from_secs(6))
+        .with_storage_url(&url, "joined")
+        .with_seed(3);
+    let joiner = {
+        let (automl, train) = (automl.clone(), train.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            automl.join_table::<Cpu>(&train, "label", TargetKind::Classification, &mut Quiet)
+        })
+    };
+    let mut seen = Seen(Vec::new());
+    let run = automl
+        .fit_table_observed::<Cpu>(&train, "label", TargetKind::Classification, &mut seen)
+        .unwrap();
+    let joined = joiner.join().unwrap().unwrap();
+    assert!(joined > 0);
+    let theirs: Vec<u64> = run
+        .out_of_fold
+        .keys()
+        .copied()
+        .filter(|t| !seen.0.contains(t))
+        .collect();
+    assert!(
+        !theirs.is_empty(),
+        "no joined trial's predictions: {:?} here, {joined} joined",
+        seen.0
+    );
+    for t in &theirs {
+        assert_eq!(run.out_of_fold[t].len(), run.out_of_fold_rows.len());
+    }
+    // Whichever trials it holds, the model serves the test rows.
+    let accuracy = run.predictor.score(&test).unwrap().accuracy.unwrap();
+    assert!(accuracy > 0.8, "{accuracy}");
 }
 
 #[test]

@@ -163,6 +163,24 @@ pub trait Storage: Send + Sync {
         Ok(self.trials(study)?.into_iter().map(Arc::new).collect())
     }
 
+    /// Keeps `bytes` under `key` for trial `number` while the trial is waiting or running,
+    /// apart from its record: a result too large for a user attribute (a trial's out-of-fold
+    /// predictions), which [`trials`](Storage::trials) does not read. Replaces what `key`
+    /// held. Returns whether the storage keeps such blobs; one that keeps none (the default)
+    /// answers `false` and drops them.
+    fn set_trial_blob(&self, study: &str, number: u64, key: &str, bytes: &[u8]) -> Result<bool> {
+        let _ = (study, number, key, bytes);
+        Ok(false)
+    }
+
+    /// The bytes kept under `key` for trial `number` ([`set_trial_blob`]), if any.
+    ///
+    /// [`set_trial_blob`]: Storage::set_trial_blob
+    fn trial_blob(&self, study: &str, number: u64, key: &str) -> Result<Option<Vec<u8>>> {
+        let _ = (study, number, key);
+        Ok(None)
+    }
+
     /// Whether the trials outlive the process that writes them (a database file or server):
     /// a process killed mid-trial then leaves a running trial that others see, so studies on
     /// such a storage keep heartbeats by default. False unless a storage says otherwise.

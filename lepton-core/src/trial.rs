@@ -323,6 +323,13 @@ impl Trial {
         Ok(())
     }
 
+    /// Keeps `bytes` under `key` for this trial in the storage, apart from its record (see
+    /// [`Storage::set_trial_blob`]); returns whether the storage keeps such blobs.
+    pub fn set_blob(&mut self, key: &str, bytes: &[u8]) -> Result<bool> {
+        self.storage
+            .set_trial_blob(&self.study, self.record.number, key, bytes)
+    }
+
     /// Suggests a real number in `[low, high]`.
     pub fn suggest_float(&mut self, name: &str, low: f64, high: f64, scale: Scale) -> Result<f64> {
         let v = self.suggest(name, &Distribution::float(low, high, scale))?;

@@ -656,6 +656,12 @@ impl Study {
         self.storage.trials(&self.name)
     }
 
+    /// The bytes trial `number` kept under `key` apart from its record
+    /// ([`Trial::set_blob`](lepton_core::Trial::set_blob)), if any.
+    pub fn trial_blob(&self, number: u64, key: &str) -> Result<Option<Vec<u8>>> {
+        self.storage.trial_blob(&self.name, number, key)
+    }
+
     /// The best complete trial so far, if any.
     pub fn best_trial(&self) -> Result<Option<FrozenTrial>> {
         let history = History::shared(self.direction, self.storage.trials_shared(&self.name)?);

@@ -41,7 +41,75 @@ pub fn run(storage: &dyn Storage) -> Result<(), Violation> {
     queue(storage)?;
     budget(storage)?;
     retries(storage)?;
+    blobs(storage)?;
     Ok(())
+}
+
+/// Trials' blobs: kept apart from the record and replaced by key, refused once a trial has
+/// finished, gone with their study; a storage that keeps none says so and returns none.
+pub fn blobs(s: &dyn Storage) -> Result<(), Violation> {
+    let study = "conformance-blobs";
+    no_error(s.create_study(study, Direction::Maximize), "create")?;
+    let n = no_error(s.create_trial(study), "create a trial")?;
+    let bytes: Vec<u8> = (0..=255).cycle().take(100_000).collect();
+    let keeps = no_error(s.set_trial_blob(study, n, "oof", &bytes), "set a blob")?;
+    let read = |key: &str| no_error(s.trial_blob(study, n, key), "read a blob");
+    if !keeps {
+        expect(
+            read("oof")?.is_none(),
+            "a storage that keeps no blobs returns none",
+        )?;
+        return no_error(s.delete_study(study), "clean up");
+    }
+    expect(
+        read("oof")?.as_deref() == Some(&bytes[..]),
+        "a blob reads back byte for byte",
+    )?;
+    no_error(
+        s.set_trial_blob(study, n, "oof", b"again"),
+        "replace a blob",
+    )?;
+    no_error(
+        s.set_trial_blob(study, n, "empty", b""),
+        "set an empty blob",
+    )?;
+    expect(
+        read("oof")?.as_deref() == Some(&b"again"[..]),
+        "a blob is replaced by key",
+    )?;
+    expect(
+        read("empty")?.as_deref() == Some(&b""[..]),
+        "an empty blob is kept",
+    )?;
+    expect(read("other")?.is_none(), "a key never set has no blob")?;
+    let t = no_error(s.trials(study), "read trials")?;
+    expect(t[0].user_attrs.is_empty(), "blobs are not user attributes")?;
+    no_error(
+        s.finish_trial(study, n, TrialState::Complete, Some(1.0)),
+        "finish",
+    )?;
+    expect(
+        matches!(
+            s.set_trial_blob(study, n, "late", b"x"),
+            Err(Error::IllegalTransition { .. })
+        ),
+        "a finished trial's blobs are refused with IllegalTransition",
+    )?;
+    expect(
+        matches!(
+            s.trial_blob("conformance-no-such-study", 0, "oof"),
+            Err(Error::UnknownStudy(_))
+        ),
+        "a blob of an unknown study is refused with UnknownStudy",
+    )?;
+    no_error(s.delete_study(study), "delete")?;
+    no_error(s.create_study(study, Direction::Maximize), "create again")?;
+    let n = no_error(s.create_trial(study), "create a trial again")?;
+    expect(
+        no_error(s.trial_blob(study, n, "oof"), "read a blob")?.is_none(),
+        "a deleted study's blobs are gone with it",
+    )?;
+    no_error(s.delete_study(study), "clean up")
 }
 
 /// Create, look up, list and delete studies.

@@ -26,6 +26,8 @@ struct StudyRecord {
     /// Every parameter name the study's trials use, allocated once: each trial's `params`
     /// and `distributions` keys are clones of these, not copies per trial.
     names: Names,
+    /// Trials' blobs, by trial number and key.
+    blobs: BTreeMap<(u64, String), Arc<[u8]>>,
 }
 
 /// Keeps every study in the process's memory, behind one mutex. Lost when the process ends.
@@ -118,6 +120,7 @@ impl Storage for InMemoryStorage {
                 failed: 0,
                 queue: BTreeMap::new(),
                 names: Names::default(),
+                blobs: BTreeMap::new(),
             },
         );
         Ok(())
@@ -188,6 +191,43 @@ impl Storage for InMemoryStorage {
         self.with_trial_in(study, number, &live, |t, _, _| {
             t.user_attrs.insert(key.to_owned(), value.clone());
         })
+    }
+
+    fn set_trial_blob(&self, study: &str, number: u64, key: &str, bytes: &[u8]) -> Result<bool> {
+        let mut studies = self.lock();
+        let record = studies
+            .get_mut(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let from = record
+            .trials
+            .get(number as usize)
+            .map(|t| t.state)
+            .ok_or_else(|| Error::UnknownTrial {
+                study: study.to_owned(),
+                number,
+            })?;
+        if !matches!(from, TrialState::Waiting | TrialState::Running) {
+            return Err(Error::IllegalTransition {
+                number,
+                from,
+                to: TrialState::Running,
+            });
+        }
+        record
+            .blobs
+            .insert((number, key.to_owned()), Arc::from(bytes));
+        Ok(true)
+    }
+
+    fn trial_blob(&self, study: &str, number: u64, key: &str) -> Result<Option<Vec<u8>>> {
+        let studies = self.lock();
+        let record = studies
+            .get(study)
+            .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        Ok(record
+            .blobs
+            .get(&(number, key.to_owned()))
+            .map(|b| b.to_vec()))
     }
 
     fn enqueue_trial(&self, study: &str, params: &BTreeMap<String, ParamValue>) -> Result<u64> {

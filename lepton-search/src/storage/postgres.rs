@@ -19,7 +19,7 @@ use lepton_core::{
 };
 
 /// The schema version this build writes; older databases are migrated, newer ones refused.
-pub const PG_SCHEMA_VERSION: i32 = 5;
+pub const PG_SCHEMA_VERSION: i32 = 6;
 
 /// Serialises concurrent migrations (a transaction-scoped advisory lock).
 const MIGRATION_LOCK: i64 = 0x6c65_7074_6f6e; // "lepton"
@@ -52,8 +52,21 @@ const SCHEMA_V5: &str = "
 CREATE INDEX lepton_trials_waiting ON lepton_trials (study, number) WHERE state = 'waiting';
 CREATE INDEX lepton_trials_running ON lepton_trials (study, heartbeat) WHERE state = 'running';";
 
+/// Version 6: trials' blobs (results too large for a user attribute).
+const SCHEMA_V6: &str = "
+CREATE TABLE lepton_trial_blobs (
+    study TEXT NOT NULL,
+    number BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    bytes BYTEA NOT NULL,
+    PRIMARY KEY (study, number, key),
+    FOREIGN KEY (study, number) REFERENCES lepton_trials(study, number) ON DELETE CASCADE
+);";
+
 /// The migrations, in order: migration `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: [&str; 6] = [
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE lepton_studies (
@@ -187,6 +200,15 @@ INSERT INTO lepton_user_attrs (study, number, key, value)
 SELECT study, number, $3, $4 FROM lepton_trials
 WHERE study = $1 AND number = $2 AND state IN ('waiting', 'running') FOR SHARE
 ON CONFLICT (study, number, key) DO UPDATE SET value = EXCLUDED.value";
+
+const SET_BLOB: &str = "
+INSERT INTO lepton_trial_blobs (study, number, key, bytes)
+SELECT study, number, $3, $4 FROM lepton_trials
+WHERE study = $1 AND number = $2 AND state IN ('waiting', 'running') FOR SHARE
+ON CONFLICT (study, number, key) DO UPDATE SET bytes = EXCLUDED.bytes";
+
+const READ_BLOB: &str =
+    "SELECT bytes FROM lepton_trial_blobs WHERE study = $1 AND number = $2 AND key = $3";
 
 const REPORT: &str = "
 INSERT INTO lepton_intermediate_values (study, number, step, value)
@@ -652,6 +674,39 @@ impl Storage for PostgresStorage {
                 SET_USER_ATTR,
                 &[&study, &(number as i64), &key, &v],
             )
+        })
+    }
+
+    fn set_trial_blob(&self, study: &str, number: u64, key: &str, bytes: &[u8]) -> Result<bool> {
+        self.retrying(|| {
+            self.trial_write(
+                study,
+                number,
+                TrialState::Running,
+                SET_BLOB,
+                &[&study, &(number as i64), &key, &bytes],
+            )
+        })?;
+        Ok(true)
+    }
+
+    fn trial_blob(&self, study: &str, number: u64, key: &str) -> Result<Option<Vec<u8>>> {
+        self.retrying(|| {
+            let mut conn = self.conn()?;
+            let row = conn
+                .client
+                .query_opt(READ_BLOB, &[&study, &(number as i64), &key])
+                .map_err(pg)?;
+            if row.is_none()
+                && conn
+                    .client
+                    .query_opt(STUDY_ID, &[&study])
+                    .map_err(pg)?
+                    .is_none()
+            {
+                return Err(Error::UnknownStudy(study.to_owned()));
+            }
+            Ok(row.map(|r| r.get(0)))
         })
     }
 

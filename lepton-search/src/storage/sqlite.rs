@@ -13,7 +13,7 @@ use lepton_core::{
 };
 
 /// The schema version this build writes; older files are migrated, newer ones refused.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 2: a heartbeat per trial (milliseconds since the Unix epoch).
 const SCHEMA_V2: &str = "ALTER TABLE trials ADD COLUMN heartbeat_ms INTEGER NOT NULL DEFAULT 0;";
@@ -33,8 +33,19 @@ CREATE TABLE enqueued_params (
 /// failed).
 const SCHEMA_V4: &str = "CREATE INDEX trials_failed ON trials (study) WHERE state = 'failed';";
 
+/// Version 5: trials' blobs (results too large for a user attribute).
+const SCHEMA_V5: &str = "
+CREATE TABLE trial_blobs (
+    study TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (study, number, key),
+    FOREIGN KEY (study, number) REFERENCES trials(study, number) ON DELETE CASCADE
+);";
+
 /// The migrations, in order: migration `i` takes a file from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE studies (
@@ -512,6 +523,34 @@ impl Storage for SqliteStorage {
             .map_err(|e| sql(&self.path, e))?;
             Ok(())
         })
+    }
+
+    fn set_trial_blob(&self, study: &str, number: u64, key: &str, bytes: &[u8]) -> Result<bool> {
+        self.write(|tx| {
+            let live = [TrialState::Waiting, TrialState::Running];
+            self.in_state(tx, study, number, &live, TrialState::Running)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO trial_blobs (study, number, key, bytes) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![study, number as i64, key, bytes],
+            )
+            .map_err(|e| sql(&self.path, e))?;
+            Ok(true)
+        })
+    }
+
+    fn trial_blob(&self, study: &str, number: u64, key: &str) -> Result<Option<Vec<u8>>> {
+        let conn = self.lock();
+        if !self.study_exists(&conn, study)? {
+            return Err(Error::UnknownStudy(study.to_owned()));
+        }
+        conn.query_row(
+            "SELECT bytes FROM trial_blobs WHERE study = ?1 AND number = ?2 AND key = ?3",
+            params![study, number as i64, key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| sql(&self.path, e))
     }
 
     fn enqueue_trial(
