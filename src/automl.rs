@@ -205,7 +205,8 @@ pub struct AutoMlRun {
     /// the winner with weight 1.
     pub members: Vec<(u64, f64)>,
     /// For a table: every completed trial's out-of-fold predictions of every training row
-    /// (by trial number; the rows in the table's order), for ensembles. A hold-out gives
+    /// (by trial number; the rows in the table's order), for ensembles; of the trials that
+    /// joined processes ran, those of the best, read from the storage. A hold-out gives
     /// predictions of its rows only, listed in `out_of_fold_rows`.
     pub out_of_fold: BTreeMap<u64, Vec<Prediction>>,
     /// The training rows `out_of_fold`'s predictions are of, in order.

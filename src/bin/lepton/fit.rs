@@ -75,7 +75,8 @@ pub struct FitArgs {
     study: Option<String>,
     /// Search with this many processes on this machine around one study (needs --storage;
     /// the others are `lepton fit --join` processes this one starts and waits for). The
-    /// refit happens once, here.
+    /// ensemble and refit happen once, here, among every process's trials (each leaves its
+    /// trials' out-of-fold predictions in the storage).
     #[arg(long, default_value_t = 1, requires = "storage")]
     workers: usize,
     /// Only search: join the run another `lepton fit` started with the same data, target,
