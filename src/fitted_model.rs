@@ -5,11 +5,15 @@ use std::any::Any;
 use serde::{Deserialize, Serialize};
 
 use lepton_core::{Dataset, Features, Predict, Prediction};
+use lepton_data::{FittedPreprocessor, Table};
 use lepton_deploy::Examples;
 use lepton_models::{
     Backend, BoostedConfig, CnnConfig, Cpu, FittedBoosted, FittedCnn, FittedForest, FittedMlp,
     ForestConfig, Head, MlpConfig, TrainingSummary,
 };
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::index::sample;
 
 use crate::error::{Error, Result};
 use crate::family::Fitted;
@@ -186,9 +190,32 @@ const REPLAY_VALUES: usize = 1_000_000;
 /// The replay sample Lepton's pipelines put in their artifacts: up to 1,000 rows of `data`
 /// (fewer when rows are wider than 1,000 values), drawn without replacement with `seed`.
 pub(crate) fn replay_sample(data: &dyn Dataset, seed: u64) -> Result<Examples> {
-    let width = data.schema().features.len().max(1);
-    let rows = (REPLAY_VALUES / width).clamp(1, REPLAY_ROWS);
-    Ok(Examples::sample(data, rows, seed)?)
+    Ok(Examples::sample(
+        data,
+        replay_rows(data.schema().features.len()),
+        seed,
+    )?)
+}
+
+/// The replay sample of a raw `table` encoded by `preprocessor`: the rows
+/// [`replay_sample`] would draw from the whole encoded table, with only those rows encoded.
+pub(crate) fn replay_sample_of_table(
+    preprocessor: &FittedPreprocessor,
+    table: &Table,
+    seed: u64,
+) -> Result<Examples> {
+    let n = table.n_rows();
+    let rows = replay_rows(preprocessor.features().len()).min(n);
+    let mut picked = sample(&mut StdRng::seed_from_u64(seed), n, rows).into_vec();
+    picked.sort_unstable();
+    let encoded = preprocessor.transform(&table.select(&picked)?)?;
+    // Every row of the selection, in order: the same draw over `n` rows picked them.
+    Ok(Examples::sample(&encoded, rows, seed)?)
+}
+
+/// Rows of `width` values a replay sample holds.
+fn replay_rows(width: usize) -> usize {
+    (REPLAY_VALUES / width.max(1)).clamp(1, REPLAY_ROWS)
 }
 
 impl<B: Backend> Fitted for FittedModel<B> {
@@ -223,6 +250,46 @@ impl<B: Backend> Predict for FittedModel<B> {
             FittedModel::Cnn(m) => m.predict(x),
             FittedModel::Forest(m) => m.predict(x),
             FittedModel::Boosted(m) => m.predict(x),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lepton_data::{CsvLoader, Preprocessor, TargetKind};
+
+    use super::*;
+
+    #[test]
+    fn a_tables_replay_sample_encodes_only_the_rows_it_draws_and_draws_the_same() {
+        // 3,000 rows (more than a sample holds), some numbers missing.
+        let mut text = String::from("x,colour,label\n");
+        for i in 0..3000 {
+            let x = if i % 11 == 0 {
+                String::new()
+            } else {
+                format!("{}", i % 97)
+            };
+            let colour = ["red", "blue"][i % 2];
+            text.push_str(&format!("{x},{colour},{}\n", i % 3));
+        }
+        let table = CsvLoader::new("t.csv")
+            .read_table_from(text.as_bytes())
+            .unwrap();
+        for preprocessing in [
+            Preprocessor::default(),
+            Preprocessor {
+                imputation: lepton_data::Imputation::Keep,
+                ..Preprocessor::default()
+            },
+        ] {
+            let fitted = preprocessing
+                .fit(&table, "label", TargetKind::Classification)
+                .unwrap();
+            let whole = replay_sample(&fitted.transform(&table).unwrap(), 7).unwrap();
+            let drawn = replay_sample_of_table(&fitted, &table, 7).unwrap();
+            assert_eq!(drawn, whole);
+            assert!(whole.targets().len() > 800, "{}", whole.targets().len());
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::ensemble::Ensemble;
 use crate::ensemble_selection::{SELECTION_ROUNDS, select_ensemble_within};
 use crate::error::Result;
 use crate::family::{Fitted, ModelFamily, features_for};
-use crate::fitted_model::replay_sample;
+use crate::fitted_model::replay_sample_of_table;
 use crate::metric::Metric;
 use crate::out_of_fold::{self, OUT_OF_FOLD_BLOB};
 use crate::predictor::Predictor;
@@ -298,12 +298,11 @@ impl AutoMl {
                 Box::new(Ensemble::new(models)?),
             )?
         };
-        let encoded = predictor
+        let preprocessor = predictor
             .preprocessor()
-            .ok_or_else(|| invalid("a table model without its preprocessor".into()))?
-            .transform(table)?;
+            .ok_or_else(|| invalid("a table model without its preprocessor".into()))?;
         Ok(Some(AutoMlRun {
-            replay: replay_sample(&encoded, self.seed)?,
+            replay: replay_sample_of_table(preprocessor, table, self.seed)?,
             predictor,
             valid_score,
             members: members.iter().map(|(t, w)| (t.number, *w)).collect(),
