@@ -169,6 +169,7 @@ impl AutoMl {
         let search_budget = self.budget.mul_f64(share);
         let mut oof_rows: Vec<usize> = splits.iter().flat_map(|(_, v)| v.iter().copied()).collect();
         oof_rows.sort_unstable();
+        let oof_targets = row_targets(table, target, labels.as_deref(), &oof_rows)?;
         let search = TableSearch {
             families: &families,
             folds: &folds,
@@ -182,6 +183,7 @@ impl AutoMl {
             prepared: Mutex::new(HashMap::new()),
             out_of_fold: Mutex::new(BTreeMap::new()),
             oof_rows: &oof_rows,
+            oof_targets: &oof_targets,
             shares_out_of_fold: !refit,
             // Only the process that ends the run uses them.
             bags: (bagging && refit).then(|| Mutex::new(BTreeMap::new())),
@@ -223,9 +225,9 @@ impl AutoMl {
 
         let members = if self.ensemble {
             if self.storage.is_some() {
-                shared_out_of_fold(&study, &board, &mut out_of_fold, &oof_rows, &task)?;
+                let rows = (&oof_rows[..], &oof_targets[..]);
+                shared_out_of_fold(&study, &board, &mut out_of_fold, rows, &task)?;
             }
-            let targets = row_targets(table, target, labels.as_deref(), &oof_rows)?;
             // A trial whose fold models are here costs nothing more; any other is refitted,
             // at the speed its folds measured.
             let cost = |t: &FrozenTrial| match &bags {
@@ -236,7 +238,7 @@ impl AutoMl {
                 &board,
                 &out_of_fold,
                 &cost,
-                &targets,
+                &oof_targets,
                 &task,
                 metric,
                 started,
@@ -549,7 +551,7 @@ impl AutoMl {
         predicted.sort_by_key(|(row, _)| *row);
         let predicted: Vec<Prediction> = predicted.into_iter().map(|(_, p)| p).collect();
         if search.shares_out_of_fold {
-            let bytes = out_of_fold::encode(search.oof_rows, &predicted);
+            let bytes = out_of_fold::encode(search.oof_rows, search.oof_targets, &predicted);
             if bytes.len() <= MAX_SHARED_OUT_OF_FOLD_BYTES {
                 trial.set_blob(OUT_OF_FOLD_BLOB, &bytes)?;
             } else {
@@ -588,12 +590,12 @@ const MAX_SHARED_OUT_OF_FOLD_BYTES: usize = 16 << 20;
 
 /// Adds to `out_of_fold` the predictions that other processes' trials among the best of
 /// `board` left in the storage ([`AutoMl::join_table`]); a trial whose predictions are missing
-/// or do not fit the run's `rows` and `task` is left out, and said so.
+/// or do not fit the run's rows (indices and targets) and `task` is left out, and said so.
 fn shared_out_of_fold(
     study: &lepton_search::Study,
     board: &[FrozenTrial],
     out_of_fold: &mut BTreeMap<u64, Vec<Prediction>>,
-    rows: &[usize],
+    (rows, targets): (&[usize], &[Target]),
     task: &Task,
 ) -> Result<()> {
     for t in board.iter().take(ENSEMBLE_CANDIDATES) {
@@ -601,7 +603,7 @@ fn shared_out_of_fold(
             continue;
         }
         match study.trial_blob(t.number, OUT_OF_FOLD_BLOB)? {
-            Some(bytes) => match out_of_fold::decode(&bytes, rows, task) {
+            Some(bytes) => match out_of_fold::decode(&bytes, rows, targets, task) {
                 Ok(predictions) => {
                     out_of_fold.insert(t.number, predictions);
                 }
@@ -807,8 +809,9 @@ struct TableSearch<'a> {
     /// it.
     prepared: Mutex<HashMap<String, Arc<Folds>>>,
     out_of_fold: Mutex<BTreeMap<u64, Vec<Prediction>>>,
-    /// The rows the out-of-fold predictions are of, ascending.
+    /// The rows the out-of-fold predictions are of, ascending, and their targets.
     oof_rows: &'a [usize],
+    oof_targets: &'a [Target],
     /// Whether each trial leaves its out-of-fold predictions in the storage, for the
     /// process that ends the run (this one joined it).
     shares_out_of_fold: bool,
