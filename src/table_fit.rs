@@ -584,8 +584,8 @@ impl AutoMl {
 }
 
 /// The largest out-of-fold predictions a joining process leaves in the storage for one trial
-/// (a hold-out of about a million rows of two classes; a larger one is left out of the run's
-/// ensemble rather than fill the storage).
+/// (12 bytes a row for two classes: a hold-out of 1.4 million rows; larger ones are left out
+/// of the run's ensemble rather than fill the storage).
 const MAX_SHARED_OUT_OF_FOLD_BYTES: usize = 16 << 20;
 
 /// Adds to `out_of_fold` the predictions that other processes' trials among the best of
