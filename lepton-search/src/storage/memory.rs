@@ -82,27 +82,39 @@ impl InMemoryStorage {
         let record = studies
             .get_mut(study)
             .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
+        let at = trial_in(record, study, number, states)?;
         let StudyRecord {
             trials,
             beats,
             names,
             ..
         } = record;
-        let trial = trials
-            .get_mut(number as usize)
-            .ok_or_else(|| Error::UnknownTrial {
-                study: study.to_owned(),
-                number,
-            })?;
-        if !states.contains(&trial.state) {
-            return Err(Error::IllegalTransition {
-                number,
-                from: trial.state,
-                to: TrialState::Running,
-            });
-        }
-        Ok(f(Arc::make_mut(trial), &mut beats[number as usize], names))
+        Ok(f(Arc::make_mut(&mut trials[at]), &mut beats[at], names))
     }
+}
+
+/// The index of trial `number` of `record` (study `study`) if its state is one of `states`.
+fn trial_in(
+    record: &StudyRecord,
+    study: &str,
+    number: u64,
+    states: &[TrialState],
+) -> Result<usize> {
+    let trial = record
+        .trials
+        .get(number as usize)
+        .ok_or_else(|| Error::UnknownTrial {
+            study: study.to_owned(),
+            number,
+        })?;
+    if !states.contains(&trial.state) {
+        return Err(Error::IllegalTransition {
+            number,
+            from: trial.state,
+            to: TrialState::Running,
+        });
+    }
+    Ok(number as usize)
 }
 
 impl Storage for InMemoryStorage {
@@ -198,21 +210,12 @@ impl Storage for InMemoryStorage {
         let record = studies
             .get_mut(study)
             .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
-        let from = record
-            .trials
-            .get(number as usize)
-            .map(|t| t.state)
-            .ok_or_else(|| Error::UnknownTrial {
-                study: study.to_owned(),
-                number,
-            })?;
-        if !matches!(from, TrialState::Waiting | TrialState::Running) {
-            return Err(Error::IllegalTransition {
-                number,
-                from,
-                to: TrialState::Running,
-            });
-        }
+        trial_in(
+            record,
+            study,
+            number,
+            &[TrialState::Waiting, TrialState::Running],
+        )?;
         record
             .blobs
             .insert((number, key.to_owned()), Arc::from(bytes));
