@@ -111,8 +111,8 @@ pub struct AutoMl {
 /// out rows).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Validation {
-    /// 5-fold cross-validation below [`CV_MAX_ROWS`] training rows, a hold-out above (the
-    /// default).
+    /// 5-fold cross-validation where the budget affords it ([`Validation::cross_validates`]),
+    /// a hold-out otherwise (the default).
     Auto,
     /// One hold-out of the validation fraction (stratified for a classification).
     Holdout,
@@ -120,8 +120,25 @@ pub enum Validation {
     KFold(usize),
 }
 
-/// Below this many training rows, [`Validation::Auto`] cross-validates.
-pub const CV_MAX_ROWS: usize = 10_000;
+/// From this many training rows on, [`Validation::Auto`] holds out, whatever the budget.
+pub const CV_MAX_ROWS: usize = 100_000;
+
+/// The table cells (rows x input columns) per second of budget below which
+/// [`Validation::Auto`] cross-validates: 150,000 at 60 s, 750,000 at 300 s.
+pub const CV_CELLS_PER_SECOND: f64 = 2_500.0;
+
+impl Validation {
+    /// Whether [`Validation::Auto`] cross-validates a table of `rows` training rows and
+    /// `columns` input columns searched for `budget`: below [`CV_MAX_ROWS`] rows, when the
+    /// cells fit [`CV_CELLS_PER_SECOND`] (FLAML's rule, in the same units). k folds cost k
+    /// times a hold-out per trial; where the budget pays for it, the folds' mean selects
+    /// better than one hold-out (which the winner of hundreds of trials over-fits) and the
+    /// fold models bag into the final model.
+    pub fn cross_validates(rows: usize, columns: usize, budget: Duration) -> bool {
+        rows < CV_MAX_ROWS
+            && rows as f64 * columns.max(1) as f64 <= CV_CELLS_PER_SECOND * budget.as_secs_f64()
+    }
+}
 
 /// A stage given by name (resolved when the run starts: a sampler takes the run's seed) or
 /// as a value.

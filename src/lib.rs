@@ -62,8 +62,8 @@ mod studies_view;
 mod table_fit;
 
 pub use automl::{
-    AutoMl, AutoMlRun, CV_MAX_ROWS, Observer, Quiet, TRAIN_SECONDS_PER_ROW, TrialBudgets,
-    VALID_SECONDS_PER_ROW, Validation, attr,
+    AutoMl, AutoMlRun, CV_CELLS_PER_SECOND, CV_MAX_ROWS, Observer, Quiet, TRAIN_SECONDS_PER_ROW,
+    TrialBudgets, VALID_SECONDS_PER_ROW, Validation, attr,
 };
 pub use builtin_family::Family;
 pub use ensemble::{ENSEMBLE, Ensemble};

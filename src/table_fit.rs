@@ -135,7 +135,8 @@ impl AutoMl {
                 table.source()
             )));
         }
-        let (validation, splits) = self.splits(n, labels.as_ref(), &task)?;
+        let columns = table.names().len().saturating_sub(1);
+        let (validation, splits) = self.splits(n, columns, labels.as_ref(), &task)?;
         let folds: Vec<(Table, Table)> = splits
             .iter()
             .map(|(t, v)| Ok((table.select(t)?, table.select(v)?)))
@@ -434,15 +435,17 @@ impl AutoMl {
         Ok((preprocessor, model, epochs))
     }
 
-    /// The validation the run uses on `n` rows, and its `(train, valid)` row indices.
+    /// The validation the run uses on `n` rows of `columns` inputs, and its `(train, valid)`
+    /// row indices.
     fn splits(
         &self,
         n: usize,
+        columns: usize,
         labels: Option<&Vec<usize>>,
         task: &Task,
     ) -> Result<(Validation, Vec<SplitIndices>)> {
         let validation = match self.validation {
-            Validation::Auto if n < crate::automl::CV_MAX_ROWS => {
+            Validation::Auto if Validation::cross_validates(n, columns, self.budget) => {
                 // Stratified folds need every class in every fold: fewer folds for rare
                 // classes (at least 2), said in the log.
                 let rarest = match (labels, task) {

@@ -11,7 +11,7 @@ use lepton::core::{Features, Schema, Target, Task};
 use lepton::data::Column;
 use lepton::models::{Head, TrainingSummary};
 use lepton::prelude::*;
-use lepton::{Error, Fitted, ModelFamily, Observer, Quiet, TrainRequest};
+use lepton::{CV_MAX_ROWS, Error, Fitted, ModelFamily, Observer, Quiet, TrainRequest};
 
 /// 200 rows: numbers with gaps, a category, an identifier, and a class that depends on the
 /// first number and the category.
@@ -118,6 +118,21 @@ fn every_built_in_family_serves_raw_rows_after_a_round_trip() {
         odd.insert("x".into(), String::new());
         assert_eq!(back.predict_records(&[odd]).unwrap().len(), 1);
     }
+}
+
+#[test]
+fn auto_validation_cross_validates_where_the_budget_affords_it() {
+    let minute = Duration::from_secs(60);
+    // Wine- and digits-sized tables: folds at a minute.
+    assert!(Validation::cross_validates(142, 13, minute));
+    assert!(Validation::cross_validates(1_437, 64, minute));
+    // 17,817 rows of 12 columns: a hold-out at a minute, folds at five.
+    assert!(!Validation::cross_validates(17_817, 12, minute));
+    assert!(Validation::cross_validates(17_817, 12, 5 * minute));
+    // Past CV_MAX_ROWS, a hold-out whatever the budget.
+    let day = Duration::from_secs(86_400);
+    assert!(Validation::cross_validates(CV_MAX_ROWS - 1, 1, day));
+    assert!(!Validation::cross_validates(CV_MAX_ROWS, 1, day));
 }
 
 #[test]

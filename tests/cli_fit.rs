@@ -221,6 +221,8 @@ fn fit_regresses_with_the_metric_asked_for() {
             "rmse",
             "--families",
             "linear,forest",
+            "--validation",
+            "kfold:3",
             "--budget-seconds",
             "6",
             "--json",
@@ -228,6 +230,8 @@ fn fit_regresses_with_the_metric_asked_for() {
     );
     assert!(ok, "{out}\n{err}");
     let s = summary(&out);
+    assert_eq!(s["validation"], "KFold(3)", "{s}");
+    assert_eq!(s["bagged_folds"], 3, "{s}");
     assert_eq!(
         (s["task"].as_str(), s["metric"].as_str()),
         (Some("regression"), Some("rmse"))
@@ -259,6 +263,10 @@ fn bad_input_is_refused_with_its_reason() {
         "unknown metric",
     );
     fails(&["fit", d, "--target", "label", "--families", "cnn"], "cnn");
+    fails(
+        &["fit", d, "--target", "label", "--validation", "kfold:1"],
+        "kfold:K with K at least 2",
+    );
     fails(
         &["fit", d, "--target", "label", "--budget-seconds", "0"],
         "positive",

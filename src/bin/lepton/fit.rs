@@ -15,7 +15,7 @@ use lepton::deploy::{LocalRegistry, ModelArtifact, PRODUCTION, Registry, name_fr
 use lepton::models::Cpu;
 use lepton::report::StudyReport;
 use lepton::{
-    AutoMl, Family, IMPORTANCE_REPEATS, Metric, Observer, Predictor, leaderboard_text,
+    AutoMl, Family, IMPORTANCE_REPEATS, Metric, Observer, Predictor, Validation, leaderboard_text,
     named_scores, score_predictions,
 };
 
@@ -55,6 +55,12 @@ pub struct FitArgs {
     /// first ones' defaults are tried first.
     #[arg(long, value_delimiter = ',', default_value = "boosted,linear,mlp")]
     families: Vec<String>,
+    /// How trials are validated: `auto` (5-fold cross-validation where the budget affords
+    /// it: below 100,000 training rows and 2,500 cells, rows x columns, per second; a hold-out
+    /// otherwise), `holdout` (20 % of the training rows) or `kfold:K` (K-fold
+    /// cross-validation, each trial's fold models averaged into the final model).
+    #[arg(long, default_value = "auto", value_parser = parse_validation)]
+    validation: Validation,
     /// The seed of the test split, the sampler and every training run.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -106,6 +112,19 @@ pub struct FitArgs {
     /// Print a machine-readable summary as the last line.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_validation(text: &str) -> std::result::Result<Validation, String> {
+    match text {
+        "auto" => Ok(Validation::Auto),
+        "holdout" => Ok(Validation::Holdout),
+        _ => match text.strip_prefix("kfold:").map(str::parse::<usize>) {
+            Some(Ok(k)) if k >= 2 => Ok(Validation::KFold(k)),
+            _ => Err(format!(
+                "`{text}` is not a validation: auto, holdout or kfold:K with K at least 2"
+            )),
+        },
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -174,6 +193,7 @@ pub fn run(args: FitArgs) -> Result<()> {
         .with_families(&families)
         .with_budget(budget.mul_f64(AUTOML_SHARE))
         .with_seed(args.seed)
+        .with_validation(args.validation)
         .with_study_name(&study);
     if let Some(metric) = args.metric {
         automl = automl.with_metric(metric);
