@@ -105,6 +105,14 @@ pub enum DataError {
         /// The file's digest.
         found: String,
     },
+    /// A file that could not be downloaded, or not as published.
+    #[error("{name}: {reason}")]
+    Download {
+        /// The file or its address.
+        name: String,
+        /// Why, mirror by mirror.
+        reason: String,
+    },
     /// A data set whose files are not on this machine.
     #[error("{name} not found: {hint}")]
     DatasetMissing {

@@ -34,7 +34,11 @@ pub use pruners::{
 pub use samplers::{BohbSampler, CmaEsSampler, GridSampler, SobolSampler};
 pub use samplers::{GpSampler, RandomSampler, TpeSampler};
 pub use scheduler::{Budget, HyperbandScheduler};
-pub use storage::{InMemoryStorage, PostgresStorage, SqliteStorage};
+pub use storage::InMemoryStorage;
+#[cfg(feature = "postgres")]
+pub use storage::PostgresStorage;
+#[cfg(feature = "sqlite")]
+pub use storage::SqliteStorage;
 pub use study::{
     DEFAULT_HEARTBEAT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, Observe, Optimize, Study, StudyBuilder,
 };

@@ -1210,6 +1210,7 @@ mod tests {
         assert_eq!((trials.len(), complete), (5, 4));
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn a_persistent_storage_has_a_heartbeat_by_default_and_memory_none() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
 //! A study on a persistent storage survives its process: reopened, it resumes where it was.
 
+#![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
 use std::sync::Arc;

@@ -1,10 +1,18 @@
-//! Data sets by name: small classic tables compiled into the crate (no download, no path;
-//! provenance and licences in this crate's `data/README.md`), and MNIST read from a local
-//! directory and verified.
+//! Data sets by name: small classic tables compiled into the crate (no file, no path;
+//! provenance and licences in this crate's `data/README.md`), and MNIST and Fashion-MNIST
+//! read from a local directory (downloaded there first with the `download` feature) and
+//! verified.
 
+#[cfg(feature = "download")]
+mod download;
 mod mnist;
 
-pub use mnist::{MnistSplit, mnist, mnist_dirs, mnist_from_dir};
+#[cfg(feature = "download")]
+pub use download::{download_fashion_mnist, download_mnist};
+pub use mnist::{
+    FASHION_MNIST_MIRRORS, MNIST_MIRRORS, MnistSplit, fashion_mnist, fashion_mnist_dirs, mnist,
+    mnist_dirs, mnist_from_dir,
+};
 
 use crate::csv_loader::CsvLoader;
 use crate::error::Result;
