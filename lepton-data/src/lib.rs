@@ -1,4 +1,5 @@
-//! Lepton's data stage: load tabular data (CSV) and images (IDX, MNIST), scale, split.
+//! Lepton's data stage: load tabular data (CSV), images (IDX, MNIST) and text corpora, scale,
+//! split.
 //!
 //! ```
 //! use lepton_core::Dataset;
@@ -23,6 +24,8 @@ mod split;
 mod standard_scaler;
 mod table;
 mod tabular;
+mod text_corpus;
+mod tfidf;
 
 pub use csv_loader::CsvLoader;
 pub use error::{DataError, Result};
@@ -41,3 +44,5 @@ pub use split::{
 pub use standard_scaler::{FittedStandardScaler, StandardScaler};
 pub use table::{Column, ColumnType, Table};
 pub use tabular::TabularDataset;
+pub use text_corpus::{MAX_DOCUMENT_BYTES, TextCorpus};
+pub use tfidf::{Analyzer, FittedTfidf, SparseRows, Tfidf};

@@ -34,6 +34,7 @@ mod mlp_space;
 mod optimisation;
 mod param;
 mod predict;
+mod sparse_logistic;
 mod training;
 
 #[cfg(feature = "cuda")]
@@ -54,4 +55,5 @@ pub use linear_space::LinearSpace;
 pub use mlp::{MlpActivation, MlpClassifier, MlpConfig, MlpRegressor};
 pub use mlp_space::MlpSpace;
 pub use optimisation::{Optimisation, OptimizerKind, Schedule};
+pub use sparse_logistic::{FittedSparseLogistic, SparseLogistic};
 pub use training::TrainingSummary;

@@ -1,0 +1,349 @@
+//! Multinomial logistic regression trained directly on sparse rows (TF-IDF features of texts):
+//! the objective scikit-learn's `LogisticRegression(C=c)` minimises, `c` times the summed log
+//! loss plus half the squared norm of the weights (the intercepts are not penalised), by
+//! L-BFGS (argmin's). A pass over the rows costs their stored values times the classes, so a
+//! corpus with hundreds of thousands of n-grams trains in seconds.
+
+use argmin::core::{CostFunction, Executor, Gradient, State};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+use lepton_data::SparseRows;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// How a [`FittedSparseLogistic`] is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SparseLogistic {
+    /// The inverse of the regularisation strength (scikit-learn's `C`): larger fits the
+    /// training rows more closely.
+    pub c: f64,
+    /// The most L-BFGS iterations.
+    pub max_iterations: u64,
+    /// Stop when the gradient's norm falls below this.
+    pub tolerance: f64,
+}
+
+impl Default for SparseLogistic {
+    /// scikit-learn's defaults: `C = 1`, 100 iterations, tolerance 1e-4.
+    fn default() -> Self {
+        SparseLogistic {
+            c: 1.0,
+            max_iterations: 100,
+            tolerance: 1e-4,
+        }
+    }
+}
+
+/// A trained multinomial logistic regression: a weight row and an intercept per class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedSparseLogistic {
+    classes: usize,
+    columns: usize,
+    /// `classes x columns`, row-major.
+    weights: Vec<f32>,
+    intercepts: Vec<f32>,
+}
+
+/// The training problem: the rows, their classes and `c`.
+struct Problem<'a> {
+    x: &'a SparseRows,
+    y: &'a [usize],
+    classes: usize,
+    c: f64,
+}
+
+impl Problem<'_> {
+    /// The objective, and its gradient when `gradient` is asked for.
+    fn evaluate(&self, theta: &[f64], mut gradient: Option<&mut [f64]>) -> f64 {
+        let (k, d) = (self.classes, self.x.columns);
+        let (weights, intercepts) = theta.split_at(k * d);
+        let mut value = 0.5 * weights.iter().map(|w| w * w).sum::<f64>();
+        if let Some(g) = gradient.as_deref_mut() {
+            let (gw, gb) = g.split_at_mut(k * d);
+            gw.copy_from_slice(weights);
+            gb.fill(0.0);
+        }
+        let mut scores = vec![0.0; k];
+        for (r, &label) in self.y.iter().enumerate() {
+            let (columns, values) = self.x.row(r);
+            for (class, score) in scores.iter_mut().enumerate() {
+                let row = &weights[class * d..(class + 1) * d];
+                *score = intercepts[class]
+                    + columns
+                        .iter()
+                        .zip(values)
+                        .map(|(&j, &v)| row[j as usize] * f64::from(v))
+                        .sum::<f64>();
+            }
+            let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+            let log_sum = max + sum.ln();
+            value += self.c * (log_sum - scores[label]);
+            if let Some(g) = gradient.as_deref_mut() {
+                let (gw, gb) = g.split_at_mut(k * d);
+                for class in 0..k {
+                    let p = (scores[class] - log_sum).exp();
+                    let residual = self.c * (p - f64::from(u8::from(class == label)));
+                    gb[class] += residual;
+                    let row = &mut gw[class * d..(class + 1) * d];
+                    for (&j, &v) in columns.iter().zip(values) {
+                        row[j as usize] += residual * f64::from(v);
+                    }
+                }
+            }
+        }
+        value
+    }
+}
+
+impl CostFunction for Problem<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+
+    fn cost(&self, theta: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
+        Ok(self.evaluate(theta, None))
+    }
+}
+
+impl Gradient for Problem<'_> {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+
+    fn gradient(&self, theta: &Vec<f64>) -> std::result::Result<Vec<f64>, argmin::core::Error> {
+        let mut g = vec![0.0; theta.len()];
+        self.evaluate(theta, Some(&mut g));
+        Ok(g)
+    }
+}
+
+impl SparseLogistic {
+    fn check(&self) -> Result<()> {
+        if !(self.c.is_finite() && self.c > 0.0) {
+            return Err(invalid(format!(
+                "C must be positive and finite, not {}",
+                self.c
+            )));
+        }
+        if self.max_iterations == 0 || !(self.tolerance.is_finite() && self.tolerance > 0.0) {
+            return Err(invalid(format!(
+                "{} iterations at tolerance {}: both must be positive",
+                self.max_iterations, self.tolerance
+            )));
+        }
+        Ok(())
+    }
+
+    /// Trains on `x`'s rows and their classes `y` (each below `classes`, at least 2).
+    pub fn fit(&self, x: &SparseRows, y: &[usize], classes: usize) -> Result<FittedSparseLogistic> {
+        self.check()?;
+        if x.len() != y.len() || x.is_empty() {
+            return Err(invalid(format!(
+                "{} rows and {} classes given",
+                x.len(),
+                y.len()
+            )));
+        }
+        if classes < 2 {
+            return Err(invalid(format!("{classes} classes: at least 2 are needed")));
+        }
+        if let Some(bad) = y.iter().find(|&&c| c >= classes) {
+            return Err(invalid(format!("class {bad} of {classes}")));
+        }
+        if let Some(bad) = x.values.iter().find(|v| !v.is_finite()) {
+            return Err(invalid(format!("a feature value of {bad}")));
+        }
+        if x.indices.iter().any(|&j| j as usize >= x.columns) {
+            return Err(invalid(format!(
+                "a column beyond the {} declared",
+                x.columns
+            )));
+        }
+        let problem = Problem {
+            x,
+            y,
+            classes,
+            c: self.c,
+        };
+        let start = vec![0.0; classes * (x.columns + 1)];
+        let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
+            .with_tolerance_grad(self.tolerance)
+            .map_err(|e| invalid(e.to_string()))?;
+        let result = Executor::new(problem, solver)
+            .configure(|state| state.param(start).max_iters(self.max_iterations))
+            .run()
+            .map_err(|e| invalid(format!("L-BFGS: {e}")))?;
+        let state = result.state();
+        let theta = state
+            .get_best_param()
+            .ok_or_else(|| invalid("L-BFGS returned no parameters".into()))?;
+        tracing::debug!(
+            iterations = state.get_iter(),
+            objective = state.get_best_cost(),
+            "sparse logistic regression trained"
+        );
+        let (weights, intercepts) = theta.split_at(classes * x.columns);
+        Ok(FittedSparseLogistic {
+            classes,
+            columns: x.columns,
+            weights: weights.iter().map(|&w| w as f32).collect(),
+            intercepts: intercepts.iter().map(|&b| b as f32).collect(),
+        })
+    }
+}
+
+impl FittedSparseLogistic {
+    /// The number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The number of input columns.
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
+    /// Each row's class probabilities. An error when the rows have other columns than it was
+    /// trained on.
+    pub fn predict_proba(&self, x: &SparseRows) -> Result<Vec<Vec<f32>>> {
+        if x.columns != self.columns || x.indices.iter().any(|&j| j as usize >= self.columns) {
+            return Err(invalid(format!(
+                "rows of {} columns for a model of {}",
+                x.columns, self.columns
+            )));
+        }
+        let d = self.columns;
+        Ok((0..x.len())
+            .map(|r| {
+                let (columns, values) = x.row(r);
+                let scores: Vec<f32> = (0..self.classes)
+                    .map(|class| {
+                        let row = &self.weights[class * d..(class + 1) * d];
+                        self.intercepts[class]
+                            + columns
+                                .iter()
+                                .zip(values)
+                                .map(|(&j, &v)| row[j as usize] * v)
+                                .sum::<f32>()
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let exp: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f32 = exp.iter().sum();
+                exp.into_iter().map(|e| e / sum).collect()
+            })
+            .collect())
+    }
+}
+
+fn invalid(message: String) -> ModelError {
+    ModelError::InvalidData(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lepton_data::{Analyzer, Tfidf};
+
+    fn sparse(rows: &[&[(u32, f32)]], columns: usize) -> SparseRows {
+        let mut x = SparseRows {
+            offsets: vec![0],
+            columns,
+            ..SparseRows::default()
+        };
+        for row in rows {
+            for &(j, v) in *row {
+                x.indices.push(j);
+                x.values.push(v);
+            }
+            x.offsets.push(x.indices.len());
+        }
+        x
+    }
+
+    #[test]
+    fn the_gradient_is_the_objectives() {
+        let x = sparse(
+            &[&[(0, 1.0), (2, 0.5)], &[(1, 2.0)], &[(0, -1.0), (1, 0.3)]],
+            3,
+        );
+        let y = [0, 1, 2];
+        let problem = Problem {
+            x: &x,
+            y: &y,
+            classes: 3,
+            c: 2.0,
+        };
+        let theta: Vec<f64> = (0..12).map(|i| (f64::from(i) * 0.37).sin()).collect();
+        let mut g = vec![0.0; 12];
+        problem.evaluate(&theta, Some(&mut g));
+        for i in 0..12 {
+            let h = 1e-6;
+            let (mut up, mut down) = (theta.clone(), theta.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (problem.evaluate(&up, None) - problem.evaluate(&down, None)) / (2.0 * h);
+            assert!((numeric - g[i]).abs() < 1e-5, "{i}: {numeric} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn it_separates_texts_by_their_words() {
+        let texts = [
+            "cheap pills buy now",
+            "buy cheap watches now",
+            "win money now cheap",
+            "meeting at noon tomorrow",
+            "the report for the meeting",
+            "lunch tomorrow at noon",
+        ];
+        let labels = [1, 1, 1, 0, 0, 0];
+        let tfidf = Tfidf {
+            analyzers: vec![Analyzer::Words { min: 1, max: 1 }],
+            min_df: 1,
+            ..Tfidf::default()
+        }
+        .fit(&texts)
+        .unwrap();
+        let x = tfidf.transform(&texts);
+        let model = SparseLogistic {
+            c: 10.0,
+            ..SparseLogistic::default()
+        }
+        .fit(&x, &labels, 2)
+        .unwrap();
+        let proba = model.predict_proba(&x).unwrap();
+        for (p, &label) in proba.iter().zip(&labels) {
+            assert!(p[label] > 0.8, "{p:?} for class {label}");
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        let new = tfidf.transform(&["cheap pills", "meeting tomorrow"]);
+        let p = model.predict_proba(&new).unwrap();
+        assert!(p[0][1] > 0.5 && p[1][0] > 0.5, "{p:?}");
+        // Stronger regularisation pulls the probabilities towards the classes' shares.
+        let soft = SparseLogistic {
+            c: 0.01,
+            ..SparseLogistic::default()
+        }
+        .fit(&x, &labels, 2)
+        .unwrap();
+        let q = soft.predict_proba(&x).unwrap();
+        assert!(q.iter().all(|p| (p[0] - 0.5).abs() < 0.1), "{q:?}");
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let x = sparse(&[&[(0, 1.0)], &[(1, 1.0)]], 2);
+        let fit = |m: SparseLogistic, y: &[usize], classes| m.fit(&x, y, classes);
+        let ok = SparseLogistic::default();
+        assert!(fit(ok, &[0], 2).is_err());
+        assert!(fit(ok, &[0, 1], 1).is_err());
+        assert!(fit(ok, &[0, 2], 2).is_err());
+        assert!(fit(SparseLogistic { c: 0.0, ..ok }, &[0, 1], 2).is_err());
+        assert!(fit(SparseLogistic { c: f64::NAN, ..ok }, &[0, 1], 2).is_err());
+        let nan = sparse(&[&[(0, f32::NAN)], &[(1, 1.0)]], 2);
+        assert!(ok.fit(&nan, &[0, 1], 2).is_err());
+        let model = ok.fit(&x, &[0, 1], 2).unwrap();
+        assert!(model.predict_proba(&sparse(&[&[(2, 1.0)]], 3)).is_err());
+    }
+}
