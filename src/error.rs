@@ -23,3 +23,42 @@ pub enum Error {
 
 /// `Result` with the facade's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Into the core error, so that `?` works in a study's objective: the core error itself where
+/// a stage wrapped one (a pruned trial stays `Pruned`), any other as a stage error.
+impl From<Error> for lepton_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Core(core) => core,
+            Error::Data(data) => data.into(),
+            Error::Model(model) => model.into(),
+            Error::Deploy(deploy) => deploy.into(),
+            other => lepton_core::Error::stage(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_marks_into_the_core_error_keep_its_variants() {
+        fn facade() -> Result<()> {
+            Err(Error::Model(lepton_models::ModelError::Core(
+                lepton_core::Error::Pruned { step: 3 },
+            )))
+        }
+        fn objective() -> lepton_core::Result<()> {
+            facade()?;
+            Ok(())
+        }
+        assert!(matches!(
+            objective(),
+            Err(lepton_core::Error::Pruned { step: 3 })
+        ));
+        let e: lepton_core::Error = Error::IncompatibleArtifact("no head".into()).into();
+        assert!(matches!(e, lepton_core::Error::Stage(_)), "{e:?}");
+        assert_eq!(e.to_string(), "incompatible artifact: no head");
+    }
+}
