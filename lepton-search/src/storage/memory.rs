@@ -82,7 +82,7 @@ impl InMemoryStorage {
         let record = studies
             .get_mut(study)
             .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
-        let at = trial_in(record, study, number, states)?;
+        let at = trial_in(record, study, number, states, TrialState::Running)?;
         let StudyRecord {
             trials,
             beats,
@@ -93,12 +93,14 @@ impl InMemoryStorage {
     }
 }
 
-/// The index of trial `number` of `record` (study `study`) if its state is one of `states`.
+/// The index of trial `number` of `record` (study `study`) if its state is one of `states`;
+/// otherwise the transition to `to` is refused.
 fn trial_in(
     record: &StudyRecord,
     study: &str,
     number: u64,
     states: &[TrialState],
+    to: TrialState,
 ) -> Result<usize> {
     let trial = record
         .trials
@@ -111,7 +113,7 @@ fn trial_in(
         return Err(Error::IllegalTransition {
             number,
             from: trial.state,
-            to: TrialState::Running,
+            to,
         });
     }
     Ok(number as usize)
@@ -210,12 +212,8 @@ impl Storage for InMemoryStorage {
         let record = studies
             .get_mut(study)
             .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
-        trial_in(
-            record,
-            study,
-            number,
-            &[TrialState::Waiting, TrialState::Running],
-        )?;
+        let live = [TrialState::Waiting, TrialState::Running];
+        trial_in(record, study, number, &live, TrialState::Running)?;
         record
             .blobs
             .insert((number, key.to_owned()), Arc::from(bytes));
@@ -293,20 +291,14 @@ impl Storage for InMemoryStorage {
         let record = studies
             .get_mut(study)
             .ok_or_else(|| Error::UnknownStudy(study.to_owned()))?;
-        let failed = record
-            .trials
-            .get(number as usize)
-            .ok_or_else(|| Error::UnknownTrial {
-                study: study.to_owned(),
-                number,
-            })?;
-        if failed.state != TrialState::Failed {
-            return Err(Error::IllegalTransition {
-                number,
-                from: failed.state,
-                to: TrialState::Waiting,
-            });
-        }
+        let at = trial_in(
+            record,
+            study,
+            number,
+            &[TrialState::Failed],
+            TrialState::Waiting,
+        )?;
+        let failed = &record.trials[at];
         let of = ParamValue::Int(number as i64);
         if record
             .trials
