@@ -24,6 +24,8 @@ mod split;
 mod standard_scaler;
 mod table;
 mod tabular;
+#[cfg(test)]
+mod test_data;
 mod text_corpus;
 mod tfidf;
 

@@ -146,9 +146,9 @@ impl TextCorpus {
         let column = |wanted: &str| {
             header
                 .iter()
-                .position(|h| decode(h).0.trim() == wanted)
+                .position(|h| decode(h.to_vec()).0.trim() == wanted)
                 .ok_or_else(|| {
-                    let names: Vec<String> = header.iter().map(|h| decode(h).0).collect();
+                    let names: Vec<String> = header.iter().map(|h| decode(h.to_vec()).0).collect();
                     invalid(format!(
                         "{name}: no column `{wanted}` (columns: {})",
                         names.join(", ")
@@ -160,7 +160,7 @@ impl TextCorpus {
         for record in csv.byte_records() {
             let record = record.map_err(csv_error)?;
             let line = record.position().map_or(0, |p| p.line());
-            let label = decode(record.get(label_at).unwrap_or_default()).0;
+            let label = decode(record.get(label_at).unwrap_or_default().to_vec()).0;
             let label = label.trim();
             if label.is_empty() {
                 return Err(DataError::MissingValue {
@@ -213,7 +213,7 @@ impl TextCorpus {
             latin1: Vec::with_capacity(documents.len()),
         };
         for (class, source, bytes) in documents {
-            let (text, latin1) = decode(&bytes);
+            let (text, latin1) = decode(bytes);
             corpus.latin1.push(latin1);
             corpus.texts.push(text);
             corpus.labels.push(classes[&class]);
@@ -290,11 +290,12 @@ impl TextCorpus {
     }
 }
 
-/// `bytes` as text: UTF-8 when valid, else Latin-1; and whether it was Latin-1.
-fn decode(bytes: &[u8]) -> (String, bool) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_owned(), false),
-        Err(_) => (bytes.iter().map(|&b| char::from(b)).collect(), true),
+/// `bytes` as text: UTF-8 when valid (without a copy), else Latin-1; and whether it was
+/// Latin-1.
+fn decode(bytes: Vec<u8>) -> (String, bool) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, false),
+        Err(e) => (e.as_bytes().iter().map(|&b| char::from(b)).collect(), true),
     }
 }
 
@@ -462,17 +463,10 @@ mod tests {
 
     #[test]
     fn the_shared_spamassassin_archive_has_its_published_counts() {
-        let Some(root) = std::env::var_os("LEPTON_DATA_DIR") else {
-            eprintln!("LEPTON_DATA_DIR unset: skipping the SpamAssassin test");
+        let Some(archive) = crate::test_data::shared_data("text/spamassassin.tar.gz") else {
             return;
         };
-        let root = PathBuf::from(root);
-        let root = if root.is_absolute() {
-            root
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(root)
-        };
-        let corpus = TextCorpus::from_tar_gz(root.join("text/spamassassin.tar.gz")).unwrap();
+        let corpus = TextCorpus::from_tar_gz(archive).unwrap();
         assert_eq!(corpus.classes(), ["ham", "spam"]);
         assert_eq!(corpus.class_counts(), [4150, 1896]);
         assert!(corpus.texts().iter().all(|t| !t.is_empty()));

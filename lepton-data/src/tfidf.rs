@@ -426,17 +426,23 @@ mod tests {
         out
     }
 
+    const PETS: [&str; 3] = ["the cat sat", "the dog sat down", "a cat and a dog"];
+
+    /// Single words, kept from one document on: scikit-learn's `TfidfVectorizer(min_df=1)`.
+    fn words() -> Tfidf {
+        Tfidf {
+            analyzers: vec![Analyzer::Words { min: 1, max: 1 }],
+            min_df: 1,
+            ..Tfidf::default()
+        }
+    }
+
     #[test]
     fn matches_scikit_learns_tfidf_on_a_small_corpus() {
         // scikit-learn 1.9: TfidfVectorizer(min_df=1).fit_transform(texts) (word unigrams,
         // its token pattern keeps words of two characters or more, as here).
-        let texts = ["the cat sat", "the dog sat down", "a cat and a dog"];
-        let config = Tfidf {
-            analyzers: vec![Analyzer::Words { min: 1, max: 1 }],
-            min_df: 1,
-            ..Tfidf::default()
-        };
-        let fitted = config.fit(&texts).unwrap();
+        let texts = PETS;
+        let fitted = words().fit(&texts).unwrap();
         let terms: Vec<&str> = (0..fitted.len()).map(|i| fitted.term(i).unwrap()).collect();
         assert_eq!(
             terms,
@@ -504,16 +510,11 @@ mod tests {
 
     #[test]
     fn hashed_columns_bound_the_features_and_keep_the_weights() {
-        let texts = ["the cat sat", "the dog sat down", "a cat and a dog"];
-        let words = Tfidf {
-            analyzers: vec![Analyzer::Words { min: 1, max: 1 }],
-            min_df: 1,
-            ..Tfidf::default()
-        };
-        let exact = words.fit(&texts).unwrap();
+        let texts = PETS;
+        let exact = words().fit(&texts).unwrap();
         let hashed = Tfidf {
             hashing_bits: Some(16),
-            ..words
+            ..words()
         }
         .fit(&texts)
         .unwrap();

@@ -1,17 +1,17 @@
 //! Fetching a published IDX set from its mirrors (the `download` feature): each file is
-//! streamed into `NAME.gz.part` beside its destination, verified against its published
-//! digest, and only then renamed into place; a file that fails is removed and the next
+//! streamed into `NAME.gz.part` beside its destination (never whole in memory), verified
+//! against its published digest, and only then renamed into place; a file that fails is removed and the next
 //! mirror tried. A progress bar shows on a terminal (none otherwise).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::mnist::{FASHION_MNIST, IdxFile, IdxSet, MNIST, check};
+use super::mnist::{FASHION_MNIST, IdxFile, IdxSet, MNIST, verified};
 use crate::error::{DataError, Result};
-use crate::idx::decompress;
+use crate::idx::read_file;
 
 /// The most bytes one file may have: the largest of these sets, Fashion-MNIST's training
 /// images, is 26 MB compressed. A server sending more is refused, not believed.
@@ -67,12 +67,10 @@ fn download_file(
     for mirror in mirrors {
         let url = format!("{}/{name}", mirror.trim_end_matches('/'));
         tracing::info!(%url, to = %target.display(), "downloading {set}");
-        let fetched = fetch(agent, &url, &part).and_then(|bytes| {
-            let raw = decompress(&url, bytes.clone())?;
-            check(file, &url, &bytes, &raw)
-        });
+        let fetched =
+            fetch(agent, &url, &part).and_then(|()| verified(file, &url, read_file(&part)?));
         match fetched {
-            Ok(()) => {
+            Ok(_) => {
                 std::fs::rename(&part, &target).map_err(|source| DataError::Io {
                     path: target.display().to_string(),
                     source,
@@ -97,18 +95,17 @@ fn download_file(
     })
 }
 
-/// The body of `url`, written to `part` as it arrives, and returned.
-fn fetch(agent: &ureq::Agent, url: &str, part: &Path) -> Result<Vec<u8>> {
+/// The body of `url`, written to `part` as it arrives.
+fn fetch(agent: &ureq::Agent, url: &str, part: &Path) -> Result<()> {
     let failed = |reason: String| DataError::Download {
         name: url.to_owned(),
         reason,
     };
     let mut response = agent.get(url).call().map_err(|e| failed(e.to_string()))?;
     let length = response.body().content_length();
-    if length.is_some_and(|l| l > MAX_DOWNLOAD_BYTES) {
+    if let Some(length) = length.filter(|l| *l > MAX_DOWNLOAD_BYTES) {
         return Err(failed(format!(
-            "{} bytes announced, more than the {MAX_DOWNLOAD_BYTES} a data file may have",
-            length.unwrap_or_default()
+            "{length} bytes announced, more than the {MAX_DOWNLOAD_BYTES} a data file may have"
         )));
     }
     let bar = ProgressBar::new(length.unwrap_or(0));
@@ -118,40 +115,25 @@ fn fetch(agent: &ureq::Agent, url: &str, part: &Path) -> Result<Vec<u8>> {
         bar.set_style(style);
     }
     bar.set_message(url.rsplit('/').next().unwrap_or(url).to_owned());
-    let io = |source| DataError::Io {
+    let mut out = std::fs::File::create(part).map_err(|source| DataError::Io {
         path: part.display().to_string(),
         source,
-    };
-    let mut out = std::fs::File::create(part).map_err(io)?;
-    let mut reader = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_DOWNLOAD_BYTES + 1)
-        .reader();
-    let mut bytes = Vec::new();
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        let n = reader.read(&mut chunk).map_err(|e| failed(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        if bytes.len() as u64 + n as u64 > MAX_DOWNLOAD_BYTES {
-            return Err(failed(format!(
-                "more than the {MAX_DOWNLOAD_BYTES} bytes a data file may have"
-            )));
-        }
-        out.write_all(&chunk[..n]).map_err(io)?;
-        bytes.extend_from_slice(&chunk[..n]);
-        bar.inc(n as u64);
-    }
-    out.sync_all().map_err(io)?;
+    })?;
+    // One byte past the limit tells a body that is too long.
+    let body = response.body_mut().as_reader().take(MAX_DOWNLOAD_BYTES + 1);
+    let received = std::io::copy(&mut bar.wrap_read(body), &mut out)
+        .and_then(|n| out.sync_all().map(|()| n))
+        .map_err(|e| failed(e.to_string()))?;
     bar.finish_and_clear();
-    if length.is_some_and(|l| l != bytes.len() as u64) {
+    if received > MAX_DOWNLOAD_BYTES {
         return Err(failed(format!(
-            "{} bytes received of the {} announced",
-            bytes.len(),
-            length.unwrap_or_default()
+            "more than the {MAX_DOWNLOAD_BYTES} bytes a data file may have"
         )));
     }
-    Ok(bytes)
+    if let Some(length) = length.filter(|l| *l != received) {
+        return Err(failed(format!(
+            "{received} bytes received of the {length} announced"
+        )));
+    }
+    Ok(())
 }

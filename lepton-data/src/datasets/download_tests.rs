@@ -2,18 +2,20 @@
 //! fetched and verified, a corrupt file is refused and removed (and the next mirror tried),
 //! and an unreachable or failing mirror gives an error that names it.
 
-#![cfg(feature = "download")]
+// Clippy's test exemption does not see this module's `cfg(all(test, feature))`.
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use lepton_core::Dataset;
-use lepton_data::DataError;
-use lepton_data::datasets::{MnistSplit, download_fashion_mnist, download_mnist, mnist_from_dir};
+
+use super::{MnistSplit, download_fashion_mnist, download_mnist, mnist_from_dir};
+use crate::DataError;
+use crate::test_data::shared_data;
 
 const STEMS: [&str; 4] = [
     "train-images-idx3-ubyte",
@@ -95,17 +97,6 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
-/// The shared MNIST directory, when `LEPTON_DATA_DIR` names one.
-fn shared_mnist() -> Option<PathBuf> {
-    let root = PathBuf::from(std::env::var("LEPTON_DATA_DIR").ok()?);
-    let root = if root.is_absolute() {
-        root
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(root)
-    };
-    Some(root.join("mnist"))
-}
-
 #[test]
 fn a_corrupt_file_is_refused_and_removed() {
     let (base, asked) = serve(corrupt_files());
@@ -152,8 +143,7 @@ fn an_unreachable_or_failing_mirror_is_named_in_the_error() {
 
 #[test]
 fn mnist_comes_from_the_first_mirror_that_serves_it_as_published() {
-    let Some(shared) = shared_mnist() else {
-        eprintln!("LEPTON_DATA_DIR unset: skipping the MNIST download test");
+    let Some(shared) = shared_data("mnist") else {
         return;
     };
     let published: BTreeMap<String, Vec<u8>> = STEMS

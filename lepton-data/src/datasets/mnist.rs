@@ -113,17 +113,12 @@ impl IdxSet {
         hint: String,
     ) -> Result<ImageDataset> {
         let Some(cache) = cache else {
-            return Err(DataError::DatasetMissing {
-                name: self.name.into(),
-                hint: format!("{hint}; no cache directory to download into (HOME is unset)"),
-            });
+            return Err(self.not_found(format!(
+                "{hint}; no cache directory to download into (HOME is unset)"
+            )));
         };
-        super::download::download_set(self, cache, self.mirrors).map_err(|e| {
-            DataError::DatasetMissing {
-                name: self.name.into(),
-                hint: format!("{e}; {hint}"),
-            }
-        })?;
+        super::download::download_set(self, cache, self.mirrors)
+            .map_err(|e| self.not_found(format!("{e}; {hint}")))?;
         self.load(cache, split)
     }
 
@@ -135,13 +130,17 @@ impl IdxSet {
         _split: MnistSplit,
         hint: String,
     ) -> Result<ImageDataset> {
-        Err(DataError::DatasetMissing {
+        Err(self.not_found(format!(
+            "{hint} (or build with the `download` feature to fetch them from {})",
+            self.mirrors.join(" or ")
+        )))
+    }
+
+    fn not_found(&self, hint: String) -> DataError {
+        DataError::DatasetMissing {
             name: self.name.into(),
-            hint: format!(
-                "{hint} (or build with the `download` feature to fetch them from {})",
-                self.mirrors.join(" or ")
-            ),
-        })
+            hint,
+        }
     }
 
     fn load(&self, dir: &Path, split: MnistSplit) -> Result<ImageDataset> {
@@ -277,23 +276,29 @@ pub fn mnist_from_dir(
     }
 }
 
-/// The hexadecimal SHA-256 of `bytes`.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The IDX bytes of `file` read from `path` as `bytes` (raw or gzip), checked against its
+/// published digest: the gzip file's before it is decompressed, the IDX bytes' after. A raw
+/// file of a set published compressed has no digest to meet: its header and size are checked
+/// when it is loaded.
+pub(crate) fn verified(file: &IdxFile, path: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if let Published::Gzip(expected) = file.digest
+        && bytes.starts_with(&[0x1f, 0x8b])
+    {
+        meets(path, expected, &bytes)?;
+    }
+    let raw = decompress(path, bytes)?;
+    if let Published::Uncompressed(expected) = file.digest {
+        meets(path, expected, &raw)?;
+    }
+    Ok(raw)
 }
 
-/// Checks `file`'s bytes as read from `path` (`bytes`, possibly gzip) and `raw`, its IDX
-/// bytes, against its published digest.
-pub(crate) fn check(file: &IdxFile, path: &str, bytes: &[u8], raw: &[u8]) -> Result<()> {
-    let (expected, found) = match file.digest {
-        Published::Uncompressed(d) => (d, sha256_hex(raw)),
-        // A raw file of a set published compressed: its header and size are checked below.
-        Published::Gzip(_) if !bytes.starts_with(&[0x1f, 0x8b]) => return Ok(()),
-        Published::Gzip(d) => (d, sha256_hex(bytes)),
-    };
+/// Whether the SHA-256 of `bytes` is `expected`.
+fn meets(path: &str, expected: &str, bytes: &[u8]) -> Result<()> {
+    let found: String = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     if found == expected {
         Ok(())
     } else {
@@ -326,10 +331,10 @@ fn load(dir: &Path, split: MnistSplit, published: Option<[IdxFile; 2]>) -> Resul
         })?;
         let name = path.display().to_string();
         let bytes = read_file(&path)?;
-        let raw = decompress(&name, bytes.clone())?;
-        if published.is_some() {
-            check(&file, &name, &bytes, &raw)?;
-        }
+        let raw = match published {
+            Some(_) => verified(&file, &name, bytes)?,
+            None => decompress(&name, bytes)?,
+        };
         parse_idx(&name, &raw)
     });
     let (images, labels) = (images?, labels?);
@@ -380,21 +385,9 @@ mod tests {
     use super::*;
     use lepton_core::Dataset;
 
-    fn shared_mnist() -> Option<PathBuf> {
-        let root = std::env::var("LEPTON_DATA_DIR").ok()?;
-        let root = PathBuf::from(root);
-        let root = if root.is_absolute() {
-            root
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(root)
-        };
-        Some(root.join("mnist"))
-    }
-
     #[test]
     fn real_mnist_has_the_published_counts() {
-        let Some(dir) = shared_mnist() else {
-            eprintln!("LEPTON_DATA_DIR unset: skipping the MNIST test");
+        let Some(dir) = crate::test_data::shared_data("mnist") else {
             return;
         };
         let train = mnist_from_dir(&dir, MnistSplit::Train, true).unwrap();

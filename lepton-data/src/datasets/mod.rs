@@ -5,6 +5,8 @@
 
 #[cfg(feature = "download")]
 mod download;
+#[cfg(all(test, feature = "download"))]
+mod download_tests;
 mod mnist;
 
 #[cfg(feature = "download")]
