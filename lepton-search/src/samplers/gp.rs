@@ -10,9 +10,10 @@
 //!   variance, fitted by maximising the marginal likelihood plus weak priors (L-BFGS from
 //!   argmin, analytic gradients, warm-started from the previous trial's fit);
 //! - the objective is standardised; the next point maximises the logarithm of expected
-//!   improvement (stable far into the tail) with L-BFGS from the best trial and the most
-//!   promising of several hundred random points, then integer, stepped and categorical
-//!   parameters are settled by trying their neighbouring grid values and every choice.
+//!   improvement (stable far into the tail) from the best trial and the most promising of
+//!   several hundred random points: L-BFGS moves the continuous parameters, while integer,
+//!   stepped and categorical ones only ever take values on their grids (every value when
+//!   there are few, else moves of 1, 2, 4, ... steps), the two in turn until neither moves.
 //!
 //! Dense linear algebra (Cholesky factorisation, triangular solves) is nalgebra's.
 
@@ -679,9 +680,28 @@ fn mills_ratio(t: f64) -> f64 {
     1.0 / f
 }
 
+/// Rounds of a local search (continuous coordinates by L-BFGS, then discrete ones on their
+/// grids) from one start, at most, and sweeps over the discrete coordinates in a round; most
+/// searches settle in two or three.
+const MAX_ROUNDS: usize = 6;
+
+/// Whether `d` is continuous: a float without a step.
+fn is_continuous(d: &Distribution) -> bool {
+    matches!(d, Distribution::Float { step: None, .. })
+}
+
+/// `u` moved onto the grid of an integer or stepped distribution (the centre of its cell).
+fn snap(d: &Distribution, u: f64) -> f64 {
+    if is_continuous(d) {
+        u
+    } else {
+        unit::to_unit(d, &unit::from_unit(d, u)).unwrap_or(u)
+    }
+}
+
 /// The point maximising log EI: the best of several hundred random points and of local
-/// L-BFGS searches from the most promising of them and from the incumbent, with discrete
-/// coordinates settled on their grids.
+/// searches from the most promising of them and from the incumbent, every discrete
+/// coordinate on its grid.
 fn maximise_log_ei(
     post: &Posterior,
     data: &Data,
@@ -690,11 +710,13 @@ fn maximise_log_ei(
     rng: &mut StdRng,
 ) -> Vec<f64> {
     let d = dims.len();
+    // Discrete coordinates are drawn on their grids, so every score below is the score of a
+    // point that can be proposed (off the grid, EI rewards the variance between two cells).
     let random_point = |rng: &mut StdRng| -> Vec<f64> {
         dims.iter()
             .map(|(_, dist)| match dist {
                 Distribution::Categorical { choices } => rng.random_range(0..choices.len()) as f64,
-                _ => rng.random::<f64>(),
+                _ => snap(dist, rng.random::<f64>()),
             })
             .collect()
     };
@@ -750,15 +772,21 @@ fn maximise_log_ei(
         starts.push(candidates[pick].clone());
     }
 
-    let numeric: Vec<usize> = (0..d).filter(|&j| !data.categorical[j]).collect();
+    // Gradients move the continuous coordinates only; the discrete ones are searched on their
+    // grids, the two in turn until neither moves.
+    let continuous: Vec<usize> = (0..d).filter(|&j| is_continuous(&dims[j].1)).collect();
     let score = |x: &[f64]| post.log_ei_many(&[x.to_vec()])[0];
     let mut best = candidates[order[0]].clone();
     let mut best_score = scores[order[0]];
     for start in starts {
         let mut x = start;
-        for _round in 0..2 {
-            x = local_continuous(post, &x, &numeric);
-            x = settle_discrete(&x, dims, &score);
+        for _round in 0..MAX_ROUNDS {
+            x = local_continuous(post, &x, &continuous);
+            let settled = settle_discrete(post, &x, dims);
+            if settled == x {
+                break;
+            }
+            x = settled;
         }
         let s = score(&x);
         if s > best_score {
@@ -769,7 +797,7 @@ fn maximise_log_ei(
     best
 }
 
-/// L-BFGS over the numeric coordinates of `x`, the others held. Coordinates are mapped
+/// L-BFGS over the continuous coordinates of `x`, the others held. Coordinates are mapped
 /// through `x = (1 - cos(pi z)) / 2`, so the unconstrained search stays inside `[0, 1]`.
 fn local_continuous(post: &Posterior, x: &[f64], numeric: &[usize]) -> Vec<f64> {
     if numeric.is_empty() {
@@ -798,74 +826,108 @@ fn local_continuous(post: &Posterior, x: &[f64], numeric: &[usize]) -> Vec<f64> 
             Some((-v, gz))
         },
         z0,
-        30,
+        100,
         1e-6,
     );
     to_x(&z)
 }
 
-/// Moves each integer, stepped and categorical coordinate to its best grid value (the two
-/// nearest cells, or every cell or choice when there are few), one coordinate at a time.
-fn settle_discrete(
-    x: &[f64],
-    dims: &[(String, Distribution)],
-    score: &impl Fn(&[f64]) -> f64,
-) -> Vec<f64> {
+/// The grid values a discrete coordinate at index `here` of `cells` may move to: every cell
+/// when there are few, else cells at 1, 2, 4, ... steps on either side (a wide move is found
+/// in a few sweeps, a fine one in the next).
+fn grid_moves(here: usize, cells: usize) -> Vec<usize> {
+    if cells <= 16 {
+        return (0..cells).collect();
+    }
+    let mut moves = Vec::new();
+    let mut offset = 1;
+    while offset < cells {
+        moves.extend(here.checked_sub(offset));
+        moves.extend(Some(here + offset).filter(|&i| i < cells));
+        offset *= 2;
+    }
+    moves
+}
+
+/// The number of grid values of a discrete distribution and the index of `u`'s value;
+/// `None` for a continuous one.
+fn grid_index(d: &Distribution, u: f64) -> Option<(usize, usize)> {
+    let (cells, index) = match *d {
+        Distribution::Categorical { ref choices } => (choices.len() as f64, u),
+        Distribution::Int {
+            low, high, step, ..
+        } => {
+            let v = unit::from_unit(d, u).as_i64()?;
+            (((high - low) / step + 1) as f64, ((v - low) / step) as f64)
+        }
+        Distribution::Float {
+            low,
+            high,
+            step: Some(s),
+            ..
+        } => {
+            let v = unit::from_unit(d, u).as_f64()?;
+            (
+                ((high - low) / s + 1e-9).floor() + 1.0,
+                ((v - low) / s).round(),
+            )
+        }
+        Distribution::Float { step: None, .. } => return None,
+    };
+    let cells = cells as usize;
+    Some((
+        cells,
+        (index.max(0.0) as usize).min(cells.saturating_sub(1)),
+    ))
+}
+
+/// The coordinate of grid value `index` of a discrete distribution.
+fn grid_coordinate(d: &Distribution, index: usize) -> Option<f64> {
+    match *d {
+        Distribution::Categorical { .. } => Some(index as f64),
+        Distribution::Int { low, step, .. } => {
+            unit::to_unit(d, &ParamValue::Int(low + index as i64 * step))
+        }
+        Distribution::Float {
+            low, step: Some(s), ..
+        } => unit::to_unit(d, &ParamValue::Float(low + index as f64 * s)),
+        Distribution::Float { step: None, .. } => None,
+    }
+}
+
+/// Moves each integer, stepped and categorical coordinate to its best grid value among
+/// [`grid_moves`], one coordinate at a time, sweeping until none moves.
+fn settle_discrete(post: &Posterior, x: &[f64], dims: &[(String, Distribution)]) -> Vec<f64> {
     let mut x = x.to_vec();
-    for (j, (_, d)) in dims.iter().enumerate() {
-        let options: Vec<f64> = match d {
-            Distribution::Categorical { choices } => (0..choices.len()).map(|i| i as f64).collect(),
-            &Distribution::Int {
-                low, high, step, ..
-            } => {
-                let values: Vec<i64> = if (high - low) / step < 16 {
-                    (low..=high).step_by(step as usize).collect()
-                } else {
-                    let here = unit::from_unit(d, x[j]).as_i64().unwrap_or(low);
-                    [here - step, here, here + step]
-                        .into_iter()
-                        .filter(|v| (low..=high).contains(v))
-                        .collect()
-                };
-                values
+    for _sweep in 0..MAX_ROUNDS {
+        let mut moved = false;
+        for (j, (_, d)) in dims.iter().enumerate() {
+            let Some((cells, here)) = grid_index(d, x[j]) else {
+                continue;
+            };
+            // The point as it is first: a move must beat it.
+            let mut points = vec![x.clone()];
+            points.extend(
+                grid_moves(here, cells)
                     .into_iter()
-                    .filter_map(|v| unit::to_unit(d, &ParamValue::Int(v)))
-                    .collect()
-            }
-            &Distribution::Float {
-                low,
-                high,
-                step: Some(s),
-                ..
-            } => {
-                let here = unit::from_unit(d, x[j]).as_f64().unwrap_or(low);
-                let values: Vec<f64> = if (high - low) / s < 16.0 {
-                    (0..=((high - low) / s).floor() as usize)
-                        .map(|k| low + k as f64 * s)
-                        .collect()
-                } else {
-                    [here - s, here, here + s]
-                        .into_iter()
-                        .filter(|v| (low..=high).contains(v))
-                        .collect()
-                };
-                values
-                    .into_iter()
-                    .filter_map(|v| unit::to_unit(d, &ParamValue::Float(v)))
-                    .collect()
-            }
-            _ => continue,
-        };
-        let mut best = (score(&x), x[j]);
-        for o in options {
-            let mut y = x.clone();
-            y[j] = o;
-            let s = score(&y);
-            if s > best.0 {
-                best = (s, o);
+                    .filter(|&i| i != here)
+                    .filter_map(|i| grid_coordinate(d, i))
+                    .map(|c| {
+                        let mut y = x.clone();
+                        y[j] = c;
+                        y
+                    }),
+            );
+            let scores = post.log_ei_many(&points);
+            let best = (1..points.len()).fold(0, |b, k| if scores[k] > scores[b] { k } else { b });
+            if best > 0 {
+                x[j] = points[best][j];
+                moved = true;
             }
         }
-        x[j] = best.1;
+        if !moved {
+            break;
+        }
     }
     x
 }
@@ -1014,6 +1076,97 @@ mod tests {
         let best = study.best_trial().unwrap().unwrap();
         assert!(best.value.unwrap() <= 1.0, "{best:?}");
         assert_eq!(best.params["act"], ParamValue::from("gelu"));
+    }
+
+    #[test]
+    fn the_proposal_is_the_best_grid_point_of_a_discrete_space() {
+        // 40 integers x 3 choices: few enough to score every point, too many integers for
+        // the search to try each one.
+        let dims = vec![
+            ("k".to_owned(), Distribution::int(0, 39, Scale::Linear)),
+            ("c".to_owned(), Distribution::categorical(["a", "b", "c"])),
+        ];
+        let mut rng = StdRng::seed_from_u64(4);
+        for seed in 0..5u64 {
+            let mut x = Vec::new();
+            let mut y = Vec::new();
+            for _ in 0..14 {
+                let k = rng.random_range(0..40i64);
+                let c = rng.random_range(0..3usize);
+                x.push(vec![
+                    unit::to_unit(&dims[0].1, &ParamValue::Int(k)).unwrap(),
+                    c as f64,
+                ]);
+                y.push(((k as f64 - 23.0) / 8.0).powi(2) + if c == 2 { 0.0 } else { 0.7 });
+            }
+            let data = Data {
+                categorical: vec![false, true],
+                x,
+                y,
+            };
+            let theta = fit_hyper(&data, Hyper::initial(2), false);
+            let post = Posterior::new(&data, Hyper::from_raw(&theta, false)).unwrap();
+            let sampler = GpSampler::new(seed);
+            let proposal = maximise_log_ei(&post, &data, &dims, &sampler, &mut rng);
+            let every: Vec<Vec<f64>> = (0..40)
+                .flat_map(|k| (0..3).map(move |c| (k, c)))
+                .map(|(k, c)| {
+                    let u = unit::to_unit(&dims[0].1, &ParamValue::Int(k)).unwrap();
+                    vec![u, c as f64]
+                })
+                .collect();
+            let scores = post.log_ei_many(&every);
+            let best = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert!(
+                every.contains(&proposal),
+                "seed {seed}: {proposal:?} is off the grid"
+            );
+            let got = post.log_ei_many(std::slice::from_ref(&proposal))[0];
+            assert!(
+                got >= best - 1e-9,
+                "seed {seed}: {got} < {best} at {proposal:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wide_integer_and_stepped_ranges_are_searched_on_their_grids() {
+        // 401 integers and 201 steps: too many to try every one, so the search moves on the
+        // grids; a search between grid values proposes cells already tried, whose neighbours
+        // look uncertain.
+        let run = |seed| {
+            let study = Study::builder("w")
+                .with_sampler(GpSampler::new(seed))
+                .build()
+                .unwrap();
+            study
+                .optimize(30, |t| {
+                    let k = t.suggest_int("k", -200, 200, Scale::Linear)?;
+                    let stepped = Distribution::Float {
+                        low: 0.0,
+                        high: 10.0,
+                        scale: Scale::Linear,
+                        step: Some(0.05),
+                    };
+                    let s = t.suggest("s", &stepped)?.as_f64().unwrap_or(f64::NAN);
+                    Ok(((k - 37) as f64 / 40.0).powi(2) + (s - 6.45).powi(2))
+                })
+                .unwrap();
+            let trials = study.trials().unwrap();
+            for t in &trials {
+                let s = t.params["s"].as_f64().unwrap();
+                assert!(
+                    (s / 0.05 - (s / 0.05).round()).abs() < 1e-6,
+                    "{s} is off the grid"
+                );
+            }
+            study.best_trial().unwrap().unwrap().value.unwrap()
+        };
+        for seed in 0..3 {
+            let best = run(seed);
+            eprintln!("seed {seed}: {best}");
+            assert!(best < 1e-3, "seed {seed}: best {best}");
+        }
     }
 
     #[test]
