@@ -1,12 +1,12 @@
 //! A study on a persistent storage survives its process: reopened, it resumes where it was.
 
-#![cfg(feature = "sqlite")]
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
 use std::sync::Arc;
 
-use lepton_core::{Direction, Scale, Storage, TrialState};
-use lepton_search::{RandomSampler, SqliteStorage, Study};
+use lepton_core::{Direction, Scale, Storage};
+use lepton_search::{RandomSampler, Study};
 
 fn run(storage: Arc<dyn Storage>, trials: usize) -> Study {
     let study = Study::builder("resumable")
@@ -27,8 +27,11 @@ fn run(storage: Arc<dyn Storage>, trials: usize) -> Study {
     study
 }
 
+#[cfg(feature = "sqlite")]
 #[test]
 fn sqlite_study_resumes_after_reopening() {
+    use lepton_search::SqliteStorage;
+
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("study.db");
     let first = run(Arc::new(SqliteStorage::open(&path).unwrap()), 6);
@@ -40,17 +43,18 @@ fn sqlite_study_resumes_after_reopening() {
         trials.iter().map(|t| t.number).collect::<Vec<_>>(),
         (0..10).collect::<Vec<_>>()
     );
-    assert_eq!(trials[2].state, TrialState::Failed);
+    assert_eq!(trials[2].state, lepton_core::TrialState::Failed);
     assert!(
         trials
             .iter()
             .filter(|t| t.number != 2)
-            .all(|t| t.state == TrialState::Complete)
+            .all(|t| t.state == lepton_core::TrialState::Complete)
     );
     let best_after = second.best_trial().unwrap().unwrap();
     assert!(best_after.value.unwrap() <= best_before.value.unwrap());
 }
 
+#[cfg(feature = "postgres")]
 #[test]
 fn postgres_study_resumes_across_connections() {
     let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
@@ -69,6 +73,7 @@ fn postgres_study_resumes_across_connections() {
         .unwrap();
 }
 
+#[cfg(feature = "postgres")]
 fn postgres_client(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).unwrap()
 }

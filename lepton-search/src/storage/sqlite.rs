@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::names::Names;
 use super::trial_rows::TrialRows;
 use lepton_core::{
     Direction, Distribution, Error, FrozenTrial, ParamValue, RETRIES_ATTR, RETRY_OF_ATTR, Result,
@@ -783,7 +784,7 @@ impl Storage for SqliteStorage {
         }
         let e = |err| sql(&self.path, err);
         let corrupt = |message: String| self.corrupt(message);
-        let mut rows = TrialRows::default();
+        let mut rows = TrialRows::from_number(0, Names::default());
         let mut stmt = conn
             .prepare("SELECT number, state, value FROM trials WHERE study = ?1 ORDER BY number")
             .map_err(e)?;
@@ -826,7 +827,7 @@ impl Storage for SqliteStorage {
             rows.attr(r.get(0).map_err(e)?, r.get(1).map_err(e)?, &v)
                 .map_err(corrupt)?;
         }
-        Ok(rows.into_trials())
+        Ok(rows.into_parts().0)
     }
 }
 

@@ -6,7 +6,7 @@ use lepton_core::{Distribution, FrozenTrial, ParamValue, TrialState};
 use super::names::Names;
 
 /// Trials being assembled; every error is a description of a corrupt row.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TrialRows {
     /// The number of the first trial (a storage that caches finished trials reads only the
     /// ones after them).
@@ -70,11 +70,6 @@ impl TrialRows {
         Ok(())
     }
 
-    /// The assembled trials, in number order.
-    pub fn into_trials(self) -> Vec<FrozenTrial> {
-        self.trials
-    }
-
     /// The assembled trials, in number order, and the names they use.
     pub fn into_parts(self) -> (Vec<FrozenTrial>, Names) {
         (self.trials, self.names)
@@ -94,7 +89,7 @@ mod tests {
 
     #[test]
     fn assembles_trials_and_names_corrupt_rows() {
-        let mut rows = TrialRows::default();
+        let mut rows = TrialRows::from_number(0, Names::default());
         rows.trial(0, "complete", Some(1.0)).unwrap();
         rows.param(
             0,
@@ -118,7 +113,7 @@ mod tests {
         );
         assert!(rows.param(0, "y".into(), "{", "1").is_err());
         assert!(rows.report(0, -1, 0.1).is_err());
-        let t = rows.into_trials();
+        let (t, _) = rows.into_parts();
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].params["x"], ParamValue::Int(2));
         assert_eq!(t[0].intermediate_values[&4], 0.5);
