@@ -58,6 +58,7 @@ mod out_of_fold;
 mod predictor;
 mod scores;
 mod serving;
+#[cfg(feature = "serve")]
 mod studies_view;
 mod table_fit;
 
@@ -79,6 +80,7 @@ pub use metric::{Metric, named_scores};
 pub use predictor::Predictor;
 pub use scores::{Scores, evaluate, score_predictions};
 pub use serving::ArtifactLoader;
+#[cfg(feature = "serve")]
 pub use studies_view::studies_view;
 
 /// The types most programs use.

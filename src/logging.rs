@@ -26,7 +26,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, filter::LevelFilter};
 
 /// How log lines on stderr look.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum LogFormat {
     /// One readable line per event, coloured on a terminal.
     #[default]
@@ -40,8 +41,11 @@ impl std::str::FromStr for LogFormat {
 
     /// `pretty` or `json` (for programs that parse their arguments by hand).
     fn from_str(s: &str) -> Result<Self, String> {
-        <LogFormat as clap::ValueEnum>::from_str(s, true)
-            .map_err(|_| format!("unknown log format `{s}`: pretty or json"))
+        match s.to_ascii_lowercase().as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format `{s}`: pretty or json")),
+        }
     }
 }
 
