@@ -745,6 +745,8 @@ mod tests {
             .open(dir.path().join(MANIFEST))
             .unwrap();
         manifest.set_len(MAX_MANIFEST_BYTES + 1).unwrap();
+        // Closed before the save below replaces it (Windows refuses to replace an open file).
+        drop(manifest);
         let e = ModelArtifact::load(dir.path()).unwrap_err();
         assert!(
             matches!(e, DeployError::TooLarge { size, limit, .. }

@@ -607,6 +607,21 @@ mod tests {
         assert!(leftovers.is_empty());
     }
 
+    /// `path`, a file or a directory, opened so that its times can be set (Windows opens a
+    /// directory only with FILE_FLAG_BACKUP_SEMANTICS, and sets times only with write access).
+    fn writable(path: &Path) -> File {
+        let mut options = File::options();
+        #[cfg(windows)]
+        {
+            use std::os::windows::fs::OpenOptionsExt;
+            const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
+            options.write(true).custom_flags(FILE_FLAG_BACKUP_SEMANTICS);
+        }
+        #[cfg(not(windows))]
+        options.read(true);
+        options.open(path).unwrap()
+    }
+
     #[test]
     fn stale_staging_directories_are_removed_and_fresh_ones_kept() {
         let tmp = tempfile::tempdir().unwrap();
@@ -623,13 +638,9 @@ mod tests {
         let stale_aliases = tmp.path().join("m/aliases.tmp.999999");
         std::fs::write(&stale_aliases, b"{").unwrap();
         let old = std::time::SystemTime::now() - STALE_STAGING - std::time::Duration::from_secs(5);
-        File::open(&stale).unwrap().set_modified(old).unwrap();
-        File::options()
-            .write(true)
-            .open(&stale_aliases)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        for path in [&stale, &stale_aliases] {
+            writable(path).set_modified(old).unwrap();
+        }
         assert_eq!(reg.register("m", &artifact(vec![2])).unwrap(), 2);
         assert!(!stale.exists());
         assert!(!stale_aliases.exists());

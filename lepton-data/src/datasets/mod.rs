@@ -91,22 +91,15 @@ mod tests {
 
     #[test]
     fn embedded_copies_match_the_shared_data_when_present() {
-        let Ok(dir) = std::env::var("LEPTON_DATA_DIR") else {
-            eprintln!("LEPTON_DATA_DIR unset: skipping the comparison with the shared data");
+        let Some(dir) = crate::test_data::shared_data("tabular") else {
             return;
-        };
-        // A relative LEPTON_DATA_DIR is relative to the workspace root, not this crate.
-        let dir = if std::path::Path::new(&dir).is_absolute() {
-            dir
-        } else {
-            format!("{}/../{dir}", env!("CARGO_MANIFEST_DIR"))
         };
         for (name, d) in [
             ("iris", iris()),
             ("wine", wine()),
             ("breast_cancer", breast_cancer()),
         ] {
-            let shared = CsvLoader::new(format!("{dir}/tabular/{name}.csv"))
+            let shared = CsvLoader::new(dir.join(format!("{name}.csv")))
                 .load()
                 .unwrap();
             assert_eq!(
