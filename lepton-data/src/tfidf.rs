@@ -12,8 +12,8 @@
 //! (scikit-learn's `HashingVectorizer` idea, with a hash that is the same on every platform),
 //! which bounds the memory whatever the corpus, at the cost of colliding n-grams.
 
-use std::collections::HashMap;
-
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -82,7 +82,7 @@ pub struct FittedTfidf {
     /// The n-grams, sorted; a feature's index is its place here.
     terms: Vec<String>,
     idf: Vec<f32>,
-    index: HashMap<String, u32>,
+    index: FxHashMap<String, u32>,
 }
 
 /// What a [`FittedTfidf`] stores.
@@ -189,7 +189,7 @@ impl Tfidf {
 
     /// The vocabulary of `texts` and its document frequencies. An error for a bad setting,
     /// no text, or a vocabulary left empty by the frequency limits.
-    pub fn fit<S: AsRef<str>>(&self, texts: &[S]) -> Result<FittedTfidf> {
+    pub fn fit<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<FittedTfidf> {
         self.check()?;
         if texts.is_empty() {
             return Err(DataError::InvalidInput("tf-idf: no text to fit".into()));
@@ -197,21 +197,33 @@ impl Tfidf {
         if let Some(bits) = self.hashing_bits {
             return Ok(self.fit_hashed(texts, bits));
         }
-        // Document frequency and total count of every n-gram.
-        let mut seen: HashMap<String, (usize, u64)> = HashMap::new();
-        for text in texts {
-            for (term, count) in self.counts(text.as_ref()) {
-                match seen.get_mut(term.as_str()) {
-                    Some((df, total)) => {
-                        *df += 1;
-                        *total += u64::from(count);
-                    }
-                    None => {
-                        seen.insert(term, (1, u64::from(count)));
+        // Document frequency and total count of every n-gram, a share of the documents on
+        // each core.
+        let chunk = texts.len().div_ceil(rayon::current_num_threads()).max(1);
+        let seen = texts
+            .par_chunks(chunk)
+            .map(|chunk| {
+                let mut seen: FxHashMap<String, (usize, u64)> = FxHashMap::default();
+                for text in chunk {
+                    for (term, count) in self.counts(text.as_ref()) {
+                        let entry = seen.entry(term).or_default();
+                        entry.0 += 1;
+                        entry.1 += u64::from(count);
                     }
                 }
-            }
-        }
+                seen
+            })
+            .reduce(FxHashMap::default, |mut a, mut b| {
+                if a.len() < b.len() {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                for (term, (df, total)) in b {
+                    let entry = a.entry(term).or_default();
+                    entry.0 += df;
+                    entry.1 += total;
+                }
+                a
+            });
         let n = texts.len();
         let max_df = (self.max_df * n as f64).floor().max(1.0) as usize;
         let mut kept: Vec<(String, usize, u64)> = seen
@@ -238,30 +250,44 @@ impl Tfidf {
     }
 
     /// Hashed columns: the document frequency of each of the `2^bits` columns.
-    fn fit_hashed<S: AsRef<str>>(&self, texts: &[S], bits: u32) -> FittedTfidf {
-        let mut df = vec![0usize; 1 << bits];
-        for text in texts {
-            let mut columns: Vec<u32> = self
-                .counts(text.as_ref())
-                .keys()
-                .map(|term| hashed(term, bits))
-                .collect();
-            columns.sort_unstable();
-            columns.dedup();
-            columns.into_iter().for_each(|c| df[c as usize] += 1);
-        }
+    fn fit_hashed<S: AsRef<str> + Sync>(&self, texts: &[S], bits: u32) -> FittedTfidf {
+        // A share of the documents per core, each with its own column counts.
+        let chunk = texts.len().div_ceil(rayon::current_num_threads()).max(1);
+        let df = texts
+            .par_chunks(chunk)
+            .map(|chunk| {
+                let mut df = vec![0usize; 1 << bits];
+                for text in chunk {
+                    let mut columns: Vec<u32> = self
+                        .counts(text.as_ref())
+                        .keys()
+                        .map(|term| hashed(term, bits))
+                        .collect();
+                    columns.sort_unstable();
+                    columns.dedup();
+                    columns.into_iter().for_each(|c| df[c as usize] += 1);
+                }
+                df
+            })
+            .reduce(
+                || vec![0usize; 1 << bits],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
         FittedTfidf::new(self.clone(), Vec::new(), smooth_idf(texts.len(), &df))
     }
 
     /// The n-grams of `text` and their counts (padded words and n-grams as owned strings
     /// once per distinct n-gram of the document).
-    fn counts(&self, text: &str) -> HashMap<String, u32> {
+    fn counts(&self, text: &str) -> FxHashMap<String, u32> {
         let text = if self.lowercase {
             text.to_lowercase()
         } else {
             text.to_owned()
         };
-        let mut counts: HashMap<String, u32> = HashMap::new();
+        let mut counts: FxHashMap<String, u32> = FxHashMap::default();
         let mut add = |term: &str| match counts.get_mut(term) {
             Some(c) => *c += 1,
             None => {
@@ -369,47 +395,60 @@ impl FittedTfidf {
 
     /// The TF-IDF rows of `texts`, each of unit L2 norm (a text with no known n-gram is an
     /// empty row).
-    pub fn transform<S: AsRef<str>>(&self, texts: &[S]) -> SparseRows {
-        let mut rows = SparseRows {
-            offsets: vec![0],
+    pub fn transform<S: AsRef<str> + Sync>(&self, texts: &[S]) -> SparseRows {
+        let rows: Vec<Vec<(u32, f32)>> = texts.par_iter().map(|t| self.row(t.as_ref())).collect();
+        let mut out = SparseRows {
+            offsets: Vec::with_capacity(rows.len() + 1),
             columns: self.idf.len(),
             ..SparseRows::default()
         };
-        for text in texts {
-            let mut row: Vec<(u32, f32)> = self
-                .config
-                .counts(text.as_ref())
-                .into_iter()
-                .filter_map(|(term, count)| {
-                    let i = match self.config.hashing_bits {
-                        Some(bits) => hashed(&term, bits),
-                        None => *self.index.get(&term)?,
-                    };
-                    let tf = if self.config.sublinear_tf {
-                        1.0 + (count as f32).ln()
-                    } else {
-                        count as f32
-                    };
-                    Some((i, tf * self.idf[i as usize]))
-                })
-                .collect();
-            row.sort_unstable_by_key(|(i, _)| *i);
-            // Hashed n-grams that share a column add up.
-            row.dedup_by(|later, kept| {
-                let same = later.0 == kept.0;
-                if same {
-                    kept.1 += later.1;
-                }
-                same
-            });
-            let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+        out.offsets.push(0);
+        let stored: usize = rows.iter().map(Vec::len).sum();
+        out.indices.reserve(stored);
+        out.values.reserve(stored);
+        for row in rows {
             for (i, v) in row {
-                rows.indices.push(i);
-                rows.values.push(if norm > 0.0 { v / norm } else { v });
+                out.indices.push(i);
+                out.values.push(v);
             }
-            rows.offsets.push(rows.indices.len());
+            out.offsets.push(out.indices.len());
         }
-        rows
+        out
+    }
+
+    /// The TF-IDF row of one text: its columns, increasing, with their unit-norm weights.
+    fn row(&self, text: &str) -> Vec<(u32, f32)> {
+        let mut row: Vec<(u32, f32)> = self
+            .config
+            .counts(text)
+            .into_iter()
+            .filter_map(|(term, count)| {
+                let i = match self.config.hashing_bits {
+                    Some(bits) => hashed(&term, bits),
+                    None => *self.index.get(&term)?,
+                };
+                let tf = if self.config.sublinear_tf {
+                    1.0 + (count as f32).ln()
+                } else {
+                    count as f32
+                };
+                Some((i, tf * self.idf[i as usize]))
+            })
+            .collect();
+        row.sort_unstable_by_key(|(i, _)| *i);
+        // Hashed n-grams that share a column add up.
+        row.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
+            }
+            same
+        });
+        let norm = row.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|(_, v)| *v /= norm);
+        }
+        row
     }
 }
 
