@@ -22,7 +22,9 @@ pub struct SparseLogistic {
     pub c: f64,
     /// The most L-BFGS iterations.
     pub max_iterations: u64,
-    /// Stop when the gradient's norm falls below this.
+    /// Stop when the gradient's norm falls below this, on the scale scikit-learn measures it:
+    /// the objective divided by `C` times the number of rows (the mean log loss plus the
+    /// penalty scaled alike), so that one tolerance suits any corpus size and `C`.
     pub tolerance: f64,
 }
 
@@ -47,15 +49,18 @@ pub struct FittedSparseLogistic {
     intercepts: Vec<f32>,
 }
 
+/// A point, the objective there and its gradient.
+type Evaluated = (Vec<f64>, f64, Vec<f64>);
+
 /// The training problem: the rows, their classes and `c`; and the last point evaluated with
-/// its gradient, which the solver asks for right after the cost there (its line search, then
-/// its own step, ask for both at every point), so that one pass over the rows answers both.
+/// its objective and gradient: the solver asks for both at every point, in either order, and
+/// one pass over the rows answers both.
 struct Problem<'a> {
     x: &'a SparseRows,
     y: &'a [usize],
     classes: usize,
     c: f64,
-    last: RefCell<Option<(Vec<f64>, Vec<f64>)>>,
+    last: RefCell<Option<Evaluated>>,
 }
 
 impl Problem<'_> {
@@ -102,15 +107,28 @@ impl Problem<'_> {
     }
 }
 
+impl Problem<'_> {
+    /// The objective and its gradient at `theta`, from the last point evaluated when it is
+    /// the same (the solver asks for both, in either order).
+    fn at(&self, theta: &[f64]) -> (f64, Vec<f64>) {
+        if let Some((at, value, g)) = &*self.last.borrow()
+            && at.as_slice() == theta
+        {
+            return (*value, g.clone());
+        }
+        let mut g = vec![0.0; theta.len()];
+        let value = self.evaluate(theta, Some(&mut g));
+        *self.last.borrow_mut() = Some((theta.to_vec(), value, g.clone()));
+        (value, g)
+    }
+}
+
 impl CostFunction for Problem<'_> {
     type Param = Vec<f64>;
     type Output = f64;
 
     fn cost(&self, theta: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
-        let mut g = vec![0.0; theta.len()];
-        let value = self.evaluate(theta, Some(&mut g));
-        *self.last.borrow_mut() = Some((theta.clone(), g));
-        Ok(value)
+        Ok(self.at(theta).0)
     }
 }
 
@@ -119,14 +137,7 @@ impl Gradient for Problem<'_> {
     type Gradient = Vec<f64>;
 
     fn gradient(&self, theta: &Vec<f64>) -> std::result::Result<Vec<f64>, argmin::core::Error> {
-        if let Some((at, g)) = &*self.last.borrow()
-            && at == theta
-        {
-            return Ok(g.clone());
-        }
-        let mut g = vec![0.0; theta.len()];
-        self.evaluate(theta, Some(&mut g));
-        Ok(g)
+        Ok(self.at(theta).1)
     }
 }
 
@@ -181,7 +192,7 @@ impl SparseLogistic {
         };
         let start = vec![0.0; classes * (x.columns + 1)];
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
-            .with_tolerance_grad(self.tolerance)
+            .with_tolerance_grad(self.tolerance * self.c * x.len() as f64)
             .map_err(|e| invalid(e.to_string()))?;
         let result = Executor::new(problem, solver)
             .configure(|state| state.param(start).max_iters(self.max_iterations))
