@@ -61,6 +61,9 @@ mod serving;
 #[cfg(feature = "serve")]
 mod studies_view;
 mod table_fit;
+mod text_family;
+mod text_fit;
+mod text_predictor;
 
 pub use automl::{
     AutoMl, AutoMlRun, CV_CELLS_PER_SECOND, CV_MAX_ROWS, Observer, Quiet, TRAIN_SECONDS_PER_ROW,
@@ -82,6 +85,9 @@ pub use scores::{Scores, evaluate, score_predictions};
 pub use serving::ArtifactLoader;
 #[cfg(feature = "serve")]
 pub use studies_view::studies_view;
+pub use text_family::{FittedText, TextFamily, TextFamilyKind, TextTrainRequest};
+pub use text_fit::TextRun;
+pub use text_predictor::{LABEL_COLUMN, TEXT_COLUMN, TextPredictor};
 
 /// The types most programs use.
 pub mod prelude {

@@ -35,6 +35,7 @@ mod optimisation;
 mod param;
 mod predict;
 mod sparse_logistic;
+mod text_linear;
 mod training;
 
 #[cfg(feature = "cuda")]
@@ -56,4 +57,5 @@ pub use mlp::{MlpActivation, MlpClassifier, MlpConfig, MlpRegressor};
 pub use mlp_space::MlpSpace;
 pub use optimisation::{Optimisation, OptimizerKind, Schedule};
 pub use sparse_logistic::{FittedSparseLogistic, SparseLogistic};
+pub use text_linear::{FittedTextLinear, TextLinearConfig, TextLinearSpace};
 pub use training::TrainingSummary;

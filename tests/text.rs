@@ -1,0 +1,133 @@
+//! AutoML on text: a search over the text families on a small corpus, the model's raw-text
+//! predictions, and its artifact's round trip.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
+
+mod common;
+
+use std::time::Duration;
+
+use lepton::core::Task;
+use lepton::data::TextCorpus;
+use lepton::deploy::ModelArtifact;
+use lepton::{AutoMl, Metric, TextPredictor};
+
+/// Two topics told apart by their words, 30 documents each, with a few shared words, as CSV.
+fn corpus() -> TextCorpus {
+    let sport = ["match", "goal", "team", "league", "coach", "score"];
+    let money = ["bank", "loan", "rate", "market", "stock", "price"];
+    let shared = ["today", "report", "news", "week"];
+    let mut csv = String::from("text,label\n");
+    for i in 0..30 {
+        for (label, words) in [("sport", &sport), ("money", &money)] {
+            let text: Vec<&str> = (0..6)
+                .map(|k| {
+                    if (i + k) % 3 == 0 {
+                        shared[(i * 7 + k) % shared.len()]
+                    } else {
+                        words[(i * 5 + k * 3) % words.len()]
+                    }
+                })
+                .collect();
+            csv.push_str(&format!("\"{}\",{label}\n", text.join(" ")));
+        }
+    }
+    TextCorpus::read_csv("topics.csv", csv.as_bytes(), "text", "label").unwrap()
+}
+
+#[test]
+fn a_text_run_learns_the_topics_and_its_artifact_predicts_the_same() {
+    let corpus = corpus();
+    let run = AutoMl::new()
+        .with_budget(Duration::from_secs(30))
+        .with_max_trials(4)
+        .with_seed(3)
+        .fit_text(&corpus)
+        .unwrap();
+    assert_eq!(run.metric, Metric::Accuracy);
+    assert_eq!(run.trials.len(), 4);
+    assert!(run.valid_score >= 0.9, "{}", run.valid_score);
+    assert!(run.on_all_documents);
+    assert!(run.family_seconds["text_linear"] > 0.0);
+    let texts = [
+        "the team scored a goal in the match",
+        "the bank raised the loan rate",
+    ];
+    let predictions = run.predictor.predict(&texts).unwrap();
+    assert_eq!(
+        run.predictor.labels(&predictions).unwrap(),
+        ["sport", "money"]
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    run.predictor
+        .save(dir.path(), [("test_accuracy".to_owned(), 1.0)].into())
+        .unwrap();
+    let loaded = TextPredictor::load(dir.path()).unwrap();
+    assert_eq!(loaded.classes(), run.predictor.classes());
+    assert_eq!(loaded.predict(&texts).unwrap(), predictions);
+    // A table predictor does not take a text model.
+    let e = lepton::Predictor::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("text_linear"), "{e}");
+    let scores = loaded.score(&corpus).unwrap();
+    assert!(scores.accuracy.unwrap() > 0.9, "{scores:?}");
+}
+
+#[test]
+fn a_class_with_one_document_and_a_regression_metric_are_refused() {
+    let csv = "text,label\na b c,x\nd e f,x\ng h i,y\n";
+    let small = TextCorpus::read_csv("small.csv", csv.as_bytes(), "text", "label").unwrap();
+    let e = AutoMl::new().fit_text(&small).unwrap_err().to_string();
+    assert!(e.contains("class `y` has 1 document"), "{e}");
+    let e = AutoMl::new()
+        .with_metric(Metric::R2)
+        .fit_text(&corpus())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("text classification"), "{e}");
+}
+
+#[test]
+fn an_artifact_whose_classes_or_weights_do_not_fit_is_refused() {
+    let run = AutoMl::new()
+        .with_budget(Duration::from_secs(20))
+        .with_max_trials(1)
+        .fit_text(&corpus())
+        .unwrap();
+    let good = run.predictor.to_artifact(Default::default()).unwrap();
+    let m = good.manifest();
+    let with = |schema: lepton::core::Schema, weights: Vec<u8>| {
+        ModelArtifact::new(
+            &m.model_family,
+            &m.model_config,
+            &serde_json::Value::Null,
+            schema,
+            Default::default(),
+            weights,
+        )
+        .unwrap()
+    };
+    assert!(
+        TextPredictor::from_artifact(&with(m.input_schema.clone(), good.weights().to_vec()))
+            .is_ok()
+    );
+    // Three class names for a model of two.
+    let mut three = m.input_schema.clone();
+    three.task = Task::Classification {
+        classes: vec!["money".into(), "other".into(), "sport".into()],
+    };
+    let e = TextPredictor::from_artifact(&with(three, good.weights().to_vec()));
+    assert!(e.unwrap_err().to_string().contains("3 class names"));
+    // Weights that are not a linear text model.
+    let e = TextPredictor::from_artifact(&with(m.input_schema.clone(), b"{}".to_vec()));
+    assert!(e.unwrap_err().to_string().contains("weights"));
+    // A table artifact is not a text model.
+    let table_model = common::iris_predictor()
+        .0
+        .to_artifact(Default::default())
+        .unwrap();
+    let e = TextPredictor::from_artifact(&table_model)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a text family"), "{e}");
+}
