@@ -131,3 +131,72 @@ fn an_artifact_whose_classes_or_weights_do_not_fit_is_refused() {
         .to_string();
     assert!(e.contains("not a text family"), "{e}");
 }
+
+#[test]
+fn lepton_fit_task_text_searches_a_folder_per_class_and_predict_reads_a_text_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = corpus();
+    for (i, (text, &label)) in corpus.texts().iter().zip(corpus.labels()).enumerate() {
+        let class = dir.path().join("docs").join(&corpus.classes()[label]);
+        std::fs::create_dir_all(&class).unwrap();
+        std::fs::write(class.join(format!("{i:03}.txt")), text).unwrap();
+    }
+    let docs = dir.path().join("docs");
+    let model = dir.path().join("model");
+    let (ok, out, err) = common::lepton(&[
+        "fit",
+        docs.to_str().unwrap(),
+        "--task",
+        "text",
+        "--budget-seconds",
+        "20",
+        "--max-trials",
+        "2",
+        "--artifact",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["task"], "text");
+    assert_eq!(summary["model"], "text_linear");
+    assert_eq!(summary["trials"], 2);
+    assert!(
+        summary["test_accuracy"].as_f64().unwrap() > 0.8,
+        "{summary}"
+    );
+    assert!(summary["test_macro_f1"].is_f64() && summary["wall_seconds"].is_f64());
+
+    let queries = dir.path().join("queries.csv");
+    std::fs::write(
+        &queries,
+        "id,text\n1,goal for the team\n2,stock market price\n",
+    )
+    .unwrap();
+    let (ok, out, err) = common::lepton(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        queries.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "prediction,probability_money,probability_sport");
+    assert!(
+        lines[1].starts_with("sport,") && lines[2].starts_with("money,"),
+        "{out}"
+    );
+
+    // Table options are refused for text, and a CSV corpus needs its columns named.
+    let (ok, _, err) = common::lepton(&[
+        "fit",
+        docs.to_str().unwrap(),
+        "--task",
+        "text",
+        "--validation",
+        "kfold:3",
+    ]);
+    assert!(!ok && err.contains("--validation is for tables"), "{err}");
+    let (ok, _, err) = common::lepton(&["fit", queries.to_str().unwrap(), "--task", "text"]);
+    assert!(!ok && err.contains("--text-column"), "{err}");
+}

@@ -28,63 +28,67 @@ const IMPORTANCE_ROWS: usize = 1_000;
 const IMPORTANCE_MIN_ROWS: usize = 100;
 /// The share of the budget the search and the refit get: the rest measures the final
 /// model's importance and saves it.
-const AUTOML_SHARE: f64 = 0.95;
+pub(crate) const AUTOML_SHARE: f64 = 0.95;
 
 #[derive(Args)]
 pub struct FitArgs {
-    /// The CSV file (a header row, then one row per example).
-    data: PathBuf,
-    /// The column to predict.
+    /// The CSV file (a header row, then one row per example); with `--task text`, a folder
+    /// per class (DIR/CLASS/FILE), a .tar.gz of one, or a CSV file with `--text-column`.
+    pub data: PathBuf,
+    /// The column to predict (with `--task text`, a CSV corpus's label column).
     #[arg(long)]
-    target: String,
+    pub target: Option<String>,
+    /// With `--task text` and a CSV file: the column of the texts.
+    #[arg(long)]
+    pub text_column: Option<String>,
     /// The task (default: a numeric target with fractional values or more than 20 distinct
-    /// values is a regression, anything else a classification).
+    /// values is a regression, anything else a classification); `text` classifies documents.
     #[arg(long, value_enum)]
-    task: Option<TaskArg>,
+    pub task: Option<TaskArg>,
     /// The metric to optimise: accuracy, balanced_accuracy, log_loss, roc_auc, macro_f1 (a
     /// classification; accuracy by default), r2, rmse, mae (a regression; r2 by default).
     #[arg(long)]
-    metric: Option<Metric>,
+    pub metric: Option<Metric>,
     /// The wall-clock budget of the search and the refit, in seconds.
     #[arg(long, default_value_t = 60.0)]
-    budget_seconds: f64,
+    pub budget_seconds: f64,
     /// Stop the search after this many trials, even with budget left.
     #[arg(long)]
-    max_trials: Option<usize>,
+    pub max_trials: Option<usize>,
     /// The families to choose from, comma-separated (boosted, linear, mlp, forest); the
     /// first ones' defaults are tried first.
     #[arg(long, value_delimiter = ',', default_value = "boosted,linear,mlp")]
-    families: Vec<String>,
+    pub families: Vec<String>,
     /// How trials are validated: `auto` (5-fold cross-validation where the budget affords
     /// it: below 100,000 training rows and 2,500 cells, rows x columns, per second; a hold-out
     /// otherwise), `holdout` (20 % of the training rows) or `kfold:K` (K-fold
     /// cross-validation, each trial's fold models averaged into the final model).
     #[arg(long, default_value = "auto", value_parser = parse_validation)]
-    validation: Validation,
+    pub validation: Validation,
     /// The seed of the test split, the sampler and every training run.
     #[arg(long, default_value_t = 42)]
-    seed: u64,
+    pub seed: u64,
     /// The share of the rows held out to score the final model once (stratified for a
     /// classification).
     #[arg(long, default_value_t = 0.2)]
-    test_fraction: f64,
+    pub test_fraction: f64,
     /// Score the final model on this CSV file (same columns) instead of a hold-out: every
     /// row of DATA is searched and trained on.
     #[arg(long, conflicts_with = "test_fraction")]
-    test: Option<PathBuf>,
+    pub test: Option<PathBuf>,
     /// Keep the search's study in a storage (sqlite://PATH, postgres://...).
     #[arg(long)]
-    storage: Option<String>,
+    pub storage: Option<String>,
     /// The study's name in the storage (default: the data file's name). A study that exists
     /// is resumed: its trials count.
     #[arg(long)]
-    study: Option<String>,
+    pub study: Option<String>,
     /// Search with this many processes on this machine around one study (needs --storage;
     /// the others are `lepton fit --join` processes this one starts and waits for). The
     /// ensemble and refit happen once, here, among every process's trials (each leaves its
     /// trials' out-of-fold predictions in the storage).
     #[arg(long, default_value_t = 1, requires = "storage")]
-    workers: usize,
+    pub workers: usize,
     /// Only search: join the run another `lepton fit` started with the same data, target,
     /// seed, test fraction, budget and --storage / --study (on this or another machine),
     /// until the budget's search share has passed; print how many trials this process ran.
@@ -93,25 +97,25 @@ pub struct FitArgs {
         requires = "storage",
         conflicts_with_all = ["workers", "register", "artifact", "report"]
     )]
-    join: bool,
+    pub join: bool,
     /// Where to save the model artifact (default: NAME-model in the current directory, NAME being
     /// the data file's name without extension).
     #[arg(long)]
-    artifact: Option<PathBuf>,
+    pub artifact: Option<PathBuf>,
     /// Register the model under this name (default with --registry: the data file's name)
     /// as its next version, promoted to production.
     #[arg(long, requires = "registry")]
-    register: Option<String>,
+    pub register: Option<String>,
     /// The model registry's directory.
     #[arg(long)]
-    registry: Option<PathBuf>,
+    pub registry: Option<PathBuf>,
     /// Write the run's report here: one self-contained HTML page with the search's plots,
     /// the leaderboard and the final model's feature importance.
     #[arg(long)]
-    report: Option<PathBuf>,
+    pub report: Option<PathBuf>,
     /// Print a machine-readable summary as the last line.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 fn parse_validation(text: &str) -> std::result::Result<Validation, String> {
@@ -128,9 +132,10 @@ fn parse_validation(text: &str) -> std::result::Result<Validation, String> {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum TaskArg {
+pub enum TaskArg {
     Classification,
     Regression,
+    Text,
 }
 
 pub fn run(args: FitArgs) -> Result<()> {
@@ -142,6 +147,16 @@ pub fn run(args: FitArgs) -> Result<()> {
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
         return Err(format!("--test-fraction {}: must be in (0, 1)", args.test_fraction).into());
     }
+    if matches!(args.task, Some(TaskArg::Text)) {
+        return crate::fit_text::run(args, started, budget);
+    }
+    if args.text_column.is_some() {
+        return Err("--text-column is for --task text".into());
+    }
+    let target = args
+        .target
+        .clone()
+        .ok_or("--target: the column to predict is needed")?;
     let families = args
         .families
         .iter()
@@ -154,21 +169,22 @@ pub fn run(args: FitArgs) -> Result<()> {
         })
         .collect::<std::result::Result<Vec<Family>, String>>()?;
     let table = CsvLoader::new(&args.data).read_table()?;
-    if table.column(&args.target).is_none() {
+    if table.column(&target).is_none() {
         return Err(format!(
             "{}: no column `{}` (the columns are {})",
             args.data.display(),
-            args.target,
+            target,
             table.names().join(", ")
         )
         .into());
     }
     let kind = match args.task {
-        Some(TaskArg::Classification) => TargetKind::Classification,
+        // A text run returned above.
+        Some(TaskArg::Classification | TaskArg::Text) => TargetKind::Classification,
         Some(TaskArg::Regression) => TargetKind::Regression,
         None => {
-            let kind = infer_task(&table, &args.target);
-            tracing::info!(?kind, target = %args.target, "task inferred from the target column");
+            let kind = infer_task(&table, &target);
+            tracing::info!(?kind, target = %target, "task inferred from the target column");
             kind
         }
     };
@@ -177,7 +193,7 @@ pub fn run(args: FitArgs) -> Result<()> {
         None => {
             let (train_rows, test_rows) = match kind {
                 TargetKind::Classification => {
-                    let (labels, classes) = table.class_indices(&args.target)?;
+                    let (labels, classes) = table.class_indices(&target)?;
                     stratified_holdout_indices(&labels, &classes, args.test_fraction, args.seed)?
                 }
                 TargetKind::Regression => {
@@ -205,7 +221,7 @@ pub fn run(args: FitArgs) -> Result<()> {
         automl = automl.with_storage_url(url, &study);
     }
     if args.join {
-        let trials = automl.join_table::<Cpu>(&train, &args.target, kind, &mut lepton::Quiet)?;
+        let trials = automl.join_table::<Cpu>(&train, &target, kind, &mut lepton::Quiet)?;
         writeln!(
             std::io::stdout().lock(),
             "joined study `{study}`: ran {trials} trials"
@@ -222,13 +238,13 @@ pub fn run(args: FitArgs) -> Result<()> {
         args.data.display(),
         table.n_rows(),
         table.names().len(),
-        args.target,
+        target,
         train.n_rows(),
         budget.as_secs_f64(),
         test.n_rows()
     );
     let mut progress = Progress::new(budget);
-    let run = automl.fit_table_observed::<Cpu>(&train, &args.target, kind, &mut progress);
+    let run = automl.fit_table_observed::<Cpu>(&train, &target, kind, &mut progress);
     progress.bar.finish_and_clear();
     // The helpers stop at the search's deadline; wait for them whatever happened here.
     for mut helper in helpers {
@@ -260,7 +276,7 @@ pub fn run(args: FitArgs) -> Result<()> {
         "{}",
         leaderboard_text(&run.leaderboard, run.metric, 10)
     )?;
-    let test = match known_classes_only(&test, &args.target, predictor)? {
+    let test = match known_classes_only(&test, &target, predictor)? {
         Some(known) => known,
         None => test,
     };
@@ -410,7 +426,7 @@ pub fn run(args: FitArgs) -> Result<()> {
     if args.json {
         let mut summary = serde_json::json!({
             "data": args.data.display().to_string(),
-            "target": args.target,
+            "target": target,
             "task": format!("{kind:?}").to_lowercase(),
             "metric": run.metric.name(),
             "model": family,
@@ -545,7 +561,7 @@ fn start_helpers(count: usize, study: &str) -> Result<Vec<std::process::Child>> 
 }
 
 /// The data file's name without its extension, made a valid model name.
-fn data_name(path: &Path) -> String {
+pub(crate) fn data_name(path: &Path) -> String {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     name_from(stem.as_deref().unwrap_or_default(), "model")
 }
@@ -581,13 +597,13 @@ fn infer_task(table: &Table, target: &str) -> TargetKind {
 }
 
 /// The search on a terminal: elapsed time against the budget, trials, the last one.
-struct Progress {
-    bar: ProgressBar,
+pub(crate) struct Progress {
+    pub(crate) bar: ProgressBar,
     trials: usize,
 }
 
 impl Progress {
-    fn new(budget: Duration) -> Self {
+    pub(crate) fn new(budget: Duration) -> Self {
         let bar = ProgressBar::new(budget.as_secs().max(1));
         if let Ok(style) = ProgressStyle::with_template("{bar:30} {elapsed}/{len}s budget  {msg}") {
             bar.set_style(style);

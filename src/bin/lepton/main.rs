@@ -37,6 +37,7 @@ use lepton::report::StudyReport;
 use lepton::search::{DEFAULT_HEARTBEAT_GRACE, PedAnova, export};
 
 mod fit;
+mod fit_text;
 mod model;
 mod predict;
 mod worker;

@@ -4,9 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use lepton::Predictor;
 use lepton::core::{Prediction, Task};
 use lepton::data::{CsvLoader, Table};
+use lepton::deploy::ModelArtifact;
+use lepton::{Predictor, TEXT_COLUMN, TextPredictor};
 
 use crate::Result;
 
@@ -16,7 +17,7 @@ pub struct PredictArgs {
     #[arg(long)]
     model: PathBuf,
     /// The CSV file: the columns the model was trained on (the target, if there, and other
-    /// columns are ignored, and said so).
+    /// columns are ignored, and said so); for a text model, a `text` column.
     data: PathBuf,
     /// Where to write the predictions as CSV (default: standard output).
     #[arg(long)]
@@ -24,10 +25,21 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    let predictor = Predictor::load(&args.model)?;
-    let table = CsvLoader::new(&args.data).read_table()?;
-    let inputs = inputs_of(&predictor, &table)?;
-    let predictions = predictor.predict_table(&inputs)?;
+    let (predictions, task) =
+        if TextPredictor::is_text_artifact(&ModelArtifact::read_manifest(&args.model)?) {
+            let predictor = TextPredictor::load(&args.model)?;
+            let texts = texts_of(&args.data)?;
+            (
+                predictor.predict(&texts)?,
+                predictor.input_schema().task.clone(),
+            )
+        } else {
+            let predictor = Predictor::load(&args.model)?;
+            let table = CsvLoader::new(&args.data).read_table()?;
+            let inputs = inputs_of(&predictor, &table)?;
+            let predictions = predictor.predict_table(&inputs)?;
+            (predictions, predictor.input_schema().task.clone())
+        };
     let mut writer = csv::Writer::from_writer(match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
@@ -35,7 +47,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         ) as Box<dyn Write>,
         None => Box::new(std::io::stdout().lock()),
     });
-    match &predictor.input_schema().task {
+    match &task {
         Task::Classification { classes } => {
             let mut header = vec!["prediction".to_owned()];
             header.extend(classes.iter().map(|c| format!("probability_{c}")));
@@ -72,6 +84,28 @@ pub fn run(args: PredictArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The texts of a CSV file's `text` column (other columns are ignored).
+fn texts_of(path: &std::path::Path) -> Result<Vec<String>> {
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let column = reader
+        .headers()?
+        .iter()
+        .position(|h| h == TEXT_COLUMN)
+        .ok_or_else(|| format!("{}: no `{TEXT_COLUMN}` column of texts", path.display()))?;
+    reader
+        .records()
+        .enumerate()
+        .map(|(i, record)| {
+            let record = record.map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(record
+                .get(column)
+                .ok_or_else(|| format!("{}, row {}: no text", path.display(), i + 1))?
+                .to_owned())
+        })
+        .collect()
 }
 
 /// The model's input columns of `table`: a missing one is an error naming it; the target
