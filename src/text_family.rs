@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::Arc;
-use std::time::Duration;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use lepton_core::{Error as CoreError, ParamValue, Prediction, Result as CoreResult, Trial};
+use lepton_data::{FittedTfidf, SparseRows, Tfidf};
 use lepton_models::{FittedTextLinear, TextLinearConfig, TextLinearSpace, TrainingSummary};
 
 use crate::error::{Error, Result};
@@ -55,7 +57,8 @@ pub trait FittedText: Debug + Send + Sync {
     fn family(&self) -> &str;
     /// The number of classes it tells apart.
     fn classes(&self) -> usize;
-    /// What happened while it trained.
+    /// What happened while it trained; its `train_seconds` are those training from raw
+    /// documents would take (a retraining's estimate), work kept from earlier trials counted.
     fn summary(&self) -> &TrainingSummary;
     /// Each document's class and probabilities.
     fn predict_texts(&self, texts: &[&str]) -> CoreResult<Vec<Prediction>>;
@@ -91,7 +94,7 @@ impl TextFamilyKind {
     /// The family itself.
     pub fn family(self) -> Arc<dyn TextFamily> {
         match self {
-            TextFamilyKind::Linear => Arc::new(TextLinear),
+            TextFamilyKind::Linear => Arc::new(TextLinear::default()),
         }
     }
 
@@ -101,9 +104,71 @@ impl TextFamilyKind {
     }
 }
 
-/// TF-IDF n-grams under a multinomial logistic regression, trained on sparse rows.
-#[derive(Debug, Clone, Copy)]
-struct TextLinear;
+/// TF-IDF n-grams under a multinomial logistic regression, trained on sparse rows. It keeps
+/// its last [`KEPT_VECTORISATIONS`] vectorisations (the settings, the documents, the rows),
+/// so that a search trying several `C` on the same n-grams vectorises the documents once.
+#[derive(Default)]
+struct TextLinear {
+    vectorised: Mutex<Vec<Vectorised>>,
+}
+
+/// How many vectorisations of the documents a [`TextLinear`] keeps (each is the corpus's
+/// rows: hundreds of megabytes for tens of thousands of e-mails with character n-grams).
+const KEPT_VECTORISATIONS: usize = 2;
+
+/// Documents vectorised: the settings, the documents' fingerprint, the fitted vocabulary,
+/// the rows and the seconds it took.
+struct Vectorised {
+    settings: Tfidf,
+    documents: u64,
+    tfidf: FittedTfidf,
+    rows: Arc<SparseRows>,
+    seconds: f64,
+}
+
+/// A vocabulary, its rows and the seconds they took to make.
+type Vectors = (FittedTfidf, Arc<SparseRows>, f64);
+
+impl TextLinear {
+    /// The vocabulary of `settings` fitted on `texts`, their rows, and the seconds making
+    /// them took (kept or made now).
+    fn vectorise(&self, settings: &Tfidf, texts: &[String]) -> CoreResult<Vectors> {
+        let documents = fingerprint(texts);
+        let poisoned = || CoreError::InvalidInput("a text trial panicked while vectorising".into());
+        if let Some(v) = self
+            .vectorised
+            .lock()
+            .map_err(|_| poisoned())?
+            .iter()
+            .find(|v| v.documents == documents && &v.settings == settings)
+        {
+            return Ok((v.tfidf.clone(), v.rows.clone(), v.seconds));
+        }
+        let started = Instant::now();
+        let tfidf = settings.fit(texts)?;
+        let rows = Arc::new(tfidf.transform(texts));
+        let seconds = started.elapsed().as_secs_f64();
+        let mut kept = self.vectorised.lock().map_err(|_| poisoned())?;
+        kept.push(Vectorised {
+            settings: settings.clone(),
+            documents,
+            tfidf: tfidf.clone(),
+            rows: rows.clone(),
+            seconds,
+        });
+        if kept.len() > KEPT_VECTORISATIONS {
+            kept.remove(0);
+        }
+        Ok((tfidf, rows, seconds))
+    }
+}
+
+/// A fingerprint of documents: their count, lengths and bytes.
+fn fingerprint(texts: &[String]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    texts.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// A [`FittedTextLinear`] with what its training took.
 #[derive(Debug)]
@@ -126,12 +191,19 @@ impl TextFamily for TextLinear {
     }
 
     fn train(&self, request: &TextTrainRequest<'_>) -> CoreResult<Box<dyn FittedText>> {
-        let started = std::time::Instant::now();
         let config = TextLinearConfig::default()
             .with_params(&request.params)
             .map_err(CoreError::from)?;
+        let (tfidf, rows, vectorising) = self.vectorise(&config.tfidf, request.texts)?;
+        let fitting = Instant::now();
         let model = config
-            .fit(request.texts, request.labels, request.classes)
+            .fit_rows(
+                tfidf,
+                &rows,
+                request.labels,
+                request.classes,
+                request.time_limit,
+            )
             .map_err(CoreError::from)?;
         Ok(Box::new(FittedLinearText {
             model,
@@ -142,7 +214,8 @@ impl TextFamily for TextLinear {
                 best_valid_loss: None,
                 best_valid_confusion: None,
                 final_train_loss: f64::NAN,
-                train_seconds: started.elapsed().as_secs_f64(),
+                // From raw documents: a kept vectorisation's time counts.
+                train_seconds: vectorising + fitting.elapsed().as_secs_f64(),
                 valid_seconds: 0.0,
             },
         }))
@@ -221,4 +294,70 @@ fn argmax(p: &[f32]) -> usize {
             if v > best.1 { (i, v) } else { best }
         })
         .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_vectorised_once_per_setting_and_few_are_kept() {
+        let texts: Vec<String> = [
+            "cheap pills now",
+            "buy cheap now",
+            "meeting notes",
+            "notes monday",
+        ]
+        .map(String::from)
+        .to_vec();
+        let labels = [1, 1, 0, 0];
+        let family = TextLinear::default();
+        let train = |params: &[(&str, ParamValue)], texts: &[String]| {
+            let request = TextTrainRequest {
+                params: params
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+                texts,
+                labels: &labels,
+                classes: 2,
+                seed: 0,
+                time_limit: None,
+            };
+            family.train(&request).unwrap();
+            family.vectorised.lock().unwrap().len()
+        };
+        let words = [
+            ("min_df", ParamValue::from(1i64)),
+            ("char_ngrams", "none".into()),
+        ];
+        assert_eq!(
+            train(
+                &[words[0].clone(), words[1].clone(), ("c", 1.0.into())],
+                &texts
+            ),
+            1
+        );
+        // Another C on the same n-grams and documents: the rows are reused.
+        assert_eq!(
+            train(
+                &[words[0].clone(), words[1].clone(), ("c", 9.0.into())],
+                &texts
+            ),
+            1
+        );
+        // Other n-grams, then other documents: made and kept, the oldest let go.
+        assert_eq!(
+            train(&[words[0].clone(), ("char_ngrams", "2-4".into())], &texts),
+            2
+        );
+        let mut other = texts.clone();
+        other[0].push_str(" today");
+        assert_eq!(train(&[words[0].clone(), words[1].clone()], &other), 2);
+        let kept = family.vectorised.lock().unwrap();
+        assert!(
+            kept.iter()
+                .all(|v| v.settings.analyzers.len() == 2 || v.documents == fingerprint(&other))
+        );
+    }
 }

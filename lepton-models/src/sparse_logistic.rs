@@ -160,6 +160,17 @@ impl SparseLogistic {
 
     /// Trains on `x`'s rows and their classes `y` (each below `classes`, at least 2).
     pub fn fit(&self, x: &SparseRows, y: &[usize], classes: usize) -> Result<FittedSparseLogistic> {
+        self.fit_within(x, y, classes, None)
+    }
+
+    /// [`fit`](Self::fit), stopping after `time_limit` (if any) at the best point so far.
+    pub fn fit_within(
+        &self,
+        x: &SparseRows,
+        y: &[usize],
+        classes: usize,
+        time_limit: Option<std::time::Duration>,
+    ) -> Result<FittedSparseLogistic> {
         self.check()?;
         if x.len() != y.len() || x.is_empty() {
             return Err(invalid(format!(
@@ -194,8 +205,12 @@ impl SparseLogistic {
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
             .with_tolerance_grad(self.tolerance * self.c * x.len() as f64)
             .map_err(|e| invalid(e.to_string()))?;
-        let result = Executor::new(problem, solver)
-            .configure(|state| state.param(start).max_iters(self.max_iterations))
+        let mut executor = Executor::new(problem, solver)
+            .configure(|state| state.param(start).max_iters(self.max_iterations));
+        if let Some(limit) = time_limit {
+            executor = executor.timeout(limit);
+        }
+        let result = executor
             .run()
             .map_err(|e| invalid(format!("L-BFGS: {e}")))?;
         let state = result.state();

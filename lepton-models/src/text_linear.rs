@@ -4,9 +4,10 @@
 //! weights, so the model takes raw texts.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use lepton_core::{ParamValue, Result as CoreResult, Scale, SearchSpace, Trial};
-use lepton_data::{Analyzer, FittedTfidf, Tfidf};
+use lepton_data::{Analyzer, FittedTfidf, SparseRows, Tfidf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -110,7 +111,28 @@ impl TextLinearConfig {
             .fit(texts)
             .map_err(|e| ModelError::InvalidData(e.to_string()))?;
         let rows = tfidf.transform(texts);
-        let model = self.logistic.fit(&rows, labels, classes)?;
+        self.fit_rows(tfidf, &rows, labels, classes, None)
+    }
+
+    /// The regression alone, on `rows`, the documents as `tfidf` (fitted with this
+    /// configuration's settings) made them: a search that tries several `C` on the same
+    /// features vectorises once. Stops after `time_limit`, if any, at the best point so far.
+    pub fn fit_rows(
+        &self,
+        tfidf: FittedTfidf,
+        rows: &SparseRows,
+        labels: &[usize],
+        classes: usize,
+        time_limit: Option<Duration>,
+    ) -> Result<FittedTextLinear> {
+        if tfidf.config() != &self.tfidf || rows.columns != tfidf.len() {
+            return Err(ModelError::InvalidData(
+                "rows vectorised with other tf-idf settings than the configuration's".into(),
+            ));
+        }
+        let model = self
+            .logistic
+            .fit_within(rows, labels, classes, time_limit)?;
         Ok(FittedTextLinear { tfidf, model })
     }
 }
@@ -187,11 +209,13 @@ impl FittedTextLinear {
 pub struct TextLinearSpace;
 
 impl TextLinearSpace {
-    /// [`TextLinearConfig::default`] as parameters: a search may try it first.
+    /// [`TextLinearConfig::default`] without the character n-grams, as parameters: a search
+    /// may try it first. Words and word pairs alone vectorise several times faster (on
+    /// 4,837 e-mails, 2 s against 16 s), so a short budget still ends with a good model.
     pub fn defaults() -> BTreeMap<String, ParamValue> {
         BTreeMap::from([
             ("word_ngrams".to_owned(), ParamValue::from(2i64)),
-            ("char_ngrams".to_owned(), ParamValue::from("3-5")),
+            ("char_ngrams".to_owned(), ParamValue::from("none")),
             ("sublinear_tf".to_owned(), ParamValue::from(true)),
             ("min_df".to_owned(), ParamValue::from(2i64)),
             ("c".to_owned(), ParamValue::from(10.0)),
