@@ -5,6 +5,7 @@
 //! lepton fit DATA.csv --target COLUMN [--task classification|regression] [--metric NAME]
 //!            [--budget-seconds N] [--seed S] [--test-fraction F] [--storage URL]
 //!            [--artifact DIR] [--register NAME] [--registry DIR] [--json]
+//! lepton fit CORPUS --task text [--text-column COLUMN --target LABEL] [--budget-seconds N] ...
 //! lepton predict --model DIR DATA.csv [--output FILE]
 //! lepton study list   --storage URL
 //! lepton study show   --storage URL --study NAME
