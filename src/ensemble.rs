@@ -321,14 +321,7 @@ impl Blend {
             .chunks_exact(self.width.max(1))
             .map(|sums| {
                 if self.classifies {
-                    let probabilities: Vec<f32> = sums.iter().map(|s| (s / total) as f32).collect();
-                    let index = probabilities.iter().enumerate().fold(0, |best, (i, p)| {
-                        if *p > probabilities[best] { i } else { best }
-                    });
-                    Prediction::Class {
-                        index,
-                        probabilities,
-                    }
+                    Prediction::most_probable(sums.iter().map(|s| (s / total) as f32).collect())
                 } else {
                     Prediction::Value(sums[0] / total)
                 }

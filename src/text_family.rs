@@ -265,10 +265,7 @@ impl FittedText for FittedLinearText {
         let probabilities = self.model.predict_proba(texts).map_err(CoreError::from)?;
         Ok(probabilities
             .into_iter()
-            .map(|p| Prediction::Class {
-                index: argmax(&p),
-                probabilities: p,
-            })
+            .map(Prediction::most_probable)
             .collect())
     }
 
@@ -284,16 +281,6 @@ impl FittedText for FittedLinearText {
         serde_json::to_vec(&self.model)
             .map_err(|e| Error::IncompatibleArtifact(format!("the linear text model: {e}")))
     }
-}
-
-/// The index of the largest probability (the first of equals).
-fn argmax(p: &[f32]) -> usize {
-    p.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 { (i, v) } else { best }
-        })
-        .0
 }
 
 #[cfg(test)]

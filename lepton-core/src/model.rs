@@ -80,6 +80,17 @@ pub enum Prediction {
 }
 
 impl Prediction {
+    /// A classification: `probabilities` and the most probable class (the first of equals).
+    pub fn most_probable(probabilities: Vec<f32>) -> Prediction {
+        let index = probabilities.iter().enumerate().fold(0, |best, (i, p)| {
+            if *p > probabilities[best] { i } else { best }
+        });
+        Prediction::Class {
+            index,
+            probabilities,
+        }
+    }
+
     /// The predicted class, for classifications.
     pub fn class(&self) -> Option<usize> {
         match self {
@@ -141,4 +152,22 @@ pub trait Model {
         valid: &dyn Dataset,
         ctx: &mut dyn TrialContext,
     ) -> Result<Self::Fitted>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_probable_class_is_the_first_of_equals() {
+        assert_eq!(
+            Prediction::most_probable(vec![0.2, 0.5, 0.3]).class(),
+            Some(1)
+        );
+        assert_eq!(
+            Prediction::most_probable(vec![0.4, 0.2, 0.4]).class(),
+            Some(0)
+        );
+        assert_eq!(Prediction::most_probable(vec![0.5, 0.5]).class(), Some(0));
+    }
 }

@@ -274,17 +274,7 @@ impl Loss {
     }
 
     fn predict(self, s: &[f64]) -> Prediction {
-        let class = |probabilities: Vec<f32>| {
-            let index = probabilities
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(i, _)| i);
-            Prediction::Class {
-                index,
-                probabilities,
-            }
-        };
+        let class = Prediction::most_probable;
         match self {
             Loss::Squared => Prediction::Value(s[0]),
             Loss::Logistic => {

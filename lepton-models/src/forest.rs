@@ -494,17 +494,7 @@ impl FittedForest {
             Head::Value { .. } => means.into_iter().map(Prediction::Value).collect(),
             Head::Classes { count } => means
                 .chunks(count)
-                .map(|shares| {
-                    let index = shares
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map_or(0, |(i, _)| i);
-                    Prediction::Class {
-                        index,
-                        probabilities: shares.iter().map(|&p| p as f32).collect(),
-                    }
-                })
+                .map(|shares| Prediction::most_probable(shares.iter().map(|&p| p as f32).collect()))
                 .collect(),
         }
     }

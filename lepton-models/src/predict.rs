@@ -41,15 +41,7 @@ pub(crate) fn predict_rows<N: Net>(
         match head {
             Head::Classes { count } => {
                 for p in values.chunks(count) {
-                    let index = p
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map_or(0, |(i, _)| i);
-                    out.push(Prediction::Class {
-                        index,
-                        probabilities: p.to_vec(),
-                    });
+                    out.push(Prediction::most_probable(p.to_vec()));
                 }
             }
             Head::Value { mean, sd } => {
