@@ -2,7 +2,7 @@
 //! the objective scikit-learn's `LogisticRegression(C=c)` minimises, `c` times the summed log
 //! loss plus half the squared norm of the weights (the intercepts are not penalised), by
 //! L-BFGS (argmin's). A pass over the rows costs their stored values times the classes,
-//! whatever the number of columns.
+//! whatever the number of columns. The result is a [`FittedSparseLinear`].
 
 use std::cell::RefCell;
 
@@ -12,9 +12,10 @@ use argmin::solver::quasinewton::LBFGS;
 use lepton_data::SparseRows;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ModelError, Result};
+use crate::error::Result;
+use crate::sparse_linear::{FittedSparseLinear, check_training, invalid};
 
-/// How a [`FittedSparseLogistic`] is trained.
+/// How a multinomial logistic regression of sparse rows is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SparseLogistic {
     /// The inverse of the regularisation strength (scikit-learn's `C`): larger fits the
@@ -37,16 +38,6 @@ impl Default for SparseLogistic {
             tolerance: 1e-4,
         }
     }
-}
-
-/// A trained multinomial logistic regression: a weight row and an intercept per class.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FittedSparseLogistic {
-    classes: usize,
-    columns: usize,
-    /// `classes x columns`, row-major.
-    weights: Vec<f32>,
-    intercepts: Vec<f32>,
 }
 
 /// A point, the objective there and its gradient.
@@ -159,7 +150,7 @@ impl SparseLogistic {
     }
 
     /// Trains on `x`'s rows and their classes `y` (each below `classes`, at least 2).
-    pub fn fit(&self, x: &SparseRows, y: &[usize], classes: usize) -> Result<FittedSparseLogistic> {
+    pub fn fit(&self, x: &SparseRows, y: &[usize], classes: usize) -> Result<FittedSparseLinear> {
         self.fit_within(x, y, classes, None)
     }
 
@@ -170,30 +161,9 @@ impl SparseLogistic {
         y: &[usize],
         classes: usize,
         time_limit: Option<std::time::Duration>,
-    ) -> Result<FittedSparseLogistic> {
+    ) -> Result<FittedSparseLinear> {
         self.check()?;
-        if x.len() != y.len() || x.is_empty() {
-            return Err(invalid(format!(
-                "{} rows and {} classes given",
-                x.len(),
-                y.len()
-            )));
-        }
-        if classes < 2 {
-            return Err(invalid(format!("{classes} classes: at least 2 are needed")));
-        }
-        if let Some(bad) = y.iter().find(|&&c| c >= classes) {
-            return Err(invalid(format!("class {bad} of {classes}")));
-        }
-        if let Some(bad) = x.values.iter().find(|v| !v.is_finite()) {
-            return Err(invalid(format!("a feature value of {bad}")));
-        }
-        if x.indices.iter().any(|&j| j as usize >= x.columns) {
-            return Err(invalid(format!(
-                "a column beyond the {} declared",
-                x.columns
-            )));
-        }
+        check_training(x, y, classes)?;
         let problem = Problem {
             x,
             y,
@@ -223,83 +193,15 @@ impl SparseLogistic {
             "sparse logistic regression trained"
         );
         let (weights, intercepts) = theta.split_at(classes * x.columns);
-        Ok(FittedSparseLogistic {
-            classes,
-            columns: x.columns,
-            weights: weights.iter().map(|&w| w as f32).collect(),
-            intercepts: intercepts.iter().map(|&b| b as f32).collect(),
-        })
+        Ok(FittedSparseLinear::new(x.columns, weights, intercepts))
     }
-}
-
-impl FittedSparseLogistic {
-    /// The number of classes.
-    pub fn classes(&self) -> usize {
-        self.classes
-    }
-
-    /// The number of input columns.
-    pub fn columns(&self) -> usize {
-        self.columns
-    }
-
-    /// Each row's class probabilities. An error when the rows have other columns than it was
-    /// trained on.
-    pub fn predict_proba(&self, x: &SparseRows) -> Result<Vec<Vec<f32>>> {
-        if x.columns != self.columns || x.indices.iter().any(|&j| j as usize >= self.columns) {
-            return Err(invalid(format!(
-                "rows of {} columns for a model of {}",
-                x.columns, self.columns
-            )));
-        }
-        let d = self.columns;
-        Ok((0..x.len())
-            .map(|r| {
-                let (columns, values) = x.row(r);
-                let scores: Vec<f32> = (0..self.classes)
-                    .map(|class| {
-                        let row = &self.weights[class * d..(class + 1) * d];
-                        self.intercepts[class]
-                            + columns
-                                .iter()
-                                .zip(values)
-                                .map(|(&j, &v)| row[j as usize] * v)
-                                .sum::<f32>()
-                    })
-                    .collect();
-                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let exp: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
-                let sum: f32 = exp.iter().sum();
-                exp.into_iter().map(|e| e / sum).collect()
-            })
-            .collect())
-    }
-}
-
-fn invalid(message: String) -> ModelError {
-    ModelError::InvalidData(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sparse_linear::tests::sparse;
     use lepton_data::{Analyzer, Tfidf};
-
-    fn sparse(rows: &[&[(u32, f32)]], columns: usize) -> SparseRows {
-        let mut x = SparseRows {
-            offsets: vec![0],
-            columns,
-            ..SparseRows::default()
-        };
-        for row in rows {
-            for &(j, v) in *row {
-                x.indices.push(j);
-                x.values.push(v);
-            }
-            x.offsets.push(x.indices.len());
-        }
-        x
-    }
 
     #[test]
     fn the_gradient_is_the_objectives() {
