@@ -35,7 +35,7 @@ use lepton_search::{
 use crate::builtin_family::Family;
 use crate::ensemble::ENSEMBLE;
 use crate::error::{Error, Result};
-use crate::family::{ModelFamily, TrainRequest};
+use crate::family::{ModelFamily, Searched, TrainRequest};
 use crate::fitted_model::replay_sample;
 use crate::metric::Metric;
 use crate::predictor::Predictor;
@@ -892,10 +892,10 @@ impl AutoMl {
     }
 
     /// On a new study (when warm-starting), enqueues each family's default configuration.
-    pub(crate) fn enqueue_defaults(
+    pub(crate) fn enqueue_defaults<F: Searched + ?Sized>(
         &self,
         study: &Study,
-        families: &[Arc<dyn ModelFamily>],
+        families: &[Arc<F>],
     ) -> Result<()> {
         if self.warm_start && study.trials()?.is_empty() {
             for f in families {
@@ -914,10 +914,10 @@ impl AutoMl {
 
 /// Suggests the trial's family among `families`, then that family's own parameters under
 /// its prefix.
-pub(crate) fn suggest_family(
+pub(crate) fn suggest_family<F: Searched + ?Sized>(
     trial: &mut Trial,
-    families: &[Arc<dyn ModelFamily>],
-) -> CoreResult<Arc<dyn ModelFamily>> {
+    families: &[Arc<F>],
+) -> CoreResult<Arc<F>> {
     let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
     let name = trial.suggest_categorical("family", &names)?;
     let family = families
@@ -930,10 +930,10 @@ pub(crate) fn suggest_family(
 }
 
 /// The family of a trial among `families`.
-pub(crate) fn family_of(
+pub(crate) fn family_of<F: Searched + ?Sized>(
     trial: &FrozenTrial,
-    families: &[Arc<dyn ModelFamily>],
-) -> Result<Arc<dyn ModelFamily>> {
+    families: &[Arc<F>],
+) -> Result<Arc<F>> {
     let name = trial.params.get("family").and_then(ParamValue::as_str);
     families
         .iter()

@@ -163,6 +163,28 @@ pub trait ModelFamily: Send + Sync {
     }
 }
 
+/// What a search needs of any family, of tables or of texts: its name (the `family` choice and
+/// the prefix of its parameters), its known-good configuration and its space.
+pub(crate) trait Searched {
+    fn name(&self) -> &str;
+    fn defaults(&self) -> BTreeMap<String, ParamValue>;
+    fn suggest(&self, trial: &mut Trial) -> CoreResult<()>;
+}
+
+impl Searched for dyn ModelFamily {
+    fn name(&self) -> &str {
+        ModelFamily::name(self)
+    }
+
+    fn defaults(&self) -> BTreeMap<String, ParamValue> {
+        ModelFamily::defaults(self)
+    }
+
+    fn suggest(&self, trial: &mut Trial) -> CoreResult<()> {
+        ModelFamily::suggest(self, trial)
+    }
+}
+
 /// `values` as rows of `width` features for `model`: NaN (a missing value) is refused unless
 /// the model [accepts](Fitted::accepts_missing) it; infinities always are.
 pub(crate) fn features_for<'a>(

@@ -122,14 +122,7 @@ impl Predictor {
         let Task::Classification { classes } = &self.schema.task else {
             return Err(Error::IncompatibleArtifact("not a classification".into()));
         };
-        predictions
-            .iter()
-            .map(|p| {
-                p.class()
-                    .and_then(|c| classes.get(c).cloned())
-                    .ok_or_else(|| Error::IncompatibleArtifact(format!("prediction {p:?}")))
-            })
-            .collect()
+        class_names(classes, predictions)
     }
 
     /// Scores the predictor on a held-out table that has the target column.
@@ -322,6 +315,19 @@ impl Predict for Predictor {
     fn predict(&self, x: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
         self.model.predict(x)
     }
+}
+
+/// The names among `classes` of classification predictions (an error for another kind, or
+/// a class beyond them).
+pub(crate) fn class_names(classes: &[String], predictions: &[Prediction]) -> Result<Vec<String>> {
+    predictions
+        .iter()
+        .map(|p| {
+            p.class()
+                .and_then(|c| classes.get(c).cloned())
+                .ok_or_else(|| Error::IncompatibleArtifact(format!("prediction {p:?}")))
+        })
+        .collect()
 }
 
 /// Refuses a model whose input width or output head does not fit `width` inputs and `task`.

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use lepton_core::{Error as CoreError, ParamValue, Prediction, Result as CoreResult, Trial};
 use lepton_data::{FittedTfidf, SparseRows, Tfidf};
-use lepton_models::{FittedTextLinear, TextLinearConfig, TextLinearSpace, TrainingSummary};
+use lepton_models::{FittedTextLinear, TextLinearConfig, TextLinearSpace};
 
 use crate::error::{Error, Result};
+use crate::family::Searched;
 
 /// One training run of a text family.
 pub struct TextTrainRequest<'a> {
@@ -57,9 +58,9 @@ pub trait FittedText: Debug + Send + Sync {
     fn family(&self) -> &str;
     /// The number of classes it tells apart.
     fn classes(&self) -> usize;
-    /// What happened while it trained; its `train_seconds` are those training from raw
-    /// documents would take (a retraining's estimate), work kept from earlier trials counted.
-    fn summary(&self) -> &TrainingSummary;
+    /// The seconds training it from raw documents took (a retraining's estimate; work it
+    /// reused from earlier trials counted), or 0 for a model loaded from an artifact.
+    fn train_seconds(&self) -> f64;
     /// Each document's class and probabilities.
     fn predict_texts(&self, texts: &[&str]) -> CoreResult<Vec<Prediction>>;
     /// The configuration its family's [`TextFamily::load`] reads back.
@@ -68,10 +69,25 @@ pub trait FittedText: Debug + Send + Sync {
     fn weights(&self) -> Result<Vec<u8>>;
 }
 
+impl Searched for dyn TextFamily {
+    fn name(&self) -> &str {
+        TextFamily::name(self)
+    }
+
+    fn defaults(&self) -> BTreeMap<String, ParamValue> {
+        TextFamily::defaults(self)
+    }
+
+    fn suggest(&self, trial: &mut Trial) -> CoreResult<()> {
+        TextFamily::suggest(self, trial)
+    }
+}
+
 /// A text family Lepton ships (each is a [`TextFamily`] through [`TextFamilyKind::family`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextFamilyKind {
-    /// TF-IDF word and character n-grams under a logistic regression ([`TextLinearSpace`]).
+    /// TF-IDF word and character n-grams under a logistic regression or a linear SVM
+    /// ([`TextLinearSpace`]).
     Linear,
 }
 
@@ -104,9 +120,10 @@ impl TextFamilyKind {
     }
 }
 
-/// TF-IDF n-grams under a multinomial logistic regression, trained on sparse rows. It keeps
-/// its last [`KEPT_VECTORISATIONS`] vectorisations (the settings, the documents, the rows),
-/// so that a search trying several `C` on the same n-grams vectorises the documents once.
+/// TF-IDF n-grams under a linear classifier (logistic regression or SVM) trained on sparse
+/// rows. It keeps its last [`KEPT_VECTORISATIONS`] vectorisations (the settings, the
+/// documents, the rows), so that a search trying several classifiers on the same n-grams
+/// vectorises the documents once.
 #[derive(Default)]
 struct TextLinear {
     vectorised: Mutex<Vec<Vectorised>>,
@@ -170,11 +187,11 @@ fn fingerprint(texts: &[String]) -> u64 {
     hasher.finish()
 }
 
-/// A [`FittedTextLinear`] with what its training took.
+/// A [`FittedTextLinear`] with the seconds its training took.
 #[derive(Debug)]
 struct FittedLinearText {
     model: FittedTextLinear,
-    summary: TrainingSummary,
+    train_seconds: f64,
 }
 
 impl TextFamily for TextLinear {
@@ -207,17 +224,8 @@ impl TextFamily for TextLinear {
             .map_err(CoreError::from)?;
         Ok(Box::new(FittedLinearText {
             model,
-            summary: TrainingSummary {
-                epochs_run: 1,
-                best_epoch: 1,
-                best_valid_score: None,
-                best_valid_loss: None,
-                best_valid_confusion: None,
-                final_train_loss: f64::NAN,
-                // From raw documents: a kept vectorisation's time counts.
-                train_seconds: vectorising + fitting.elapsed().as_secs_f64(),
-                valid_seconds: 0.0,
-            },
+            // From raw documents: a kept vectorisation's time counts.
+            train_seconds: vectorising + fitting.elapsed().as_secs_f64(),
         }))
     }
 
@@ -234,16 +242,7 @@ impl TextFamily for TextLinear {
         }
         Ok(Box::new(FittedLinearText {
             model,
-            summary: TrainingSummary {
-                epochs_run: 1,
-                best_epoch: 1,
-                best_valid_score: None,
-                best_valid_loss: None,
-                best_valid_confusion: None,
-                final_train_loss: f64::NAN,
-                train_seconds: 0.0,
-                valid_seconds: 0.0,
-            },
+            train_seconds: 0.0,
         }))
     }
 }
@@ -257,8 +256,8 @@ impl FittedText for FittedLinearText {
         self.model.classes()
     }
 
-    fn summary(&self) -> &TrainingSummary {
-        &self.summary
+    fn train_seconds(&self) -> f64 {
+        self.train_seconds
     }
 
     fn predict_texts(&self, texts: &[&str]) -> CoreResult<Vec<Prediction>> {

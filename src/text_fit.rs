@@ -7,14 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lepton_core::{
-    Direction, Error as CoreError, FrozenTrial, ParamValue, Result as CoreResult, Target, Task,
-    Trial,
+    Error as CoreError, FrozenTrial, ParamValue, Result as CoreResult, Target, Task, Trial,
 };
 use lepton_data::{TextCorpus, stratified_holdout_indices};
 use lepton_search::Optimize;
 
-use crate::automl::{AutoMl, Observer, leaderboard, none_completed, own_params};
-use crate::error::{Error, Result};
+use crate::automl::{
+    AutoMl, Observer, bad_setting, family_of, invalid, leaderboard, none_completed, own_params,
+    own_params_of, suggest_family,
+};
+use crate::error::Result;
 use crate::metric::Metric;
 use crate::text_family::{FittedText, TextFamily, TextFamilyKind, TextTrainRequest};
 use crate::text_predictor::TextPredictor;
@@ -80,13 +82,13 @@ impl AutoMl {
         };
         let metric = self.metric.unwrap_or_else(|| Metric::default_for(&task));
         if !metric.fits(&task) {
-            return Err(setting(
+            return Err(bad_setting(
                 "metric",
                 format!("{metric} does not score a text classification"),
             ));
         }
         if families.is_empty() {
-            return Err(setting("families", "no text family to search".into()));
+            return Err(bad_setting("families", "no text family to search".into()));
         }
         let classes = corpus.classes().len();
         let counts = corpus.class_counts();
@@ -108,17 +110,7 @@ impl AutoMl {
         let valid_texts: Vec<&str> = valid.texts().iter().map(String::as_str).collect();
 
         let study = self.study(metric, false)?;
-        if self.warm_start && study.trials()?.is_empty() {
-            for f in families {
-                let mut params: BTreeMap<String, ParamValue> = f
-                    .defaults()
-                    .into_iter()
-                    .map(|(k, v)| (format!("{}.{k}", f.name()), v))
-                    .collect();
-                params.insert("family".into(), f.name().into());
-                study.enqueue(params)?;
-            }
-        }
+        self.enqueue_defaults(&study, families)?;
         let search_budget = self.budget.mul_f64(TEXT_SEARCH_SHARE);
         let mut options = Optimize::timeout(search_budget);
         if let Some(max) = self.max_trials {
@@ -128,9 +120,9 @@ impl AutoMl {
         // The best trial's model so far, kept in case there is no time to retrain.
         let best: Mutex<Option<KeptModel>> = Mutex::new(None);
         let objective = |trial: &mut Trial| -> CoreResult<f64> {
-            let family = suggest_text_family(trial, families)?;
+            let family = suggest_family(trial, families)?;
             let request = TextTrainRequest {
-                params: own_params_of_trial(trial, family.name()),
+                params: own_params_of(trial.params(), family.name()),
                 texts: train.texts(),
                 labels: train.labels(),
                 classes,
@@ -140,7 +132,7 @@ impl AutoMl {
             let timed = Instant::now();
             let model = family.train(&request)?;
             // From raw documents, as a retraining would take (a family may reuse work).
-            trial.set_user_attr(TRAIN_SECONDS, model.summary().train_seconds)?;
+            trial.set_user_attr(TRAIN_SECONDS, model.train_seconds())?;
             let predictions = model.predict_texts(&valid_texts)?;
             let scores = metric
                 .scores(&task, &valid_targets, &predictions)
@@ -159,7 +151,7 @@ impl AutoMl {
             })?;
             if best
                 .as_ref()
-                .is_none_or(|(_, b, _)| better(metric, score, *b))
+                .is_none_or(|(_, b, _)| metric.direction().is_better(score, *b))
             {
                 *best = Some((trial.number(), score, model));
             }
@@ -183,10 +175,7 @@ impl AutoMl {
             .first()
             .ok_or_else(|| none_completed(&trials, search_budget))?
             .clone();
-        let family = families
-            .iter()
-            .find(|f| winner.params.get("family").and_then(ParamValue::as_str) == Some(f.name()))
-            .ok_or_else(|| invalid(format!("trial {} has no family of this run", winner.number)))?;
+        let family = family_of(&winner, families)?;
         let params = own_params(&winner, family.name());
         let valid_score = winner.value.unwrap_or(f64::NAN);
 
@@ -240,46 +229,4 @@ impl AutoMl {
             refit_time: refit_started.elapsed(),
         })
     }
-}
-
-/// Suggests the trial's text family among `families`, then that family's own parameters
-/// under its prefix.
-fn suggest_text_family(
-    trial: &mut Trial,
-    families: &[Arc<dyn TextFamily>],
-) -> CoreResult<Arc<dyn TextFamily>> {
-    let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
-    let name = trial.suggest_categorical("family", &names)?;
-    let family = families
-        .iter()
-        .find(|f| name.as_str() == Some(f.name()))
-        .ok_or_else(|| CoreError::InvalidInput(format!("unknown text family {name}")))?
-        .clone();
-    trial.scoped(&format!("{}.", family.name()), |t| family.suggest(t))?;
-    Ok(family)
-}
-
-/// The live trial's parameters of `family`, without their prefix.
-fn own_params_of_trial(trial: &Trial, family: &str) -> BTreeMap<String, ParamValue> {
-    crate::automl::own_params_of(trial.params(), family)
-}
-
-/// Whether `score` is strictly better than `than` in `metric`'s direction.
-fn better(metric: Metric, score: f64, than: f64) -> bool {
-    match metric.direction() {
-        Direction::Maximize => score > than,
-        Direction::Minimize => score < than,
-    }
-}
-
-fn setting(name: &str, reason: String) -> Error {
-    CoreError::InvalidParameter {
-        name: name.to_owned(),
-        reason,
-    }
-    .into()
-}
-
-fn invalid(message: String) -> Error {
-    CoreError::InvalidInput(message).into()
 }

@@ -9,7 +9,9 @@ use lepton_core::{Prediction, Schema, Target, Task};
 use lepton_data::TextCorpus;
 use lepton_deploy::{Manifest, ModelArtifact};
 
+use crate::automl::invalid;
 use crate::error::{Error, Result};
+use crate::predictor::class_names;
 use crate::scores::{Scores, score_predictions};
 use crate::text_family::{FittedText, TextFamily, TextFamilyKind};
 
@@ -73,14 +75,7 @@ impl TextPredictor {
 
     /// The class names of predictions.
     pub fn labels(&self, predictions: &[Prediction]) -> Result<Vec<String>> {
-        predictions
-            .iter()
-            .map(|p| {
-                p.class()
-                    .and_then(|c| self.classes().get(c).cloned())
-                    .ok_or_else(|| Error::IncompatibleArtifact(format!("prediction {p:?}")))
-            })
-            .collect()
+        class_names(self.classes(), predictions)
     }
 
     /// The targets of a labelled corpus in the model's class order, and the predictions of
@@ -183,8 +178,4 @@ impl TextPredictor {
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         Self::from_artifact(&ModelArtifact::load(dir)?)
     }
-}
-
-fn invalid(message: String) -> Error {
-    lepton_core::Error::InvalidInput(message).into()
 }
