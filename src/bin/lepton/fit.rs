@@ -263,18 +263,13 @@ pub fn run(args: FitArgs) -> Result<()> {
             writeln!(out, "dropped column `{column}`: {reason}")?;
         }
     }
-    writeln!(
+    let validation = format!("{:?}", run.validation);
+    write_leaderboard(
         out,
-        "{} trials ({} complete), {:?} validation; leaderboard by {}:",
         run.trials.len(),
-        run.leaderboard.len(),
-        run.validation,
-        run.metric
-    )?;
-    write!(
-        out,
-        "{}",
-        leaderboard_text(&run.leaderboard, run.metric, 10)
+        &run.leaderboard,
+        &validation,
+        run.metric,
     )?;
     let test = match known_classes_only(&test, &target, predictor)? {
         Some(known) => known,
@@ -561,8 +556,34 @@ fn start_helpers(count: usize, study: &str) -> Result<Vec<std::process::Child>> 
 }
 
 /// The data file's name without its extension, made a valid model name.
+/// How many trials ran and the best 10 of `leaderboard`, as table and text runs print them.
+pub(crate) fn write_leaderboard(
+    out: &mut impl Write,
+    trials: usize,
+    leaderboard: &[FrozenTrial],
+    validation: &str,
+    metric: Metric,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{trials} trials ({} complete), {validation} validation; leaderboard by {metric}:",
+        leaderboard.len(),
+    )?;
+    write!(out, "{}", leaderboard_text(leaderboard, metric, 10))
+}
+
+/// The name of the data at `path`, for its study and model: the file's name without its
+/// extension (`.tar.gz` and `.tgz` whole), or the folder's name.
 pub(crate) fn data_name(path: &Path) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let file = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = [".tar.gz", ".tgz"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext))
+        .map(str::to_owned)
+        .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()));
     name_from(stem.as_deref().unwrap_or_default(), "model")
 }
 
@@ -626,5 +647,20 @@ impl Observer for Progress {
             "{} trials, last: {family} {:?} {value}",
             self.trials, t.state
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_named_without_its_extensions() {
+        let name = |p: &str| data_name(Path::new(p));
+        assert_eq!(name("../data/iris.csv"), "iris");
+        assert_eq!(name("text/spamassassin.tar.gz"), "spamassassin");
+        assert_eq!(name("mails.tgz"), "mails");
+        assert_eq!(name("corpora/reviews"), "reviews");
+        assert_eq!(name("archive.gz"), "archive");
     }
 }

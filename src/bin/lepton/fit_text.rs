@@ -6,18 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lepton::data::{TextCorpus, stratified_holdout_indices};
-use lepton::{AutoMl, leaderboard_text, named_scores};
+use lepton::{AutoMl, named_scores};
 
 use crate::Result;
-use crate::fit::{AUTOML_SHARE, FitArgs, Progress, data_name};
+use crate::fit::{AUTOML_SHARE, FitArgs, Progress, data_name, write_leaderboard};
 
 /// Reads a corpus: a folder per class, a `.tar.gz` (or `.tgz`) of one, or a CSV file whose
 /// `text_column` holds the texts and `label` the classes.
-pub fn read_corpus(
-    path: &Path,
-    text_column: Option<&str>,
-    label: Option<&str>,
-) -> Result<TextCorpus> {
+fn read_corpus(path: &Path, text_column: Option<&str>, label: Option<&str>) -> Result<TextCorpus> {
     let name = path.to_string_lossy();
     if path.is_dir() {
         return Ok(TextCorpus::from_dir(path)?);
@@ -49,9 +45,16 @@ pub fn run(args: FitArgs, started: Instant, budget: Duration) -> Result<()> {
     }
     let text_column = args.text_column.as_deref();
     let corpus = read_corpus(&args.data, text_column, args.target.as_deref())?;
+    let counts: Vec<String> = corpus
+        .classes()
+        .iter()
+        .zip(corpus.class_counts())
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let (documents, latin1) = (corpus.len(), corpus.latin1_documents());
     let (train, test) = match &args.test {
         Some(path) => (
-            corpus.clone(),
+            corpus,
             read_corpus(path, text_column, args.target.as_deref())?,
         ),
         None => {
@@ -65,10 +68,11 @@ pub fn run(args: FitArgs, started: Instant, budget: Duration) -> Result<()> {
         }
     };
     let name = data_name(&args.data);
+    let study = args.study.clone().unwrap_or_else(|| name.clone());
     let mut automl = AutoMl::new()
         .with_budget(budget.mul_f64(AUTOML_SHARE))
         .with_seed(args.seed)
-        .with_study_name(args.study.as_deref().unwrap_or(&name));
+        .with_study_name(&study);
     if let Some(metric) = args.metric {
         automl = automl.with_metric(metric);
     }
@@ -76,20 +80,13 @@ pub fn run(args: FitArgs, started: Instant, budget: Duration) -> Result<()> {
         automl = automl.with_max_trials(max);
     }
     if let Some(url) = &args.storage {
-        automl = automl.with_storage_url(url, args.study.as_deref().unwrap_or(&name));
+        automl = automl.with_storage_url(url, &study);
     }
-    let counts: Vec<String> = corpus
-        .classes()
-        .iter()
-        .zip(corpus.class_counts())
-        .map(|(c, n)| format!("{c} {n}"))
-        .collect();
     eprintln!(
-        "{}: {} documents ({}; {} read as Latin-1); searching on {} for {:.0} s, testing on {}",
+        "{}: {documents} documents ({}; {latin1} read as Latin-1); searching on {} for {:.0} s, \
+         testing on {}",
         args.data.display(),
-        corpus.len(),
         counts.join(", "),
-        corpus.latin1_documents(),
         train.len(),
         budget.as_secs_f64(),
         test.len()
@@ -100,17 +97,12 @@ pub fn run(args: FitArgs, started: Instant, budget: Duration) -> Result<()> {
     let run = run?;
 
     let out = &mut std::io::stdout().lock();
-    writeln!(
+    write_leaderboard(
         out,
-        "{} trials ({} complete), hold-out validation; leaderboard by {}:",
         run.trials.len(),
-        run.leaderboard.len(),
-        run.metric
-    )?;
-    write!(
-        out,
-        "{}",
-        leaderboard_text(&run.leaderboard, run.metric, 10)
+        &run.leaderboard,
+        "hold-out",
+        run.metric,
     )?;
     let family = run.predictor.model().family().to_owned();
     writeln!(
@@ -157,8 +149,8 @@ pub fn run(args: FitArgs, started: Instant, budget: Duration) -> Result<()> {
         let mut summary = serde_json::json!({
             "data": args.data.display().to_string(),
             "task": "text",
-            "documents": corpus.len(),
-            "classes": corpus.classes(),
+            "documents": documents,
+            "classes": run.predictor.classes(),
             "metric": run.metric.name(),
             "model": family,
             "params": run.winner.params,

@@ -25,21 +25,17 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    let (predictions, task) =
-        if TextPredictor::is_text_artifact(&ModelArtifact::read_manifest(&args.model)?) {
-            let predictor = TextPredictor::load(&args.model)?;
-            let texts = texts_of(&args.data)?;
-            (
-                predictor.predict(&texts)?,
-                predictor.input_schema().task.clone(),
-            )
-        } else {
-            let predictor = Predictor::load(&args.model)?;
-            let table = CsvLoader::new(&args.data).read_table()?;
-            let inputs = inputs_of(&predictor, &table)?;
-            let predictions = predictor.predict_table(&inputs)?;
-            (predictions, predictor.input_schema().task.clone())
-        };
+    let artifact = ModelArtifact::load(&args.model)?;
+    let (predictions, task) = if TextPredictor::is_text_artifact(artifact.manifest()) {
+        let predictor = TextPredictor::from_artifact(&artifact)?;
+        let predictions = predictor.predict(&texts_of(&args.data)?)?;
+        (predictions, predictor.input_schema().task.clone())
+    } else {
+        let predictor = Predictor::from_artifact(&artifact)?;
+        let table = CsvLoader::new(&args.data).read_table()?;
+        let predictions = predictor.predict_table(&inputs_of(&predictor, &table)?)?;
+        (predictions, predictor.input_schema().task.clone())
+    };
     let mut writer = csv::Writer::from_writer(match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path)
