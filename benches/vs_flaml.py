@@ -21,7 +21,6 @@ both cores.
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
+
+from lepton_bin import lepton_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,17 +110,13 @@ def main():
     parser.add_argument("--budget", type=float, default=60)
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--out", default=str(ROOT / "target" / "vs_flaml.jsonl"))
-    parser.add_argument("--lepton", default=os.environ.get("LEPTON_BIN"))
+    parser.add_argument("--lepton", help="the lepton binary (default: $LEPTON_BIN, else a release build)")
     parser.add_argument("--only", help="run only the default tables of these names")
     parser.add_argument("--families", help="lepton fit's --families")
     parser.add_argument("--lepton-only", action="store_true", help="do not run FLAML")
     parser.add_argument("tables", nargs="*")
     args = parser.parse_args()
-    binary = Path(args.lepton) if args.lepton else None
-    if binary is None:
-        subprocess.run(["cargo", "build", "--release", "--bin", "lepton"], cwd=ROOT, check=True)
-        target_dir = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        binary = target_dir / "release" / "lepton"
+    binary = lepton_binary(args.lepton)
     tables = []
     for spec in args.tables:
         path, _, target = spec.partition(":")

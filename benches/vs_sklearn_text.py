@@ -19,7 +19,6 @@ Run it on an otherwise idle machine.
 
 import argparse
 import json
-import os
 import subprocess
 import tarfile
 import tempfile
@@ -28,6 +27,8 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
+
+from lepton_bin import lepton_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,17 +100,13 @@ def main():
     parser.add_argument("--budget", type=float, default=300)
     parser.add_argument("--seeds", default="42,1")
     parser.add_argument("--out", default=str(ROOT / "target" / "vs_sklearn_text.jsonl"))
-    parser.add_argument("--lepton", default=os.environ.get("LEPTON_BIN"))
+    parser.add_argument("--lepton", help="the lepton binary (default: $LEPTON_BIN, else a release build)")
     parser.add_argument(
         "corpus", nargs="?",
         default=str(ROOT.parent / "shared" / "data" / "text" / "spamassassin.tar.gz"),
     )
     args = parser.parse_args()
-    binary = Path(args.lepton) if args.lepton else None
-    if binary is None:
-        subprocess.run(["cargo", "build", "--release", "--bin", "lepton"], cwd=ROOT, check=True)
-        target_dir = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        binary = target_dir / "release" / "lepton"
+    binary = lepton_binary(args.lepton)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, open(args.out, "a") as log:
         work = Path(tmp)
