@@ -1,5 +1,6 @@
 //! Serving the models Lepton trains: [`ArtifactLoader`] turns any artifact this crate writes
-//! (a [`Predictor`] of a built-in family) into a model the prediction server
+//! (a [`Predictor`] of a built-in family, or a [`TextPredictor`] taking raw texts) into a
+//! model the prediction server
 //! ([`lepton_deploy::server`]) can answer with, and fine-tune online (MLPs and linear
 //! models, and ensembles of them such as bagged fold models, each member on its slice of the
 //! input; CNNs and trees are served but do not learn online yet).
@@ -11,7 +12,7 @@ use lepton_core::{Features, Predict, Prediction, Schema};
 use lepton_deploy::{Cell, Examples, ModelArtifact, ModelLoader, Servable, Tuning, encode_numbers};
 use lepton_models::{Cpu, FineTuning};
 
-use crate::{Ensemble, Fitted, FittedModel, Predictor};
+use crate::{Ensemble, Fitted, FittedModel, Predictor, TextPredictor};
 
 /// Loads the artifacts Lepton writes, of the built-in families, for serving on the CPU
 /// backend: a [`Predictor`] with its preprocessor (raw rows, categories and missing values
@@ -21,6 +22,10 @@ pub struct ArtifactLoader;
 
 impl ModelLoader for ArtifactLoader {
     fn load(&self, artifact: &ModelArtifact) -> lepton_core::Result<Arc<dyn Servable>> {
+        if TextPredictor::is_text_artifact(artifact.manifest()) {
+            let predictor = TextPredictor::from_artifact(artifact).map_err(core)?;
+            return Ok(Arc::new(ServedText(predictor)));
+        }
         let predictor = Predictor::from_artifact(artifact).map_err(core)?;
         Ok(Arc::new(Served(predictor)))
     }
@@ -128,5 +133,38 @@ impl Servable for Served {
         predictor
             .and_then(|p| p.to_artifact(BTreeMap::new()))
             .map_err(core)
+    }
+}
+
+/// A text predictor being served: each request row is one raw text.
+struct ServedText(TextPredictor);
+
+/// What a text model says when asked for numbers.
+fn texts_only() -> lepton_core::Error {
+    lepton_core::Error::InvalidInput("a text model reads raw texts, not numbers".into())
+}
+
+impl Predict for ServedText {
+    fn predict(&self, _: Features<'_>) -> lepton_core::Result<Vec<Prediction>> {
+        Err(texts_only())
+    }
+}
+
+impl Servable for ServedText {
+    fn schema(&self) -> &Schema {
+        self.0.input_schema()
+    }
+    /// Its one column, the text.
+    fn width(&self) -> usize {
+        1
+    }
+    fn encode(&self, _: &[Cell], _: &mut Vec<f32>) -> lepton_core::Result<()> {
+        Err(texts_only())
+    }
+    fn takes_texts(&self) -> bool {
+        true
+    }
+    fn predict_texts(&self, texts: &[String]) -> lepton_core::Result<Vec<Prediction>> {
+        self.0.predict(texts).map_err(core)
     }
 }

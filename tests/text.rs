@@ -1,16 +1,19 @@
 //! AutoML on text: a search over the text families on a small corpus, the model's raw-text
-//! predictions, and its artifact's round trip.
+//! predictions, its artifact's round trip, and the prediction server answering raw texts.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should panic
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use lepton::core::Task;
 use lepton::data::TextCorpus;
-use lepton::deploy::ModelArtifact;
-use lepton::{AutoMl, Metric, TextPredictor};
+use lepton::deploy::{LocalRegistry, ModelArtifact, PRODUCTION, Registry, Server, ServerConfig};
+use lepton::{ArtifactLoader, AutoMl, Metric, TextPredictor};
 
 /// Two topics told apart by their words, 30 documents each, with a few shared words, as CSV.
 fn corpus() -> TextCorpus {
@@ -71,6 +74,63 @@ fn a_text_run_learns_the_topics_and_its_artifact_predicts_the_same() {
     assert!(e.contains("text_linear"), "{e}");
     let scores = loaded.score(&corpus).unwrap();
     assert!(scores.accuracy.unwrap() > 0.9, "{scores:?}");
+
+    // Served: raw texts in, as a `texts` list or as rows of the `text` column.
+    let registry_dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(LocalRegistry::new(registry_dir.path()));
+    registry
+        .register("topics", &ModelArtifact::load(dir.path()).unwrap())
+        .unwrap();
+    registry.promote("topics", 1, PRODUCTION).unwrap();
+    let server = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerConfig {
+            poll_interval: Duration::from_millis(50),
+            ..ServerConfig::default()
+        },
+        registry,
+        Arc::new(ArtifactLoader),
+    )
+    .unwrap();
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://{}/v1/models/topics/predict", server.local_addr());
+    let post = |body: Value| {
+        let response = client.post(&url).json(&body).send().unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().unwrap(),
+        )
+    };
+    let labels = |answer: &Value| -> Vec<String> {
+        answer["predictions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .iter()
+            .map(|p| p["label"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, answer) = post(json!({"texts": texts}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(labels(&answer), ["sport", "money"]);
+    let rows: Vec<Value> = texts.iter().map(|t| json!({"text": t})).collect();
+    let (status, answer) = post(json!({"rows": rows}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(labels(&answer), ["sport", "money"]);
+    // A text that is missing or not a string, an unknown column, both forms at once.
+    for (body, says) in [
+        (json!({"texts": ["a goal", null]}), "row 1"),
+        (json!({"rows": [{"text": 7}]}), "not a string"),
+        (json!({"rows": [{"body": "a goal"}]}), "unknown column"),
+        (
+            json!({"texts": ["a goal"], "rows": [["a goal"]]}),
+            "not both",
+        ),
+    ] {
+        let (status, answer) = post(body.clone());
+        assert!(status == 400 || status == 422, "{body}: {status} {answer}");
+        assert!(answer.to_string().contains(says), "{body}: {answer}");
+    }
+    server.shutdown().unwrap();
 }
 
 #[test]

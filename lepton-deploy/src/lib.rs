@@ -23,6 +23,6 @@ pub use http_deployer::HttpServerDeployer;
 pub use labelled::Examples;
 pub use local_registry::{LocalRegistry, LocalRegistryDeployer};
 pub use registry::{PRODUCTION, Registry, STAGING, check_name, name_from};
-pub use servable::{Cell, ModelLoader, Servable, Tuning, encode_numbers};
+pub use servable::{Cell, Inputs, ModelLoader, Servable, Tuning, encode_numbers};
 #[cfg(feature = "server")]
 pub use server::{BODY_MEMORY_FACTOR, Batching, OnlineLearning, Server, ServerConfig};

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use lepton_core::{Predict, Schema};
+use lepton_core::{Features, Predict, Prediction, Schema};
 
 use crate::artifact::ModelArtifact;
 use crate::labelled::Examples;
@@ -21,11 +21,39 @@ pub enum Cell {
     Missing,
 }
 
+/// The rows of requests as a model takes them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    /// [`Servable::width`] numbers per row, as [`Servable::encode`] makes them.
+    Numbers(Vec<f32>),
+    /// One raw text per row, for a model that [takes texts](Servable::takes_texts).
+    Texts(Vec<String>),
+}
+
+impl Inputs {
+    /// The predictions of `model` for these rows (checked: numbers must have the model's
+    /// width and, unless it accepts them, no missing value).
+    pub fn predict(&self, model: &dyn Servable) -> lepton_core::Result<Vec<Prediction>> {
+        match self {
+            Inputs::Numbers(values) => model.predict(Features::checked(
+                values,
+                model.width(),
+                model.accepts_missing(),
+            )?),
+            Inputs::Texts(texts) => model.predict_texts(texts),
+        }
+    }
+}
+
 /// A model the server can serve.
 ///
 /// Encoding is separate from prediction so that the server can check each request's rows on
 /// its own (a bad row fails its request, not its batch) and then run the rows of many
 /// requests through the model as one batch.
+///
+/// A model of raw texts (its schema one text column) says it [takes texts](Self::takes_texts):
+/// the server then gives it each row's text through [`predict_texts`](Self::predict_texts),
+/// and never calls its [`encode`](Self::encode) or [`Predict::predict`].
 pub trait Servable: Predict + Send + Sync {
     /// The raw input columns (in the order [`encode`](Servable::encode) takes them), the
     /// target, and the class labels.
@@ -40,6 +68,21 @@ pub trait Servable: Predict + Send + Sync {
     /// (boosted trees); otherwise the server refuses such rows before prediction.
     fn accepts_missing(&self) -> bool {
         false
+    }
+
+    /// Whether each row is one raw text (the schema's single column), predicted by
+    /// [`predict_texts`](Self::predict_texts).
+    fn takes_texts(&self) -> bool {
+        false
+    }
+
+    /// Each raw text's prediction, for a model that [takes texts](Self::takes_texts); other
+    /// models refuse texts (the default).
+    fn predict_texts(&self, texts: &[String]) -> lepton_core::Result<Vec<Prediction>> {
+        let _ = texts;
+        Err(lepton_core::Error::InvalidInput(
+            "this model does not read raw texts".into(),
+        ))
     }
 
     /// A copy trained further on `examples` (encoded rows, as [`encode`](Servable::encode)

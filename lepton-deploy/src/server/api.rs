@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use lepton_core::{Prediction, Schema, Target, Task};
 
 use crate::labelled::Examples;
-use crate::servable::Cell;
+use crate::servable::{Cell, Inputs};
 use crate::server::batcher::{Arrival, predict_caught};
 use crate::server::live::Live;
 use crate::server::metrics::{Metrics, RequestLabels};
@@ -268,8 +268,8 @@ async fn predict_inner(
     let arrival = live.batcher.as_ref().map(|b| b.arriving());
     let body = body.map_err(body_error)?;
     let request = parse(state, live, &body, false)?;
-    let (features, rows) = encode_rows(live, request.rows, state.config.max_rows)?;
-    let predictions = run(state, live, arrival, features, rows).await?;
+    let (inputs, rows) = encode_rows(live, request.rows, state.config.max_rows)?;
+    let predictions = run(state, live, arrival, inputs, rows).await?;
     live.handles.rows.inc_by(rows as u64);
     let schema = &live.manifest.input_schema;
     let answer = PredictResponse {
@@ -343,7 +343,15 @@ fn feedback_inner(
             labels.sent()
         )));
     }
-    let (features, rows) = encode_rows(live, request.rows, state.config.max_rows)?;
+    if live.model.takes_texts() {
+        return Err(ApiError::invalid(
+            "this model reads raw texts and does not learn online",
+        ));
+    }
+    let (Inputs::Numbers(features), rows) = encode_rows(live, request.rows, state.config.max_rows)?
+    else {
+        return Err(ApiError::invalid("this model's rows are not numbers"));
+    };
     let task = &live.model.schema().task;
     let width = live.model.width();
     let mut examples = Examples::empty(task.clone(), width);
@@ -456,12 +464,13 @@ fn parse(state: &AppState, live: &Live, body: &[u8], labels: bool) -> Result<Req
     })
 }
 
-/// Checks and encodes the rows of one request.
+/// Checks and encodes the rows of one request: numbers, or the texts of a model that
+/// takes them.
 fn encode_rows(
     live: &Live,
     rows: Bounded<RowIn>,
     max_rows: usize,
-) -> Result<(Vec<f32>, usize), ApiError> {
+) -> Result<(Inputs, usize), ApiError> {
     let n = rows.sent();
     if n == 0 {
         return Err(ApiError::invalid("`rows` is empty"));
@@ -474,17 +483,35 @@ fn encode_rows(
         ));
     }
     let schema = live.model.schema();
-    let mut features = Vec::with_capacity(n * live.model.width());
+    let texts = live.model.takes_texts();
+    let mut features = Vec::with_capacity(if texts { 0 } else { n * live.model.width() });
+    let mut documents = Vec::with_capacity(if texts { n } else { 0 });
     let mut cells = Vec::with_capacity(schema.features.len());
     for (i, row) in rows.items.into_iter().enumerate() {
         cells.clear();
         row.into_cells(schema, &mut cells)
             .map_err(|m| ApiError::invalid(format!("row {i}: {m}")))?;
-        live.model
-            .encode(&cells, &mut features)
-            .map_err(|e| ApiError::invalid(format!("row {i}: {e}")))?;
+        if texts {
+            match cells.as_mut_slice() {
+                [Cell::Text(text)] => documents.push(std::mem::take(text)),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "row {i}: the text is missing or not a string"
+                    )));
+                }
+            }
+        } else {
+            live.model
+                .encode(&cells, &mut features)
+                .map_err(|e| ApiError::invalid(format!("row {i}: {e}")))?;
+        }
     }
-    Ok((features, n))
+    let inputs = if texts {
+        Inputs::Texts(documents)
+    } else {
+        Inputs::Numbers(features)
+    };
+    Ok((inputs, n))
 }
 
 /// Runs encoded rows through the model: through the batcher the request announced itself to,
@@ -493,13 +520,13 @@ async fn run(
     state: &AppState,
     live: &Arc<Live>,
     arrival: Option<Arrival>,
-    features: Vec<f32>,
+    inputs: Inputs,
     rows: usize,
 ) -> Result<Vec<Prediction>, ApiError> {
     let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
     let predictions = match arrival {
         Some(arrival) => {
-            let answer = arrival.submit(features, rows).map_err(|_| {
+            let answer = arrival.submit(inputs, rows).map_err(|_| {
                 state.metrics.shed.inc();
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -524,7 +551,7 @@ async fn run(
             live.handles.batch_rows.observe(rows as f64);
             tokio::task::spawn_blocking(move || {
                 let _turn = turn;
-                predict_caught(live.model.as_ref(), &features, &|| {
+                predict_caught(live.model.as_ref(), &inputs, &|| {
                     live.handles.panics.inc();
                 })
             })

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use lepton_core::{Features, Prediction};
+use lepton_core::Prediction;
 
-use crate::servable::Servable;
+use crate::servable::{Inputs, Servable};
 
 /// How requests are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl Default for Batching {
 type Reply = oneshot::Sender<lepton_core::Result<Vec<Prediction>>>;
 
 struct Job {
-    features: Vec<f32>,
+    inputs: Inputs,
     rows: usize,
     reply: Reply,
     queued: Instant,
@@ -95,12 +95,12 @@ impl Arrival {
     /// arrive.
     pub fn submit(
         self,
-        features: Vec<f32>,
+        inputs: Inputs,
         rows: usize,
     ) -> Result<oneshot::Receiver<lepton_core::Result<Vec<Prediction>>>, QueueFull> {
         let (reply, answer) = oneshot::channel();
         let queued = self.queue.try_send(Job {
-            features,
+            inputs,
             rows,
             reply,
             queued: Instant::now(),
@@ -242,11 +242,10 @@ impl Drop for Running {
 /// bad input costs its own answer and not the thread that runs the model.
 pub(crate) fn predict_caught(
     model: &dyn Servable,
-    features: &[f32],
+    inputs: &Inputs,
     on_panic: &dyn Fn(),
 ) -> lepton_core::Result<Vec<Prediction>> {
-    let x = Features::checked(features, model.width(), model.accepts_missing())?;
-    catch_unwind(AssertUnwindSafe(|| model.predict(x))).unwrap_or_else(|panic| {
+    catch_unwind(AssertUnwindSafe(|| inputs.predict(model))).unwrap_or_else(|panic| {
         on_panic();
         let what = panic
             .downcast_ref::<&str>()
@@ -260,19 +259,44 @@ pub(crate) fn predict_caught(
     })
 }
 
+/// The inputs of a batch's jobs as one, or `None` when they are of different kinds.
+fn joined(batch: &[Job]) -> Option<Inputs> {
+    match batch.first().map(|j| &j.inputs)? {
+        Inputs::Numbers(_) => {
+            let mut all = Vec::new();
+            for job in batch {
+                let Inputs::Numbers(values) = &job.inputs else {
+                    return None;
+                };
+                all.extend_from_slice(values);
+            }
+            Some(Inputs::Numbers(all))
+        }
+        Inputs::Texts(_) => {
+            let mut all = Vec::new();
+            for job in batch {
+                let Inputs::Texts(texts) = &job.inputs else {
+                    return None;
+                };
+                all.extend(texts.iter().cloned());
+            }
+            Some(Inputs::Texts(all))
+        }
+    }
+}
+
 /// Runs a batch and answers each job with its rows' predictions. Should the batch fail as a
 /// whole, each job runs alone so that one job's error is not another's.
 fn run(model: &dyn Servable, batch: Vec<Job>, on_panic: &dyn Fn()) {
-    let width = model.width();
     if batch.len() == 1 {
         return run_alone(model, batch, on_panic);
     }
-    let features: Vec<f32> = batch
-        .iter()
-        .flat_map(|j| j.features.iter().copied())
-        .collect();
-    match predict_caught(model, &features, on_panic) {
-        Ok(mut predictions) if predictions.len() == features.len() / width => {
+    let Some(inputs) = joined(&batch) else {
+        return run_alone(model, batch, on_panic);
+    };
+    let rows: usize = batch.iter().map(|j| j.rows).sum();
+    match predict_caught(model, &inputs, on_panic) {
+        Ok(mut predictions) if predictions.len() == rows => {
             // Split from the back so each job takes its own tail.
             for job in batch.into_iter().rev() {
                 let own = predictions.split_off(predictions.len() - job.rows);
@@ -289,7 +313,7 @@ fn run_alone(model: &dyn Servable, batch: Vec<Job>, on_panic: &dyn Fn()) {
         if job.reply.is_closed() {
             continue;
         }
-        let answer = predict_caught(model, &job.features, on_panic);
+        let answer = predict_caught(model, &job.inputs, on_panic);
         let _ = job.reply.send(answer);
     }
 }

@@ -89,6 +89,8 @@ pub(crate) struct Limits {
 }
 
 /// A request's body: `{"rows": [...]}`, and with labels `{"rows": [...], "labels": [...]}`.
+/// For a model of one text column, `{"texts": ["...", ...]}` says the same as rows of one
+/// value each.
 pub(crate) struct RequestIn {
     pub rows: Bounded<RowIn>,
     pub labels: Option<Bounded<CellIn>>,
@@ -139,7 +141,7 @@ impl<'de> Visitor<'de> for RequestSeed {
         if self.labels {
             f.write_str(r#"an object {"rows": [...], "labels": [...]}"#)
         } else {
-            f.write_str(r#"an object {"rows": [...]}"#)
+            f.write_str(r#"an object {"rows": [...]} or {"texts": [...]}"#)
         }
     }
 
@@ -147,7 +149,7 @@ impl<'de> Visitor<'de> for RequestSeed {
         let fields: &[&str] = if self.labels {
             &["rows", "labels"]
         } else {
-            &["rows"]
+            &["rows", "texts"]
         };
         let (mut rows, mut labels) = (None, None);
         while let Some(key) = map.next_key::<String>()? {
@@ -159,6 +161,23 @@ impl<'de> Visitor<'de> for RequestSeed {
                             columns: self.limits.columns,
                         },
                     })?);
+                }
+                "texts" if !self.labels && rows.is_none() => {
+                    let Bounded { items, extra } = map.next_value_seed(ListSeed {
+                        max: self.limits.max_rows,
+                        item: CellSeed,
+                    })?;
+                    let items = items
+                        .into_iter()
+                        .map(|cell| RowIn::Array {
+                            cells: vec![cell],
+                            extra: 0,
+                        })
+                        .collect();
+                    rows = Some(Bounded { items, extra });
+                }
+                "rows" | "texts" if !self.labels => {
+                    return Err(A::Error::custom("give `rows` or `texts`, once, not both"));
                 }
                 "labels" if self.labels && labels.is_none() => {
                     labels = Some(map.next_value_seed(ListSeed {
