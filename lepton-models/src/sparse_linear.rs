@@ -154,6 +154,20 @@ impl FittedSparseLinear {
     }
 }
 
+/// Refuses a trainer's settings that cannot train: `c` not positive and finite, no
+/// iterations, a tolerance not positive and finite.
+pub(crate) fn check_settings(c: f64, iterations: u64, tolerance: f64) -> Result<()> {
+    if !(c.is_finite() && c > 0.0) {
+        return Err(invalid(format!("C must be positive and finite, not {c}")));
+    }
+    if iterations == 0 || !(tolerance.is_finite() && tolerance > 0.0) {
+        return Err(invalid(format!(
+            "{iterations} iterations at tolerance {tolerance}: both must be positive"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses training data no trainer can use: rows and classes of other lengths, no rows, fewer
 /// than 2 classes, a class out of range, a value that is not finite, a column out of range.
 pub(crate) fn check_training(x: &SparseRows, y: &[usize], classes: usize) -> Result<()> {
@@ -189,6 +203,20 @@ pub(crate) fn invalid(message: String) -> ModelError {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use lepton_data::{Analyzer, FittedTfidf, Tfidf};
+
+    /// The TF-IDF word vocabulary of `texts` (every word kept) and their rows.
+    pub(crate) fn word_rows(texts: &[&str]) -> (FittedTfidf, SparseRows) {
+        let tfidf = Tfidf {
+            analyzers: vec![Analyzer::Words { min: 1, max: 1 }],
+            min_df: 1,
+            ..Tfidf::default()
+        }
+        .fit(texts)
+        .unwrap();
+        let rows = tfidf.transform(texts);
+        (tfidf, rows)
+    }
 
     /// Sparse rows of `(column, value)` pairs.
     pub(crate) fn sparse(rows: &[&[(u32, f32)]], columns: usize) -> SparseRows {

@@ -13,7 +13,7 @@ use lepton_data::SparseRows;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::sparse_linear::{FittedSparseLinear, check_training, invalid};
+use crate::sparse_linear::{FittedSparseLinear, check_settings, check_training, invalid};
 
 /// How a multinomial logistic regression of sparse rows is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -133,22 +133,6 @@ impl Gradient for Problem<'_> {
 }
 
 impl SparseLogistic {
-    fn check(&self) -> Result<()> {
-        if !(self.c.is_finite() && self.c > 0.0) {
-            return Err(invalid(format!(
-                "C must be positive and finite, not {}",
-                self.c
-            )));
-        }
-        if self.max_iterations == 0 || !(self.tolerance.is_finite() && self.tolerance > 0.0) {
-            return Err(invalid(format!(
-                "{} iterations at tolerance {}: both must be positive",
-                self.max_iterations, self.tolerance
-            )));
-        }
-        Ok(())
-    }
-
     /// Trains on `x`'s rows and their classes `y` (each below `classes`, at least 2).
     pub fn fit(&self, x: &SparseRows, y: &[usize], classes: usize) -> Result<FittedSparseLinear> {
         self.fit_within(x, y, classes, None)
@@ -162,7 +146,7 @@ impl SparseLogistic {
         classes: usize,
         time_limit: Option<std::time::Duration>,
     ) -> Result<FittedSparseLinear> {
-        self.check()?;
+        check_settings(self.c, self.max_iterations, self.tolerance)?;
         check_training(x, y, classes)?;
         let problem = Problem {
             x,
@@ -200,8 +184,7 @@ impl SparseLogistic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sparse_linear::tests::sparse;
-    use lepton_data::{Analyzer, Tfidf};
+    use crate::sparse_linear::tests::{sparse, word_rows};
 
     #[test]
     fn the_gradient_is_the_objectives() {
@@ -249,14 +232,7 @@ mod tests {
             "lunch tomorrow at noon",
         ];
         let labels = [1, 1, 1, 0, 0, 0];
-        let tfidf = Tfidf {
-            analyzers: vec![Analyzer::Words { min: 1, max: 1 }],
-            min_df: 1,
-            ..Tfidf::default()
-        }
-        .fit(&texts)
-        .unwrap();
-        let x = tfidf.transform(&texts);
+        let (tfidf, x) = word_rows(&texts);
         let with_c = |c| {
             SparseLogistic {
                 c,

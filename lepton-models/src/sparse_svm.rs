@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::sparse_linear::{FittedSparseLinear, check_training, invalid};
+use crate::sparse_linear::{FittedSparseLinear, check_settings, check_training};
 
 /// How a linear SVM of sparse rows is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -58,18 +58,7 @@ impl SparseLinearSvm {
         classes: usize,
         time_limit: Option<Duration>,
     ) -> Result<FittedSparseLinear> {
-        if !(self.c.is_finite() && self.c > 0.0) {
-            return Err(invalid(format!(
-                "C must be positive and finite, not {}",
-                self.c
-            )));
-        }
-        if self.max_iterations == 0 || !(self.tolerance.is_finite() && self.tolerance > 0.0) {
-            return Err(invalid(format!(
-                "{} passes at tolerance {}: both must be positive",
-                self.max_iterations, self.tolerance
-            )));
-        }
+        check_settings(self.c, self.max_iterations, self.tolerance)?;
         check_training(x, y, classes)?;
         let deadline = time_limit.map(|limit| Instant::now() + limit);
         let norms: Vec<f64> = (0..x.len())
@@ -133,14 +122,7 @@ impl SparseLinearSvm {
             let mut k = 0;
             while k < active.len() {
                 let i = active[k];
-                let (columns, values) = x.row(i);
-                let margin = w[d]
-                    + columns
-                        .iter()
-                        .zip(values)
-                        .map(|(&j, &v)| w[j as usize] * f64::from(v))
-                        .sum::<f64>();
-                let gradient = signs[i] * margin - 1.0 + diagonal * alpha[i];
+                let gradient = signs[i] * margin(x, i, &w) - 1.0 + diagonal * alpha[i];
                 let projected = if alpha[i] == 0.0 {
                     if gradient > upper {
                         active.swap_remove(k);
@@ -156,6 +138,7 @@ impl SparseLinearSvm {
                     let old = alpha[i];
                     alpha[i] = (old - gradient / (norms[i] + 1.0 + diagonal)).max(0.0);
                     let step = (alpha[i] - old) * signs[i];
+                    let (columns, values) = x.row(i);
                     for (&j, &v) in columns.iter().zip(values) {
                         w[j as usize] += step * f64::from(v);
                     }
@@ -182,25 +165,29 @@ impl SparseLinearSvm {
     }
 }
 
+/// Row `i`'s score under `w`, the weights of `x`'s columns followed by the intercept.
+fn margin(x: &SparseRows, i: usize, w: &[f64]) -> f64 {
+    let (columns, values) = x.row(i);
+    w[x.columns]
+        + columns
+            .iter()
+            .zip(values)
+            .map(|(&j, &v)| w[j as usize] * f64::from(v))
+            .sum::<f64>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sparse_linear::tests::sparse;
-    use lepton_data::{Analyzer, Tfidf};
+    use crate::sparse_linear::tests::{sparse, word_rows};
 
     /// The primal objective's gradient at `w` (weights then intercept): zero at the optimum.
     fn primal_gradient(x: &SparseRows, signs: &[f64], c: f64, w: &[f64]) -> Vec<f64> {
         let d = x.columns;
         let mut g = w.to_vec();
         for (i, &s) in signs.iter().enumerate() {
+            let slack = 1.0 - s * margin(x, i, w);
             let (columns, values) = x.row(i);
-            let margin = w[d]
-                + columns
-                    .iter()
-                    .zip(values)
-                    .map(|(&j, &v)| w[j as usize] * f64::from(v))
-                    .sum::<f64>();
-            let slack = 1.0 - s * margin;
             if slack > 0.0 {
                 let factor = -2.0 * c * slack * s;
                 for (&j, &v) in columns.iter().zip(values) {
@@ -254,16 +241,8 @@ mod tests {
             "the match ended with a goal",
         ];
         let labels = [0, 0, 1, 1, 2, 2];
-        let tfidf = Tfidf {
-            analyzers: vec![Analyzer::Words { min: 1, max: 1 }],
-            min_df: 1,
-            ..Tfidf::default()
-        }
-        .fit(&texts)
-        .unwrap();
-        let model = SparseLinearSvm::default()
-            .fit(&tfidf.transform(&texts), &labels, 3)
-            .unwrap();
+        let (tfidf, x) = word_rows(&texts);
+        let model = SparseLinearSvm::default().fit(&x, &labels, 3).unwrap();
         let new = tfidf.transform(&["cheap pills", "meeting tomorrow", "a goal in the match"]);
         for (p, class) in model.predict_proba(&new).unwrap().iter().zip(0..) {
             let best = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();

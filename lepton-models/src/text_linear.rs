@@ -239,9 +239,9 @@ impl TextLinearSpace {
     /// The search's first configuration: words and word pairs, sublinear counts, n-grams of
     /// two documents or more, under a linear SVM at `C = 1` (scikit-learn's `LinearSVC()`
     /// defaults, the field's usual text baseline). Words alone vectorise several times faster
-    /// than with character n-grams (on 4,837 e-mails, 2 s against 16 s) and the SVM trains in
-    /// a fraction of the logistic regression's time, so a short budget still ends with a
-    /// good model.
+    /// than with character n-grams and the SVM trains in a fraction of the logistic
+    /// regression's time (`docs/benchmarks.md`, the `text_features` bench), so a short budget
+    /// still ends with a good model.
     pub fn defaults() -> BTreeMap<String, ParamValue> {
         BTreeMap::from([
             ("word_ngrams".to_owned(), ParamValue::from(2i64)),
