@@ -2,6 +2,8 @@
 
 use std::io::Read;
 
+use rayon::prelude::*;
+
 use crate::csv_loader::CsvLoader;
 use crate::error::{DataError, Result};
 use crate::table::{Column, ColumnType, Table};
@@ -69,43 +71,17 @@ impl CsvLoader {
                 what: "the file has no data rows",
             });
         }
-        // Typing and parsing is per column: spread the columns over the cores.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(width.max(1));
-        let jobs: Vec<(usize, &String, &RawColumn)> = names
-            .iter()
+        // Typing and parsing is per column: spread the columns over the cores (rayon's pool,
+        // which runs them on the calling thread where threads cannot be spawned, as on
+        // WebAssembly).
+        let typed: Vec<Result<Column>> = names
+            .par_iter()
             .zip(&columns)
-            .enumerate()
-            .map(|(j, (n, c))| (j, n, c))
+            .map(|(name, raw)| self.type_column(name, raw, &lines))
             .collect();
-        let mut typed: Vec<Option<Result<Column>>> = (0..width).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let jobs = &jobs;
-                    let lines = &lines;
-                    scope.spawn(move || {
-                        jobs.iter()
-                            .filter(|(j, _, _)| j % threads == t)
-                            .map(|(j, name, raw)| (*j, self.type_column(name, raw, lines)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for h in handles {
-                if let Ok(done) = h.join() {
-                    for (j, c) in done {
-                        typed[j] = Some(c);
-                    }
-                }
-            }
-        });
         let mut out = Vec::with_capacity(width);
         for (name, column) in names.into_iter().zip(typed) {
-            let column = column.ok_or_else(|| {
-                DataError::InvalidInput(format!("{}: column `{name}` was not parsed", self.path))
-            })??;
+            let column = column?;
             if column.missing() == column.len() {
                 tracing::info!(column = %name, "column is entirely missing");
             }

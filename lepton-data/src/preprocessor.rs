@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use lepton_core::{Schema, Target, Task};
@@ -258,43 +259,21 @@ impl Preprocessor {
                 ),
             },
         };
-        // Columns are fitted independently: spread them over the cores.
+        // Columns are fitted independently: spread them over the cores (rayon's pool, which
+        // runs them on the calling thread where threads cannot be spawned, as on WebAssembly).
         let jobs: Vec<(&String, &Column)> = train
             .names()
             .iter()
             .zip(train.columns())
             .filter(|(name, _)| *name != target)
             .collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, jobs.len().max(1));
-        let mut steps: Vec<Option<Step>> = (0..jobs.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let jobs = &jobs;
-                    scope.spawn(move || {
-                        (t..jobs.len())
-                            .step_by(threads)
-                            .map(|j| (j, self.fit_column(jobs[j].0, jobs[j].1)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for h in handles {
-                if let Ok(done) = h.join() {
-                    for (j, step) in done {
-                        steps[j] = Some(step);
-                    }
-                }
-            }
-        });
+        let steps: Vec<Step> = jobs
+            .par_iter()
+            .map(|(name, column)| self.fit_column(name, column))
+            .collect();
         let mut inputs = Vec::new();
         let mut features = Vec::new();
         for ((name, column), step) in jobs.into_iter().zip(steps) {
-            let step = step.ok_or_else(|| {
-                DataError::InvalidInput(format!("column `{name}` could not be fitted"))
-            })?;
             match &step {
                 Step::Dropped { reason } => {
                     tracing::info!(column = %name, reason, "column dropped")
