@@ -6,7 +6,7 @@ use std::fmt::Write;
 use lepton_core::History;
 
 use crate::axis::{number, value_label};
-use crate::page::escape;
+use crate::escape::escape;
 
 /// One row of the leaderboard.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@ use crate::axis::{number, value_label};
 use crate::confusion::Confusion;
 use crate::curves::CurvesPlot;
 use crate::error::Result;
+use crate::escape::escape;
 use crate::feature_importance_plot::FeatureImportancePlot;
 use crate::history_plot::HistoryPlot;
 use crate::importance_plot::ImportancePlot;
@@ -235,22 +236,6 @@ fn figure(
     out.push_str(svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]));
     out.push_str("</figure>\n");
     Ok(())
-}
-
-/// `text` with HTML's special characters escaped, for a page's text or an attribute value.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const CSS: &str = "body{font-family:sans-serif;margin:24px auto;max-width:1280px;color:#222}\
