@@ -14,6 +14,34 @@
 //! | [`Deployer`] | takes an artifact to a running target |
 //!
 //! This crate has no tensor, SQL or async dependency: implementing a stage costs nothing.
+//!
+//! A pruner of one's own, judged on a history of two finished trials and a running one:
+//!
+//! ```
+//! use lepton_core::{Direction, FrozenTrial, History, Pruner, TrialState};
+//!
+//! /// Stops a trial whose last report is more than twice the best final value (a loss).
+//! struct TwiceTheBest;
+//!
+//! impl Pruner for TwiceTheBest {
+//!     fn should_prune(&self, history: &History, trial: &FrozenTrial) -> bool {
+//!         let best = history.best().and_then(|t| t.value);
+//!         matches!((best, trial.last_step()), (Some(b), Some((_, v))) if v > 2.0 * b)
+//!     }
+//! }
+//!
+//! let finished = |number, loss| FrozenTrial {
+//!     state: TrialState::Complete,
+//!     value: Some(loss),
+//!     ..FrozenTrial::new(number)
+//! };
+//! let history = History::new(Direction::Minimize, vec![finished(0, 0.4), finished(1, 0.3)]);
+//! let mut running = FrozenTrial::new(2);
+//! running.intermediate_values.insert(1, 0.5);
+//! assert!(!TwiceTheBest.should_prune(&history, &running));
+//! running.intermediate_values.insert(2, 0.7);
+//! assert!(TwiceTheBest.should_prune(&history, &running));
+//! ```
 
 mod context;
 mod dataset;
