@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::param;
-use crate::sparse_linear::{FittedSparseLinear, SparseClassifier};
+use crate::sparse_classifier::SparseClassifier;
+use crate::sparse_linear::FittedSparseLinear;
 use crate::sparse_logistic::SparseLogistic;
 use crate::sparse_svm::SparseLinearSvm;
 
