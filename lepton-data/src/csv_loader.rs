@@ -1,6 +1,5 @@
 //! Loading a numeric CSV with a target column.
 
-use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
@@ -186,7 +185,7 @@ impl CsvLoader {
             (Task::Regression, targets)
         } else {
             let labels: Vec<&str> = raw_targets.iter().map(|(t, _)| t.as_str()).collect();
-            let classes = sorted_labels(&labels);
+            let classes = crate::table::sorted_labels(&labels);
             let index: std::collections::HashMap<&str, usize> = classes
                 .iter()
                 .enumerate()
@@ -238,22 +237,6 @@ impl CsvLoader {
             message: e.to_string(),
         }
     }
-}
-
-/// Distinct labels, numerically ordered when they are all numbers, else lexically.
-pub(crate) fn sorted_labels(raw: &[&str]) -> Vec<String> {
-    let distinct: BTreeSet<&str> = raw.iter().copied().collect();
-    let mut labels: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
-    if labels.iter().all(|l| l.parse::<f64>().is_ok()) {
-        labels.sort_by(|a, b| {
-            let (x, y) = (
-                a.parse::<f64>().unwrap_or(0.0),
-                b.parse::<f64>().unwrap_or(0.0),
-            );
-            x.total_cmp(&y)
-        });
-    }
-    labels
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use lepton_core::{Schema, Target, Task};
 
 use crate::error::{DataError, Result};
-use crate::table::{Column, ColumnType, Table};
+use crate::table::{Column, ColumnType, Table, missing_target, sorted_labels, target_texts};
 use crate::tabular::TabularDataset;
 
 /// How missing numbers are filled.
@@ -251,7 +251,7 @@ impl Preprocessor {
                 Task::Regression
             }
             TargetKind::Classification => Task::Classification {
-                classes: crate::csv_loader::sorted_labels(
+                classes: sorted_labels(
                     &target_texts(train.source(), target, target_column)?
                         .iter()
                         .map(String::as_str)
@@ -927,45 +927,6 @@ fn output_names(name: &str, step: &Step) -> Vec<String> {
         names.push(format!("{name}:missing"));
     }
     names
-}
-
-/// The target's values as label texts; a missing label is an error naming its row.
-pub(crate) fn target_texts(source: &str, target: &str, column: &Column) -> Result<Vec<String>> {
-    let text = |row: usize, v: Option<String>| v.ok_or_else(|| missing_target(source, target, row));
-    match column {
-        Column::Categorical(v) => v
-            .iter()
-            .enumerate()
-            .map(|(r, x)| text(r, x.clone()))
-            .collect(),
-        Column::Boolean(v) => v
-            .iter()
-            .enumerate()
-            .map(|(r, x)| text(r, x.map(|b| b.to_string())))
-            .collect(),
-        Column::Numeric(v) => v
-            .iter()
-            .enumerate()
-            .map(|(r, x)| {
-                text(
-                    r,
-                    x.map(|x| {
-                        if x.fract() == 0.0 {
-                            format!("{x:.0}")
-                        } else {
-                            x.to_string()
-                        }
-                    }),
-                )
-            })
-            .collect(),
-    }
-}
-
-fn missing_target(source: &str, target: &str, row: usize) -> DataError {
-    DataError::InvalidInput(format!(
-        "{source}, row {row}: the target `{target}` is missing"
-    ))
 }
 
 /// The median of unsorted values (reordering them), interpolated as [`quantile`] does.

@@ -1,6 +1,8 @@
 //! A raw table: named, typed columns with missing values, as read from a file, before any
 //! cleaning or encoding.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
@@ -196,9 +198,9 @@ impl Table {
                 column: target.to_owned(),
                 available: self.names.join(", "),
             })?;
-        let texts = crate::preprocessor::target_texts(&self.source, target, column)?;
+        let texts = target_texts(&self.source, target, column)?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let classes = crate::csv_loader::sorted_labels(&refs);
+        let classes = sorted_labels(&refs);
         let index: std::collections::HashMap<&str, usize> = classes
             .iter()
             .enumerate()
@@ -239,6 +241,62 @@ impl Table {
         );
         keep
     }
+}
+
+/// The target's values as label texts; a missing label is an error naming its row.
+pub(crate) fn target_texts(source: &str, target: &str, column: &Column) -> Result<Vec<String>> {
+    let text = |row: usize, v: Option<String>| v.ok_or_else(|| missing_target(source, target, row));
+    match column {
+        Column::Categorical(v) => v
+            .iter()
+            .enumerate()
+            .map(|(r, x)| text(r, x.clone()))
+            .collect(),
+        Column::Boolean(v) => v
+            .iter()
+            .enumerate()
+            .map(|(r, x)| text(r, x.map(|b| b.to_string())))
+            .collect(),
+        Column::Numeric(v) => v
+            .iter()
+            .enumerate()
+            .map(|(r, x)| {
+                text(
+                    r,
+                    x.map(|x| {
+                        if x.fract() == 0.0 {
+                            format!("{x:.0}")
+                        } else {
+                            x.to_string()
+                        }
+                    }),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The error for a missing label in row `row` of `target`.
+pub(crate) fn missing_target(source: &str, target: &str, row: usize) -> DataError {
+    DataError::InvalidInput(format!(
+        "{source}, row {row}: the target `{target}` is missing"
+    ))
+}
+
+/// Distinct labels, numerically ordered when they are all numbers, else lexically.
+pub(crate) fn sorted_labels(raw: &[&str]) -> Vec<String> {
+    let distinct: BTreeSet<&str> = raw.iter().copied().collect();
+    let mut labels: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
+    if labels.iter().all(|l| l.parse::<f64>().is_ok()) {
+        labels.sort_by(|a, b| {
+            let (x, y) = (
+                a.parse::<f64>().unwrap_or(0.0),
+                b.parse::<f64>().unwrap_or(0.0),
+            );
+            x.total_cmp(&y)
+        });
+    }
+    labels
 }
 
 #[cfg(test)]
