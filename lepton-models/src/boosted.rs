@@ -29,10 +29,10 @@ use lepton_core::{
 
 use crate::bins::{Binned, FeatureBins, gather};
 use crate::error::{ModelError, Result};
-use crate::fitted_mlp::Head;
+use crate::head::Head;
 use crate::metrics::{self, ConfusionMatrix};
 use crate::param;
-use crate::training::TrainingSummary;
+use crate::training_summary::TrainingSummary;
 use tree::{Growth, Tree};
 
 /// Rounds between two checks of the trial's context (pruning, the search's deadline).

@@ -18,7 +18,8 @@ use burn::tensor::Bytes;
 
 use crate::burnpack;
 use crate::error::{ModelError, Result};
-use crate::training::{Net, TrainingSummary};
+use crate::net::Net;
+use crate::training_summary::TrainingSummary;
 
 /// Where a run keeps its checkpoints, and the configuration they belong to.
 #[derive(Debug, Clone)]

@@ -29,10 +29,11 @@ use lepton_core::{Dataset, Model, ParamValue, Task, TrialContext};
 use crate::backend::{Backend, Cpu};
 use crate::error::{ModelError, Result};
 use crate::fitted_cnn::FittedCnn;
-use crate::fitted_mlp::Head;
+use crate::head::Head;
+use crate::net::Net;
 use crate::optimisation::Optimisation;
 use crate::param;
-use crate::training::{ImageShift, Net, Rows, RunOptions, TrainingSetup, train};
+use crate::training::{ImageShift, Rows, RunOptions, TrainingSetup, train};
 
 /// The hyper-parameters of a [`CnnClassifier`]. Serialisable; checked before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

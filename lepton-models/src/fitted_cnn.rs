@@ -11,9 +11,9 @@ use crate::backend::{Backend, Cpu};
 use crate::burnpack;
 use crate::cnn::{CnnConfig, CnnNet};
 use crate::error::{ModelError, Result};
-use crate::fitted_mlp::Head;
+use crate::head::Head;
 use crate::predict::predict_rows;
-use crate::training::TrainingSummary;
+use crate::training_summary::TrainingSummary;
 
 /// A trained [`CnnClassifier`](crate::CnnClassifier), ready to predict rows of pixels; its
 /// weights can be saved and restored exactly.

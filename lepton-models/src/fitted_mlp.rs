@@ -2,8 +2,6 @@
 
 use std::marker::PhantomData;
 
-use serde::{Deserialize, Serialize};
-
 use burn::module::Module;
 use burn::tensor::Device;
 
@@ -12,38 +10,12 @@ use lepton_core::{Dataset, DetachedContext, Features, Predict, Prediction, Task}
 use crate::backend::{Backend, Cpu};
 use crate::burnpack;
 use crate::error::{ModelError, Result};
+use crate::head::Head;
 use crate::mlp::{MlpConfig, MlpNet};
 use crate::optimisation::Schedule;
 use crate::predict::predict_rows;
-use crate::training::{Rows, Standardise, TrainingSummary, train};
-
-/// What the network's outputs mean.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Head {
-    /// Logits of `count` classes.
-    Classes {
-        /// Number of classes.
-        count: usize,
-    },
-    /// One standardised value: the prediction is `output * sd + mean`.
-    Value {
-        /// Training target mean.
-        mean: f64,
-        /// Training target standard deviation.
-        sd: f64,
-    },
-}
-
-impl Head {
-    /// Width of the output layer.
-    pub fn outputs(&self) -> usize {
-        match self {
-            Head::Classes { count } => *count,
-            Head::Value { .. } => 1,
-        }
-    }
-}
+use crate::training::{Rows, Standardise, train};
+use crate::training_summary::TrainingSummary;
 
 /// How a trained model is trained further on new examples (online learning): a few epochs
 /// at a constant learning rate, from its current weights.

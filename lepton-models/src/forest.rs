@@ -24,10 +24,10 @@ use lepton_core::{
 
 use crate::bins::{Bin, Binned, FeatureBins, gather};
 use crate::error::{ModelError, Result};
-use crate::fitted_mlp::Head;
+use crate::head::Head;
 use crate::metrics::{self, ConfusionMatrix};
 use crate::param;
-use crate::training::TrainingSummary;
+use crate::training_summary::TrainingSummary;
 use tree::{Growth, Targets, Tree};
 
 /// How a split cuts a feature.

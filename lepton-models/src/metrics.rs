@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use lepton_core::Prediction;
 
 use crate::error::{ModelError, Result};
-use crate::fitted_mlp::Head;
+use crate::head::Head;
 
 /// Counts of (true class, predicted class) pairs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,10 +18,12 @@ use lepton_core::{Dataset, Model, ParamValue, Task, TrialContext};
 
 use crate::backend::{Backend, Cpu};
 use crate::error::{ModelError, Result};
-use crate::fitted_mlp::{FittedMlp, Head};
+use crate::fitted_mlp::FittedMlp;
+use crate::head::Head;
+use crate::net::Net;
 use crate::optimisation::Optimisation;
 use crate::param;
-use crate::training::{Net, Rows, RunOptions, Standardise, TrainingSetup, train};
+use crate::training::{Rows, RunOptions, Standardise, TrainingSetup, train};
 
 /// The hyper-parameters of an [`MlpClassifier`] or [`MlpRegressor`]. Serialisable; checked
 /// before any work starts.

@@ -7,8 +7,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use lepton_core::{Error, Features, Prediction};
 
 use crate::error::ModelError;
-use crate::fitted_mlp::Head;
-use crate::training::Net;
+use crate::head::Head;
+use crate::net::Net;
 
 /// One prediction per row of `x`, which must have `n_features` columns.
 pub(crate) fn predict_rows<N: Net>(

@@ -12,7 +12,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -22,15 +21,12 @@ use lepton_core::{Dataset, Error, Target, TrialContext};
 use crate::backend::Backend;
 use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
-use crate::fitted_mlp::Head;
+use crate::head::Head;
 use crate::metrics::ConfusionMatrix;
+use crate::net::Net;
 use crate::optimisation::Optimisation;
 use crate::param;
-
-/// A network that maps a batch of feature rows to outputs (class logits or one value).
-pub(crate) trait Net: Module {
-    fn forward(&self, x: Tensor<2>) -> Tensor<2>;
-}
+use crate::training_summary::TrainingSummary;
 
 /// The training hyper-parameters the loop needs.
 #[derive(Debug, Clone)]
@@ -133,57 +129,6 @@ fn push_shifted(image: &[f32], height: usize, width: usize, dy: i64, dx: i64, ou
                 0.0
             });
         }
-    }
-}
-
-/// What happened during training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainingSummary {
-    /// Epochs actually run (fewer than the maximum when stopped early).
-    pub epochs_run: usize,
-    /// The epoch whose weights were kept (the last one when there is no validation set);
-    /// with several reports an epoch, the epoch during which they were kept.
-    pub best_epoch: usize,
-    /// Validation score of the kept weights (accuracy for classification, R² for
-    /// regression), when there was a validation set: the best of the scores reported.
-    pub best_valid_score: Option<f64>,
-    /// Validation loss of the kept weights (cross-entropy, or mean squared error of the
-    /// standardised target), when there was a validation set.
-    pub best_valid_loss: Option<f64>,
-    /// Confusion matrix of the kept weights on the validation rows (classification), from the
-    /// same pass that scored them.
-    #[serde(default)]
-    pub best_valid_confusion: Option<ConfusionMatrix>,
-    /// Mean training loss of the last epoch.
-    pub final_train_loss: f64,
-    /// Wall seconds spent on training steps, over every epoch run (those before a resume
-    /// included: the checkpoint keeps the count).
-    #[serde(default)]
-    pub train_seconds: f64,
-    /// Wall seconds spent on validation, over every epoch run.
-    #[serde(default)]
-    pub valid_seconds: f64,
-}
-
-impl TrainingSummary {
-    /// For models scored once, when grown (trees): keeps the validation rows' `score`, loss
-    /// and (a classifier's) confusion matrix found in `seconds`, reports the score to `ctx` as
-    /// step 1 and stops with [`Error::Pruned`] when `ctx` says so.
-    pub(crate) fn validated_once(
-        &mut self,
-        (score, loss, confusion): (f64, f64, Option<ConfusionMatrix>),
-        seconds: Duration,
-        ctx: &mut dyn TrialContext,
-    ) -> Result<()> {
-        self.valid_seconds = seconds.as_secs_f64();
-        self.best_valid_score = Some(score);
-        self.best_valid_loss = Some(loss);
-        self.best_valid_confusion = confusion;
-        ctx.report(1, score)?;
-        if ctx.should_prune() {
-            return Err(Error::Pruned { step: 1 }.into());
-        }
-        Ok(())
     }
 }
 
