@@ -11,7 +11,7 @@ use crate::backend::{Backend, Cpu};
 use crate::burnpack;
 use crate::error::{ModelError, Result};
 use crate::head::Head;
-use crate::mlp::{MlpConfig, MlpNet};
+use crate::mlp_net::{MlpConfig, MlpNet};
 use crate::optimisation::Schedule;
 use crate::predict::predict_rows;
 use crate::training::{Rows, Standardise, train};
