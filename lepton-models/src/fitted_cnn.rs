@@ -9,7 +9,7 @@ use lepton_core::{Features, Predict, Prediction};
 
 use crate::backend::{Backend, Cpu};
 use crate::burnpack;
-use crate::cnn::{CnnConfig, CnnNet};
+use crate::cnn_net::{CnnConfig, CnnNet};
 use crate::error::{ModelError, Result};
 use crate::head::Head;
 use crate::predict::predict_rows;

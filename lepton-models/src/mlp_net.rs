@@ -19,8 +19,7 @@ use crate::param;
 use crate::training::TrainingSetup;
 
 /// The hyper-parameters of an [`MlpClassifier`](crate::MlpClassifier) or
-/// [`MlpRegressor`](crate::MlpRegressor). Serialisable; checked
-/// before any work starts.
+/// [`MlpRegressor`](crate::MlpRegressor). Serialisable; checked before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlpConfig {
     /// Units in each hidden layer (1..=4096).
