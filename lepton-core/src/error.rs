@@ -1,6 +1,6 @@
 //! The one error type of lepton-core, which every other crate's error wraps.
 
-use crate::trial::TrialState;
+use crate::trial_state::TrialState;
 
 /// A boxed error from a stage implementation (a user's model, a storage backend, ...).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::direction::Direction;
+use crate::frozen_trial::FrozenTrial;
 use crate::param::Distribution;
-use crate::trial::{Direction, FrozenTrial, TrialState};
+use crate::trial_state::TrialState;
 
 /// The trials of a study as they stood when a trial was asked, and the study's direction.
 ///

@@ -46,7 +46,9 @@
 mod context;
 mod dataset;
 mod deployer;
+mod direction;
 mod error;
+mod frozen_trial;
 mod history;
 mod model;
 mod name;
@@ -57,11 +59,14 @@ mod space;
 mod storage;
 mod subset;
 mod trial;
+mod trial_state;
 
 pub use context::{DetachedContext, TrialContext};
 pub use dataset::{Dataset, Schema, Target, Task};
 pub use deployer::{Deployer, Deployment};
+pub use direction::Direction;
 pub use error::{Error, Result};
+pub use frozen_trial::FrozenTrial;
 pub use history::History;
 pub use model::{Features, Model, Predict, Prediction};
 pub use name::ParamName;
@@ -73,4 +78,5 @@ pub use storage::{
     RETRIES_ATTR, RETRY_OF_ATTR, STALE_ATTR, Storage, check_finish, check_param, check_report,
 };
 pub use subset::Subset;
-pub use trial::{Direction, FrozenTrial, Trial, TrialState, scoped_params};
+pub use trial::{Trial, scoped_params};
+pub use trial_state::TrialState;

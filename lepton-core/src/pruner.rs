@@ -1,7 +1,7 @@
 //! The pruner stage: decides whether a running trial should stop early.
 
+use crate::frozen_trial::FrozenTrial;
 use crate::history::History;
-use crate::trial::FrozenTrial;
 
 /// Decides from the study's history whether `trial` (running, with its intermediate values so
 /// far) is unpromising enough to stop.

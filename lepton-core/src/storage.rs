@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::direction::Direction;
 use crate::error::{Error, Result};
+use crate::frozen_trial::FrozenTrial;
 use crate::param::{Distribution, ParamValue};
-use crate::trial::{Direction, FrozenTrial, TrialState};
+use crate::trial_state::TrialState;
 
 /// Where studies and their trials live. Every write is immediate, so a study can always be
 /// resumed from its storage; implementations must be safe to share between worker threads.

@@ -1,159 +1,18 @@
-//! Trials: the live handle an objective suggests parameters on, and the frozen record of one.
+//! The live handle of a trial, on which an objective suggests parameters and reports
+//! progress (its stored record is a [`FrozenTrial`]).
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::context::TrialContext;
 use crate::error::{Error, Result};
+use crate::frozen_trial::{FrozenTrial, objective_attr};
 use crate::history::History;
 use crate::name::ParamName;
 use crate::param::{Distribution, ParamValue, Scale};
 use crate::pruner::Pruner;
 use crate::sampler::{JointSample, Sampler};
 use crate::storage::Storage;
-
-/// Whether the objective is minimised or maximised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Lower is better (losses, errors).
-    #[default]
-    Minimize,
-    /// Higher is better (accuracy).
-    Maximize,
-}
-
-impl Direction {
-    /// The stored name (`minimize`, `maximize`), as serde writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Minimize => "minimize",
-            Direction::Maximize => "maximize",
-        }
-    }
-
-    /// The direction a stored name means, if any.
-    pub fn parse(name: &str) -> Option<Self> {
-        [Direction::Minimize, Direction::Maximize]
-            .into_iter()
-            .find(|d| d.as_str() == name)
-    }
-
-    /// Whether `a` is strictly better than `b` in this direction.
-    pub fn is_better(self, a: f64, b: f64) -> bool {
-        match self {
-            Direction::Minimize => a < b,
-            Direction::Maximize => a > b,
-        }
-    }
-}
-
-/// The life-cycle of a trial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrialState {
-    /// Asked and not yet told.
-    Running,
-    /// Finished with a value.
-    Complete,
-    /// Stopped early by a pruner.
-    Pruned,
-    /// The objective returned an error, a non-finite value, or panicked.
-    Failed,
-    /// Enqueued with fixed parameters, waiting for a worker.
-    Waiting,
-}
-
-impl TrialState {
-    /// The stored name (`running`, `complete`, ...), as serde writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrialState::Running => "running",
-            TrialState::Complete => "complete",
-            TrialState::Pruned => "pruned",
-            TrialState::Failed => "failed",
-            TrialState::Waiting => "waiting",
-        }
-    }
-
-    /// The state a stored name means, if any.
-    pub fn parse(name: &str) -> Option<Self> {
-        use TrialState::*;
-        [Running, Complete, Pruned, Failed, Waiting]
-            .into_iter()
-            .find(|s| s.as_str() == name)
-    }
-
-    /// Whether the trial can no longer change.
-    pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            TrialState::Complete | TrialState::Pruned | TrialState::Failed
-        )
-    }
-}
-
-/// A trial's record as the storage holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FrozenTrial {
-    /// Number, unique and contiguous within a study, from 0.
-    pub number: u64,
-    /// Life-cycle state.
-    pub state: TrialState,
-    /// Suggested parameter values by name.
-    pub params: BTreeMap<ParamName, ParamValue>,
-    /// The distribution each parameter was drawn from.
-    pub distributions: BTreeMap<ParamName, Distribution>,
-    /// Final objective value, for complete trials.
-    pub value: Option<f64>,
-    /// Intermediate values reported during training, by step.
-    pub intermediate_values: BTreeMap<u64, f64>,
-    /// Free-form facts the objective recorded (best epoch, validation loss, ...).
-    #[serde(default)]
-    pub user_attrs: BTreeMap<String, ParamValue>,
-}
-
-impl FrozenTrial {
-    /// A new running trial with no parameters.
-    pub fn new(number: u64) -> Self {
-        FrozenTrial {
-            number,
-            state: TrialState::Running,
-            params: BTreeMap::new(),
-            distributions: BTreeMap::new(),
-            value: None,
-            intermediate_values: BTreeMap::new(),
-            user_attrs: BTreeMap::new(),
-        }
-    }
-
-    /// Every value reported at `step`: the intermediate value first, then the further
-    /// objectives of a [`report_objectives`](crate::TrialContext::report_objectives) (kept as
-    /// the user attributes `lepton.report.STEP.I`, `I` from 1, so that every storage holds
-    /// and exports them). `None` without a report at `step`.
-    pub fn objectives_at(&self, step: u64) -> Option<Vec<f64>> {
-        let mut values = vec![*self.intermediate_values.get(&step)?];
-        for i in 1.. {
-            match self
-                .user_attrs
-                .get(&objective_attr(step, i))
-                .and_then(ParamValue::as_f64)
-            {
-                Some(v) => values.push(v),
-                None => break,
-            }
-        }
-        Some(values)
-    }
-
-    /// The last reported intermediate value and its step.
-    pub fn last_step(&self) -> Option<(u64, f64)> {
-        self.intermediate_values
-            .last_key_value()
-            .map(|(s, v)| (*s, *v))
-    }
-}
 
 /// The live handle of one trial: an objective suggests its parameters here and reports
 /// progress through it (it is the [`TrialContext`] a study hands to training).
@@ -417,33 +276,9 @@ impl TrialContext for Trial {
     }
 }
 
-/// The user attribute holding objective `i` (from 1) of the report at `step`.
-fn objective_attr(step: u64, i: usize) -> String {
-    format!("lepton.report.{step}.{i}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stored_names_are_serde_names_and_parse_back() {
-        use TrialState::*;
-        for state in [Running, Complete, Pruned, Failed, Waiting] {
-            let json = serde_json::to_string(&state).unwrap();
-            assert_eq!(json, format!("\"{}\"", state.as_str()));
-            assert_eq!(TrialState::parse(state.as_str()), Some(state));
-        }
-        for d in [Direction::Minimize, Direction::Maximize] {
-            assert_eq!(
-                serde_json::to_string(&d).unwrap(),
-                format!("\"{}\"", d.as_str())
-            );
-            assert_eq!(Direction::parse(d.as_str()), Some(d));
-        }
-        assert_eq!(TrialState::parse("done"), None);
-        assert_eq!(Direction::parse("up"), None);
-    }
 
     #[test]
     fn scoped_params_strip_their_prefix_and_leave_others_out() {
