@@ -11,11 +11,12 @@ import { argv, exit } from "node:process";
 
 const [expectedPath, actualPath, toleranceText] = argv.slice(2);
 const tolerance = Number(toleranceText);
-const lines = (p) => readFileSync(p, "utf8").trimEnd().split("\n");
+const lines = (p) => readFileSync(p, "utf8").split("\n").filter((l) => l !== "");
 const [expected, actual] = [lines(expectedPath), lines(actualPath)];
 const f32Bits = (x) => new Int32Array(new Float32Array([x]).buffer)[0];
 
-let bad = expected.length !== actual.length;
+// No prediction at all is a failure, not an agreement.
+let bad = expected.length !== actual.length || expected.length === 0;
 let differ = 0, maxRelative = 0, maxUlp = 0, count = 0;
 for (let i = 0; i < Math.min(expected.length, actual.length); i++) {
   const [e, a] = [expected[i].split(","), actual[i].split(",")];

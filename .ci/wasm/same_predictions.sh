@@ -6,8 +6,8 @@
 # LEPTON_BIN (a Linux build of the `lepton` command) fits a model of each family on the shared
 # wine table (a classification), one of all families together on it, and one on diabetes (a
 # regression), and saves them; the `predict_only` example, built for Linux and for
-# wasm32-wasip1 (there the inference-only build: no default feature), loads each artifact and prints
-# its predictions in full (the label and every probability, or the value, as the shortest
+# wasm32-wasip1 (there the inference-only build: no default feature), loads each artifact and
+# prints its predictions in full (the label and every probability, or the value, as the shortest
 # decimals that read back as the same bits); the WebAssembly build runs under Node.js's WASI
 # (run_wasi.mjs), and compare.mjs compares the two. Trees must predict the same bits. Networks
 # (burn's kernels) must predict the same labels, their numbers within 1e-6 (of the value, or
@@ -31,11 +31,14 @@ cp "$data/wine.csv" "$data/diabetes.csv" "$work/"
 fit() { # NAME CSV TOLERANCE [lepton fit options]
     local name="$1" csv="$2" tolerance="$3"
     shift 3
+    # `set -e` does not reach into a function called before `||`: each step says if it failed.
     "$lepton" fit "$work/$csv" --target target --seed 7 --artifact "$work/$name" "$@" \
-        >/dev/null 2>&1
-    "$native" "$work/$name" "$work/$csv" --probabilities >"$work/$name.linux"
+        >"$work/$name.log" 2>&1 || { echo "$name: lepton fit failed"; cat "$work/$name.log"; return 1; }
+    "$native" "$work/$name" "$work/$csv" --probabilities >"$work/$name.linux" \
+        || { echo "$name: the Linux build could not predict"; return 1; }
     node --no-warnings .ci/wasm/run_wasi.mjs "$wasm" "$work" "$work/$name" "$work/$csv" \
-        --probabilities >"$work/$name.wasm"
+        --probabilities >"$work/$name.wasm" \
+        || { echo "$name: the WebAssembly build could not predict"; return 1; }
     echo -n "$name: "
     node .ci/wasm/compare.mjs "$work/$name.linux" "$work/$name.wasm" "$tolerance"
 }
