@@ -122,7 +122,8 @@ impl SparseLinearSvm {
             let mut k = 0;
             while k < active.len() {
                 let i = active[k];
-                let gradient = signs[i] * margin(x, i, &w) - 1.0 + diagonal * alpha[i];
+                let row = x.row(i);
+                let gradient = signs[i] * margin(row, &w) - 1.0 + diagonal * alpha[i];
                 let projected = if alpha[i] == 0.0 {
                     if gradient > upper {
                         active.swap_remove(k);
@@ -138,7 +139,7 @@ impl SparseLinearSvm {
                     let old = alpha[i];
                     alpha[i] = (old - gradient / (norms[i] + 1.0 + diagonal)).max(0.0);
                     let step = (alpha[i] - old) * signs[i];
-                    let (columns, values) = x.row(i);
+                    let (columns, values) = row;
                     for (&j, &v) in columns.iter().zip(values) {
                         w[j as usize] += step * f64::from(v);
                     }
@@ -165,10 +166,9 @@ impl SparseLinearSvm {
     }
 }
 
-/// Row `i`'s score under `w`, the weights of `x`'s columns followed by the intercept.
-fn margin(x: &SparseRows, i: usize, w: &[f64]) -> f64 {
-    let (columns, values) = x.row(i);
-    w[x.columns]
+/// A row's score under `w`, the weights of the columns followed by the intercept.
+fn margin((columns, values): (&[u32], &[f32]), w: &[f64]) -> f64 {
+    w[w.len() - 1]
         + columns
             .iter()
             .zip(values)
@@ -186,8 +186,9 @@ mod tests {
         let d = x.columns;
         let mut g = w.to_vec();
         for (i, &s) in signs.iter().enumerate() {
-            let slack = 1.0 - s * margin(x, i, w);
-            let (columns, values) = x.row(i);
+            let row = x.row(i);
+            let slack = 1.0 - s * margin(row, w);
+            let (columns, values) = row;
             if slack > 0.0 {
                 let factor = -2.0 * c * slack * s;
                 for (&j, &v) in columns.iter().zip(values) {
