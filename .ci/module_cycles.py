@@ -5,7 +5,7 @@
 
 A module is a file under CRATE_DIR/src (`a/mod.rs` and `a.rs` are `a`; a nested module counts
 as its top-level module); it depends on every top-level module it names as `crate::NAME`
-outside comments and before its `#[cfg(test)]` tests (a module named inside a `use crate::{..}`
+outside comments and before its `#[cfg(test)] mod` of tests (a module named inside a `use crate::{..}`
 group is not seen: the workspace does not group module imports). Prints each cycle (a strongly
 connected set of two or more modules) and exits 1 if there is one.
 """
@@ -13,6 +13,8 @@ connected set of two or more modules) and exits 1 if there is one.
 import re
 import sys
 from pathlib import Path
+
+TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*(?:pub(?:\(crate\))?\s+)?mod\s+\w+\s*\{")
 
 
 def graph(crate):
@@ -24,7 +26,8 @@ def graph(crate):
             parts = parts[:-1]
         if not parts:
             continue
-        code = path.read_text(encoding="utf-8").split("#[cfg(test)]")[0]
+        # The test module closes the file; a test-only item elsewhere still counts.
+        code = TEST_MODULE.split(path.read_text(encoding="utf-8"))[0]
         code = "\n".join(l for l in code.splitlines() if not l.lstrip().startswith("//"))
         edges.setdefault(parts[0], set()).update(re.findall(r"\bcrate::([a-z_0-9]+)", code))
     for module in edges:
