@@ -644,7 +644,9 @@ async fn concurrent_single_rows_are_batched_and_each_gets_its_own_answer() {
             }),
             ..fast_polling()
         },
-        0,
+        // Each batch takes 100 ms, so requests that arrive while one runs queue behind it
+        // and form the next batch, however slowly a loaded machine sends them.
+        100,
     );
     let f = Arc::new(f);
     let requests: Vec<_> = (0..16)
