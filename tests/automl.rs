@@ -15,10 +15,7 @@ use lepton::{AutoMlRun, Error, evaluate};
 /// The 8x8 digits (1,797 images, 10 classes) from `$LEPTON_DATA_DIR/tabular/digits.csv`,
 /// pixels scaled to [0, 1]; `None` (the test skips) without the data.
 fn digits() -> Option<ImageDataset> {
-    let Some(dir) = std::env::var_os("LEPTON_DATA_DIR") else {
-        eprintln!("LEPTON_DATA_DIR is unset: skipping");
-        return None;
-    };
+    let dir = lepton_test_support::env_or_skip("LEPTON_DATA_DIR", "digits")?;
     let path = std::path::Path::new(&dir).join("tabular/digits.csv");
     let table = CsvLoader::new(&path).load().unwrap();
     let pixels: Vec<u8> = table.feature_values().iter().map(|&v| v as u8).collect();

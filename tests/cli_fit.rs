@@ -288,8 +288,9 @@ fn bad_input_is_refused_with_its_reason() {
 
 #[test]
 fn several_processes_search_one_postgres_study_and_one_refits() {
-    let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
-        eprintln!("LEPTON_TEST_POSTGRES_URL is unset: skipping");
+    let Some(url) =
+        lepton_test_support::env_or_skip("LEPTON_TEST_POSTGRES_URL", "the shared-study test")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

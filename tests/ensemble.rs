@@ -350,8 +350,7 @@ fn ensembles_refuse_members_that_do_not_fit_together() {
 fn a_table_run_ends_with_an_ensemble_when_its_blend_validates_better() {
     // Diabetes (a regression): boosted trees and MLPs err differently, and the blend of
     // their out-of-fold predictions beats each alone on it.
-    let Ok(dir) = std::env::var("LEPTON_DATA_DIR") else {
-        eprintln!("skipped: LEPTON_DATA_DIR is unset");
+    let Some(dir) = lepton_test_support::env_or_skip("LEPTON_DATA_DIR", "diabetes") else {
         return;
     };
     let table = CsvLoader::new(format!("{dir}/tabular/diabetes.csv"))

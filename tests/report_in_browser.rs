@@ -58,8 +58,8 @@ fn number(html: &str, from: usize, name: &str) -> usize {
 
 #[test]
 fn chromium_renders_a_real_studys_plots() {
-    let Ok(binary) = std::env::var("LEPTON_TEST_CHROMIUM") else {
-        eprintln!("skipped: set LEPTON_TEST_CHROMIUM to a Chromium binary to run it");
+    let Some(binary) = lepton_test_support::env_or_skip("LEPTON_TEST_CHROMIUM", "the browser test")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

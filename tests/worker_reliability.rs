@@ -384,11 +384,7 @@ fn postgres_restarted_under_4_workers() {
 }
 
 fn postgres_url() -> Option<String> {
-    let url = std::env::var("LEPTON_TEST_POSTGRES_URL").ok();
-    if url.is_none() {
-        eprintln!("LEPTON_TEST_POSTGRES_URL unset: skipping the PostgreSQL worker test");
-    }
-    url
+    lepton_test_support::env_or_skip("LEPTON_TEST_POSTGRES_URL", "the PostgreSQL worker test")
 }
 
 fn sqlite_url(dir: &Path) -> String {

@@ -321,8 +321,8 @@ mod tests {
 
     #[test]
     fn every_shared_table_loads_with_its_shape() {
-        let Ok(dir) = std::env::var("LEPTON_DATA_DIR") else {
-            eprintln!("LEPTON_DATA_DIR unset: skipping the shared tables");
+        let Some(dir) = lepton_test_support::env_or_skip("LEPTON_DATA_DIR", "the shared tables")
+        else {
             return;
         };
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 /// `$LEPTON_DATA_DIR/sub` (relative to the workspace when relative), or `None`, saying that
 /// the test skips, when `LEPTON_DATA_DIR` is unset (CI sets it).
 pub(crate) fn shared_data(sub: &str) -> Option<PathBuf> {
-    let Some(root) = std::env::var_os("LEPTON_DATA_DIR") else {
-        eprintln!("LEPTON_DATA_DIR unset: skipping a test that reads {sub}");
-        return None;
-    };
+    let root = lepton_test_support::env_or_skip("LEPTON_DATA_DIR", &format!("a test of {sub}"))?;
     let root = PathBuf::from(root);
     let root = if root.is_absolute() {
         root

@@ -396,8 +396,7 @@ fn fitted_preprocessor_serialises_and_labels_round_trip() {
 
 #[test]
 fn real_breast_cancer_table_goes_through_the_default_pipeline() {
-    let Ok(dir) = std::env::var("LEPTON_DATA_DIR") else {
-        eprintln!("LEPTON_DATA_DIR unset: skipping");
+    let Some(dir) = lepton_test_support::env_or_skip("LEPTON_DATA_DIR", "breast cancer") else {
         return;
     };
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -213,7 +213,7 @@ fn refuses_bad_configurations_and_data() {
 #[test]
 fn learns_mnist_digits() {
     let Ok(all) = mnist(MnistSplit::Train) else {
-        eprintln!("MNIST not found (set LEPTON_DATA_DIR): skipping");
+        lepton_test_support::skip("MNIST is not found (set LEPTON_DATA_DIR)");
         return;
     };
     let classes: Vec<String> = (0..10).map(|d| d.to_string()).collect();

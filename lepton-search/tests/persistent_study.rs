@@ -57,8 +57,9 @@ fn sqlite_study_resumes_after_reopening() {
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_study_resumes_across_connections() {
-    let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
-        eprintln!("LEPTON_TEST_POSTGRES_URL unset: skipping the PostgreSQL study test");
+    let Some(url) =
+        lepton_test_support::env_or_skip("LEPTON_TEST_POSTGRES_URL", "the PostgreSQL study test")
+    else {
         return;
     };
     let schema = format!("lepton_study_test_{}", std::process::id());

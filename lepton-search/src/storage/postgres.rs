@@ -1021,8 +1021,10 @@ mod tests {
 
     /// A storage in a fresh schema of the test server, dropped afterwards.
     fn with_test_storage(f: impl FnOnce(&PostgresStorage, &str)) {
-        let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
-            eprintln!("LEPTON_TEST_POSTGRES_URL unset: skipping the PostgreSQL storage test");
+        let Some(url) = lepton_test_support::env_or_skip(
+            "LEPTON_TEST_POSTGRES_URL",
+            "the PostgreSQL storage test",
+        ) else {
             return;
         };
         let nanos = std::time::SystemTime::now()
@@ -1154,8 +1156,9 @@ mod tests {
 
     #[test]
     fn sslmode_is_honoured_against_the_test_server() {
-        let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
-            eprintln!("LEPTON_TEST_POSTGRES_URL unset: skipping the PostgreSQL TLS test");
+        let Some(url) =
+            lepton_test_support::env_or_skip("LEPTON_TEST_POSTGRES_URL", "the PostgreSQL TLS test")
+        else {
             return;
         };
         let plain = PostgresStorage::connect(&with_query(&url, "sslmode=disable")).unwrap();
@@ -1211,8 +1214,10 @@ mod tests {
 
     #[test]
     fn sixteen_first_connections_to_a_new_schema_all_succeed() {
-        let Ok(url) = std::env::var("LEPTON_TEST_POSTGRES_URL") else {
-            eprintln!("LEPTON_TEST_POSTGRES_URL unset: skipping the PostgreSQL schema race test");
+        let Some(url) = lepton_test_support::env_or_skip(
+            "LEPTON_TEST_POSTGRES_URL",
+            "the PostgreSQL schema race test",
+        ) else {
             return;
         };
         for round in 0..3 {
