@@ -17,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lepton_core::{Dataset, DetachedContext, Model};
 use lepton_data::ImageDataset;
-use lepton_models::{CnnClassifier, CnnConfig, Cpu, MlpClassifier, MlpConfig};
+use lepton_models::{CnnClassifier, CnnConfig, Cpu, MlpClassifier, MlpConfig, TrainingRun};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

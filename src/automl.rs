@@ -483,7 +483,7 @@ impl AutoMl {
 
     /// Trains every network (MLPs and CNNs; forests are unaffected) data-parallel on
     /// `devices` devices of the backend, each batch split across them (see
-    /// `MlpClassifier::with_data_parallel`); 1, the default, trains on one device. 0 is
+    /// `TrainingRun::with_data_parallel`); 1, the default, trains on one device. 0 is
     /// refused by `fit`.
     pub fn with_data_parallel(mut self, devices: usize) -> Self {
         self.data_parallel = devices;

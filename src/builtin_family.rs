@@ -14,7 +14,7 @@ use lepton_data::{CategoricalEncoding, Imputation, Preprocessor, Scaling};
 use lepton_models::{
     Backend, BoostedConfig, BoostedModel, BoostedSpace, CnnClassifier, CnnConfig, CnnSpace,
     ForestConfig, ForestModel, ForestSpace, LinearSpace, MlpClassifier, MlpConfig, MlpRegressor,
-    MlpSpace,
+    MlpSpace, TrainingRun,
 };
 
 use crate::error::{Error, Result};
@@ -218,32 +218,19 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
         let candidate = self.candidate(request)?;
         // No limit: one longer than any run.
         let limit = request.time_limit.unwrap_or(Duration::MAX);
-        // Sets a network's time limit and, when scheduled, its budget and checkpoints.
-        macro_rules! limited {
-            ($model:expr) => {{
-                let model = $model
-                    .with_time_limit(limit)
-                    .with_data_parallel(request.devices);
-                match request.resume {
-                    Some((epochs, checkpoints)) => model
-                        .with_epoch_budget(epochs)
-                        .with_checkpoints(checkpoints),
-                    None => model,
-                }
-            }};
-        }
         let (train, valid) = (request.train, request.valid);
         let model: FittedModel<B> = match candidate {
             Candidate::Mlp(c) => match train.schema().task {
                 Task::Classification { .. } => FittedModel::Mlp(Box::new(
-                    limited!(MlpClassifier::<B>::new(c)?).train(train, valid, ctx)?,
+                    limited(MlpClassifier::<B>::new(c)?, limit, request)
+                        .train(train, valid, ctx)?,
                 )),
                 Task::Regression => FittedModel::Mlp(Box::new(
-                    limited!(MlpRegressor::<B>::new(c)?).train(train, valid, ctx)?,
+                    limited(MlpRegressor::<B>::new(c)?, limit, request).train(train, valid, ctx)?,
                 )),
             },
             Candidate::Cnn(c) => FittedModel::Cnn(Box::new(
-                limited!(CnnClassifier::<B>::new(c)?).train(train, valid, ctx)?,
+                limited(CnnClassifier::<B>::new(c)?, limit, request).train(train, valid, ctx)?,
             )),
             Candidate::Forest(c) => FittedModel::Forest(Box::new(
                 ForestModel::new(c)?
@@ -279,5 +266,19 @@ impl<B: Backend> ModelFamily for BuiltinFamily<B> {
             Family::Linear | Family::Mlp => family == "linear" || family == "mlp",
             other => family == other.name(),
         }
+    }
+}
+
+/// `model` with `limit` on its training time, on the request's devices and, when the
+/// request is scheduled, with its epoch budget and checkpoints.
+fn limited<M: TrainingRun>(model: M, limit: Duration, request: &TrainRequest<'_>) -> M {
+    let model = model
+        .with_time_limit(limit)
+        .with_data_parallel(request.devices);
+    match request.resume {
+        Some((epochs, checkpoints)) => model
+            .with_epoch_budget(epochs)
+            .with_checkpoints(checkpoints),
+        None => model,
     }
 }

@@ -103,6 +103,6 @@ pub mod prelude {
         stratified_kfold, stratified_split,
     };
     pub use lepton_deploy::{LocalRegistryDeployer, ModelArtifact};
-    pub use lepton_models::{Cpu, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace};
+    pub use lepton_models::{Cpu, MlpClassifier, MlpConfig, MlpRegressor, MlpSpace, TrainingRun};
     pub use lepton_search::{InMemoryStorage, RandomSampler, Study};
 }

@@ -4,8 +4,6 @@
 //! random as augmentation.
 
 use std::marker::PhantomData;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use lepton_core::{Dataset, Model, Task, TrialContext};
 
@@ -14,7 +12,8 @@ use crate::cnn_net::CnnConfig;
 use crate::error::{ModelError, Result};
 use crate::fitted_cnn::FittedCnn;
 use crate::head::Head;
-use crate::training::{Rows, RunOptions, train};
+use crate::training::{Rows, train};
+use crate::training_run::{RunOptions, TrainingRun};
 
 /// A convolutional image classifier trained on backend `B` (cross-entropy, Adam, scored by
 /// accuracy).
@@ -36,65 +35,13 @@ impl<B: Backend> CnnClassifier<B> {
         })
     }
 
-    /// Checkpoints every epoch into `dir`, and resumes from the checkpoint there if one of
-    /// the same configuration exists (see [`checkpoint`](crate::checkpoint)). Dropout masks
-    /// after a resume are drawn afresh; with no dropout a resumed run ends exactly as an
-    /// uninterrupted one.
-    pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.run.checkpoints = Some(dir.into());
-        self
-    }
-
-    /// Starts no new epoch once `limit` has passed since training began; the best weights
-    /// so far are kept (a search can compare candidates at equal time).
-    pub fn with_time_limit(mut self, limit: Duration) -> Self {
-        self.run.time_limit = Some(limit);
-        self
-    }
-
-    /// Trains only up to epoch `epochs` of the configured `max_epochs`, as a budget within
-    /// the longer run: the learning-rate schedule still spans `max_epochs`, so with
-    /// [`with_checkpoints`](Self::with_checkpoints) a later call with a larger budget resumes
-    /// where this one stopped (a trial promoted by successive halving need not start over).
-    pub fn with_epoch_budget(mut self, epochs: usize) -> Self {
-        self.run.epoch_budget = Some(epochs);
-        self
-    }
-
-    /// Trains data-parallel on `devices` devices of `B` (see [`Backend::devices`]): every
-    /// batch is split into equal shards, each device computes its shard's gradients on a
-    /// copy of the network, and the main device sums them and takes the optimiser step, so
-    /// the update is the whole batch's. Batch norm normalises each shard by its own
-    /// statistics, and its running statistics average the shards' (a step late); dropout
-    /// masks come from the backend's one generator, drawn by several threads, so a run with
-    /// dropout does not repeat exactly. 0 is refused when training; a device that fails ends
-    /// it with [`ModelError::Device`].
-    pub fn with_data_parallel(mut self, devices: usize) -> Self {
-        self.run.data_parallel = Some(devices);
-        self
-    }
-
-    /// Validates and reports to the trial `k` times an epoch instead of once, after as nearly
-    /// equal numbers of its batches as can be (the `j`-th after `ceil(j * batches / k)`): the
-    /// `j`-th report of epoch `e` is step `(e - 1) * k + j`, so a pruner can stop a poor run
-    /// within its first epoch (as Lightning's `val_check_interval` does for validation). The
-    /// best weights may then come from within an epoch (and count as that epoch's for the
-    /// patience); checkpoints, [`with_epoch_budget`](Self::with_epoch_budget) and the time
-    /// limit stay in epochs, and a run resumed from a checkpoint should keep the same `k`
-    /// (steps would change units). 0, or more reports than an epoch has batches, is refused
-    /// when training.
-    pub fn with_reports_per_epoch(mut self, k: usize) -> Self {
-        self.run.reports_per_epoch = Some(k);
-        self
-    }
-
     /// The configuration.
     pub fn config(&self) -> &CnnConfig {
         &self.config
     }
 
     /// Trains on `train`, validating on `valid` after every epoch, or `k` times an epoch with
-    /// [`with_reports_per_epoch`](Self::with_reports_per_epoch) (`valid` may be empty: then
+    /// [`with_reports_per_epoch`](TrainingRun::with_reports_per_epoch) (`valid` may be empty: then
     /// exactly `max_epochs` epochs run and the last weights are kept). Every row must be an
     /// image of the configured size, and the task a classification of at least 2 classes.
     pub fn train(
@@ -146,6 +93,12 @@ impl<B: Backend> CnnClassifier<B> {
             summary,
             device,
         ))
+    }
+}
+
+impl<B: Backend> TrainingRun for CnnClassifier<B> {
+    fn run_options(&mut self) -> &mut RunOptions {
+        &mut self.run
     }
 }
 

@@ -44,6 +44,7 @@ mod sparse_logistic;
 mod sparse_svm;
 mod text_linear;
 mod training;
+mod training_run;
 mod training_summary;
 
 #[cfg(feature = "cuda")]
@@ -72,4 +73,5 @@ pub use sparse_linear::FittedSparseLinear;
 pub use sparse_logistic::SparseLogistic;
 pub use sparse_svm::SparseLinearSvm;
 pub use text_linear::{FittedTextLinear, TextLinearConfig, TextLinearSpace};
+pub use training_run::{RunOptions, TrainingRun};
 pub use training_summary::TrainingSummary;

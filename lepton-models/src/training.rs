@@ -4,7 +4,6 @@
 //! best weights, and pruning. Classification minimises cross-entropy and scores accuracy;
 //! regression minimises the squared error of standardised targets and scores R².
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -18,7 +17,6 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use lepton_core::{Dataset, Error, Target, TrialContext};
 
-use crate::backend::Backend;
 use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
 use crate::head::Head;
@@ -52,58 +50,9 @@ pub(crate) struct TrainingSetup {
     /// training); empty trains on the main device alone.
     pub replicas: Vec<Device>,
     /// How many times an epoch is validated and reported, after as nearly equal numbers of
-    /// batches as can be (the last at its end); see [`RunOptions::reports_per_epoch`].
+    /// batches as can be (the last at its end); see
+    /// [`TrainingRun::with_reports_per_epoch`](crate::TrainingRun::with_reports_per_epoch).
     pub reports_per_epoch: usize,
-}
-
-/// How a model's run is carried out, apart from its configuration: where it checkpoints and
-/// when it stops short of `max_epochs`. Every classifier and regressor holds one.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RunOptions {
-    pub checkpoints: Option<PathBuf>,
-    pub time_limit: Option<Duration>,
-    pub epoch_budget: Option<usize>,
-    /// How many devices of the backend share every batch (one when unset).
-    pub data_parallel: Option<usize>,
-    /// How many times each epoch is validated and reported to the trial (once when unset):
-    /// the `j`-th of `k` reports of epoch `e` comes after `ceil(j * batches / k)` of its
-    /// batches, as step `(e - 1) * k + j`, so pruners can stop a run within its first
-    /// epoch. Checkpoints, the epoch budget, the time limit and the patience stay in epochs
-    /// (weights kept within epoch `e` count as epoch `e`'s).
-    pub reports_per_epoch: Option<usize>,
-}
-
-impl RunOptions {
-    /// The devices a run on backend `B` trains on; the first (the main device) holds the
-    /// weights and the optimiser, and validates.
-    pub fn devices<B: Backend>(&self) -> Result<Vec<Device>> {
-        match self.data_parallel {
-            None => Ok(vec![B::device()]),
-            Some(0) => Err(param::invalid(
-                "data_parallel",
-                "data-parallel training needs at least 1 device, not 0".into(),
-            )),
-            Some(n) => Ok(B::devices(n)),
-        }
-    }
-
-    /// `setup` for a run of `config` on `devices` (from [`devices`](Self::devices)) with
-    /// these options.
-    pub fn apply(
-        &self,
-        mut setup: TrainingSetup,
-        config: &impl Serialize,
-        devices: &[Device],
-    ) -> Result<TrainingSetup> {
-        setup.time_limit = self.time_limit;
-        setup.epoch_budget = self.epoch_budget;
-        setup.replicas = devices.iter().skip(1).cloned().collect();
-        setup.reports_per_epoch = self.reports_per_epoch.unwrap_or(1);
-        if let Some(dir) = &self.checkpoints {
-            setup.checkpoints = Some(Checkpoints::new(dir, config)?);
-        }
-        Ok(setup)
-    }
 }
 
 /// Random translations of training images (simple augmentation): each image is moved by up

@@ -10,6 +10,7 @@ use common::{bars, small};
 use lepton_core::{DetachedContext, Features, Predict};
 use lepton_models::{
     CnnClassifier, CnnConfig, Cpu, MlpClassifier, MlpConfig, ModelError, Optimisation, Schedule,
+    TrainingRun,
 };
 
 /// Prunes once `epochs` epochs have been reported (a trial stopped at a rung).

@@ -13,7 +13,7 @@ use lepton_core::{Dataset, DetachedContext, Features, Predict, Prediction};
 use lepton_data::TabularDataset;
 use lepton_models::{
     CnnClassifier, CnnConfig, Cpu, FittedMlp, MlpClassifier, MlpConfig, ModelError, Optimisation,
-    OptimizerKind,
+    OptimizerKind, TrainingRun,
 };
 
 /// Plain SGD: unlike Adam it is not invariant to the gradient's scale, so a shard's gradient

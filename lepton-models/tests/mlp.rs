@@ -7,6 +7,7 @@ use lepton_core::{DetachedContext, Error, Features, Model, Predict, Result, Tria
 use lepton_data::{StandardScaler, TabularDataset, datasets, stratified_split};
 use lepton_models::{
     Cpu, FineTuning, FittedMlp, Head, MlpClassifier, MlpConfig, MlpRegressor, ModelError,
+    TrainingRun,
 };
 
 fn scaled_iris() -> (TabularDataset, TabularDataset) {

@@ -11,7 +11,9 @@ mod common;
 use common::{bars, small};
 use lepton_core::{DetachedContext, Error, TrialContext};
 use lepton_data::{TabularDataset, datasets, stratified_split};
-use lepton_models::{CnnClassifier, Cpu, MlpClassifier, MlpConfig, ModelError, TrainingSummary};
+use lepton_models::{
+    CnnClassifier, Cpu, MlpClassifier, MlpConfig, ModelError, TrainingRun, TrainingSummary,
+};
 
 /// One test (see above).
 #[test]
