@@ -3,7 +3,7 @@
 //!
 //! This is the Rust half of the comparison with Optuna and Rustuna; the Python half is
 //! `benches/ask_tell_python.py` and uses the same problem: ten floats `x0..x9` uniform in
-//! `[-5, 5]`, objective `sum (x_i - 1)^2` (minimised), a history of N complete trials drawn
+//! `[-5, 5]`, objective `sum (x_i - 1)^2` (minimized), a history of N complete trials drawn
 //! uniformly (here from a seeded `StdRng`; Python's from numpy's `default_rng(0)`: the same
 //! distribution, not the same numbers).
 //!

@@ -7,7 +7,7 @@ halves must use the same problem and the same prefilled history, so that the num
 put side by side:
 
 * space: 10 parameters x0..x9, float, uniform (linear) in [-5, 5];
-* objective (minimised): sum_i (x_i - 1)^2;
+* objective (minimized): sum_i (x_i - 1)^2;
 * history: a study is prefilled with N COMPLETE trials whose x are drawn, row by row,
   from `numpy.random.default_rng(0).uniform(-5, 5, size=(N, 10))` (x0..x9 of trial k =
   row k) and whose value is the objective of x. The prefill does NOT run the sampler:

@@ -134,7 +134,7 @@ impl CnnIm2col {
 }
 
 /// The MNIST training digits in batches of `batch` (pixels scaled to [0, 1]) on `device`.
-/// Real, varied batches: a network stepped over and over on one fixed batch memorises it,
+/// Real, varied batches: a network stepped over and over on one fixed batch memorizes it,
 /// its gradients shrink into subnormal floats, and on CPUs that handle those slowly (this
 /// machine's Xeon: 2.6x on flex's MLP step) the bench would time that instead of training.
 fn mnist_batches(batch: usize, device: &Device) -> Vec<(Tensor<4>, Tensor<1, Int>)> {

@@ -74,7 +74,7 @@ load() { # PORT CONCURRENCY [RATE] -> oha's JSON summary
         --no-tui --output-format json "http://127.0.0.1:$1/v1/models/mnist-mlp/predict"
 }
 
-summarise() { # NAME CONCURRENCY MODE: oha's JSON ($WORK/oha.json) to one result line
+summarize() { # NAME CONCURRENCY MODE: oha's JSON ($WORK/oha.json) to one result line
     "$PY" - "$1" "$2" "$3" "$WORK/oha.json" >> "$WORK/results.jsonl" <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[4]))
@@ -91,13 +91,13 @@ measure() { # NAME PORT: closed loops at c = 1, 16, 64, then an open loop at hal
     local best=0
     for c in 1 16 64; do
         load "$2" "$c" > "$WORK/oha.json"
-        summarise "$1" "$c" closed
+        summarize "$1" "$c" closed
         best=$("$PY" -c "import json; print(max(json.loads(l)['rps'] for l in open('$WORK/results.jsonl') if json.loads(l)['server'] == '$1'))")
     done
     local half
     half=$("$PY" -c "print(max(1, int($best / 2)))")
     load "$2" 64 "$half" > "$WORK/oha.json"
-    summarise "$1" 64 "half=$half"
+    summarize "$1" 64 "half=$half"
 }
 
 serve_lepton() { # NAME PORT BATCH_WINDOW_US

@@ -84,7 +84,7 @@ def read_lines(paths):
     return per_worker
 
 
-def summarise(per_worker, k):
+def summarize(per_worker, k):
     if len(per_worker) < k:
         return {"error": f"only {len(per_worker)} of {k} workers finished a trial"}
     start = max(rows[0]["finished_at"] for rows in per_worker)
@@ -121,7 +121,7 @@ def run_lepton(args, k, tmp):
                  "--objective", "branin", "--sampler", "random", "--trials", "1000000000",
                  "--timeout-s", str(args.seconds)], stdout=out, stderr=err))
     wait_all(procs, paths, "lepton")
-    return study, summarise(read_lines(paths), k)
+    return study, summarize(read_lines(paths), k)
 
 
 def run_optuna(args, k, tmp):
@@ -142,7 +142,7 @@ def run_optuna(args, k, tmp):
                 + (["--nullpool"] if nullpool else []),
                 stdout=out, stderr=err))
     wait_all(procs, paths, "optuna")
-    result = summarise(read_lines(paths), k)
+    result = summarize(read_lines(paths), k)
     result["nullpool"] = nullpool
     return study, result
 

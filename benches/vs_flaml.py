@@ -5,7 +5,7 @@ For each table and seed, the rows are split once (scikit-learn's `train_test_spl
 stratified for a classification, `random_state` = the seed) into train.csv and test.csv; then
 FLAML (`pip install "flaml[automl]"`, `n_jobs=2`) searches train.csv for the budget and scores
 test.csv, and `lepton fit train.csv --test test.csv` does the same, one after the other. Both
-optimise the metric they are scored on: accuracy for a classification, R² for a regression.
+optimize the metric they are scored on: accuracy for a classification, R² for a regression.
 Prints one line per run and the medians; appends JSON lines to OUT.
 
     python3 benches/vs_flaml.py [--budget 60] [--seeds 1,2,3] [--out target/vs_flaml.jsonl]

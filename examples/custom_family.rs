@@ -25,7 +25,7 @@ use lepton::prelude::*;
 use lepton::{Fitted, ModelFamily, TrainRequest};
 
 /// k-nearest neighbours on the rows as the run's preprocessing leaves them (imputed,
-/// one-hot, standardised: distances need comparable scales).
+/// one-hot, standardized: distances need comparable scales).
 #[derive(Debug)]
 struct Neighbours;
 

@@ -29,7 +29,7 @@ use lepton::data::datasets::{MnistSplit, mnist};
 use lepton::data::stratified_holdout_indices;
 use lepton::logging::LogFormat;
 use lepton::prelude::*;
-use lepton::search::{Optimize, PercentilePruner, TpeSampler, storage};
+use lepton::search::{OptimizeOptions, PercentilePruner, TpeSampler, storage};
 
 struct Args {
     log_format: LogFormat,
@@ -179,7 +179,7 @@ fn work(args: &Args) -> Result<()> {
     let study = study(args, u64::from(pid))?;
     let epochs = args.epochs;
     study.optimize_with_options(
-        Optimize::study_total(args.trials),
+        OptimizeOptions::study_total(args.trials),
         |trial| {
             trial.suggest_float("learning_rate", 1e-4, 1e-2, Scale::Log)?;
             trial.suggest_int("hidden_width", 64, 512, Scale::Log)?;

@@ -1,5 +1,5 @@
 //! Lepton's samplers behind the HPO benchmark harness's JSON-lines ask/tell protocol
-//! (`../shared/bench-hpo`, "External optimisers"), so they run side by side with Optuna,
+//! (`../shared/bench-hpo`, section "External optimisers"), so they run side by side with Optuna,
 //! Rustuna, hyperopt, scikit-optimize and SMAC3 on the same problems and seeds.
 //!
 //! ```text
@@ -16,7 +16,7 @@
 //! | `{"op":"tell","id":0,"value":0.73}` | `{"ok":true}` |
 //! | `{"op":"close"}` | `{"ok":true}`, then exit |
 //!
-//! Values are minimised. A malformed request gets `{"error": "..."}` and the session goes on.
+//! Values are minimized. A malformed request gets `{"error": "..."}` and the session goes on.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -75,7 +75,7 @@ fn ask(session: &mut Session) -> Result<Value> {
     }
     let id = trial.number();
     let params = serde_json::to_value(trial.params()).map_err(|e| {
-        lepton::core::Error::InvalidInput(format!("parameters do not serialise: {e}"))
+        lepton::core::Error::InvalidInput(format!("parameters do not serialize: {e}"))
     })?;
     session.pending.insert(id, trial);
     Ok(json!({ "id": id, "params": params }))

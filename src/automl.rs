@@ -29,7 +29,7 @@ use lepton_deploy::{Examples, ModelArtifact};
 use lepton_models::{Backend, Schedule};
 use lepton_report::{CONFUSION_ATTR, Confusion};
 use lepton_search::{
-    Budget, HyperbandScheduler, Optimize, Study, StudyBuilder, pruners, samplers, storage,
+    Budget, HyperbandScheduler, OptimizeOptions, Study, StudyBuilder, pruners, samplers, storage,
 };
 
 use crate::builtin_family::Family;
@@ -192,7 +192,7 @@ pub struct AutoMlRun {
     pub leaderboard: Vec<FrozenTrial>,
     /// Every trial of the study, in number order (failed and pruned ones included).
     pub trials: Vec<FrozenTrial>,
-    /// The metric the search optimised.
+    /// The metric the search optimized.
     pub metric: Metric,
     /// How the trials were validated (resolved: never [`Validation::Auto`]).
     pub validation: Validation,
@@ -320,7 +320,7 @@ impl AutoMl {
         self
     }
 
-    /// Sets the metric to optimise (default: accuracy for a classification, R² for a
+    /// Sets the metric to optimize (default: accuracy for a classification, R² for a
     /// regression). A dataset run ([`fit`](Self::fit)) takes only those two.
     pub fn with_metric(mut self, metric: Metric) -> Self {
         self.metric = Some(metric);
@@ -520,7 +520,7 @@ impl AutoMl {
             return Err(bad_setting(
                 "metric",
                 format!(
-                    "a dataset run optimises {metric} (the model's own score); other metrics \
+                    "a dataset run optimizes {metric} (the model's own score); other metrics \
                      need a table run (fit_table)"
                 ),
             ));
@@ -552,7 +552,7 @@ impl AutoMl {
         };
         match self.trial_budgets {
             TrialBudgets::Pruned => {
-                let mut options = Optimize::timeout(search_budget);
+                let mut options = OptimizeOptions::timeout(search_budget);
                 if let Some(max) = self.max_trials {
                     options = options.with_trials(max);
                 }

@@ -97,7 +97,7 @@ impl<B: Backend> BuiltinFamily<B> {
                 } else {
                     MlpConfig::default()
                 };
-                c.optimisation.schedule = request.schedule;
+                c.optimizer.schedule = request.schedule;
                 Candidate::Mlp(
                     c.with_params(params)?
                         .with_max_epochs(epochs)
@@ -108,7 +108,7 @@ impl<B: Backend> BuiltinFamily<B> {
             Family::Cnn => {
                 let (h, w) = self.image.unwrap_or((0, 0));
                 let mut c = CnnConfig::default().with_image_size(h, w);
-                c.optimisation.schedule = request.schedule;
+                c.optimizer.schedule = request.schedule;
                 Candidate::Cnn(
                     c.with_params(params)?
                         .with_max_epochs(epochs)

@@ -52,7 +52,7 @@ struct StoredEnsemble {
 }
 
 impl Ensemble {
-    /// An ensemble of `members` with their weights (positive; they are normalised to sum to
+    /// An ensemble of `members` with their weights (positive; they are normalized to sum to
     /// 1), each reading the next slice of the input, as wide as its model's input. The
     /// members must predict the same thing: as many classes, or a value.
     pub fn new(members: Vec<(Box<dyn Fitted>, f64)>) -> Result<Self> {

@@ -30,7 +30,7 @@ pub struct TrainRequest<'a> {
     pub max_epochs: usize,
     /// Epochs without a better validation score before training stops.
     pub patience: usize,
-    /// Seed of the initialisation, the shuffling and any sampling.
+    /// Seed of the initialization, the shuffling and any sampling.
     pub seed: u64,
     /// The learning-rate schedule (networks).
     pub schedule: Schedule,

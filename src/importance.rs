@@ -3,7 +3,7 @@
 //! rows, which breaks the column's link with the target and leaves everything else as it
 //! was. It needs no knowledge of the model, so it works for every family and for ensembles;
 //! measured on rows the model did not train on, it says what the model relies on to
-//! generalise.
+//! generalize.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;

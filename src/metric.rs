@@ -1,4 +1,4 @@
-//! The metric a run optimises, chosen by the user, and how to read it off [`Scores`].
+//! The metric a run optimizes, chosen by the user, and how to read it off [`Scores`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,7 +8,7 @@ use lepton_core::{Direction, Prediction, Target, Task};
 use crate::error::Result;
 use crate::scores::{Scores, scored};
 
-/// A score AutoML can optimise (scikit-learn's definitions).
+/// A score AutoML can optimize (scikit-learn's definitions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
     /// Share of rows classified right.

@@ -18,7 +18,7 @@ use lepton_data::{
     holdout_indices, kfold_indices, stratified_holdout_indices, stratified_kfold_indices,
 };
 use lepton_models::Backend;
-use lepton_search::Optimize;
+use lepton_search::OptimizeOptions;
 
 use crate::automl::{
     AutoMl, AutoMlRun, Observer, Quiet, Relay, TRAIN_SECONDS_PER_ROW, TrialBudgets, Validation,
@@ -189,7 +189,7 @@ impl AutoMl {
             // Only the process that ends the run uses them.
             bags: (bagging && refit).then(|| Mutex::new(BTreeMap::new())),
         };
-        let mut options = Optimize::timeout(search_budget);
+        let mut options = OptimizeOptions::timeout(search_budget);
         if let Some(max) = self.max_trials {
             options = options.with_trials(max);
         }

@@ -1,5 +1,5 @@
 //! Text model families as values: what [`AutoMl::fit_text`](crate::AutoMl::fit_text) chooses
-//! among. A text family takes raw documents (its fitted vocabulary or tokeniser is part of
+//! among. A text family takes raw documents (its fitted vocabulary or tokenizer is part of
 //! the model it trains), gives its search space and default configuration, and rebuilds a
 //! model from what that model wrote into an artifact. The built-in ones are named by
 //! [`TextFamilyKind`]; implement [`TextFamily`] to search your own beside them.
@@ -27,7 +27,7 @@ pub struct TextTrainRequest<'a> {
     pub labels: &'a [usize],
     /// The number of classes (at least 2).
     pub classes: usize,
-    /// Seed of the initialisation, the shuffling and any sampling.
+    /// Seed of the initialization, the shuffling and any sampling.
     pub seed: u64,
     /// No epoch starts after this much training time (families without epochs ignore it).
     pub time_limit: Option<Duration>,
@@ -121,21 +121,21 @@ impl TextFamilyKind {
 }
 
 /// TF-IDF n-grams under a linear classifier (logistic regression or SVM) trained on sparse
-/// rows. It keeps its last [`KEPT_VECTORISATIONS`] vectorisations (the settings, the
+/// rows. It keeps its last [`KEPT_VECTORIZATIONS`] vectorizations (the settings, the
 /// documents, the rows), so that a search trying several classifiers on the same n-grams
-/// vectorises the documents once.
+/// vectorizes the documents once.
 #[derive(Default)]
 struct TextLinear {
-    vectorised: Mutex<Vec<Vectorised>>,
+    vectorized: Mutex<Vec<Vectorized>>,
 }
 
-/// How many vectorisations of the documents a [`TextLinear`] keeps (each is the corpus's
+/// How many vectorizations of the documents a [`TextLinear`] keeps (each is the corpus's
 /// rows: hundreds of megabytes for tens of thousands of e-mails with character n-grams).
-const KEPT_VECTORISATIONS: usize = 2;
+const KEPT_VECTORIZATIONS: usize = 2;
 
-/// Documents vectorised: the settings, the documents' fingerprint, the fitted vocabulary,
+/// Documents vectorized: the settings, the documents' fingerprint, the fitted vocabulary,
 /// the rows and the seconds it took.
-struct Vectorised {
+struct Vectorized {
     settings: Tfidf,
     documents: u64,
     tfidf: FittedTfidf,
@@ -149,11 +149,11 @@ type Vectors = (FittedTfidf, Arc<SparseRows>, f64);
 impl TextLinear {
     /// The vocabulary of `settings` fitted on `texts`, their rows, and the seconds making
     /// them took (kept or made now).
-    fn vectorise(&self, settings: &Tfidf, texts: &[String]) -> CoreResult<Vectors> {
+    fn vectorize(&self, settings: &Tfidf, texts: &[String]) -> CoreResult<Vectors> {
         let documents = fingerprint(texts);
-        let poisoned = || CoreError::InvalidInput("a text trial panicked while vectorising".into());
+        let poisoned = || CoreError::InvalidInput("a text trial panicked while vectorizing".into());
         if let Some(v) = self
-            .vectorised
+            .vectorized
             .lock()
             .map_err(|_| poisoned())?
             .iter()
@@ -165,15 +165,15 @@ impl TextLinear {
         let tfidf = settings.fit(texts)?;
         let rows = Arc::new(tfidf.transform(texts));
         let seconds = started.elapsed().as_secs_f64();
-        let mut kept = self.vectorised.lock().map_err(|_| poisoned())?;
-        kept.push(Vectorised {
+        let mut kept = self.vectorized.lock().map_err(|_| poisoned())?;
+        kept.push(Vectorized {
             settings: settings.clone(),
             documents,
             tfidf: tfidf.clone(),
             rows: rows.clone(),
             seconds,
         });
-        if kept.len() > KEPT_VECTORISATIONS {
+        if kept.len() > KEPT_VECTORIZATIONS {
             kept.remove(0);
         }
         Ok((tfidf, rows, seconds))
@@ -211,7 +211,7 @@ impl TextFamily for TextLinear {
         let config = TextLinearConfig::default()
             .with_params(&request.params)
             .map_err(CoreError::from)?;
-        let (tfidf, rows, vectorising) = self.vectorise(&config.tfidf, request.texts)?;
+        let (tfidf, rows, vectorizing) = self.vectorize(&config.tfidf, request.texts)?;
         let fitting = Instant::now();
         let model = config
             .fit_rows(
@@ -224,8 +224,8 @@ impl TextFamily for TextLinear {
             .map_err(CoreError::from)?;
         Ok(Box::new(FittedLinearText {
             model,
-            // From raw documents: a kept vectorisation's time counts.
-            train_seconds: vectorising + fitting.elapsed().as_secs_f64(),
+            // From raw documents: a kept vectorization's time counts.
+            train_seconds: vectorizing + fitting.elapsed().as_secs_f64(),
         }))
     }
 
@@ -287,7 +287,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn documents_are_vectorised_once_per_setting_and_few_are_kept() {
+    fn documents_are_vectorized_once_per_setting_and_few_are_kept() {
         let texts: Vec<String> = [
             "cheap pills now",
             "buy cheap now",
@@ -311,7 +311,7 @@ mod tests {
                 time_limit: None,
             };
             family.train(&request).unwrap();
-            family.vectorised.lock().unwrap().len()
+            family.vectorized.lock().unwrap().len()
         };
         let words = [
             ("min_df", ParamValue::from(1i64)),
@@ -340,7 +340,7 @@ mod tests {
         let mut other = texts.clone();
         other[0].push_str(" today");
         assert_eq!(train(&[words[0].clone(), words[1].clone()], &other), 2);
-        let kept = family.vectorised.lock().unwrap();
+        let kept = family.vectorized.lock().unwrap();
         assert!(
             kept.iter()
                 .all(|v| v.settings.analyzers.len() == 2 || v.documents == fingerprint(&other))

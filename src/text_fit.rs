@@ -10,7 +10,7 @@ use lepton_core::{
     Error as CoreError, FrozenTrial, ParamValue, Result as CoreResult, Target, Task, Trial,
 };
 use lepton_data::{TextCorpus, stratified_holdout_indices};
-use lepton_search::Optimize;
+use lepton_search::OptimizeOptions;
 
 use crate::automl::{
     AutoMl, Observer, bad_setting, family_of, invalid, leaderboard, none_completed, own_params,
@@ -37,7 +37,7 @@ pub struct TextRun {
     pub leaderboard: Vec<FrozenTrial>,
     /// Every trial of the study, in number order.
     pub trials: Vec<FrozenTrial>,
-    /// The metric the search optimised.
+    /// The metric the search optimized.
     pub metric: Metric,
     /// The winner's score on the validation documents.
     pub valid_score: f64,
@@ -112,7 +112,7 @@ impl AutoMl {
         let study = self.study(metric, false)?;
         self.enqueue_defaults(&study, families)?;
         let search_budget = self.budget.mul_f64(TEXT_SEARCH_SHARE);
-        let mut options = Optimize::timeout(search_budget);
+        let mut options = OptimizeOptions::timeout(search_budget);
         if let Some(max) = self.max_trials {
             options = options.with_trials(max);
         }

@@ -136,7 +136,7 @@ fn auto_validation_cross_validates_where_the_budget_affords_it() {
 }
 
 #[test]
-fn regression_tables_score_r2_and_other_metrics_are_optimised() {
+fn regression_tables_score_r2_and_other_metrics_are_optimized() {
     // y = 2 a - b on a grid, with a categorical column that does not matter.
     let mut text = String::from("a,b,colour,y\n");
     for i in 0..120 {
@@ -157,7 +157,7 @@ fn regression_tables_score_r2_and_other_metrics_are_optimised() {
     let scores = run.predictor.score(&table).unwrap();
     assert!(scores.mae.unwrap() <= scores.rmse.unwrap(), "{scores:?}");
     assert!(scores.accuracy.is_none() && scores.roc_auc.is_none());
-    // A metric to minimise: the leaderboard is ascending.
+    // A metric to minimize: the leaderboard is ascending.
     let run = AutoMl::new()
         .with_families(&[Family::Linear, Family::Forest])
         .with_metric(Metric::Mae)
@@ -563,7 +563,7 @@ fn permutation_importance_finds_the_column_the_target_follows() {
     }
     let c = importance.iter().find(|f| f.column == "c").unwrap();
     assert_eq!((c.mean, c.sd), (0.0, 0.0));
-    // A metric to minimise: the drop is still positive for the column that matters.
+    // A metric to minimize: the drop is still positive for the column that matters.
     let by_rmse = run
         .predictor
         .permutation_importance(&test, Metric::Rmse, 3, 1)

@@ -210,7 +210,7 @@ fn an_ensemble_of_two_families_blends_by_weight_saves_and_serves_raw_rows() {
         alone(&boosted_prep, boosted.as_ref()),
         alone(&linear_prep, linear.as_ref()),
     );
-    // Weights 3 and 1 are normalised to 0.75 and 0.25.
+    // Weights 3 and 1 are normalized to 0.75 and 0.25.
     let ensemble = Ensemble::new(vec![(boosted, 3.0), (linear, 1.0)]).unwrap();
     let weights: Vec<f64> = ensemble.members().map(|(_, w)| w).collect();
     assert_eq!(weights, [0.75, 0.25]);

@@ -27,7 +27,7 @@ struct Setup {
 
 const FEEDBACK_TOKEN: &str = "feedback";
 
-/// Wine, standardised; an MLP trained on 70 % of it, registered with a replay sample of 100
+/// Wine, standardized; an MLP trained on 70 % of it, registered with a replay sample of 100
 /// training rows; a server that learns from 40 feedback rows on.
 fn setup(tuning: Tuning, replay_ratio: f64) -> Setup {
     let (artifact, valid) = wine_artifact_with_replay(40);

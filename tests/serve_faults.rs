@@ -26,7 +26,7 @@ use common::{start_lepton_serve, wine_artifact_with_replay};
 const NAME: &str = "wine";
 const FEEDBACK_TOKEN: &str = "feedback-secret";
 
-/// An MLP on standardised wine (20 epochs) with a replay sample, and the validation rows.
+/// An MLP on standardized wine (20 epochs) with a replay sample, and the validation rows.
 fn wine_artifact() -> (ModelArtifact, TabularDataset) {
     wine_artifact_with_replay(20)
 }

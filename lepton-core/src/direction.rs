@@ -1,8 +1,8 @@
-//! Whether a study's objective is minimised or maximised.
+//! Whether a study's objective is minimized or maximized.
 
 use serde::{Deserialize, Serialize};
 
-/// Whether the objective is minimised or maximised.
+/// Whether the objective is minimized or maximized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {

@@ -19,7 +19,7 @@ pub struct History {
 }
 
 impl History {
-    /// A view over `trials` for a study optimised in `direction`.
+    /// A view over `trials` for a study optimized in `direction`.
     pub fn new(direction: Direction, trials: Vec<FrozenTrial>) -> Self {
         Self::shared(direction, trials.into_iter().map(Arc::new).collect())
     }

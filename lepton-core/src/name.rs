@@ -11,7 +11,7 @@ use std::sync::Arc;
 ///
 /// Cloning shares one allocation (an `Arc<str>`), so a storage that keeps many trials can
 /// hand every trial the same name instead of a copy per trial and per map. It compares,
-/// orders, hashes, prints and serialises exactly as the string it holds, so maps keyed by
+/// orders, hashes, prints and serializes exactly as the string it holds, so maps keyed by
 /// it are still looked up with a `&str` and a trial's JSON is unchanged.
 ///
 /// ```
@@ -199,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn serialises_as_a_plain_string() {
+    fn serializes_as_a_plain_string() {
         let map: BTreeMap<ParamName, f64> = [("x".into(), 0.5)].into_iter().collect();
         let json = serde_json::to_string(&map).unwrap();
         assert_eq!(json, r#"{"x":0.5}"#);

@@ -15,9 +15,9 @@ use crate::trial::Trial;
 /// ```
 /// use lepton_core::{Result, Scale, SearchSpace, Trial};
 ///
-/// struct Regularised;
+/// struct Regularized;
 ///
-/// impl SearchSpace for Regularised {
+/// impl SearchSpace for Regularized {
 ///     fn suggest(&self, trial: &mut Trial) -> Result<()> {
 ///         let penalty = trial.suggest_categorical("penalty", &["none", "l2"])?;
 ///         if penalty.as_str() == Some("l2") {
@@ -32,7 +32,7 @@ pub trait SearchSpace {
     fn suggest(&self, trial: &mut Trial) -> Result<()>;
 }
 
-/// A flat space declared up front: named distributions, suggested in order. Serialisable.
+/// A flat space declared up front: named distributions, suggested in order. Serializable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeclaredSpace {
     params: Vec<(String, Distribution)>,

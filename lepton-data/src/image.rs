@@ -1,4 +1,4 @@
-//! Greyscale images with class labels, pixels normalised to `[0, 1]`.
+//! Greyscale images with class labels, pixels normalized to `[0, 1]`.
 
 use lepton_core::{Dataset, Schema, Target, Task};
 
@@ -148,7 +148,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalises_and_checks_shapes() {
+    fn normalizes_and_checks_shapes() {
         let d = ImageDataset::from_u8(
             1,
             2,

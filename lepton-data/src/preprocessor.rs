@@ -1,4 +1,4 @@
-//! The preprocessor: cleaning, encoding and scaling composed into one fitted, serialisable
+//! The preprocessor: cleaning, encoding and scaling composed into one fitted, serializable
 //! transform from a raw [`Table`] to a numeric [`TabularDataset`]. It is fitted on training
 //! rows only and is exactly what serving applies to incoming rows.
 
@@ -184,7 +184,7 @@ enum Step {
 }
 
 /// A fitted [`Preprocessor`]: per input column, the learnt fill value, clipping bounds,
-/// scaling and categories; plus the target's labels. Serialisable, so it travels in model
+/// scaling and categories; plus the target's labels. Serializable, so it travels in model
 /// artifacts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FittedPreprocessor {

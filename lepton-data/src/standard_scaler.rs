@@ -51,7 +51,7 @@ pub(crate) fn mean_and_scale(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (mean, if sd > 1e-12 { sd } else { 1.0 })
 }
 
-/// A fitted [`StandardScaler`]: per-feature means and scales, serialisable so that it travels
+/// A fitted [`StandardScaler`]: per-feature means and scales, serializable so that it travels
 /// inside a model artifact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FittedStandardScaler {

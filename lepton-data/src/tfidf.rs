@@ -7,7 +7,7 @@
 //! hundred of them.
 //!
 //! The vocabulary is fitted on training documents only and travels with the model (it is
-//! serialisable); n-grams it lacks are ignored at prediction time. With `hashing_bits`, no
+//! serializable); n-grams it lacks are ignored at prediction time. With `hashing_bits`, no
 //! vocabulary is kept: an n-gram's column is its 64-bit FNV-1a hash modulo `2^bits`
 //! (scikit-learn's `HashingVectorizer` idea, with a hash that is the same on every platform),
 //! which bounds the memory whatever the corpus, at the cost of colliding n-grams.

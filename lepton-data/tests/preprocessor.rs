@@ -46,7 +46,7 @@ fn automatic_pipeline_cleans_encodes_and_scales() {
     let dropped: Vec<&str> = p.dropped().iter().map(|(n, _)| *n).collect();
     assert_eq!(dropped, ["const", "empty"]);
     let d = p.transform(&messy()).unwrap();
-    // age: the median of 30, 50, 40 fills the gap; then 30, 40, 50, 40 are standardised
+    // age: the median of 30, 50, 40 fills the gap; then 30, 40, 50, 40 are standardized
     // (mean 40, standard deviation sqrt(50)).
     let age = column(&d, "age");
     let z = (10.0f32 / 50f32.sqrt()).abs();
@@ -372,7 +372,7 @@ fn target_problems_are_typed_errors() {
 }
 
 #[test]
-fn fitted_preprocessor_serialises_and_labels_round_trip() {
+fn fitted_preprocessor_serializes_and_labels_round_trip() {
     let p = Preprocessor::default()
         .fit(&messy(), "label", TargetKind::Classification)
         .unwrap();

@@ -46,7 +46,7 @@ pub struct Manifest {
     pub lepton_version: String,
     /// Which model family the weights belong to (e.g. `mlp-classifier`).
     pub model_family: String,
-    /// The model's configuration, as its family serialises it.
+    /// The model's configuration, as its family serializes it.
     pub model_config: serde_json::Value,
     /// The fitted preprocessor, applied to raw rows before the model.
     pub preprocessor: serde_json::Value,
@@ -162,12 +162,12 @@ impl ModelArtifact {
         &self.weights
     }
 
-    /// The model configuration, deserialised as `T`.
+    /// The model configuration, deserialized as `T`.
     pub fn model_config<T: DeserializeOwned>(&self) -> Result<T> {
         from_value(&self.manifest.model_config, "model_config")
     }
 
-    /// The fitted preprocessor, deserialised as `T`.
+    /// The fitted preprocessor, deserialized as `T`.
     pub fn preprocessor<T: DeserializeOwned>(&self) -> Result<T> {
         from_value(&self.manifest.preprocessor, "preprocessor")
     }

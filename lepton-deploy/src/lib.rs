@@ -16,7 +16,7 @@
 //!     target: "demand".into(),
 //!     task: Task::Regression,
 //! };
-//! // A family's own configuration, preprocessing and weights, as it serialises them.
+//! // A family's own configuration, preprocessing and weights, as it serializes them.
 //! let config = serde_json::json!({ "slope": 2.5 });
 //! let metrics = BTreeMap::from([("valid_rmse".to_owned(), 0.8)]);
 //! let artifact = ModelArtifact::new("my-family", &config, &(), schema, metrics, vec![7; 16])?;

@@ -5,7 +5,7 @@
 //! ```text
 //! NAME/v1/manifest.json, NAME/v1/weights.bpk     one directory per version, never rewritten
 //! NAME/aliases.json                               {"production": [1, 3], "staging": [4]}
-//! NAME/.lock                                      serialises writers of NAME
+//! NAME/.lock                                      serializes writers of NAME
 //! ```
 //!
 //! An alias's list is its history, the last entry the version it points at now. A new

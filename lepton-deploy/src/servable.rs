@@ -105,7 +105,7 @@ pub trait Servable: Predict + Send + Sync {
 pub struct Tuning {
     /// Passes over the examples.
     pub epochs: usize,
-    /// The optimiser's learning rate.
+    /// The optimizer's learning rate.
     pub learning_rate: f64,
     /// Rows per mini-batch.
     pub batch_size: usize,

@@ -1,4 +1,4 @@
-//! The two costs of a linear text trial on the SpamAssassin corpus: vectorising the training
+//! The two costs of a linear text trial on the SpamAssassin corpus: vectorizing the training
 //! e-mails (TF-IDF fit, then the rows) and the classifier on those rows (logistic regression
 //! or linear SVM). The corpus
 //! is `$LEPTON_DATA_DIR/text/spamassassin.tar.gz` (the shared data); every fifth e-mail is

@@ -1,6 +1,6 @@
 //! Gradient-boosted trees for tables, the family tabular AutoML most often ends with
 //! (LightGBM's design): histogram-based, leaf-wise trees, second-order gradients with L1/L2
-//! regularisation, row and column subsampling, and early stopping on the validation rows.
+//! regularization, row and column subsampling, and early stopping on the validation rows.
 //! Missing values (NaN) need no imputation: each split sends them to the side that gains
 //! more. Categorical features (category codes, see [`lepton_data::CategoricalEncoding::Native`])
 //! need no one-hot encoding: a split sends a set of categories left. Classes are fitted with
@@ -38,7 +38,7 @@ use tree::{Growth, Tree};
 /// Rounds between two checks of the trial's context (pruning, the search's deadline).
 const CHECK_EVERY: usize = 10;
 
-/// The hyper-parameters of a [`BoostedModel`]. Serialisable; checked before any work starts.
+/// The hyper-parameters of a [`BoostedModel`]. Serializable; checked before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoostedConfig {
     /// Shrinkage of each tree's values, in `(0, 1]`.
@@ -51,9 +51,9 @@ pub struct BoostedConfig {
     pub min_leaf_rows: usize,
     /// Smallest hessian sum in a leaf (at least 0).
     pub min_leaf_hessian: f64,
-    /// L1 regularisation of the leaf values (at least 0).
+    /// L1 regularization of the leaf values (at least 0).
     pub l1: f64,
-    /// L2 regularisation of the leaf values (at least 0).
+    /// L2 regularization of the leaf values (at least 0).
     pub l2: f64,
     /// Share of the rows each round sees, in `(0, 1]`.
     pub row_subsample: f64,

@@ -1,5 +1,5 @@
 //! Checkpoints of a training run. After every epoch the loop writes the network, the
-//! optimiser's state, the best weights so far and the epoch count; a run started again with the
+//! optimizer's state, the best weights so far and the epoch count; a run started again with the
 //! same directory and the same configuration goes on after the last finished epoch instead of
 //! starting over (a crashed worker, a trial promoted to a larger budget).
 //!
@@ -129,7 +129,7 @@ impl Checkpoints {
 
     /// The run saved in the directory, if any: `train_template` and `inference_template` are
     /// fresh networks of the configured shape (training and inference mode), `optimizer` a
-    /// fresh optimiser. A checkpoint of another configuration is an error.
+    /// fresh optimizer. A checkpoint of another configuration is an error.
     pub fn load<M: Net>(
         &self,
         train_template: M,

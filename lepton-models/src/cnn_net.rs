@@ -22,11 +22,11 @@ use lepton_core::ParamValue;
 
 use crate::error::Result;
 use crate::net::Net;
-use crate::optimisation::Optimisation;
+use crate::optimizer::Optimizer;
 use crate::param;
 use crate::training::{ImageShift, TrainingSetup};
 
-/// The hyper-parameters of a [`CnnClassifier`](crate::CnnClassifier). Serialisable; checked
+/// The hyper-parameters of a [`CnnClassifier`](crate::CnnClassifier). Serializable; checked
 /// before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CnnConfig {
@@ -59,11 +59,12 @@ pub struct CnnConfig {
     /// Largest random shift of a training image, in pixels along each axis (0: none; below a
     /// quarter of the smaller side).
     pub max_shift: usize,
-    /// The optimiser (Adam by default), weight decay, gradient clipping and learning-rate
+    /// The optimizer (Adam by default), weight decay, gradient clipping and learning-rate
     /// schedule; `learning_rate` is the schedule's peak.
-    #[serde(default)]
-    pub optimisation: Optimisation,
-    /// Seed for weight initialisation, shuffling, shifts and dropout.
+    /// (Artifacts saved before it was renamed hold it as `optimisation`.)
+    #[serde(default, alias = "optimisation")]
+    pub optimizer: Optimizer,
+    /// Seed for weight initialization, shuffling, shifts and dropout.
     pub seed: u64,
 }
 
@@ -84,7 +85,7 @@ impl Default for CnnConfig {
             max_epochs: 10,
             patience: 3,
             max_shift: 0,
-            optimisation: Optimisation::default(),
+            optimizer: Optimizer::default(),
             seed: 0,
         }
     }
@@ -179,7 +180,7 @@ impl CnnConfig {
                 ),
             );
         }
-        self.optimisation.check()
+        self.optimizer.check()
     }
 
     /// This configuration with the values a trial suggested (names as in
@@ -200,7 +201,7 @@ impl CnnConfig {
                 "max_shift" => self.max_shift = count()?,
                 "dropout" => self.dropout = param::f64_value(name, value)?,
                 "learning_rate" => self.learning_rate = param::f64_value(name, value)?,
-                other => return self.optimisation.set_param(other, value),
+                other => return self.optimizer.set_param(other, value),
             }
             Ok(true)
         })?;
@@ -220,7 +221,7 @@ impl CnnConfig {
                 width: self.width,
                 max: self.max_shift,
             }),
-            optimisation: self.optimisation,
+            optimizer: self.optimizer,
             checkpoints: None,
             time_limit: None,
             epoch_budget: None,

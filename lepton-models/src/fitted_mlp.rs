@@ -12,9 +12,9 @@ use crate::burnpack;
 use crate::error::{ModelError, Result};
 use crate::head::Head;
 use crate::mlp_net::{MlpConfig, MlpNet};
-use crate::optimisation::Schedule;
+use crate::optimizer::Schedule;
 use crate::predict::predict_rows;
-use crate::training::{Rows, Standardise, train};
+use crate::training::{Rows, Standardize, train};
 use crate::training_summary::TrainingSummary;
 
 /// How a trained model is trained further on new examples (online learning): a few epochs
@@ -23,7 +23,7 @@ use crate::training_summary::TrainingSummary;
 pub struct FineTuning {
     /// Passes over the examples (at least 1).
     pub epochs: usize,
-    /// The optimiser's learning rate, constant, in `(0, 1]`.
+    /// The optimizer's learning rate, constant, in `(0, 1]`.
     pub learning_rate: f64,
     /// Rows per mini-batch (at least 1).
     pub batch_size: usize,
@@ -173,7 +173,7 @@ impl<B: Backend> FittedMlp<B> {
                 Rows::classes(data, self.n_features, count)?
             }
             (Head::Value { mean, sd }, Task::Regression) => {
-                Rows::values(data, self.n_features, Standardise { mean, sd })?
+                Rows::values(data, self.n_features, Standardize { mean, sd })?
             }
             (head, task) => {
                 return Err(ModelError::InvalidData(format!(
@@ -187,7 +187,7 @@ impl<B: Backend> FittedMlp<B> {
         setup.max_epochs = tuning.epochs;
         setup.patience = tuning.epochs;
         setup.seed = tuning.seed;
-        setup.optimisation.schedule = Schedule::Constant;
+        setup.optimizer.schedule = Schedule::Constant;
         let no_validation = Rows::empty(self.n_features, self.head);
         self.device.seed(tuning.seed);
         let (net, tuned) = train(

@@ -54,7 +54,7 @@ impl ForestSplit {
     }
 }
 
-/// The hyper-parameters of a [`ForestModel`]. Serialisable; checked before any work starts.
+/// The hyper-parameters of a [`ForestModel`]. Serializable; checked before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForestConfig {
     /// Trees in the ensemble (1..=1000).

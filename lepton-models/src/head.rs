@@ -1,4 +1,4 @@
-//! What a model's outputs mean: the scores of its classes, or one standardised value.
+//! What a model's outputs mean: the scores of its classes, or one standardized value.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,7 @@ pub enum Head {
         /// Number of classes.
         count: usize,
     },
-    /// One standardised value: the prediction is `output * sd + mean`.
+    /// One standardized value: the prediction is `output * sd + mean`.
     Value {
         /// Training target mean.
         mean: f64,

@@ -90,7 +90,7 @@ impl ConfusionMatrix {
 }
 
 /// Mean negative log-likelihood of the true classes under `probabilities` (one row per
-/// sample, renormalised to sum to 1; each probability clipped to `[1e-15, 1 - 1e-15]` as
+/// sample, renormalized to sum to 1; each probability clipped to `[1e-15, 1 - 1e-15]` as
 /// scikit-learn does, so a confident mistake costs about 34.5, not infinity).
 pub fn log_loss(truth: &[usize], probabilities: &[Vec<f32>]) -> Result<f64> {
     if truth.len() != probabilities.len() || truth.is_empty() {

@@ -10,7 +10,7 @@ use crate::error::{ModelError, Result};
 use crate::fitted_mlp::FittedMlp;
 use crate::head::Head;
 use crate::mlp_net::MlpConfig;
-use crate::training::{Rows, Standardise, train};
+use crate::training::{Rows, Standardize, train};
 use crate::training_run::{RunOptions, TrainingRun};
 
 /// Trains an MLP on backend `B` for the task of the training data's schema.
@@ -43,7 +43,7 @@ fn fit_mlp<B: Backend>(
             )
         }
         Task::Regression => {
-            let scale = standardise(train_data)?;
+            let scale = standardize(train_data)?;
             (
                 Head::Value {
                     mean: scale.mean,
@@ -71,7 +71,7 @@ fn fit_mlp<B: Backend>(
 }
 
 /// The mean and standard deviation of the training targets (sd 1 for a constant target).
-fn standardise(d: &dyn Dataset) -> Result<Standardise> {
+fn standardize(d: &dyn Dataset) -> Result<Standardize> {
     let ys: Vec<f64> = (0..d.len())
         .filter_map(|i| match d.target(i) {
             Some(lepton_core::Target::Value(v)) => Some(v),
@@ -84,7 +84,7 @@ fn standardise(d: &dyn Dataset) -> Result<Standardise> {
     let n = ys.len() as f64;
     let mean = ys.iter().sum::<f64>() / n;
     let sd = (ys.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / n).sqrt();
-    Ok(Standardise {
+    Ok(Standardize {
         mean,
         sd: if sd > 1e-12 { sd } else { 1.0 },
     })
@@ -166,6 +166,6 @@ mlp_model!(
     MlpRegressor,
     "regression",
     Task::Regression,
-    "An MLP regressor trained on backend `B` (squared error of the standardised target, \
+    "An MLP regressor trained on backend `B` (squared error of the standardized target, \
      scored by R²)."
 );

@@ -14,12 +14,12 @@ use lepton_core::ParamValue;
 
 use crate::error::Result;
 use crate::net::Net;
-use crate::optimisation::Optimisation;
+use crate::optimizer::Optimizer;
 use crate::param;
 use crate::training::TrainingSetup;
 
 /// The hyper-parameters of an [`MlpClassifier`](crate::MlpClassifier) or
-/// [`MlpRegressor`](crate::MlpRegressor). Serialisable; checked before any work starts.
+/// [`MlpRegressor`](crate::MlpRegressor). Serializable; checked before any work starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlpConfig {
     /// Units in each hidden layer (1..=4096).
@@ -31,7 +31,7 @@ pub struct MlpConfig {
     /// The hidden layers' activation (ReLU by default).
     #[serde(default)]
     pub activation: MlpActivation,
-    /// Batch normalisation after each hidden layer's linear map, before its activation.
+    /// Batch normalization after each hidden layer's linear map, before its activation.
     #[serde(default)]
     pub batch_norm: bool,
     /// Adam's learning rate, in `(0, 1]`.
@@ -42,11 +42,12 @@ pub struct MlpConfig {
     pub max_epochs: usize,
     /// Epochs without validation improvement before stopping early (at least 1).
     pub patience: usize,
-    /// The optimiser (Adam by default), weight decay, gradient clipping and learning-rate
+    /// The optimizer (Adam by default), weight decay, gradient clipping and learning-rate
     /// schedule; `learning_rate` is the schedule's peak.
-    #[serde(default)]
-    pub optimisation: Optimisation,
-    /// Seed for weight initialisation, shuffling and dropout.
+    /// (Artifacts saved before it was renamed hold it as `optimisation`.)
+    #[serde(default, alias = "optimisation")]
+    pub optimizer: Optimizer,
+    /// Seed for weight initialization, shuffling and dropout.
     pub seed: u64,
 }
 
@@ -62,7 +63,7 @@ impl Default for MlpConfig {
             batch_size: 32,
             max_epochs: 200,
             patience: 20,
-            optimisation: Optimisation::default(),
+            optimizer: Optimizer::default(),
             seed: 0,
         }
     }
@@ -143,7 +144,7 @@ impl MlpConfig {
         if self.patience == 0 {
             return bad("patience", "must be at least 1".into());
         }
-        self.optimisation.check()
+        self.optimizer.check()
     }
 
     /// This configuration with the values a trial suggested (names as in
@@ -180,7 +181,7 @@ impl MlpConfig {
                     };
                     self.batch_norm = *on;
                 }
-                other => return self.optimisation.set_param(other, value),
+                other => return self.optimizer.set_param(other, value),
             }
             Ok(true)
         })?;
@@ -196,7 +197,7 @@ impl MlpConfig {
             patience: self.patience,
             seed: self.seed,
             shift: None,
-            optimisation: self.optimisation,
+            optimizer: self.optimizer,
             checkpoints: None,
             time_limit: None,
             epoch_budget: None,

@@ -21,7 +21,7 @@ pub enum SparseClassifier {
 }
 
 impl SparseClassifier {
-    /// The inverse of the regularisation strength, `C`, of either loss.
+    /// The inverse of the regularization strength, `C`, of either loss.
     pub fn c(&self) -> f64 {
         match self {
             SparseClassifier::Logistic(m) => m.c,

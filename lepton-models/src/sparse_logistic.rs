@@ -1,6 +1,6 @@
 //! Multinomial logistic regression trained directly on sparse rows (TF-IDF features of texts):
-//! the objective scikit-learn's `LogisticRegression(C=c)` minimises, `c` times the summed log
-//! loss plus half the squared norm of the weights (the intercepts are not penalised), by
+//! the objective scikit-learn's `LogisticRegression(C=c)` minimizes, `c` times the summed log
+//! loss plus half the squared norm of the weights (the intercepts are not penalized), by
 //! L-BFGS (argmin's). A pass over the rows costs their stored values times the classes,
 //! whatever the number of columns. The result is a [`FittedSparseLinear`].
 
@@ -18,7 +18,7 @@ use crate::sparse_linear::{FittedSparseLinear, check_settings, check_training, i
 /// How a multinomial logistic regression of sparse rows is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SparseLogistic {
-    /// The inverse of the regularisation strength (scikit-learn's `C`): larger fits the
+    /// The inverse of the regularization strength (scikit-learn's `C`): larger fits the
     /// training rows more closely.
     pub c: f64,
     /// The most L-BFGS iterations.
@@ -250,7 +250,7 @@ mod tests {
         let new = tfidf.transform(&["cheap pills", "meeting tomorrow"]);
         let p = model.predict_proba(&new).unwrap();
         assert!(p[0][1] > 0.5 && p[1][0] > 0.5, "{p:?}");
-        // Stronger regularisation pulls the probabilities towards the classes' shares.
+        // Stronger regularization pulls the probabilities towards the classes' shares.
         let q = with_c(0.01).predict_proba(&x).unwrap();
         assert!(q.iter().all(|p| (p[0] - 0.5).abs() < 0.1), "{q:?}");
     }

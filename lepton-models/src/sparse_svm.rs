@@ -1,7 +1,7 @@
 //! A linear support vector machine trained directly on sparse rows (TF-IDF features of texts):
 //! the problem scikit-learn's `LinearSVC(C=c)` solves with liblinear's default solver, half the
 //! squared norm of the weights plus `c` times the summed squared hinge loss, the intercept
-//! learnt as the weight of a constant feature of 1 (so penalised too). Solved in its dual by
+//! learnt as the weight of a constant feature of 1 (so penalized too). Solved in its dual by
 //! coordinate descent with shrinking (Hsieh, Chang, Lin, Keerthi and Sundararajan, "A Dual
 //! Coordinate Descent Method for Large-scale Linear SVM", ICML 2008): each step costs one row's
 //! stored values, and rows whose constraint is clearly inactive are set aside until the end.
@@ -22,7 +22,7 @@ use crate::sparse_linear::{FittedSparseLinear, check_settings, check_training};
 /// How a linear SVM of sparse rows is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SparseLinearSvm {
-    /// The inverse of the regularisation strength (scikit-learn's `C`).
+    /// The inverse of the regularization strength (scikit-learn's `C`).
     pub c: f64,
     /// The most passes over the rows.
     pub max_iterations: u64,

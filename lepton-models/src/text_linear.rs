@@ -28,7 +28,7 @@ pub struct TextLinearConfig {
 
 impl Default for TextLinearConfig {
     /// Words and word pairs, character 3- to 5-grams, sublinear counts, n-grams of two
-    /// documents or more, and a weakly regularised regression (`C = 10`): scikit-learn users'
+    /// documents or more, and a weakly regularized regression (`C = 10`): scikit-learn users'
     /// usual start on e-mail and reviews.
     fn default() -> Self {
         TextLinearConfig {
@@ -131,7 +131,7 @@ impl TextLinearConfig {
 
     /// The classifier alone, on `rows`, the documents as `tfidf` (fitted with this
     /// configuration's settings) made them: a search that tries several classifiers on the same
-    /// features vectorises once. Stops after `time_limit`, if any, at the best point so far.
+    /// features vectorizes once. Stops after `time_limit`, if any, at the best point so far.
     pub fn fit_rows(
         &self,
         tfidf: FittedTfidf,
@@ -142,7 +142,7 @@ impl TextLinearConfig {
     ) -> Result<FittedTextLinear> {
         if tfidf.config() != &self.tfidf || rows.columns != tfidf.len() {
             return Err(ModelError::InvalidData(
-                "rows vectorised with other tf-idf settings than the configuration's".into(),
+                "rows vectorized with other tf-idf settings than the configuration's".into(),
             ));
         }
         let model = self
@@ -239,7 +239,7 @@ pub struct TextLinearSpace;
 impl TextLinearSpace {
     /// The search's first configuration: words and word pairs, sublinear counts, n-grams of
     /// two documents or more, under a linear SVM at `C = 1` (scikit-learn's `LinearSVC()`
-    /// defaults, the field's usual text baseline). Words alone vectorise several times faster
+    /// defaults, the field's usual text baseline). Words alone vectorize several times faster
     /// than with character n-grams and the SVM trains in a fraction of the logistic
     /// regression's time (`docs/benchmarks.md`, the `text_features` bench), so a short budget
     /// still ends with a good model.

@@ -1,8 +1,8 @@
-//! The supervised training loop shared by Lepton's burn networks: the configured optimiser
+//! The supervised training loop shared by Lepton's burn networks: the configured optimizer
 //! and learning-rate schedule, shuffled (optionally shifted) mini-batches, validation reported
 //! to the trial after every epoch (or several times an epoch), early stopping that keeps the
-//! best weights, and pruning. Classification minimises cross-entropy and scores accuracy;
-//! regression minimises the squared error of standardised targets and scores R².
+//! best weights, and pruning. Classification minimizes cross-entropy and scores accuracy;
+//! regression minimizes the squared error of standardized targets and scores R².
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use crate::error::{ModelError, Result};
 use crate::head::Head;
 use crate::metrics::ConfusionMatrix;
 use crate::net::Net;
-use crate::optimisation::Optimisation;
+use crate::optimizer::Optimizer;
 use crate::param;
 use crate::training_summary::TrainingSummary;
 
@@ -36,8 +36,8 @@ pub(crate) struct TrainingSetup {
     pub seed: u64,
     /// Random shifts of training images, if the rows are images.
     pub shift: Option<ImageShift>,
-    /// The optimiser, weight decay, clipping and learning-rate schedule.
-    pub optimisation: Optimisation,
+    /// The optimizer, weight decay, clipping and learning-rate schedule.
+    pub optimizer: Optimizer,
     /// Where to checkpoint every epoch and resume from, if anywhere.
     pub checkpoints: Option<Checkpoints>,
     /// Wall time after which no new epoch starts (the best weights so far are kept).
@@ -85,7 +85,7 @@ fn push_shifted(image: &[f32], height: usize, width: usize, dy: i64, dx: i64, ou
 pub(crate) enum Targets {
     /// Class indices.
     Classes(Vec<i64>),
-    /// Standardised real values.
+    /// Standardized real values.
     Values(Vec<f32>),
 }
 
@@ -98,7 +98,7 @@ pub(crate) struct Rows {
 
 /// Where the targets of a regression are moved to before training: `(y - mean) / sd`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Standardise {
+pub(crate) struct Standardize {
     pub mean: f64,
     pub sd: f64,
 }
@@ -123,8 +123,8 @@ impl Rows {
         })
     }
 
-    /// Rows of real targets, standardised by `scale`.
-    pub fn values(d: &dyn Dataset, width: usize, scale: Standardise) -> Result<Self> {
+    /// Rows of real targets, standardized by `scale`.
+    pub fn values(d: &dyn Dataset, width: usize, scale: Standardize) -> Result<Self> {
         let mut y = Vec::with_capacity(d.len());
         let x = features(d, width, |i, t| match t {
             Some(Target::Value(v)) if v.is_finite() => {
@@ -250,11 +250,11 @@ pub(crate) fn train<M: Net>(
     let inference_template = net.clone();
     // `train` turns gradient tracking on: a net built on a plain device has none.
     let mut net = net.fork(&ad).train();
-    let mut optim = setup.optimisation.optimizer();
+    let mut optim = setup.optimizer.build();
     let steps_per_epoch = train.len().div_ceil(setup.batch_size.max(1));
     let mut schedule =
         setup
-            .optimisation
+            .optimizer
             .scheduler(setup.learning_rate, steps_per_epoch, setup.max_epochs)?;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let run_started = Instant::now();
@@ -434,7 +434,7 @@ pub(crate) fn train<M: Net>(
 /// shard, the main device's on the calling thread and each other's in a thread of its own;
 /// each shard's loss is weighted by its share of the batch, and the gradients are moved to
 /// `main` and summed there (burn's `GradientsAccumulator`), which gives the gradient of the
-/// whole batch's mean loss, as burn-train's multi-device strategy with the optimiser on the
+/// whole batch's mean loss, as burn-train's multi-device strategy with the optimizer on the
 /// main device does. burn 0.22's all-reduce (`DistributedContext`) would leave the gradients
 /// on every device instead, but only its CUDA backend implements it (flex has no collective
 /// operations, wgpu reports no device transport).
@@ -533,7 +533,7 @@ fn evaluate<M: Net>(
         (Targets::Classes(_), Some(m)) => m.accuracy(),
         (Targets::Classes(_), None) => 0.0,
         (Targets::Values(y), _) => {
-            // R² = 1 - SSE / SST, both on the standardised scale (R² is scale-free).
+            // R² = 1 - SSE / SST, both on the standardized scale (R² is scale-free).
             let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
             let sst = y
                 .iter()

@@ -30,7 +30,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     /// The devices a run on backend `B` trains on; the first (the main device) holds the
-    /// weights and the optimiser, and validates.
+    /// weights and the optimizer, and validates.
     pub(crate) fn devices<B: Backend>(&self) -> Result<Vec<Device>> {
         match self.data_parallel {
             None => Ok(vec![B::device()]),
@@ -97,7 +97,7 @@ pub trait TrainingRun: Sized {
     /// Trains data-parallel on `devices` devices of the model's backend (see
     /// [`Backend::devices`]): every batch is split into equal shards, each device computes its
     /// shard's gradients on a copy of the network, and the main device sums them and takes
-    /// the optimiser step, so the update is the whole batch's. Batch norm normalises each
+    /// the optimizer step, so the update is the whole batch's. Batch norm normalizes each
     /// shard by its own statistics, and its running statistics average the shards' (a step
     /// late); dropout masks come from the backend's one generator, drawn by several threads,
     /// so a run with dropout does not repeat exactly. 0 is refused when training; a device

@@ -21,7 +21,7 @@ pub struct TrainingSummary {
     /// regression), when there was a validation set: the best of the scores reported.
     pub best_valid_score: Option<f64>,
     /// Validation loss of the kept weights (cross-entropy, or mean squared error of the
-    /// standardised target), when there was a validation set.
+    /// standardized target), when there was a validation set.
     pub best_valid_loss: Option<f64>,
     /// Confusion matrix of the kept weights on the validation rows (classification), from the
     /// same pass that scored them.

@@ -9,7 +9,7 @@ mod common;
 use common::{bars, small};
 use lepton_core::{DetachedContext, Features, Predict};
 use lepton_models::{
-    CnnClassifier, CnnConfig, Cpu, MlpClassifier, MlpConfig, ModelError, Optimisation, Schedule,
+    CnnClassifier, CnnConfig, Cpu, MlpClassifier, MlpConfig, ModelError, Optimizer, Schedule,
     TrainingRun,
 };
 
@@ -43,9 +43,9 @@ fn mlp_climbs_budgets() {
     let config = MlpConfig {
         dropout: 0.0,
         learning_rate: 1e-2,
-        optimisation: Optimisation {
+        optimizer: Optimizer {
             schedule: Schedule::Cosine,
-            ..Optimisation::default()
+            ..Optimizer::default()
         },
         ..MlpConfig::default()
     }
@@ -121,9 +121,9 @@ fn cnn_resumes() {
     let (train, valid) = (bars(256, 1), bars(128, 2));
     let config = CnnConfig {
         dropout: 0.0,
-        optimisation: Optimisation {
+        optimizer: Optimizer {
             schedule: Schedule::Cosine,
-            ..Optimisation::default()
+            ..Optimizer::default()
         },
         ..small()
     }

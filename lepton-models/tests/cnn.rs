@@ -9,8 +9,7 @@ use lepton_core::{Dataset, DetachedContext, Features, Predict, Target};
 use lepton_data::datasets::{MnistSplit, mnist};
 use lepton_data::{ImageDataset, datasets, stratified_holdout_indices};
 use lepton_models::{
-    CnnClassifier, CnnConfig, Cpu, FittedCnn, Head, ModelError, Optimisation, OptimizerKind,
-    Schedule,
+    CnnClassifier, CnnConfig, Cpu, FittedCnn, Head, ModelError, Optimizer, OptimizerKind, Schedule,
 };
 
 use common::{bars, small};
@@ -98,43 +97,43 @@ fn lenet_and_residual_nets_learn_bars_and_restore_their_weights_exactly() {
 }
 
 #[test]
-fn every_optimiser_and_schedule_learns_bars() {
+fn every_optimizer_and_schedule_learns_bars() {
     let (train, valid) = (bars(256, 1), bars(128, 2));
-    for (learning_rate, optimisation) in [
+    for (learning_rate, optimizer) in [
         (
             0.05,
-            Optimisation {
-                optimizer: OptimizerKind::Sgd,
+            Optimizer {
+                kind: OptimizerKind::Sgd,
                 momentum: 0.9,
                 schedule: Schedule::Cosine,
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
         ),
         (
             1e-2,
-            Optimisation {
-                optimizer: OptimizerKind::AdamW,
+            Optimizer {
+                kind: OptimizerKind::AdamW,
                 weight_decay: 1e-4,
                 clip_norm: Some(1.0),
                 schedule: Schedule::WarmupCosine { warmup: 0.2 },
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
         ),
         (
             1e-2,
-            Optimisation {
+            Optimizer {
                 weight_decay: 1e-4,
                 schedule: Schedule::Step {
                     every_epochs: 3,
                     gamma: 0.5,
                 },
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
         ),
     ] {
         let config = CnnConfig {
             learning_rate,
-            optimisation,
+            optimizer,
             ..small()
         };
         let fitted = CnnClassifier::<Cpu>::new(config)
@@ -142,7 +141,7 @@ fn every_optimiser_and_schedule_learns_bars() {
             .train(&train, &valid, &mut DetachedContext::new())
             .unwrap();
         let score = fitted.summary().best_valid_score.unwrap();
-        assert!(score > 0.9, "{optimisation:?}: validation accuracy {score}");
+        assert!(score > 0.9, "{optimizer:?}: validation accuracy {score}");
     }
 }
 
@@ -168,9 +167,9 @@ fn refuses_bad_configurations_and_data() {
         small().with_max_shift(2),
         small().with_image_size(3, 8),
         CnnConfig {
-            optimisation: Optimisation {
+            optimizer: Optimizer {
                 momentum: -0.1,
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
             ..small()
         },

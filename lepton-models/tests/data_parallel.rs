@@ -12,17 +12,17 @@ use common::{bars, small};
 use lepton_core::{Dataset, DetachedContext, Features, Predict, Prediction};
 use lepton_data::TabularDataset;
 use lepton_models::{
-    CnnClassifier, CnnConfig, Cpu, FittedMlp, MlpClassifier, MlpConfig, ModelError, Optimisation,
+    CnnClassifier, CnnConfig, Cpu, FittedMlp, MlpClassifier, MlpConfig, ModelError, Optimizer,
     OptimizerKind, TrainingRun,
 };
 
 /// Plain SGD: unlike Adam it is not invariant to the gradient's scale, so a shard's gradient
 /// weighted wrongly (summed instead of averaged, or one shard dropped) changes the result.
-fn sgd() -> Optimisation {
-    Optimisation {
-        optimizer: OptimizerKind::Sgd,
+fn sgd() -> Optimizer {
+    Optimizer {
+        kind: OptimizerKind::Sgd,
         momentum: 0.0,
-        ..Optimisation::default()
+        ..Optimizer::default()
     }
 }
 
@@ -76,7 +76,7 @@ fn mlp_on_replicas() {
         dropout: 0.0,
         learning_rate: 0.1,
         batch_size: 32,
-        optimisation: sgd(),
+        optimizer: sgd(),
         ..MlpConfig::default()
     }
     .with_max_epochs(5)
@@ -121,7 +121,7 @@ fn cnn_on_replicas() {
     let config = CnnConfig {
         dropout: 0.0,
         learning_rate: 0.05,
-        optimisation: sgd(),
+        optimizer: sgd(),
         ..small()
     }
     .with_max_epochs(3)

@@ -7,7 +7,7 @@ use lepton_core::{DetachedContext, Error, Features, Model, Predict, Result, Tria
 use lepton_data::{StandardScaler, TabularDataset, datasets, stratified_split};
 use lepton_models::{
     Cpu, FineTuning, FittedMlp, Head, MlpClassifier, MlpConfig, MlpRegressor, ModelError,
-    TrainingRun,
+    OptimizerKind, TrainingRun,
 };
 
 fn scaled_iris() -> (TabularDataset, TabularDataset) {
@@ -144,7 +144,7 @@ fn bad_hyper_parameters_fail_before_training() {
     }
     let unknown = [("beta_3".to_string(), 0.9.into())].into_iter().collect();
     assert!(MlpConfig::default().with_params(&unknown).is_err());
-    // The optimiser's settings are parameters too, checked like the others.
+    // The optimizer's settings are parameters too, checked like the others.
     let sgd = [
         ("optimizer".to_string(), "sgd".into()),
         ("momentum".to_string(), 0.8.into()),
@@ -152,7 +152,7 @@ fn bad_hyper_parameters_fail_before_training() {
     .into_iter()
     .collect();
     let config = MlpConfig::default().with_params(&sgd).unwrap();
-    assert_eq!(config.optimisation.momentum, 0.8);
+    assert_eq!(config.optimizer.momentum, 0.8);
     let bad = [("momentum".to_string(), 1.5.into())].into_iter().collect();
     assert!(MlpConfig::default().with_params(&bad).is_err());
 }
@@ -329,4 +329,23 @@ fn fine_tuning_trains_a_copy_further_and_leaves_the_original_alone() {
         barely.fine_tune(&wine, tuning),
         Err(ModelError::InvalidData(_))
     ));
+}
+
+#[test]
+fn a_configuration_saved_under_the_former_names_still_reads() {
+    // `optimizer` was `optimisation`, and its `kind` was `optimizer`, before 0.1.0.
+    let saved = r#"{"hidden_width": 8, "depth": 1, "dropout": 0.0, "activation": "relu",
+        "batch_norm": false, "learning_rate": 0.01, "batch_size": 16, "max_epochs": 5,
+        "patience": 2, "seed": 3,
+        "optimisation": {"optimizer": "sgd", "momentum": 0.5, "weight_decay": 0.0,
+                         "clip_norm": null, "schedule": {"kind": "cosine"}}}"#;
+    let config: MlpConfig = serde_json::from_str(saved).unwrap();
+    assert_eq!(config.optimizer.kind, OptimizerKind::Sgd);
+    assert_eq!(config.optimizer.momentum, 0.5);
+    // Written back, it uses today's names.
+    let written = serde_json::to_string(&config).unwrap();
+    assert!(
+        written.contains(r#""optimizer":{"kind":"sgd""#),
+        "{written}"
+    );
 }

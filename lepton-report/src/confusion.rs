@@ -24,7 +24,7 @@ pub struct Confusion {
 impl Confusion {
     /// The attribute value that stores it.
     pub fn to_attr(&self) -> ParamValue {
-        // A struct of strings and integers always serialises.
+        // A struct of strings and integers always serializes.
         ParamValue::Str(serde_json::to_string(self).unwrap_or_default())
     }
 

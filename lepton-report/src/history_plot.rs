@@ -1,4 +1,4 @@
-//! The optimisation history: every complete trial's value by trial number, and the best value
+//! The optimization history: every complete trial's value by trial number, and the best value
 //! so far.
 
 use lepton_core::{Direction, History};
@@ -8,7 +8,7 @@ use crate::axis::{number, value_range, whole};
 use crate::draw::{self, BEST, COMPLETE, Layer};
 use crate::error::Result;
 
-/// The points of the optimisation-history plot.
+/// The points of the optimization-history plot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPlot {
     /// Whether lower or higher is better.
@@ -56,7 +56,7 @@ impl HistoryPlot {
         let (low, high) = value_range(self.points.iter().map(|p| p.1));
         draw::svg("history", (860, 360), |area| {
             let mut chart = ChartBuilder::on(area)
-                .caption("Optimisation history", draw::title())
+                .caption("Optimizer history", draw::title())
                 .margin(12)
                 .x_label_area_size(36)
                 .y_label_area_size(64)

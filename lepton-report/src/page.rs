@@ -17,7 +17,7 @@ use crate::parallel::ParallelPlot;
 use crate::slices::SlicePlot;
 
 /// A study's report: one self-contained HTML page (inline CSS and SVG, no network needed to
-/// open it) with the optimisation history, the intermediate values with pruned trials marked,
+/// open it) with the optimization history, the intermediate values with pruned trials marked,
 /// parallel coordinates, parameter importance, slice plots, the leaderboard, the final model's
 /// feature importance when given, and, when the best trial stores one, its confusion matrix.
 ///
@@ -107,7 +107,7 @@ impl<'a> StudyReport<'a> {
         );
         self.summary(&mut out);
 
-        section(&mut out, "history", "Optimisation history");
+        section(&mut out, "history", "Optimizer history");
         let history = HistoryPlot::new(h);
         figure(&mut out, "history", history.is_empty(), || history.svg())?;
 

@@ -62,7 +62,7 @@ fn the_history_plots_every_complete_trial_and_the_best_so_far() {
     assert_eq!(layer(&svg, "points"), (4, 4));
     assert!(svg.contains("best so far"));
 
-    // Maximising, the best so far only rises.
+    // Maximizing, the best so far only rises.
     let plot = HistoryPlot::new(&History::new(Direction::Maximize, trials));
     assert_eq!(plot.best, [(0, 5.0), (2, 7.0), (4, 7.0), (6, 7.0)]);
 }

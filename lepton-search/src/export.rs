@@ -55,7 +55,7 @@ pub fn write_csv<T: Borrow<FrozenTrial>>(writer: impl Write, trials: &[T]) -> Re
 
 /// Writes `trials` as one JSON array of trial records (number, state, params,
 /// distributions, value, intermediate values, user attributes), in the order given; it
-/// deserialises back into `Vec<FrozenTrial>`.
+/// deserializes back into `Vec<FrozenTrial>`.
 ///
 /// Errors: [`Error::Stage`] wrapping the writer's I/O error.
 pub fn write_json<T: Borrow<FrozenTrial>>(writer: impl Write, trials: &[T]) -> Result<()> {

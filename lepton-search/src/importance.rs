@@ -55,7 +55,7 @@ impl PedAnova {
     }
 
     /// The importance of every parameter that all complete trials share with one
-    /// distribution, normalised to sum to 1 (all 0 when no parameter matters). Needs enough
+    /// distribution, normalized to sum to 1 (all 0 when no parameter matters). Needs enough
     /// complete trials for two in the target quantile.
     pub fn importances(&self, history: &History) -> Result<BTreeMap<String, f64>> {
         // Best first.
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn direction_counts_and_bad_settings_are_refused() {
-        // Maximising the same function makes its worst region the target: x still matters.
+        // Maximizing the same function makes its worst region the target: x still matters.
         let s = Study::builder("max")
             .with_direction(Direction::Maximize)
             .with_sampler(RandomSampler::new(1))

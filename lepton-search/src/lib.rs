@@ -40,5 +40,6 @@ pub use storage::PostgresStorage;
 #[cfg(feature = "sqlite")]
 pub use storage::SqliteStorage;
 pub use study::{
-    DEFAULT_HEARTBEAT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, Observe, Optimize, Study, StudyBuilder,
+    DEFAULT_HEARTBEAT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, Observe, OptimizeOptions, Study,
+    StudyBuilder,
 };

@@ -1,6 +1,6 @@
 //! Standard black-box problems for trying samplers, storages and workers: the same
 //! definitions, parameter names and ranges as the HPO benchmark harness's `problems.py`, so a
-//! study run here can be compared with one run there. All are minimised.
+//! study run here can be compared with one run there. All are minimized.
 //!
 //! ```
 //! use lepton_search::{Study, problems::Problem};
@@ -44,7 +44,7 @@ pub const CURVE_STEPS: u64 = 100;
 /// The names [`Problem::by_name`] knows.
 pub const PROBLEM_NAMES: [&str; 5] = ["branin", "hartmann6", "rosenbrock5", "mixed6", "curves"];
 
-/// The optimiser choices of [`Problem::Mixed6`].
+/// The optimizer choices of [`Problem::Mixed6`].
 const MIXED_OPTS: [&str; 4] = ["adam", "sgd", "rmsprop", "adagrad"];
 
 const HARTMANN_A: [[f64; 6]; 4] = [
@@ -128,7 +128,7 @@ impl Problem {
                     other => {
                         return Err(Error::InvalidParameter {
                             name: "opt".into(),
-                            reason: format!("`{other}` is not an optimiser name"),
+                            reason: format!("`{other}` is not an optimizer name"),
                         });
                     }
                 };
@@ -185,7 +185,7 @@ fn mixed6(lr: f64, momentum: f64, dropout: f64, depth: i64, width: i64, opt: &st
         other => {
             return Err(Error::InvalidParameter {
                 name: "opt".into(),
-                reason: format!("unknown optimiser `{other}`"),
+                reason: format!("unknown optimizer `{other}`"),
             });
         }
     };
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(rosenbrock(&[0.0, 0.0]), 1.0);
         let best = mixed6(10f64.powf(-2.5), 0.9, 0.2, 5, 128, "adam").unwrap();
         assert!(best.abs() < 1e-12);
-        // Another optimiser's basin is worse by its offset.
+        // Another optimizer's basin is worse by its offset.
         let sgd = mixed6(10f64.powf(-1.5), 0.9, 0.2, 5, 128, "sgd").unwrap();
         assert!((sgd - 0.1).abs() < 1e-12);
         assert!(mixed6(0.01, 0.9, 0.2, 5, 128, "lion").is_err());

@@ -26,7 +26,7 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_HEARTBEAT_GRACE: Duration = Duration::from_secs(10);
 
 /// Builds a [`Study`]; every part has a working default (random sampler, no pruning,
-/// in-memory storage, minimisation, and a heartbeat when the storage is persistent).
+/// in-memory storage, minimization, and a heartbeat when the storage is persistent).
 pub struct StudyBuilder {
     name: String,
     direction: Direction,
@@ -62,7 +62,7 @@ struct Heartbeat {
 }
 
 impl StudyBuilder {
-    /// Sets whether the objective is minimised or maximised.
+    /// Sets whether the objective is minimized or maximized.
     pub fn with_direction(mut self, direction: Direction) -> Self {
         self.direction = direction;
         self
@@ -187,7 +187,7 @@ impl StudyBuilder {
     }
 }
 
-/// An optimisation: trials asked from a sampler, told back with their outcome, kept in a
+/// An optimizer: trials asked from a sampler, told back with their outcome, kept in a
 /// storage. Safe to share between threads (`ask` and `tell` take `&self`).
 pub struct Study {
     name: String,
@@ -419,15 +419,15 @@ impl Study {
     /// resumes on the calling thread.
     ///
     /// Refuses (with [`Error::InvalidParameter`]) options that
-    /// [`Optimize::validate`] refuses, before starting any trial.
+    /// [`OptimizeOptions::validate`] refuses, before starting any trial.
     ///
     /// ```
     /// use std::time::Duration;
     /// use lepton_core::Scale;
-    /// use lepton_search::{Observe, Optimize, Study};
+    /// use lepton_search::{Observe, OptimizeOptions, Study};
     ///
     /// let study = Study::builder("sphere").build()?;
-    /// let options = Optimize::trials(40)
+    /// let options = OptimizeOptions::trials(40)
     ///     .with_timeout(Duration::from_secs(60))
     ///     .with_workers(4)
     ///     .with_observe(Observe::NewBest);
@@ -444,7 +444,7 @@ impl Study {
     /// ```
     pub fn optimize_with_options<F, O>(
         &self,
-        options: Optimize,
+        options: OptimizeOptions,
         objective: F,
         on_trial: O,
     ) -> Result<()>
@@ -713,7 +713,7 @@ enum Ran {
     Full,
 }
 
-/// When an optimisation hands a finished trial to its observer (the modes of argmin's
+/// When an optimization hands a finished trial to its observer (the modes of argmin's
 /// observers). Only trials whose outcome was recorded count; a trial a sweep failed while it
 /// ran does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -734,10 +734,10 @@ pub enum Observe {
 /// threads, and when the observer is called.
 ///
 /// At least one of `n_trials` and `timeout` must be set. Build one with
-/// [`Optimize::trials`] or [`Optimize::timeout`], then the `with_*` methods.
+/// [`OptimizeOptions::trials`] or [`OptimizeOptions::timeout`], then the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Optimize {
+pub struct OptimizeOptions {
     /// Trials started in all by this run, across its workers (`None`: no such bound).
     pub n_trials: Option<usize>,
     /// The number of trials the study itself should hold, counting those of every worker on
@@ -756,10 +756,10 @@ pub struct Optimize {
     pub observe: Observe,
 }
 
-impl Optimize {
+impl OptimizeOptions {
     /// `n_trials` trials on one worker, every one observed.
     pub fn trials(n_trials: usize) -> Self {
-        Optimize {
+        OptimizeOptions {
             n_trials: Some(n_trials),
             study_total: None,
             timeout: None,
@@ -770,7 +770,7 @@ impl Optimize {
 
     /// As many trials as `timeout` allows, on one worker, every one observed.
     pub fn timeout(timeout: Duration) -> Self {
-        Optimize {
+        OptimizeOptions {
             n_trials: None,
             study_total: None,
             timeout: Some(timeout),
@@ -788,7 +788,7 @@ impl Optimize {
     /// Until the study holds `total` trials (failed ones excepted), whoever runs them, on one
     /// worker, every one observed: what each of many worker processes on one storage runs.
     pub fn study_total(total: u64) -> Self {
-        Optimize {
+        OptimizeOptions {
             n_trials: None,
             study_total: Some(total),
             timeout: None,
@@ -846,7 +846,7 @@ impl Optimize {
     }
 }
 
-/// The state the workers of one optimisation share.
+/// The state the workers of one optimization share.
 struct Run<O> {
     /// Trials to start in all, if bounded.
     budget: Option<usize>,
@@ -1142,7 +1142,7 @@ mod tests {
             let total = if heartbeat.is_some() { 60 } else { 30 };
             study
                 .optimize_with_options(
-                    Optimize::study_total(total).with_workers(4),
+                    OptimizeOptions::study_total(total).with_workers(4),
                     |t| {
                         let u = t.suggest_float("u", -1.0, 1.0, Scale::Linear)?;
                         if u < -0.5 {
@@ -1162,7 +1162,7 @@ mod tests {
             assert!(trials.iter().all(|t| t.state.is_finished()));
             // A worker joining a full study runs nothing.
             study
-                .optimize_with_options(Optimize::study_total(total), sphere, |_| {
+                .optimize_with_options(OptimizeOptions::study_total(total), sphere, |_| {
                     panic!("no trial should run")
                 })
                 .unwrap();
@@ -1190,7 +1190,7 @@ mod tests {
             .unwrap();
         let started = Instant::now();
         study
-            .optimize_with_options(Optimize::study_total(4), sphere, |_| {})
+            .optimize_with_options(OptimizeOptions::study_total(4), sphere, |_| {})
             .unwrap();
         // The worker waited for the orphan to go stale rather than stop short.
         assert!(started.elapsed() >= Duration::from_millis(100));
@@ -1336,7 +1336,7 @@ mod tests {
         let mut seen = Vec::new();
         study
             .optimize_with_options(
-                Optimize::trials(40).with_workers(4),
+                OptimizeOptions::trials(40).with_workers(4),
                 |t| {
                     threads.lock().unwrap().insert(std::thread::current().id());
                     std::thread::sleep(Duration::from_millis(2));
@@ -1364,7 +1364,7 @@ mod tests {
         let started = Instant::now();
         study
             .optimize_with_options(
-                Optimize::timeout(Duration::from_millis(300)).with_workers(2),
+                OptimizeOptions::timeout(Duration::from_millis(300)).with_workers(2),
                 |t| {
                     std::thread::sleep(Duration::from_millis(20));
                     sphere(t)
@@ -1381,7 +1381,7 @@ mod tests {
         // A budget ends the run before the timeout does (even one too long to represent).
         study
             .optimize_with_options(
-                Optimize::trials(3).with_timeout(Duration::MAX),
+                OptimizeOptions::trials(3).with_timeout(Duration::MAX),
                 sphere,
                 |_| {},
             )
@@ -1394,7 +1394,7 @@ mod tests {
         let study = Study::builder("panics").build().unwrap();
         study
             .optimize_with_options(
-                Optimize::trials(40).with_workers(4),
+                OptimizeOptions::trials(40).with_workers(4),
                 |t| {
                     let v = sphere(t)?;
                     match t.number() % 4 {
@@ -1424,7 +1424,7 @@ mod tests {
             .build()
             .unwrap();
         study
-            .optimize_with_options(Optimize::trials(80).with_workers(4), sphere, |_| {})
+            .optimize_with_options(OptimizeOptions::trials(80).with_workers(4), sphere, |_| {})
             .unwrap();
         let values: Vec<f64> = study
             .trials()
@@ -1444,17 +1444,20 @@ mod tests {
     #[test]
     fn options_that_cannot_run_are_refused_before_any_trial() {
         let study = Study::builder("bad").build().unwrap();
-        let refused = |options: Optimize| match study.optimize_with_options(options, sphere, |_| {})
-        {
-            Err(Error::InvalidParameter { name, .. }) => name,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(refused(Optimize::trials(5).with_workers(0)), "n_workers");
-        let mut endless = Optimize::trials(5);
+        let refused =
+            |options: OptimizeOptions| match study.optimize_with_options(options, sphere, |_| {}) {
+                Err(Error::InvalidParameter { name, .. }) => name,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(
+            refused(OptimizeOptions::trials(5).with_workers(0)),
+            "n_workers"
+        );
+        let mut endless = OptimizeOptions::trials(5);
         endless.n_trials = None;
         assert_eq!(refused(endless), "n_trials");
         assert_eq!(
-            refused(Optimize::trials(5).with_observe(Observe::Every(0))),
+            refused(OptimizeOptions::trials(5).with_observe(Observe::Every(0))),
             "observe"
         );
         assert!(study.trials().unwrap().is_empty());
@@ -1469,7 +1472,7 @@ mod tests {
             .unwrap();
         let calls = AtomicUsize::new(0);
         let result = study.optimize_with_options(
-            Optimize::trials(1000).with_workers(3),
+            OptimizeOptions::trials(1000).with_workers(3),
             |t| {
                 if calls.fetch_add(1, Ordering::SeqCst) == 10 {
                     storage.delete_study("gone")?;
@@ -1487,11 +1490,15 @@ mod tests {
     fn a_panicking_observer_stops_the_run_and_resumes_on_the_caller() {
         let study = Study::builder("obs").build().unwrap();
         let caught = catch_unwind(AssertUnwindSafe(|| {
-            study.optimize_with_options(Optimize::trials(1000).with_workers(2), sphere, |record| {
-                if record.number == 5 {
-                    panic!("observer bug");
-                }
-            })
+            study.optimize_with_options(
+                OptimizeOptions::trials(1000).with_workers(2),
+                sphere,
+                |record| {
+                    if record.number == 5 {
+                        panic!("observer bug");
+                    }
+                },
+            )
         }));
         let message = caught.unwrap_err();
         assert_eq!(message.downcast_ref::<&str>(), Some(&"observer bug"));
@@ -1506,7 +1513,7 @@ mod tests {
             let mut seen = Vec::new();
             study
                 .optimize_with_options(
-                    Optimize::trials(8).with_observe(observe),
+                    OptimizeOptions::trials(8).with_observe(observe),
                     |t| Ok(VALUES[t.number() as usize % 8]),
                     |record| seen.push(record.number),
                 )
@@ -1522,11 +1529,11 @@ mod tests {
         let resumed = fresh();
         run(Observe::Never, &resumed);
         assert_eq!(run(Observe::NewBest, &resumed), Vec::<u64>::new());
-        let maximise = Study::builder("o")
+        let maximize = Study::builder("o")
             .with_direction(Direction::Maximize)
             .build()
             .unwrap();
-        assert_eq!(run(Observe::NewBest, &maximise), vec![0, 1]);
+        assert_eq!(run(Observe::NewBest, &maximize), vec![0, 1]);
     }
 
     #[test]

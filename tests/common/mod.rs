@@ -52,7 +52,7 @@ pub fn iris_predictor() -> (Predictor, Table) {
     (Predictor::tabular(p, model).unwrap(), test)
 }
 
-/// Wine split 70 / 30 (stratified), standardised on the 70 %.
+/// Wine split 70 / 30 (stratified), standardized on the 70 %.
 pub fn scaled_wine() -> (TabularDataset, TabularDataset) {
     let wine = datasets::wine().unwrap();
     let (train, valid) = stratified_split(&wine, 0.3, 0).unwrap();
@@ -64,7 +64,7 @@ pub fn scaled_wine() -> (TabularDataset, TabularDataset) {
     (train, valid)
 }
 
-/// An MLP trained for `epochs` on standardised wine (seed 1), as an artifact with a replay
+/// An MLP trained for `epochs` on standardized wine (seed 1), as an artifact with a replay
 /// sample of 100 training rows (so that it can learn online), and the validation rows.
 pub fn wine_artifact_with_replay(epochs: usize) -> (lepton::deploy::ModelArtifact, TabularDataset) {
     let (train, valid) = scaled_wine();

@@ -260,7 +260,7 @@ impl Growth {
     }
 
     /// The best set of categories to send left: a prefix of the categories ordered by their
-    /// gradient ratio, from either end; regularised by [`CATEGORY_SMOOTHING`].
+    /// gradient ratio, from either end; regularized by [`CATEGORY_SMOOTHING`].
     fn categorical_split(&self, bins: &[Sums], total: Sums) -> Option<(f64, Rule)> {
         let mut present: Vec<(usize, Sums)> = bins
             .iter()

@@ -183,7 +183,7 @@ mod tests {
         assert!(!p.should_prune(&h, &running(&[0.4, 1.0])));
         // Dominated by exactly two of four (not more than half): kept.
         assert!(!p.should_prune(&h, &running(&[0.75, 11.0])));
-        // Directions matter: maximising latency instead, the slow trial leads.
+        // Directions matter: maximizing latency instead, the slow trial leads.
         let flipped = ParetoPruner::new(&[Maximize, Maximize])
             .unwrap()
             .with_n_startup_trials(1);

@@ -494,7 +494,7 @@ mod tests {
     }
 
     #[test]
-    fn minimises_a_sphere_far_better_than_random_search() {
+    fn minimizes_a_sphere_far_better_than_random_search() {
         for seed in 0..3 {
             let cma = best(CmaEsSampler::new(seed), 300, &sphere);
             let random = best(RandomSampler::new(seed), 300, &sphere);
@@ -504,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn minimises_a_rotated_ellipsoid_far_better_than_random_search() {
+    fn minimizes_a_rotated_ellipsoid_far_better_than_random_search() {
         let f = rotated_ellipsoid();
         for seed in 0..3 {
             let cma = best(CmaEsSampler::new(seed), 300, &f);
@@ -514,7 +514,7 @@ mod tests {
     }
 
     #[test]
-    fn maximises_when_the_study_does() {
+    fn maximizes_when_the_study_does() {
         let study = Study::builder("cma")
             .with_direction(Direction::Maximize)
             .with_sampler(CmaEsSampler::new(3))

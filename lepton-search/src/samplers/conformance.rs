@@ -577,7 +577,7 @@ pub fn failed_and_pruned_trials(make: &dyn Fn(u64) -> Box<dyn Sampler>) -> Resul
     Ok(())
 }
 
-/// A maximised study over every kind: values are valid and the sampler never errors.
+/// A maximized study over every kind: values are valid and the sampler never errors.
 pub fn maximize(make: &dyn Fn(u64) -> Box<dyn Sampler>) -> Result<()> {
     plain_study("maximize", make, Direction::Maximize, &kinds(), TRIALS)
 }

@@ -1,4 +1,4 @@
-//! Gaussian-process Bayesian optimisation, the most sample-efficient sampler for budgets of
+//! Gaussian-process Bayesian optimization, the most sample-efficient sampler for budgets of
 //! tens to a few hundred trials.
 //!
 //! The model, as Optuna's `GPSampler`:
@@ -7,15 +7,15 @@
 //!   stepped floats as equal cells); categorical parameters enter the kernel by a Hamming
 //!   distance, so no order is invented between choices;
 //! - a Matérn 5/2 kernel with one lengthscale per parameter (ARD), a kernel scale and a noise
-//!   variance, fitted by maximising the marginal likelihood plus weak priors (L-BFGS from
+//!   variance, fitted by maximizing the marginal likelihood plus weak priors (L-BFGS from
 //!   argmin, analytic gradients, warm-started from the previous trial's fit);
-//! - the objective is standardised; the next point maximises the logarithm of expected
+//! - the objective is standardized; the next point maximizes the logarithm of expected
 //!   improvement (stable far into the tail) from the best trial and the most promising of
 //!   several hundred random points: L-BFGS moves the continuous parameters, while integer,
 //!   stepped and categorical ones only ever take values on their grids (every value when
 //!   there are few, else moves of 1, 2, 4, ... steps), the two in turn until neither moves.
 //!
-//! Dense linear algebra (Cholesky factorisation, triangular solves) is nalgebra's.
+//! Dense linear algebra (Cholesky factorization, triangular solves) is nalgebra's.
 
 use std::cell::RefCell;
 use std::f64::consts::PI;
@@ -35,7 +35,7 @@ use lepton_core::{
 
 use super::{RandomSampler, gauss, stream_seed, unit};
 
-/// The smallest noise variance the model allows (on the standardised objective).
+/// The smallest noise variance the model allows (on the standardized objective).
 const MIN_NOISE: f64 = 1e-6;
 const SQRT5: f64 = 2.236_067_977_499_79;
 
@@ -198,7 +198,7 @@ impl Sampler for GpSampler {
         else {
             return Ok(JointSample::new());
         };
-        let x = maximise_log_ei(&posterior, &data, &dims, self, &mut rng);
+        let x = maximize_log_ei(&posterior, &data, &dims, self, &mut rng);
         Ok(dims
             .iter()
             .zip(&x)
@@ -215,7 +215,7 @@ fn decode(d: &Distribution, x: f64) -> ParamValue {
     }
 }
 
-/// The complete trials on the model's coordinates, with the objective standardised as a
+/// The complete trials on the model's coordinates, with the objective standardized as a
 /// loss (lower is better).
 #[derive(Debug, Clone)]
 struct Data {
@@ -494,7 +494,7 @@ impl<F: Fn(&[f64]) -> Option<(f64, Vec<f64>)>> Gradient for Cached<F> {
     }
 }
 
-/// Minimises `f` from `start` with L-BFGS; returns the best point seen (`start` if the
+/// Minimizes `f` from `start` with L-BFGS; returns the best point seen (`start` if the
 /// solver fails outright).
 fn lbfgs<F: Fn(&[f64]) -> Option<(f64, Vec<f64>)>>(
     f: F,
@@ -652,7 +652,7 @@ impl Posterior {
     }
 }
 
-/// `ln EI` for minimisation at a point with posterior `N(mu, sd^2)` and incumbent `best`,
+/// `ln EI` for minimization at a point with posterior `N(mu, sd^2)` and incumbent `best`,
 /// with its partial derivatives in `mu` and `sd`. Stable far into the tail, where EI itself
 /// underflows (the "logEI" of Ament et al., 2023).
 fn log_ei(mu: f64, sd: f64, best: f64) -> (f64, f64, f64) {
@@ -699,10 +699,10 @@ fn snap(d: &Distribution, u: f64) -> f64 {
     }
 }
 
-/// The point maximising log EI: the best of several hundred random points and of local
+/// The point maximizing log EI: the best of several hundred random points and of local
 /// searches from the most promising of them and from the incumbent, every discrete
 /// coordinate on its grid.
-fn maximise_log_ei(
+fn maximize_log_ei(
     post: &Posterior,
     data: &Data,
     dims: &[(String, Distribution)],
@@ -1107,7 +1107,7 @@ mod tests {
             let theta = fit_hyper(&data, Hyper::initial(2), false);
             let post = Posterior::new(&data, Hyper::from_raw(&theta, false)).unwrap();
             let sampler = GpSampler::new(seed);
-            let proposal = maximise_log_ei(&post, &data, &dims, &sampler, &mut rng);
+            let proposal = maximize_log_ei(&post, &data, &dims, &sampler, &mut rng);
             let every: Vec<Vec<f64>> = (0..40)
                 .flat_map(|k| (0..3).map(move |c| (k, c)))
                 .map(|(k, c)| {
@@ -1170,7 +1170,7 @@ mod tests {
     }
 
     #[test]
-    fn reproducible_by_seed_and_maximises() {
+    fn reproducible_by_seed_and_maximizes() {
         let run = |seed| {
             let study = Study::builder("r")
                 .with_direction(Direction::Maximize)

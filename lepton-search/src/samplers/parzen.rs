@@ -2,7 +2,7 @@
 //!
 //! Every parameter lives on a transformed axis: the logarithm for log scales, the value for
 //! linear ones, the choice index for categorical ones. Numeric kernels are normal
-//! distributions truncated to the range (discretised onto the step grid where there is one);
+//! distributions truncated to the range (discretized onto the step grid where there is one);
 //! categorical kernels put most of their mass on the observed choice. A prior kernel (the
 //! middle of the range, as wide as the range; uniform over choices) keeps every region
 //! reachable. The rules for bandwidths and weights follow Optuna's `_ParzenEstimator`, so that

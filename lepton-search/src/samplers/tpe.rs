@@ -3,7 +3,7 @@
 //! After `n_startup_trials` random trials, TPE splits the finished trials into the best
 //! `gamma(n)` ("below") and the rest ("above"), fits a Parzen estimator `l` to the first and
 //! `g` to the second, draws `n_ei_candidates` points from `l` and proposes the one that
-//! maximises `l(x) / g(x)` (equivalent to expected improvement under TPE's model).
+//! maximizes `l(x) / g(x)` (equivalent to expected improvement under TPE's model).
 //!
 //! - **Multivariate** (the default, as in Optuna 5): the parameters every finished trial
 //!   shares are modelled jointly, one kernel per trial across all dimensions.

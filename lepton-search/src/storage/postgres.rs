@@ -21,7 +21,7 @@ use lepton_core::{
 /// The schema version this build writes; older databases are migrated, newer ones refused.
 pub const PG_SCHEMA_VERSION: i32 = 6;
 
-/// Serialises concurrent migrations (a transaction-scoped advisory lock).
+/// Serializes concurrent migrations (a transaction-scoped advisory lock).
 const MIGRATION_LOCK: i64 = 0x6c65_7074_6f6e; // "lepton"
 
 /// Version 2: a heartbeat per trial, on the server's clock (so workers' clocks never matter).

@@ -45,7 +45,7 @@ pub struct FitArgs {
     /// values is a regression, anything else a classification); `text` classifies documents.
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
-    /// The metric to optimise: accuracy, balanced_accuracy, log_loss, roc_auc, macro_f1 (a
+    /// The metric to optimize: accuracy, balanced_accuracy, log_loss, roc_auc, macro_f1 (a
     /// classification; accuracy by default), r2, rmse, mae (a regression; r2 by default).
     #[arg(long)]
     pub metric: Option<Metric>,

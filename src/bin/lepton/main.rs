@@ -116,7 +116,7 @@ enum StudyCommand {
         study: String,
     },
     /// A study's report: one self-contained HTML page (open it in any browser, no network
-    /// needed) with the optimisation history, learning curves, parallel coordinates,
+    /// needed) with the optimization history, learning curves, parallel coordinates,
     /// importance, slices, the leaderboard and the best trial's confusion matrix.
     Report {
         /// Storage URL.

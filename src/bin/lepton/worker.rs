@@ -10,8 +10,8 @@ use lepton::core::{Direction, FrozenTrial, Pruner, Sampler};
 use lepton::search::problems::Problem;
 use lepton::search::samplers::BohbSampler;
 use lepton::search::{
-    DEFAULT_HEARTBEAT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, HyperbandPruner, Observe, Optimize, Study,
-    pruners, samplers, storage,
+    DEFAULT_HEARTBEAT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, HyperbandPruner, Observe, OptimizeOptions,
+    Study, pruners, samplers, storage,
 };
 
 /// What one worker runs.
@@ -23,7 +23,7 @@ pub struct WorkerArgs {
     /// Study name; the study is created if it is missing.
     #[arg(long)]
     study: String,
-    /// The problem to minimise: branin, hartmann6, rosenbrock5, mixed6, or curves (synthetic
+    /// The problem to minimize: branin, hartmann6, rosenbrock5, mixed6, or curves (synthetic
     /// learning curves reported at every step, for pruners).
     #[arg(long)]
     objective: String,
@@ -102,7 +102,7 @@ pub fn run(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
         .with_heartbeat_grace(Duration::from_millis(args.grace_ms))
         .with_stale_retries(args.retries)
         .build()?;
-    let mut options = Optimize::study_total(args.trials).with_observe(Observe::Always);
+    let mut options = OptimizeOptions::study_total(args.trials).with_observe(Observe::Always);
     if let Some(t) = args.timeout_s {
         options = options.with_timeout(Duration::try_from_secs_f64(t)?);
     }

@@ -1,6 +1,6 @@
-//! How the training loop updates the weights: the optimiser (Adam, AdamW, SGD with momentum),
+//! How the training loop updates the weights: the optimizer (Adam, AdamW, SGD with momentum),
 //! weight decay, gradient clipping and the learning-rate schedule, each built from burn's own
-//! optimisers and schedulers. Part of every model's configuration, so it is searched and saved
+//! optimizers and schedulers. Part of every model's configuration, so it is searched and saved
 //! like any other hyper-parameter.
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use lepton_core::ParamValue;
 use crate::error::Result;
 use crate::param::{self, invalid};
 
-/// The optimiser.
+/// The optimizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
@@ -58,12 +58,14 @@ pub enum Schedule {
     },
 }
 
-/// The optimiser and its settings.
+/// The optimizer and its settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Optimisation {
-    /// Which optimiser.
-    pub optimizer: OptimizerKind,
+pub struct Optimizer {
+    /// Which optimizer.
+    /// (Saved before it was renamed as `optimizer`.)
+    #[serde(alias = "optimizer")]
+    pub kind: OptimizerKind,
     /// SGD's momentum, in `[0, 1)`; Adam and AdamW ignore it.
     pub momentum: f64,
     /// Weight decay, at least 0.
@@ -74,11 +76,11 @@ pub struct Optimisation {
     pub schedule: Schedule,
 }
 
-impl Default for Optimisation {
+impl Default for Optimizer {
     /// Adam at a constant rate, no weight decay, no clipping.
     fn default() -> Self {
-        Optimisation {
-            optimizer: OptimizerKind::Adam,
+        Optimizer {
+            kind: OptimizerKind::Adam,
             momentum: 0.9,
             weight_decay: 0.0,
             clip_norm: None,
@@ -87,7 +89,7 @@ impl Default for Optimisation {
     }
 }
 
-impl Optimisation {
+impl Optimizer {
     /// Refuses settings that would make training fail or panic.
     pub fn check(&self) -> Result<()> {
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
@@ -131,7 +133,7 @@ impl Optimisation {
         let wrong = || invalid(name, format!("`{value}` is not a valid {name}"));
         match name {
             "optimizer" => {
-                self.optimizer = match value {
+                self.kind = match value {
                     ParamValue::Str(s) if s == "adam" => OptimizerKind::Adam,
                     ParamValue::Str(s) if s == "adamw" => OptimizerKind::AdamW,
                     ParamValue::Str(s) if s == "sgd" => OptimizerKind::Sgd,
@@ -159,14 +161,14 @@ impl Optimisation {
         Ok(true)
     }
 
-    /// The optimiser, ready for its first step.
-    pub(crate) fn optimizer(&self) -> ModuleOptimizer {
+    /// The optimizer, ready for its first step.
+    pub(crate) fn build(&self) -> ModuleOptimizer {
         let clip = self
             .clip_norm
             .map(|c| GradientClippingConfig::Norm(c as f32));
         let decay =
             (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
-        match self.optimizer {
+        match self.kind {
             OptimizerKind::Adam => AdamConfig::new()
                 .with_weight_decay(decay)
                 .with_grad_clipping(clip)
@@ -235,7 +237,7 @@ impl Optimisation {
 mod tests {
     use super::*;
 
-    fn rates(o: Optimisation, steps_per_epoch: usize, epochs: usize) -> Vec<f64> {
+    fn rates(o: Optimizer, steps_per_epoch: usize, epochs: usize) -> Vec<f64> {
         let mut s = o.scheduler(0.1, steps_per_epoch, epochs).unwrap();
         (0..steps_per_epoch * epochs)
             .map(|_| s.step().base())
@@ -244,9 +246,9 @@ mod tests {
 
     #[test]
     fn schedules_move_the_rate_as_documented() {
-        let with = |schedule| Optimisation {
+        let with = |schedule| Optimizer {
             schedule,
-            ..Optimisation::default()
+            ..Optimizer::default()
         };
         assert!(
             rates(with(Schedule::Constant), 5, 2)
@@ -283,33 +285,33 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_and_search_names_are_taken() {
         for bad in [
-            Optimisation {
+            Optimizer {
                 momentum: 1.0,
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
-            Optimisation {
+            Optimizer {
                 weight_decay: f64::NAN,
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
-            Optimisation {
+            Optimizer {
                 clip_norm: Some(0.0),
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
-            Optimisation {
+            Optimizer {
                 schedule: Schedule::Step {
                     every_epochs: 0,
                     gamma: 0.5,
                 },
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
-            Optimisation {
+            Optimizer {
                 schedule: Schedule::WarmupCosine { warmup: 1.0 },
-                ..Optimisation::default()
+                ..Optimizer::default()
             },
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }
-        let mut o = Optimisation::default();
+        let mut o = Optimizer::default();
         assert!(o.set_param("optimizer", &ParamValue::from("sgd")).unwrap());
         assert!(
             o.set_param("schedule", &ParamValue::from("cosine"))
@@ -317,13 +319,13 @@ mod tests {
         );
         assert!(o.set_param("clip_norm", &ParamValue::Float(0.0)).unwrap());
         assert_eq!(
-            (o.optimizer, o.schedule, o.clip_norm),
+            (o.kind, o.schedule, o.clip_norm),
             (OptimizerKind::Sgd, Schedule::Cosine, None)
         );
         assert!(o.set_param("optimizer", &ParamValue::from("lion")).is_err());
         assert!(!o.set_param("depth", &ParamValue::Int(2)).unwrap());
         // Saved configurations from before these settings existed still load.
-        let old: Optimisation = serde_json::from_str("{}").unwrap();
-        assert_eq!(old, Optimisation::default());
+        let old: Optimizer = serde_json::from_str("{}").unwrap();
+        assert_eq!(old, Optimizer::default());
     }
 }
