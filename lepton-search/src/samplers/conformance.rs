@@ -10,6 +10,9 @@
 //! The suite asks `make` for a fresh sampler for every study it runs, so state a sampler keeps
 //! between trials starts clean, and a sampler is expected to be deterministic for a seed.
 //!
+//! One file though long: it is one suite, read top to bottom by whoever implements a sampler,
+//! each check a short function beside the others.
+//!
 //! ```
 //! use lepton_search::samplers::{RandomSampler, conformance};
 //!

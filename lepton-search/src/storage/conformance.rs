@@ -2,6 +2,9 @@
 //! or a user's, must pass it. Each check returns the first violated expectation as an error
 //! message instead of panicking, so it can run inside any test harness.
 //!
+//! One file though long: it is one suite, read top to bottom by whoever implements a storage,
+//! each check a short function beside the others.
+//!
 //! ```
 //! use lepton_search::storage::{InMemoryStorage, conformance};
 //!

@@ -1,4 +1,8 @@
 //! PostgreSQL storage: one study shared by workers on many machines, around a real database.
+//!
+//! One file though long: its schema and migrations, the statements each trial runs, the pooled
+//! connection that prepares them, and the `Storage` trait's operations over them, which a
+//! reader follows from one to the next (TLS is `postgres_tls`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,4 +1,7 @@
 //! SQLite storage: the embedded default for a persistent study on one machine.
+//!
+//! One file though long: its schema and migrations, then the `Storage` trait's operations,
+//! each one or two statements in a transaction on the one connection, read together.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
