@@ -12,7 +12,8 @@ use crate::cnn_net::CnnConfig;
 use crate::error::{ModelError, Result};
 use crate::fitted_cnn::FittedCnn;
 use crate::head::Head;
-use crate::training::{Rows, train};
+use crate::rows::Rows;
+use crate::training::train;
 use crate::training_run::{RunOptions, TrainingRun};
 
 /// A convolutional image classifier trained on backend `B` (cross-entropy, Adam, scored by

@@ -24,7 +24,8 @@ use crate::error::Result;
 use crate::net::Net;
 use crate::optimizer::Optimizer;
 use crate::param;
-use crate::training::{ImageShift, TrainingSetup};
+use crate::rows::ImageShift;
+use crate::training::TrainingSetup;
 
 /// The hyper-parameters of a [`CnnClassifier`](crate::CnnClassifier). Serializable; checked
 /// before any work starts.

@@ -14,7 +14,8 @@ use crate::head::Head;
 use crate::mlp_net::{MlpConfig, MlpNet};
 use crate::optimizer::Schedule;
 use crate::predict::predict_rows;
-use crate::training::{Rows, Standardize, train};
+use crate::rows::{Rows, Standardize};
+use crate::training::train;
 use crate::training_summary::TrainingSummary;
 
 /// How a trained model is trained further on new examples (online learning): a few epochs

@@ -38,6 +38,7 @@ mod net;
 mod optimizer;
 mod param;
 mod predict;
+mod rows;
 mod sparse_classifier;
 mod sparse_linear;
 mod sparse_logistic;

@@ -10,7 +10,8 @@ use crate::error::{ModelError, Result};
 use crate::fitted_mlp::FittedMlp;
 use crate::head::Head;
 use crate::mlp_net::MlpConfig;
-use crate::training::{Rows, Standardize, train};
+use crate::rows::{Rows, Standardize};
+use crate::training::train;
 use crate::training_run::{RunOptions, TrainingRun};
 
 /// Trains an MLP on backend `B` for the task of the training data's schema.

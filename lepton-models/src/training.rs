@@ -6,24 +6,23 @@
 
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
 
-use lepton_core::{Dataset, Error, Target, TrialContext};
+use lepton_core::{Error, TrialContext};
 
 use crate::checkpoint::Checkpoints;
 use crate::error::{ModelError, Result};
-use crate::head::Head;
 use crate::metrics::ConfusionMatrix;
 use crate::net::Net;
 use crate::optimizer::Optimizer;
 use crate::param;
+use crate::rows::{ImageShift, Rows, Targets};
 use crate::training_summary::TrainingSummary;
 
 /// The training hyper-parameters the loop needs.
@@ -55,180 +54,6 @@ pub(crate) struct TrainingSetup {
     pub reports_per_epoch: usize,
 }
 
-/// Random translations of training images (simple augmentation): each image is moved by up
-/// to `max` pixels along each axis, zeros shifted in, a new draw per image and epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ImageShift {
-    pub height: usize,
-    pub width: usize,
-    pub max: usize,
-}
-
-/// Appends `image` (`height x width`, row-major) moved down by `dy` and right by `dx` pixels
-/// to `out`; pixels moved in from outside are 0.
-fn push_shifted(image: &[f32], height: usize, width: usize, dy: i64, dx: i64, out: &mut Vec<f32>) {
-    for y in 0..height as i64 {
-        let sy = y - dy;
-        for x in 0..width as i64 {
-            let sx = x - dx;
-            let inside = (0..height as i64).contains(&sy) && (0..width as i64).contains(&sx);
-            out.push(if inside {
-                image[(sy * width as i64 + sx) as usize]
-            } else {
-                0.0
-            });
-        }
-    }
-}
-
-/// Targets ready for batching.
-pub(crate) enum Targets {
-    /// Class indices.
-    Classes(Vec<i64>),
-    /// Standardized real values.
-    Values(Vec<f32>),
-}
-
-/// A dataset flattened for batching: row-major features and targets.
-pub(crate) struct Rows {
-    pub x: Vec<f32>,
-    pub targets: Targets,
-    pub width: usize,
-}
-
-/// Where the targets of a regression are moved to before training: `(y - mean) / sd`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Standardize {
-    pub mean: f64,
-    pub sd: f64,
-}
-
-impl Rows {
-    /// Rows of class targets below `n_classes`.
-    pub fn classes(d: &dyn Dataset, width: usize, n_classes: usize) -> Result<Self> {
-        let mut y = Vec::with_capacity(d.len());
-        let x = features(d, width, |i, t| match t {
-            Some(Target::Class(c)) if c < n_classes => {
-                y.push(c as i64);
-                Ok(())
-            }
-            other => Err(ModelError::InvalidData(format!(
-                "row {i}: target {other:?} is not one of {n_classes} classes"
-            ))),
-        })?;
-        Ok(Rows {
-            x,
-            targets: Targets::Classes(y),
-            width,
-        })
-    }
-
-    /// Rows of real targets, standardized by `scale`.
-    pub fn values(d: &dyn Dataset, width: usize, scale: Standardize) -> Result<Self> {
-        let mut y = Vec::with_capacity(d.len());
-        let x = features(d, width, |i, t| match t {
-            Some(Target::Value(v)) if v.is_finite() => {
-                y.push(((v - scale.mean) / scale.sd) as f32);
-                Ok(())
-            }
-            other => Err(ModelError::InvalidData(format!(
-                "row {i}: target {other:?} is not a finite number"
-            ))),
-        })?;
-        Ok(Rows {
-            x,
-            targets: Targets::Values(y),
-            width,
-        })
-    }
-
-    /// No rows, with the targets `head` describes (training without validation).
-    pub fn empty(width: usize, head: Head) -> Self {
-        let targets = match head {
-            Head::Classes { .. } => Targets::Classes(Vec::new()),
-            Head::Value { .. } => Targets::Values(Vec::new()),
-        };
-        Rows {
-            x: Vec::new(),
-            targets,
-            width,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.x.len() / self.width.max(1)
-    }
-
-    /// The inputs of `rows` on `device`, as they are.
-    fn inputs(&self, rows: &[usize], device: &Device) -> Tensor<2> {
-        Tensor::from_data(self.batch_data(rows, None), device)
-    }
-
-    /// The inputs of `rows` as data on no device yet, each image moved at random (drawn from
-    /// the generator, row by row) if `shift` is given.
-    fn batch_data(
-        &self,
-        rows: &[usize],
-        mut shift: Option<(ImageShift, &mut StdRng)>,
-    ) -> TensorData {
-        let mut xb = Vec::with_capacity(rows.len() * self.width);
-        for &r in rows {
-            let row = &self.x[r * self.width..(r + 1) * self.width];
-            match &mut shift {
-                Some((shift, rng)) => {
-                    let m = shift.max as i64;
-                    let (dy, dx) = (rng.random_range(-m..=m), rng.random_range(-m..=m));
-                    push_shifted(row, shift.height, shift.width, dy, dx, &mut xb);
-                }
-                None => xb.extend_from_slice(row),
-            }
-        }
-        TensorData::new(xb, [rows.len(), self.width])
-    }
-
-    /// Mean loss of `out` against the targets of `rows`.
-    fn loss(&self, out: Tensor<2>, rows: &[usize], device: &Device) -> Tensor<1> {
-        match &self.targets {
-            Targets::Classes(y) => {
-                let yb: Vec<i64> = rows.iter().map(|&r| y[r]).collect();
-                let yb = Tensor::<1, Int>::from_data(TensorData::new(yb, [rows.len()]), device);
-                CrossEntropyLossConfig::new()
-                    .init(device)
-                    .forward(out, yb)
-                    .mean()
-            }
-            Targets::Values(y) => {
-                let yb: Vec<f32> = rows.iter().map(|&r| y[r]).collect();
-                let yb = Tensor::<2>::from_data(TensorData::new(yb, [rows.len(), 1]), device);
-                (out - yb).powf_scalar(2.0).mean()
-            }
-        }
-    }
-}
-
-/// Collects features of width `width`, handing each row's target to `take`.
-fn features(
-    d: &dyn Dataset,
-    width: usize,
-    mut take: impl FnMut(usize, Option<Target>) -> Result<()>,
-) -> Result<Vec<f32>> {
-    let mut x = Vec::with_capacity(d.len() * width);
-    for i in 0..d.len() {
-        let row = d
-            .features(i)
-            .ok_or_else(|| ModelError::InvalidData(format!("row {i} is missing")))?;
-        if row.len() != width {
-            return Err(ModelError::InvalidData(format!(
-                "row {i} has {} features, the model expects {width}",
-                row.len()
-            )));
-        }
-        take(i, d.target(i))?;
-        x.extend_from_slice(row);
-    }
-    Ok(x)
-}
-
 /// Trains `net` and returns it in inference mode on `device`.
 pub(crate) fn train<M: Net>(
     net: M,
@@ -247,121 +72,223 @@ pub(crate) fn train<M: Net>(
         .iter()
         .map(|d| d.clone().autodiff())
         .collect();
-    let inference_template = net.clone();
-    // `train` turns gradient tracking on: a net built on a plain device has none.
-    let mut net = net.fork(&ad).train();
-    let mut optim = setup.optimizer.build();
     let steps_per_epoch = train.len().div_ceil(setup.batch_size.max(1));
-    let mut schedule =
-        setup
-            .optimizer
-            .scheduler(setup.learning_rate, steps_per_epoch, setup.max_epochs)?;
-    let mut order: Vec<usize> = (0..train.len()).collect();
     let run_started = Instant::now();
     let out_of_time = || setup.time_limit.is_some_and(|t| run_started.elapsed() >= t);
-
-    let mut best: Option<(M, f64, f64, usize)> = None; // (weights, score, loss, epoch)
-    let mut summary = TrainingSummary {
-        epochs_run: 0,
-        best_epoch: 0,
-        best_valid_score: None,
-        best_valid_loss: None,
-        best_valid_confusion: None,
-        final_train_loss: f64::NAN,
-        train_seconds: 0.0,
-        valid_seconds: 0.0,
-    };
-    let mut first_epoch = 1;
-    if let Some(checkpoints) = &setup.checkpoints
-        && let Some(resumed) = checkpoints.load(net.clone(), inference_template, optim.clone())?
-    {
-        tracing::info!(epoch = resumed.epoch, "resuming from a checkpoint");
-        (net, optim, summary, best) = (
-            resumed.net,
-            resumed.optimizer,
-            resumed.summary,
-            resumed.best,
-        );
-        first_epoch = resumed.epoch + 1;
-        // The schedule is a function of the step: replay it to where the run stopped.
-        for _ in 0..resumed.epoch * steps_per_epoch {
-            schedule.step();
-        }
-    }
+    let (mut state, first_epoch) = TrainingState::start(net, setup, steps_per_epoch, &ad)?;
     let last_epoch = setup
         .epoch_budget
         .map_or(setup.max_epochs, |b| b.min(setup.max_epochs));
-    let per_epoch = setup.reports_per_epoch;
-    if per_epoch == 0 || per_epoch > steps_per_epoch {
-        return Err(param::invalid(
-            "reports_per_epoch",
-            format!(
-                "{per_epoch} reports per epoch: an epoch needs at least 1 report, and at most \
-                 one per batch (it has only {steps_per_epoch} batches)"
-            ),
-        ));
-    }
-    // The number of batches after which an epoch's `j`-th report comes (its last at its end).
-    let report_after = |j: usize| (j * steps_per_epoch).div_ceil(per_epoch);
-    // Scores the weights, reports the score as `step` and keeps them if they are the best so
-    // far; returns the score and the loss.
-    let validate = |net: &M,
-                    epoch: usize,
-                    step: u64,
-                    ctx: &mut dyn TrialContext,
-                    best: &mut Option<(M, f64, f64, usize)>,
-                    summary: &mut TrainingSummary|
-     -> Result<(f64, f64)> {
-        let started = Instant::now();
-        let inference = net.valid();
-        let (score, loss, confusion) = evaluate(&inference, valid, device)?;
-        summary.valid_seconds += started.elapsed().as_secs_f64();
-        if !loss.is_finite() || !score.is_finite() {
-            return Err(ModelError::Diverged { epoch, loss });
-        }
-        ctx.report(step, score)?;
-        let improved = match best {
-            None => true,
-            Some((_, s, l, _)) => score > *s || (score == *s && loss < *l),
-        };
-        if improved {
-            *best = Some((inference, score, loss, epoch));
-            summary.best_valid_confusion = confusion;
-        }
-        Ok((score, loss))
+    let reports = Reports::new(setup.reports_per_epoch, steps_per_epoch)?;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut batches = Batches {
+        train,
+        order: &mut order,
+        ad: &ad,
+        replicas: &replicas,
     };
     for epoch in first_epoch..=last_epoch {
+        state = state.train_epoch(epoch, &mut batches, valid, device, &reports, ctx)?;
+        if valid.len() == 0 {
+            state.checkpoint(epoch)?;
+            if out_of_time() {
+                tracing::debug!(epoch, "time limit reached");
+                break;
+            }
+            continue;
+        }
+        let step = reports.at_end_of(epoch);
+        let (score, loss) = state.validate(valid, device, epoch, step, ctx)?;
+        tracing::info!(
+            epoch,
+            train_loss = state.summary.final_train_loss,
+            valid_score = score,
+            valid_loss = loss,
+            "epoch done"
+        );
+        state.checkpoint(epoch)?;
+        if ctx.should_prune() {
+            return Err(Error::Pruned { step }.into());
+        }
+        if let Some((_, _, _, best_epoch)) = &state.best
+            && epoch - best_epoch >= setup.patience
+        {
+            tracing::debug!(epoch, best_epoch, "early stopping");
+            break;
+        }
+        if out_of_time() {
+            tracing::debug!(epoch, "time limit reached");
+            break;
+        }
+    }
+    Ok(state.finish())
+}
+
+/// When an epoch's validation reports come: `per_epoch` of them, after as nearly equal numbers
+/// of its `steps_per_epoch` batches as can be, the last at its end.
+struct Reports {
+    per_epoch: usize,
+    steps_per_epoch: usize,
+}
+
+impl Reports {
+    /// Refuses no report an epoch, or more reports than batches.
+    fn new(per_epoch: usize, steps_per_epoch: usize) -> Result<Reports> {
+        if per_epoch == 0 || per_epoch > steps_per_epoch {
+            return Err(param::invalid(
+                "reports_per_epoch",
+                format!(
+                    "{per_epoch} reports per epoch: an epoch needs at least 1 report, and at \
+                     most one per batch (it has only {steps_per_epoch} batches)"
+                ),
+            ));
+        }
+        Ok(Reports {
+            per_epoch,
+            steps_per_epoch,
+        })
+    }
+
+    /// Whether, with `reported` reports made in the epoch, the next is due once `ran` of its
+    /// batches have run (the epoch's last report is made at its end, not here).
+    fn due_within(&self, reported: usize, ran: usize) -> bool {
+        reported + 1 < self.per_epoch
+            && ran == ((reported + 1) * self.steps_per_epoch).div_ceil(self.per_epoch)
+    }
+
+    /// The step of epoch `epoch`'s `j`-th report within it.
+    fn within(&self, epoch: usize, j: usize) -> u64 {
+        ((epoch - 1) * self.per_epoch + j) as u64
+    }
+
+    /// The step of epoch `epoch`'s last report, at its end.
+    fn at_end_of(&self, epoch: usize) -> u64 {
+        (epoch * self.per_epoch) as u64
+    }
+}
+
+/// Where the training batches come from: the rows, their order (shuffled every epoch), and the
+/// autodiff devices that compute them.
+struct Batches<'a> {
+    train: &'a Rows,
+    order: &'a mut Vec<usize>,
+    ad: &'a Device,
+    replicas: &'a [Device],
+}
+
+/// A training run between its epochs: the network being trained, its optimizer and
+/// learning-rate schedule, the best weights so far (with their score, loss and epoch) and the
+/// summary; restored from the last checkpoint when there is one.
+struct TrainingState<'a, M: Net> {
+    setup: &'a TrainingSetup,
+    net: M,
+    optim: ModuleOptimizer,
+    schedule: ModuleLrScheduler,
+    best: Option<(M, f64, f64, usize)>,
+    summary: TrainingSummary,
+}
+
+impl<'a, M: Net> TrainingState<'a, M> {
+    /// A fresh run on the autodiff device `ad`, or the one its checkpoint holds, with the
+    /// first epoch to train.
+    fn start(
+        net: M,
+        setup: &'a TrainingSetup,
+        steps_per_epoch: usize,
+        ad: &Device,
+    ) -> Result<(Self, usize)> {
+        let inference_template = net.clone();
+        // `train` turns gradient tracking on: a net built on a plain device has none.
+        let net = net.fork(ad).train();
+        let optim = setup.optimizer.build();
+        let schedule =
+            setup
+                .optimizer
+                .scheduler(setup.learning_rate, steps_per_epoch, setup.max_epochs)?;
+        let mut state = TrainingState {
+            setup,
+            net,
+            optim,
+            schedule,
+            best: None,
+            summary: TrainingSummary {
+                epochs_run: 0,
+                best_epoch: 0,
+                best_valid_score: None,
+                best_valid_loss: None,
+                best_valid_confusion: None,
+                final_train_loss: f64::NAN,
+                train_seconds: 0.0,
+                valid_seconds: 0.0,
+            },
+        };
+        let mut first_epoch = 1;
+        if let Some(checkpoints) = &setup.checkpoints
+            && let Some(resumed) =
+                checkpoints.load(state.net.clone(), inference_template, state.optim.clone())?
+        {
+            tracing::info!(epoch = resumed.epoch, "resuming from a checkpoint");
+            state.net = resumed.net;
+            state.optim = resumed.optimizer;
+            state.summary = resumed.summary;
+            state.best = resumed.best;
+            first_epoch = resumed.epoch + 1;
+            // The schedule is a function of the step: replay it to where the run stopped.
+            for _ in 0..resumed.epoch * steps_per_epoch {
+                state.schedule.step();
+            }
+        }
+        Ok((state, first_epoch))
+    }
+
+    /// Trains epoch `epoch` on every batch, validating and reporting within it when
+    /// `reports` says so (a pruned run ends with [`Error::Pruned`]). Takes the state by value
+    /// so that each optimizer step consumes the network, as burn's optimizers expect.
+    fn train_epoch(
+        mut self,
+        epoch: usize,
+        batches: &mut Batches<'_>,
+        valid: &Rows,
+        device: &Device,
+        reports: &Reports,
+        ctx: &mut dyn TrialContext,
+    ) -> Result<Self> {
+        let setup = self.setup;
         // Each epoch's shuffle and shifts come from its own seed, so a resumed run draws what
         // an uninterrupted one would have.
         let mut rng = StdRng::seed_from_u64(setup.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
-        order.sort_unstable();
-        order.shuffle(&mut rng);
+        batches.order.sort_unstable();
+        batches.order.shuffle(&mut rng);
+        let (train, ad, replicas) = (batches.train, batches.ad, batches.replicas);
         let mut loss_sum = 0.0;
-        let mut batches = 0usize;
-        let mut reports = 0usize;
+        let mut ran = 0usize;
+        let mut reported = 0usize;
         let mut started = Instant::now();
-        for rows in order.chunks(setup.batch_size) {
+        for rows in batches.order.chunks(setup.batch_size) {
             let (value, grads) = if replicas.is_empty() {
                 let shift = setup.shift.map(|s| (s, &mut rng));
-                let inputs = Tensor::from_data(train.batch_data(rows, shift), &ad);
-                let loss = train.loss(net.forward(inputs), rows, &ad);
+                let inputs = Tensor::from_data(train.batch_data(rows, shift), ad);
+                let loss = train.loss(self.net.forward(inputs), rows, ad);
                 let value = f64::from(loss.clone().into_scalar::<f32>());
-                (value, GradientsParams::from_grads(loss.backward(), &net))
+                (
+                    value,
+                    GradientsParams::from_grads(loss.backward(), &self.net),
+                )
             } else {
-                data_parallel_step(&net, train, rows, setup.shift, &mut rng, &ad, &replicas)?
+                data_parallel_step(&self.net, train, rows, setup.shift, &mut rng, ad, replicas)?
             };
             if !value.is_finite() {
                 return Err(ModelError::Diverged { epoch, loss: value });
             }
             loss_sum += value;
-            batches += 1;
-            net = optim.step(schedule.step(), net, grads);
+            ran += 1;
+            self.net = self.optim.step(self.schedule.step(), self.net, grads);
             // The reports within the epoch; its last comes after the epoch's bookkeeping.
-            if reports + 1 < per_epoch && batches == report_after(reports + 1) && valid.len() > 0 {
-                reports += 1;
-                summary.train_seconds += started.elapsed().as_secs_f64();
-                let step = ((epoch - 1) * per_epoch + reports) as u64;
-                let (score, loss) = validate(&net, epoch, step, ctx, &mut best, &mut summary)?;
+            if reports.due_within(reported, ran) && valid.len() > 0 {
+                reported += 1;
+                self.summary.train_seconds += started.elapsed().as_secs_f64();
+                let step = reports.within(epoch, reported);
+                let (score, loss) = self.validate(valid, device, epoch, step, ctx)?;
                 tracing::info!(
                     epoch,
                     step,
@@ -375,58 +302,72 @@ pub(crate) fn train<M: Net>(
                 started = Instant::now();
             }
         }
-        summary.epochs_run = epoch;
-        summary.final_train_loss = loss_sum / batches.max(1) as f64;
-        summary.train_seconds += started.elapsed().as_secs_f64();
+        self.summary.epochs_run = epoch;
+        self.summary.final_train_loss = loss_sum / ran.max(1) as f64;
+        self.summary.train_seconds += started.elapsed().as_secs_f64();
+        Ok(self)
+    }
 
-        if valid.len() == 0 {
-            if let Some(c) = &setup.checkpoints {
-                c.save(epoch, &net, &optim, &summary, best.as_ref())?;
-            }
-            if out_of_time() {
-                tracing::debug!(epoch, "time limit reached");
-                break;
-            }
-            continue;
+    /// Scores the weights on `valid`, reports the score as `step` and keeps the weights if
+    /// they are the best so far; returns the score and the loss.
+    fn validate(
+        &mut self,
+        valid: &Rows,
+        device: &Device,
+        epoch: usize,
+        step: u64,
+        ctx: &mut dyn TrialContext,
+    ) -> Result<(f64, f64)> {
+        let started = Instant::now();
+        let inference = self.net.valid();
+        let (score, loss, confusion) = evaluate(&inference, valid, device)?;
+        self.summary.valid_seconds += started.elapsed().as_secs_f64();
+        if !loss.is_finite() || !score.is_finite() {
+            return Err(ModelError::Diverged { epoch, loss });
         }
-        let step = (epoch * per_epoch) as u64;
-        let (score, loss) = validate(&net, epoch, step, ctx, &mut best, &mut summary)?;
-        tracing::info!(
-            epoch,
-            train_loss = summary.final_train_loss,
-            valid_score = score,
-            valid_loss = loss,
-            "epoch done"
-        );
-        if let Some(c) = &setup.checkpoints {
-            c.save(epoch, &net, &optim, &summary, best.as_ref())?;
+        ctx.report(step, score)?;
+        let improved = match &self.best {
+            None => true,
+            Some((_, s, l, _)) => score > *s || (score == *s && loss < *l),
+        };
+        if improved {
+            self.best = Some((inference, score, loss, epoch));
+            self.summary.best_valid_confusion = confusion;
         }
-        if ctx.should_prune() {
-            return Err(Error::Pruned { step }.into());
-        }
-        if let Some((_, _, _, best_epoch)) = &best
-            && epoch - best_epoch >= setup.patience
-        {
-            tracing::debug!(epoch, best_epoch, "early stopping");
-            break;
-        }
-        if out_of_time() {
-            tracing::debug!(epoch, "time limit reached");
-            break;
+        Ok((score, loss))
+    }
+
+    /// Saves the run after epoch `epoch`, when it checkpoints.
+    fn checkpoint(&self, epoch: usize) -> Result<()> {
+        match &self.setup.checkpoints {
+            Some(c) => c.save(
+                epoch,
+                &self.net,
+                &self.optim,
+                &self.summary,
+                self.best.as_ref(),
+            ),
+            None => Ok(()),
         }
     }
-    Ok(match best {
-        Some((weights, score, loss, epoch)) => {
-            summary.best_epoch = epoch;
-            summary.best_valid_score = Some(score);
-            summary.best_valid_loss = Some(loss);
-            (weights, summary)
+
+    /// The best weights (the last when nothing was validated) in inference mode, and the
+    /// summary.
+    fn finish(self) -> (M, TrainingSummary) {
+        let mut summary = self.summary;
+        match self.best {
+            Some((weights, score, loss, epoch)) => {
+                summary.best_epoch = epoch;
+                summary.best_valid_score = Some(score);
+                summary.best_valid_loss = Some(loss);
+                (weights, summary)
+            }
+            None => {
+                summary.best_epoch = summary.epochs_run;
+                (self.net.valid(), summary)
+            }
         }
-        None => {
-            summary.best_epoch = summary.epochs_run;
-            (net.valid(), summary)
-        }
-    })
+    }
 }
 
 /// One step's mean loss and gradients with the batch `rows` split into equal shards, one per
@@ -543,23 +484,4 @@ fn evaluate<M: Net>(
         }
     };
     Ok((score, loss, confusion))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shifted_images_move_and_fill_with_zeros() {
-        let image = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 x 3
-        let shifted = |dy, dx| {
-            let mut out = Vec::new();
-            push_shifted(&image, 2, 3, dy, dx, &mut out);
-            out
-        };
-        assert_eq!(shifted(0, 0), image);
-        assert_eq!(shifted(0, 1), [0.0, 1.0, 2.0, 0.0, 4.0, 5.0]);
-        assert_eq!(shifted(1, -1), [0.0, 0.0, 0.0, 2.0, 3.0, 0.0]);
-        assert_eq!(shifted(2, 0), [0.0; 6]);
-    }
 }
