@@ -154,24 +154,7 @@ impl CnnConfig {
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
             return bad("dropout", format!("{} is outside [0, 1)", self.dropout));
         }
-        if !(self.learning_rate.is_finite()
-            && self.learning_rate > 0.0
-            && self.learning_rate <= 1.0)
-        {
-            return bad(
-                "learning_rate",
-                format!("{} is outside (0, 1]", self.learning_rate),
-            );
-        }
-        for (name, v) in [
-            ("batch_size", self.batch_size),
-            ("max_epochs", self.max_epochs),
-            ("patience", self.patience),
-        ] {
-            if v == 0 {
-                return bad(name, "must be at least 1".into());
-            }
-        }
+        self.setup().check()?;
         if self.max_shift * 4 >= self.height.min(self.width) {
             return bad(
                 "max_shift",
@@ -212,22 +195,19 @@ impl CnnConfig {
 
     pub(crate) fn setup(&self) -> TrainingSetup {
         TrainingSetup {
-            learning_rate: self.learning_rate,
-            batch_size: self.batch_size,
-            max_epochs: self.max_epochs,
-            patience: self.patience,
-            seed: self.seed,
             shift: (self.max_shift > 0).then_some(ImageShift {
                 height: self.height,
                 width: self.width,
                 max: self.max_shift,
             }),
-            optimizer: self.optimizer,
-            checkpoints: None,
-            time_limit: None,
-            epoch_budget: None,
-            replicas: Vec::new(),
-            reports_per_epoch: 1,
+            ..TrainingSetup::new(
+                self.learning_rate,
+                self.batch_size,
+                self.max_epochs,
+                self.patience,
+                self.seed,
+                self.optimizer,
+            )
         }
     }
 

@@ -126,24 +126,7 @@ impl MlpConfig {
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
             return bad("dropout", format!("{} is outside [0, 1)", self.dropout));
         }
-        if !(self.learning_rate.is_finite()
-            && self.learning_rate > 0.0
-            && self.learning_rate <= 1.0)
-        {
-            return bad(
-                "learning_rate",
-                format!("{} is outside (0, 1]", self.learning_rate),
-            );
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "must be at least 1".into());
-        }
-        if self.max_epochs == 0 {
-            return bad("max_epochs", "must be at least 1".into());
-        }
-        if self.patience == 0 {
-            return bad("patience", "must be at least 1".into());
-        }
+        self.setup().check()?;
         self.optimizer.check()
     }
 
@@ -190,20 +173,14 @@ impl MlpConfig {
     }
 
     pub(crate) fn setup(&self) -> TrainingSetup {
-        TrainingSetup {
-            learning_rate: self.learning_rate,
-            batch_size: self.batch_size,
-            max_epochs: self.max_epochs,
-            patience: self.patience,
-            seed: self.seed,
-            shift: None,
-            optimizer: self.optimizer,
-            checkpoints: None,
-            time_limit: None,
-            epoch_budget: None,
-            replicas: Vec::new(),
-            reports_per_epoch: 1,
-        }
+        TrainingSetup::new(
+            self.learning_rate,
+            self.batch_size,
+            self.max_epochs,
+            self.patience,
+            self.seed,
+            self.optimizer,
+        )
     }
 
     /// The (inputs, outputs) of each hidden linear layer, and of the output layer.

@@ -54,6 +54,55 @@ pub(crate) struct TrainingSetup {
     pub reports_per_epoch: usize,
 }
 
+impl TrainingSetup {
+    /// The hyper-parameters every network shares, without shifts, checkpoints or limits.
+    pub fn new(
+        learning_rate: f64,
+        batch_size: usize,
+        max_epochs: usize,
+        patience: usize,
+        seed: u64,
+        optimizer: Optimizer,
+    ) -> Self {
+        TrainingSetup {
+            learning_rate,
+            batch_size,
+            max_epochs,
+            patience,
+            seed,
+            shift: None,
+            optimizer,
+            checkpoints: None,
+            time_limit: None,
+            epoch_budget: None,
+            replicas: Vec::new(),
+            reports_per_epoch: 1,
+        }
+    }
+
+    /// Refuses a learning rate outside `(0, 1]` and a batch size, epoch count or patience
+    /// of 0: what a network's configuration checks of these (its optimizer is checked apart).
+    pub fn check(&self) -> Result<()> {
+        let lr = self.learning_rate;
+        if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
+            return Err(param::invalid(
+                "learning_rate",
+                format!("{lr} is outside (0, 1]"),
+            ));
+        }
+        for (name, v) in [
+            ("batch_size", self.batch_size),
+            ("max_epochs", self.max_epochs),
+            ("patience", self.patience),
+        ] {
+            if v == 0 {
+                return Err(param::invalid(name, "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Trains `net` and returns it in inference mode on `device`.
 pub(crate) fn train<M: Net>(
     net: M,
